@@ -1,0 +1,7 @@
+//! vx86: a full-system x86 PC emulator in pure software.
+//!
+//! Layout follows `../shared/STYLE.md`: `cpu` (interpreter, block cache, MMU),
+//! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
+//! `machine` (the run loop), `boot`, `frontend`, `conformance`.
+
+pub mod devices;
