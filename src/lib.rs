@@ -5,3 +5,5 @@
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
 pub mod devices;
+pub mod cpu;
+pub mod memory;

@@ -1,0 +1,564 @@
+//! Linear-to-physical translation: the page walkers for 32-bit, PAE and
+//! 4-level paging (SDM Vol. 3A chapter 4), the software TLB, and the
+//! memory-access fast paths every instruction uses.
+//!
+//! TLB: two direct-mapped sets (supervisor accesses, CPL3 accesses), each
+//! entry holding one tag per access kind (read / write / execute) and the
+//! host address offset. A tag is the page-aligned linear address when that
+//! access is allowed on the fast path, or an impossible value otherwise; so a
+//! hit is one compare. Writes are only fast when the guest page is RAM,
+//! writable, already dirty and holds no cached code (the has-code bit keeps
+//! self-modifying code on the slow path where it invalidates blocks).
+
+use super::state::{cr0, cr4, efer, CS, SS};
+use super::{vector, Bus, Cpu, Fault, Res};
+use crate::memory::PageKind;
+
+pub const TLB_BITS: usize = 10;
+pub const TLB_SIZE: usize = 1 << TLB_BITS;
+const NO_TAG: u64 = 1;
+
+#[derive(Clone, Copy, Debug)]
+pub struct TlbEntry {
+    pub tag_r: u64,
+    pub tag_w: u64,
+    pub tag_x: u64,
+    /// host address of the page minus the linear page address (wrapping).
+    pub addend: u64,
+    pub phys: u64,
+    pub global: bool,
+}
+
+const EMPTY: TlbEntry = TlbEntry { tag_r: NO_TAG, tag_w: NO_TAG, tag_x: NO_TAG, addend: 0, phys: 0, global: false };
+
+pub struct Tlb {
+    pub e: [[TlbEntry; TLB_SIZE]; 2],
+}
+
+impl Tlb {
+    pub fn new() -> Box<Tlb> {
+        Box::new(Tlb { e: [[EMPTY; TLB_SIZE]; 2] })
+    }
+    pub fn flush_all(&mut self) {
+        for set in self.e.iter_mut() {
+            set.fill(EMPTY);
+        }
+    }
+    /// CR3 write: flush everything but global pages (SDM Vol. 3A 4.10.4.1).
+    pub fn flush_non_global(&mut self) {
+        for set in self.e.iter_mut() {
+            for e in set.iter_mut() {
+                if !e.global {
+                    *e = EMPTY;
+                }
+            }
+        }
+    }
+    pub fn flush_page(&mut self, lin: u64) {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        for set in self.e.iter_mut() {
+            if let Some(e) = set.get_mut(idx) {
+                *e = EMPTY;
+            }
+        }
+    }
+    /// Removes fast write access to one physical page (it now holds code).
+    pub fn protect_phys(&mut self, phys_page: u64) {
+        for set in self.e.iter_mut() {
+            for e in set.iter_mut() {
+                if e.phys == phys_page {
+                    e.tag_w = NO_TAG;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+}
+
+/// Page-fault error code bits (SDM Vol. 3A 4.7).
+const PF_P: u32 = 1;
+const PF_W: u32 = 2;
+const PF_U: u32 = 4;
+const PF_RSVD: u32 = 8;
+const PF_I: u32 = 16;
+
+/// Physical address width vx86 reports in CPUID 0x80000008.
+pub const PHYS_BITS: u32 = 40;
+const PHYS_MASK: u64 = ((1u64 << PHYS_BITS) - 1) & !0xFFF;
+
+/// Result of a page walk.
+struct Walk {
+    phys: u64,
+    writable: bool,
+    user: bool,
+    nx: bool,
+    dirty: bool,
+    global: bool,
+}
+
+#[inline(always)]
+pub fn canonical(a: u64) -> bool {
+    ((a as i64) << 16 >> 16) as u64 == a
+}
+
+impl Cpu {
+    // ---- physical access helpers used by the walker and system code ----
+
+    pub fn phys_read(&mut self, bus: &mut dyn Bus, addr: u64, size: u8) -> u64 {
+        let addr = addr & self.a20_mask;
+        let mut v = 0u64;
+        if self.mem.is_ram(addr) && self.mem.is_ram(addr + size as u64 - 1) {
+            for i in 0..size as u64 {
+                v |= (self.mem.read_u8(addr + i).unwrap_or(0xFF) as u64) << (8 * i);
+            }
+            return v;
+        }
+        for i in 0..size as u64 {
+            let a = addr + i;
+            let b = match self.mem.read_u8(a) {
+                Some(b) => b,
+                None => bus.mmio_read(a, 1) as u8,
+            };
+            v |= (b as u64) << (8 * i);
+        }
+        v
+    }
+
+    pub fn phys_write(&mut self, bus: &mut dyn Bus, addr: u64, size: u8, v: u64) {
+        let addr = addr & self.a20_mask;
+        for i in 0..size as u64 {
+            let a = addr + i;
+            let b = (v >> (8 * i)) as u8;
+            if self.mem.write_u8(a, b) {
+                self.note_code_write(a, 1);
+            } else if self.mem.read_u8(a).is_none() {
+                bus.mmio_write(a, 1, b as u64);
+            }
+        }
+    }
+
+    /// Writes bytes into guest physical memory from outside the CPU (BIOS
+    /// services, loaders after start), keeping the block cache coherent.
+    pub fn write_phys_bytes(&mut self, bus: &mut dyn Bus, addr: u64, data: &[u8]) {
+        for (i, b) in data.iter().enumerate() {
+            self.phys_write(bus, addr + i as u64, 1, *b as u64);
+        }
+    }
+
+    #[inline]
+    fn note_code_write(&mut self, phys: u64, len: u64) {
+        if self.cache.page_has_code(phys) || self.cache.page_has_code(phys + len - 1) {
+            self.invalidate_code(phys, len);
+        }
+    }
+
+    fn invalidate_code(&mut self, phys: u64, len: u64) {
+        if self.cache.invalidate(phys, len) {
+            self.stats.smc_invalidations += 1;
+            // The running block may be one of those just invalidated.
+            self.stop_block = true;
+        }
+    }
+
+    // ---- the page walk ----
+
+    fn walk(&mut self, bus: &mut dyn Bus, lin: u64, acc: Access, user: bool) -> Res<Walk> {
+        let write = acc == Access::Write;
+        let nxe = self.efer & efer::NXE != 0;
+        let mut err = 0u32;
+        if write {
+            err |= PF_W;
+        }
+        if user {
+            err |= PF_U;
+        }
+        if acc == Access::Exec && nxe {
+            err |= PF_I;
+        }
+        let pf = |cpu: &mut Cpu, e: u32| {
+            cpu.cr2 = lin;
+            Fault::code(vector::PF, e)
+        };
+        let mut writable = true;
+        let mut usr = true;
+        let mut nx = false;
+        // Entries visited, so A (and D) bits can be set once the walk succeeds.
+        let mut path: [(u64, u64, u8); 4] = [(0, 0, 0); 4];
+        let mut depth = 0usize;
+        let (phys, leaf_global, leaf_dirty);
+
+        if self.cr4 & cr4::PAE == 0 {
+            // 32-bit paging (SDM 4.3).
+            let pde_addr = (self.cr3 & 0xFFFF_F000) | ((lin >> 20) & 0xFFC);
+            let pde = self.phys_read(bus, pde_addr, 4);
+            if pde & 1 == 0 {
+                return Err(pf(self, err));
+            }
+            writable &= pde & 2 != 0;
+            usr &= pde & 4 != 0;
+            path[depth] = (pde_addr, pde, 4);
+            depth += 1;
+            if pde & 0x80 != 0 && self.cr4 & cr4::PSE != 0 {
+                phys = (pde & 0xFFC0_0000) | ((pde & 0x1_E000) << 19) | (lin & 0x3F_FFFF);
+                leaf_global = pde & 0x100 != 0;
+                leaf_dirty = pde & 0x40 != 0;
+            } else {
+                let pte_addr = (pde & 0xFFFF_F000) | ((lin >> 10) & 0xFFC);
+                let pte = self.phys_read(bus, pte_addr, 4);
+                if pte & 1 == 0 {
+                    return Err(pf(self, err));
+                }
+                writable &= pte & 2 != 0;
+                usr &= pte & 4 != 0;
+                path[depth] = (pte_addr, pte, 4);
+                depth += 1;
+                phys = (pte & 0xFFFF_F000) | (lin & 0xFFF);
+                leaf_global = pte & 0x100 != 0;
+                leaf_dirty = pte & 0x40 != 0;
+            }
+        } else {
+            // PAE (SDM 4.4) or 4-level (SDM 4.5) paging.
+            let rsvd = |e: u64, nxe: bool| (e & !PHYS_MASK & 0x000F_FFFF_FFFF_F000) != 0 || (!nxe && e & (1 << 63) != 0);
+            let long = self.efer & efer::LMA != 0;
+            let mut table;
+            let levels;
+            if long {
+                table = self.cr3 & PHYS_MASK;
+                levels = 4;
+            } else {
+                let pdpte_addr = (self.cr3 & 0xFFFF_FFE0) | ((lin >> 27) & 0x18);
+                let pdpte = self.phys_read(bus, pdpte_addr, 8);
+                if pdpte & 1 == 0 {
+                    return Err(pf(self, err));
+                }
+                if rsvd(pdpte, nxe) || pdpte & 0x1E6 != 0 {
+                    return Err(pf(self, err | PF_P | PF_RSVD));
+                }
+                table = pdpte & PHYS_MASK;
+                levels = 2;
+            }
+            let mut level = levels;
+            loop {
+                let shift = 12 + 9 * (level - 1);
+                let eaddr = table | ((lin >> shift) & 0x1FF) << 3;
+                let e = self.phys_read(bus, eaddr, 8);
+                if e & 1 == 0 {
+                    return Err(pf(self, err));
+                }
+                let large = e & 0x80 != 0;
+                if rsvd(e, nxe) || (level == 4 && large) || (level == 3 && large) {
+                    // 1 GiB pages are not advertised; PS in a PML4E is reserved.
+                    return Err(pf(self, err | PF_P | PF_RSVD));
+                }
+                writable &= e & 2 != 0;
+                usr &= e & 4 != 0;
+                nx |= nxe && e & (1 << 63) != 0;
+                if let Some(p) = path.get_mut(depth) {
+                    *p = (eaddr, e, 8);
+                }
+                depth += 1;
+                if level == 1 || (level == 2 && large) {
+                    if level == 2 {
+                        if e & 0x1F_E000 != 0 {
+                            return Err(pf(self, err | PF_P | PF_RSVD));
+                        }
+                        phys = (e & PHYS_MASK & !0x1F_FFFF) | (lin & 0x1F_FFFF);
+                    } else {
+                        phys = (e & PHYS_MASK) | (lin & 0xFFF);
+                    }
+                    leaf_global = e & 0x100 != 0;
+                    leaf_dirty = e & 0x40 != 0;
+                    break;
+                }
+                table = e & PHYS_MASK;
+                level -= 1;
+            }
+        }
+
+        // Permission checks (SDM 4.6).
+        let wp = self.cr0 & cr0::WP != 0;
+        let mut ok = true;
+        if user && !usr {
+            ok = false;
+        }
+        if write && !writable && (user || wp) {
+            ok = false;
+        }
+        if acc == Access::Exec && nx {
+            ok = false;
+        }
+        if !ok {
+            return Err(pf(self, err | PF_P));
+        }
+        // Accessed bits on every level, dirty on the leaf for writes (SDM 4.8).
+        let n = depth.min(path.len());
+        for (i, &(addr, e, size)) in path[..n].iter().enumerate() {
+            let mut ne = e | 0x20;
+            if write && i + 1 == n {
+                ne |= 0x40;
+            }
+            if ne != e {
+                self.phys_write(bus, addr, size, ne);
+            }
+        }
+        Ok(Walk { phys, writable, user: usr, nx, dirty: leaf_dirty || write, global: leaf_global && self.cr4 & cr4::PGE != 0 })
+    }
+
+    /// Translates a linear address for an access, filling the TLB.
+    pub fn translate(&mut self, bus: &mut dyn Bus, lin: u64, acc: Access, user: bool) -> Res<u64> {
+        self.stats.tlb_misses += 1;
+        let (phys, w) = if self.cr0 & cr0::PG == 0 {
+            let p = lin & 0xFFFF_FFFF;
+            (p, Walk { phys: p, writable: true, user: true, nx: false, dirty: true, global: false })
+        } else {
+            let w = self.walk(bus, lin, acc, user)?;
+            (w.phys, w)
+        };
+        let phys = phys & self.a20_mask;
+        let page = phys & !0xFFF;
+        let lpage = lin & !0xFFF;
+        let kind = self.mem.page_kind(page);
+        let set = user as usize;
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let (host, ram) = match kind {
+            PageKind::Ram(p) => (p as u64, true),
+            PageKind::Rom(p) => (p as u64, false),
+            PageKind::Mmio => (0, false),
+        };
+        let wp = self.cr0 & cr0::WP != 0;
+        let can_write = w.dirty && (w.writable || (!user && !wp)) && (!user || w.user);
+        let can_read = !user || w.user;
+        let mut e = EMPTY;
+        if kind != PageKind::Mmio {
+            e.addend = host.wrapping_sub(lpage);
+            if can_read {
+                e.tag_r = lpage;
+                if !w.nx {
+                    e.tag_x = lpage;
+                }
+            }
+            if ram && can_write && !self.cache.page_has_code(page) {
+                e.tag_w = lpage;
+            }
+        }
+        e.phys = page;
+        e.global = w.global;
+        if let Some(slot) = self.tlb.e.get_mut(set).and_then(|s| s.get_mut(idx)) {
+            *slot = e;
+        }
+        Ok(phys)
+    }
+
+    // ---- linear-address access ----
+
+    /// Reads `size` (1, 2, 4, 8) bytes at a linear address.
+    #[inline(always)]
+    pub fn read_lin(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res<u64> {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_r == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
+            let p = e.addend.wrapping_add(lin) as *const u8;
+            // SAFETY: a read tag is only installed for a RAM or ROM page whose host
+            // mapping starts at `addend + page`, and the check above keeps the whole
+            // access inside that page; unaligned reads are allowed on every host.
+            unsafe {
+                return Ok(match size {
+                    1 => *p as u64,
+                    2 => (p as *const u16).read_unaligned() as u64,
+                    4 => (p as *const u32).read_unaligned() as u64,
+                    _ => (p as *const u64).read_unaligned(),
+                });
+            }
+        }
+        self.read_lin_slow(bus, lin, size, self.mmu_user == 1)
+    }
+
+    #[inline(never)]
+    pub fn read_lin_slow(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, user: bool) -> Res<u64> {
+        let lin = self.lin_wrap(lin);
+        let end = lin.wrapping_add(size as u64 - 1);
+        if lin & !0xFFF == end & !0xFFF {
+            let phys = self.translate(bus, lin, Access::Read, user)?;
+            if self.mem.is_ram(phys) || self.mem.read_u8(phys).is_some() {
+                return Ok(self.phys_read(bus, phys, size));
+            }
+            return Ok(bus.mmio_read(phys, size) & super::flags::size_mask(size));
+        }
+        // Crossing a page: translate both halves before touching anything.
+        let p1 = self.translate(bus, lin, Access::Read, user)?;
+        let p2 = self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Read, user)?;
+        let mut v = 0u64;
+        for i in 0..size as u64 {
+            let a = lin.wrapping_add(i);
+            let pa = if a & !0xFFF == lin & !0xFFF { (p1 & !0xFFF) | (a & 0xFFF) } else { (p2 & !0xFFF) | (a & 0xFFF) };
+            v |= self.phys_read(bus, pa, 1) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    /// Writes `size` bytes at a linear address.
+    #[inline(always)]
+    pub fn write_lin(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64) -> Res {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_w == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
+            let p = e.addend.wrapping_add(lin) as *mut u8;
+            // SAFETY: a write tag is only installed for a writable RAM page without
+            // cached code, mapped at `addend + page`; the access stays in the page.
+            unsafe {
+                match size {
+                    1 => *p = v as u8,
+                    2 => (p as *mut u16).write_unaligned(v as u16),
+                    4 => (p as *mut u32).write_unaligned(v as u32),
+                    _ => (p as *mut u64).write_unaligned(v),
+                }
+            }
+            return Ok(());
+        }
+        self.write_lin_slow(bus, lin, size, v, self.mmu_user == 1)
+    }
+
+    #[inline(never)]
+    pub fn write_lin_slow(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64, user: bool) -> Res {
+        let lin = self.lin_wrap(lin);
+        let end = lin.wrapping_add(size as u64 - 1);
+        if lin & !0xFFF == end & !0xFFF {
+            let phys = self.translate(bus, lin, Access::Write, user)?;
+            if self.mem.is_ram(phys) {
+                self.phys_write(bus, phys, size, v);
+            } else if self.mem.read_u8(phys).is_none() {
+                bus.mmio_write(phys, size, v);
+            }
+            return Ok(());
+        }
+        let p1 = self.translate(bus, lin, Access::Write, user)?;
+        let p2 = self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Write, user)?;
+        for i in 0..size as u64 {
+            let a = lin.wrapping_add(i);
+            let pa = if a & !0xFFF == lin & !0xFFF { (p1 & !0xFFF) | (a & 0xFFF) } else { (p2 & !0xFFF) | (a & 0xFFF) };
+            self.phys_write(bus, pa, 1, (v >> (8 * i)) & 0xFF);
+        }
+        Ok(())
+    }
+
+    /// Checks that a write to [lin, lin+size) would succeed, without writing.
+    /// Used by instructions that must fault before changing any state.
+    pub fn probe_write(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_w == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
+            return Ok(());
+        }
+        let user = self.mmu_user == 1;
+        let lin = self.lin_wrap(lin);
+        self.translate(bus, lin, Access::Write, user)?;
+        let end = lin.wrapping_add(size as u64 - 1);
+        if end & !0xFFF != lin & !0xFFF {
+            self.translate(bus, self.lin_wrap(end), Access::Write, user)?;
+        }
+        Ok(())
+    }
+
+    /// Outside IA-32e mode linear addresses are 32 bits wide.
+    #[inline(always)]
+    fn lin_wrap(&self, lin: u64) -> u64 {
+        if self.efer & efer::LMA != 0 {
+            lin
+        } else {
+            lin & 0xFFFF_FFFF
+        }
+    }
+
+    /// Supervisor-mode ("implicit") linear read, e.g. of descriptor tables.
+    pub fn read_sys(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res<u64> {
+        self.read_lin_slow(bus, lin, size, false)
+    }
+    pub fn write_sys(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64) -> Res {
+        self.write_lin_slow(bus, lin, size, v, false)
+    }
+
+    // ---- segmented access ----
+
+    /// Segmentation: checks an access of `size` bytes at `off` in segment `s` and
+    /// returns the linear address (SDM Vol. 3A 5.3, 3.4.2; in 64-bit mode only
+    /// FS/GS bases apply and addresses must be canonical, Vol. 3A 3.2.4).
+    #[inline(always)]
+    pub fn seg_lin(&self, s: usize, off: u64, size: u8, write: bool) -> Res<u64> {
+        let sg = &self.seg[s.min(5)];
+        if self.long64 {
+            let lin = if s >= 4 { sg.base.wrapping_add(off) } else { off };
+            if !canonical(lin) || !canonical(lin.wrapping_add(size as u64 - 1)) {
+                return Err(if s == SS { Fault::code(vector::SS, 0) } else { Fault::gp(0) });
+            }
+            return Ok(lin);
+        }
+        let a = sg.attr;
+        let fault = || if s == SS { Fault::code(vector::SS, 0) } else { Fault::gp(0) };
+        if self.pmode {
+            use super::state::attr::*;
+            if a & P == 0 {
+                return Err(fault());
+            }
+            let code = a & TYPE_CODE != 0;
+            if (write && (code || a & TYPE_RW == 0)) || (!write && code && a & TYPE_RW == 0) {
+                return Err(fault());
+            }
+            if !code && a & TYPE_EC != 0 {
+                // Expand-down: valid offsets are limit+1 ..= 0xFFFF or 0xFFFFFFFF.
+                let upper: u64 = if a & DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
+                if off <= sg.limit as u64 || off + size as u64 - 1 > upper {
+                    return Err(fault());
+                }
+                return Ok((sg.base.wrapping_add(off)) & 0xFFFF_FFFF);
+            }
+        }
+        if off + size as u64 - 1 > sg.limit as u64 {
+            return Err(fault());
+        }
+        Ok((sg.base.wrapping_add(off)) & 0xFFFF_FFFF)
+    }
+
+    #[inline(always)]
+    pub fn read(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8) -> Res<u64> {
+        let lin = self.seg_lin(s, off, size, false)?;
+        self.read_lin(bus, lin, size)
+    }
+
+    #[inline(always)]
+    pub fn write(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8, v: u64) -> Res {
+        let lin = self.seg_lin(s, off, size, true)?;
+        self.write_lin(bus, lin, size, v)
+    }
+
+    /// Translates the code page at a linear address for instruction fetch.
+    pub fn translate_exec(&mut self, bus: &mut dyn Bus, lin: u64) -> Res<u64> {
+        let lin = self.lin_wrap(lin);
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_x == lin & !0xFFF {
+            return Ok(e.phys | (lin & 0xFFF));
+        }
+        let user = self.mmu_user == 1;
+        self.translate(bus, lin, Access::Exec, user)
+    }
+
+    /// Linear address of CS:RIP, with the code-segment limit checked.
+    pub fn code_lin(&self, rip: u64) -> Res<u64> {
+        if self.long64 {
+            if !canonical(rip) {
+                return Err(Fault::gp(0));
+            }
+            return Ok(rip);
+        }
+        if rip > self.seg[CS].limit as u64 {
+            return Err(Fault::gp(0));
+        }
+        Ok(self.seg[CS].base.wrapping_add(rip) & 0xFFFF_FFFF)
+    }
+}

@@ -1,0 +1,464 @@
+//! The x86-64 CPU: architectural state, the block-cache run loop, and the
+//! glue between the predecoded ops (`decode`), their handlers (`exec`), the
+//! MMU (`mmu`) and exception delivery (`exception`).
+//!
+//! The CPU does not own devices. Port I/O and MMIO go through the [`Bus`]
+//! trait, implemented by the machine; the interrupt controller's output is
+//! sampled at block boundaries through [`Bus::intr_pending`].
+
+pub mod block_cache;
+pub mod cpuid;
+pub mod decode;
+pub mod exception;
+pub mod exec;
+pub mod flags;
+pub mod mmu;
+pub mod seg;
+pub mod state;
+
+use crate::memory::GuestMemory;
+use block_cache::BlockCache;
+use flags::Flags;
+use mmu::Tlb;
+pub use state::{DescTable, Segment};
+use state::*;
+
+/// Exception vectors (SDM Vol. 3A 6.15).
+pub mod vector {
+    pub const DE: u8 = 0;
+    pub const DB: u8 = 1;
+    pub const NMI: u8 = 2;
+    pub const BP: u8 = 3;
+    pub const OF: u8 = 4;
+    pub const BR: u8 = 5;
+    pub const UD: u8 = 6;
+    pub const NM: u8 = 7;
+    pub const DF: u8 = 8;
+    pub const TS: u8 = 10;
+    pub const NP: u8 = 11;
+    pub const SS: u8 = 12;
+    pub const GP: u8 = 13;
+    pub const PF: u8 = 14;
+    pub const MF: u8 = 16;
+    pub const AC: u8 = 17;
+    pub const MC: u8 = 18;
+    pub const XM: u8 = 19;
+}
+
+/// A fault or trap raised by an instruction. Faults rewind RIP to the start of
+/// the faulting instruction before delivery, so no partial state is visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error: Option<u32>,
+}
+
+impl Fault {
+    pub const fn new(vector: u8) -> Self {
+        Fault { vector, error: None }
+    }
+    pub const fn code(vector: u8, error: u32) -> Self {
+        Fault { vector, error: Some(error) }
+    }
+    pub const fn gp(error: u32) -> Self {
+        Self::code(vector::GP, error)
+    }
+    pub const fn ud() -> Self {
+        Self::new(vector::UD)
+    }
+}
+
+pub type Res<T = ()> = Result<T, Fault>;
+
+/// What the CPU needs from the machine: ports, device memory, and the INTR line.
+pub trait Bus {
+    /// Port read; `now` is the CPU's retired-instruction count (virtual time).
+    fn io_read(&mut self, port: u16, size: u8, now: u64) -> u32;
+    fn io_write(&mut self, port: u16, size: u8, value: u32, now: u64);
+    /// Read from a physical address that is not RAM or ROM.
+    fn mmio_read(&mut self, addr: u64, size: u8) -> u64;
+    fn mmio_write(&mut self, addr: u64, size: u8, value: u64);
+    /// True while the interrupt controller asserts INTR.
+    fn intr_pending(&mut self) -> bool;
+    /// The INTA cycle: the vector of the highest-priority pending interrupt.
+    fn intr_ack(&mut self) -> u8;
+}
+
+/// A bus with nothing on it: ports float high, no interrupts (tests, conformance).
+pub struct NullBus;
+
+impl Bus for NullBus {
+    fn io_read(&mut self, _: u16, size: u8, _: u64) -> u32 {
+        flags::size_mask(size) as u32
+    }
+    fn io_write(&mut self, _: u16, _: u8, _: u32, _: u64) {}
+    fn mmio_read(&mut self, _: u64, size: u8) -> u64 {
+        flags::size_mask(size)
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+    fn intr_pending(&mut self) -> bool {
+        false
+    }
+    fn intr_ack(&mut self) -> u8 {
+        0
+    }
+}
+
+/// Why `Cpu::run` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The instruction budget ran out.
+    Budget,
+    /// HLT with interrupts disabled and no NMI possible, or HLT waiting for an interrupt.
+    Halted,
+    /// Triple fault: the machine must reset (or exit with `-no-reboot`).
+    TripleFault,
+    /// Something outside asked the CPU to stop (an I/O write requesting exit, reset).
+    Stop,
+}
+
+/// Model-specific registers an OS touches (SDM Vol. 4).
+#[derive(Clone, Debug, Default)]
+pub struct Msrs {
+    pub star: u64,
+    pub lstar: u64,
+    pub cstar: u64,
+    pub fmask: u64,
+    pub kernel_gs_base: u64,
+    pub sysenter_cs: u64,
+    pub sysenter_esp: u64,
+    pub sysenter_eip: u64,
+    pub tsc_aux: u64,
+    pub pat: u64,
+    pub mtrr_def_type: u64,
+    pub mtrr: Vec<(u32, u64)>,
+    pub misc_enable: u64,
+    pub tsc_offset: u64,
+}
+
+/// Counters printed by `--stats`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub blocks_run: u64,
+    pub blocks_decoded: u64,
+    pub tlb_misses: u64,
+    pub smc_invalidations: u64,
+}
+
+pub struct Cpu {
+    pub gpr: [u64; 16],
+    pub rip: u64,
+    pub flags: Flags,
+    pub seg: [Segment; 6],
+    pub gdtr: DescTable,
+    pub idtr: DescTable,
+    pub ldtr: Segment,
+    pub tr: Segment,
+    pub cr0: u64,
+    pub cr2: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    pub cr8: u64,
+    pub efer: u64,
+    pub dr: [u64; 8],
+    pub msr: Msrs,
+    pub cpl: u8,
+    pub fpu: exec::fpu::FpuState,
+
+    // Derived mode bits, recomputed by `update_mode`.
+    /// Protected mode and not virtual-8086.
+    pub pmode: bool,
+    /// 64-bit mode (IA-32e active and CS.L).
+    pub long64: bool,
+    /// Code size in bits: 16, 32 or 64.
+    pub code_bits: u8,
+    /// Mask applied to the instruction pointer after each instruction.
+    pub ip_mask: u64,
+    /// Mask for the stack pointer (SS.B / 64-bit mode).
+    pub sp_mask: u64,
+    /// Which TLB set: 1 for CPL3 accesses, 0 for supervisor.
+    pub mmu_user: usize,
+
+    pub halted: bool,
+    /// Interrupt shadow after STI, MOV SS, POP SS (SDM Vol. 3A 6.8.3).
+    pub shadow: bool,
+    pub nmi_pending: bool,
+    pub nmi_blocked: bool,
+    /// Stop executing the current block after this instruction (SMC, mode change).
+    pub stop_block: bool,
+    /// Set by the machine to make `run` return at the next block boundary.
+    pub stop_request: bool,
+    /// A triple fault happened inside an instruction handler (INT n delivery).
+    pub triple_fault: bool,
+    pub a20_mask: u64,
+    /// Retired instructions since reset: the virtual clock.
+    pub icount: u64,
+    /// Nesting of exception delivery, for double and triple faults.
+    pub(crate) delivering: u8,
+
+    pub mem: GuestMemory,
+    pub tlb: Box<Tlb>,
+    pub cache: BlockCache,
+    pub stats: Stats,
+    /// Run one instruction per block and cache nothing (`--no-block-cache`).
+    pub no_block_cache: bool,
+    /// Unimplemented instructions already logged (log each once).
+    pub(crate) logged_ud: std::collections::HashSet<u64>,
+}
+
+impl Cpu {
+    pub fn new(mem: GuestMemory) -> Self {
+        let ram_pages = (mem.ram_size() >> 12) as usize;
+        let mut cpu = Cpu {
+            gpr: [0; 16],
+            rip: 0,
+            flags: Flags::default(),
+            seg: [Segment::default(); 6],
+            gdtr: DescTable::default(),
+            idtr: DescTable::default(),
+            ldtr: Segment::default(),
+            tr: Segment::default(),
+            cr0: 0,
+            cr2: 0,
+            cr3: 0,
+            cr4: 0,
+            cr8: 0,
+            efer: 0,
+            dr: [0; 8],
+            msr: Msrs::default(),
+            cpl: 0,
+            fpu: exec::fpu::FpuState::default(),
+            pmode: false,
+            long64: false,
+            code_bits: 16,
+            ip_mask: 0xFFFF,
+            sp_mask: 0xFFFF,
+            mmu_user: 0,
+            halted: false,
+            shadow: false,
+            nmi_pending: false,
+            nmi_blocked: false,
+            stop_block: false,
+            stop_request: false,
+            triple_fault: false,
+            a20_mask: !0,
+            icount: 0,
+            delivering: 0,
+            mem,
+            tlb: Tlb::new(),
+            cache: BlockCache::new(ram_pages),
+            stats: Stats::default(),
+            no_block_cache: false,
+            logged_ud: Default::default(),
+        };
+        cpu.reset();
+        cpu
+    }
+
+    /// Power-on / RESET state (SDM Vol. 3A 9.1.1, Table 9-1).
+    pub fn reset(&mut self) {
+        self.gpr = [0; 16];
+        self.gpr[2] = 0x0000_0663; // EDX: family/model/stepping
+        self.rip = 0xFFF0;
+        self.flags = Flags::default();
+        let data = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED };
+        self.seg = [data; 6];
+        self.seg[CS] = Segment {
+            selector: 0xF000,
+            base: 0xFFFF_0000,
+            limit: 0xFFFF,
+            attr: attr::P | attr::S | attr::TYPE_CODE | attr::TYPE_RW | attr::TYPE_ACCESSED,
+        };
+        self.gdtr = DescTable { base: 0, limit: 0xFFFF };
+        self.idtr = DescTable { base: 0, limit: 0xFFFF };
+        self.ldtr = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | 2 };
+        self.tr = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | 11 };
+        self.cr0 = cr0::ET | cr0::CD | cr0::NW;
+        self.cr2 = 0;
+        self.cr3 = 0;
+        self.cr4 = 0;
+        self.cr8 = 0;
+        self.efer = 0;
+        self.dr = [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400];
+        self.msr = Msrs { pat: 0x0007_0406_0007_0406, misc_enable: 1, ..Msrs::default() };
+        self.cpl = 0;
+        self.fpu = exec::fpu::FpuState::default();
+        self.halted = false;
+        self.shadow = false;
+        self.nmi_pending = false;
+        self.nmi_blocked = false;
+        self.delivering = 0;
+        self.a20_mask = !0;
+        self.update_mode();
+        self.tlb.flush_all();
+    }
+
+    /// Recomputes the derived mode bits after CR0, EFER, CS, SS or RFLAGS.VM change.
+    pub fn update_mode(&mut self) {
+        let pe = self.cr0 & cr0::PE != 0;
+        let vm = self.flags.bits & rflags::VM != 0;
+        self.pmode = pe && !vm;
+        let lma = self.efer & efer::LMA != 0;
+        self.long64 = lma && self.seg[CS].long() && pe;
+        self.code_bits = if self.long64 {
+            64
+        } else if self.pmode && self.seg[CS].big() {
+            32
+        } else {
+            16
+        };
+        self.ip_mask = match self.code_bits {
+            64 => u64::MAX,
+            32 => 0xFFFF_FFFF,
+            _ => 0xFFFF,
+        };
+        self.sp_mask = if self.long64 {
+            u64::MAX
+        } else if self.pmode && self.seg[SS].big() {
+            0xFFFF_FFFF
+        } else {
+            0xFFFF
+        };
+        if vm {
+            self.cpl = 3;
+        } else if !pe {
+            self.cpl = 0;
+        }
+        self.mmu_user = (self.cpl == 3) as usize;
+    }
+
+    /// The mode bits that change how bytes decode and how handlers behave; part
+    /// of the block-cache key.
+    #[inline]
+    pub fn mode_key(&self) -> u32 {
+        (self.code_bits as u32)
+            | ((self.sp_mask == 0xFFFF) as u32) << 7
+            | (self.cpl as u32) << 8
+            | (self.pmode as u32) << 10
+            | ((self.flags.bits & rflags::VM != 0) as u32) << 11
+            | ((self.efer & efer::LMA != 0) as u32) << 12
+    }
+
+    // ---- registers ----
+
+    /// Reads a register operand: 0..15 are the GPRs, 16..19 are AH, CH, DH, BH.
+    #[inline(always)]
+    pub fn reg(&self, r: u8, size: u8) -> u64 {
+        if r >= 16 {
+            return (self.gpr[(r & 3) as usize] >> 8) & 0xFF;
+        }
+        self.gpr[(r & 15) as usize] & flags::size_mask(size)
+    }
+
+    /// Writes a register operand with the SDM's merge rules: 32-bit writes
+    /// zero-extend, 8/16-bit writes keep the upper bits (Vol. 1 3.4.1.1).
+    #[inline(always)]
+    pub fn set_reg(&mut self, r: u8, size: u8, v: u64) {
+        if r >= 16 {
+            let g = &mut self.gpr[(r & 3) as usize];
+            *g = (*g & !0xFF00) | ((v & 0xFF) << 8);
+            return;
+        }
+        let g = &mut self.gpr[(r & 15) as usize];
+        *g = match size {
+            1 => (*g & !0xFF) | (v & 0xFF),
+            2 => (*g & !0xFFFF) | (v & 0xFFFF),
+            4 => v & 0xFFFF_FFFF,
+            _ => v,
+        };
+    }
+
+    pub fn rflags(&self) -> u64 {
+        self.flags.get()
+    }
+
+    pub fn iopl(&self) -> u8 {
+        ((self.flags.bits >> 12) & 3) as u8
+    }
+
+    /// Loads a segment register in real mode or V86 mode (no descriptor).
+    pub fn load_seg_real(&mut self, s: usize, sel: u16) {
+        let keep = self.seg[s];
+        self.seg[s] = Segment::real(sel, &keep);
+        if self.flags.bits & rflags::VM != 0 {
+            self.seg[s].limit = 0xFFFF;
+            self.seg[s].attr = attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED | (3 << attr::DPL_SHIFT);
+            if s == CS {
+                self.seg[s].attr |= attr::TYPE_CODE;
+            }
+        }
+        if s == CS || s == SS {
+            self.update_mode();
+        }
+    }
+
+    // ---- the run loop ----
+
+    /// Runs blocks until `icount` reaches `until`, the CPU halts, or something
+    /// stops it. Interrupts are sampled only between blocks.
+    pub fn run(&mut self, bus: &mut dyn Bus, until: u64) -> Exit {
+        self.stop_request = false;
+        while self.icount < until {
+            if self.stop_request {
+                if self.triple_fault {
+                    self.triple_fault = false;
+                    return Exit::TripleFault;
+                }
+                return Exit::Stop;
+            }
+            if !self.shadow {
+                if self.nmi_pending && !self.nmi_blocked {
+                    self.nmi_pending = false;
+                    self.nmi_blocked = true;
+                    self.halted = false;
+                    if let Err(e) = self.deliver_event(bus, vector::NMI, exception::Source::External) {
+                        return e;
+                    }
+                } else if self.flags.bits & rflags::IF != 0 && bus.intr_pending() {
+                    let v = bus.intr_ack();
+                    self.halted = false;
+                    if let Err(e) = self.deliver_event(bus, v, exception::Source::External) {
+                        return e;
+                    }
+                }
+            }
+            if self.halted {
+                return Exit::Halted;
+            }
+            if let Err(e) = self.step_block(bus) {
+                return e;
+            }
+        }
+        Exit::Budget
+    }
+
+    /// Finds (or decodes) the block at CS:RIP and runs it.
+    fn step_block(&mut self, bus: &mut dyn Bus) -> Result<(), Exit> {
+        self.shadow = false;
+        self.stop_block = false;
+        let ops = match self.fetch_block(bus) {
+            Ok(ops) => ops,
+            Err(f) => return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error)),
+        };
+        self.stats.blocks_run += 1;
+        let single = self.flags.bits & rflags::TF != 0;
+        for op in ops.iter() {
+            let start = self.rip;
+            self.rip = start.wrapping_add(op.len as u64) & self.ip_mask;
+            if let Err(f) = (op.exec)(self, bus, op) {
+                self.rip = start;
+                return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error));
+            }
+            self.icount += 1;
+            if single {
+                // TF: single-step trap after the instruction (SDM Vol. 3A 17.3.1.4).
+                self.dr[6] |= 1 << 14;
+                return self.deliver_event(bus, vector::DB, exception::Source::Trap);
+            }
+            if self.stop_block {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
