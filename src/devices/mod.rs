@@ -20,3 +20,4 @@ pub trait PortDevice {
     fn io_write(&mut self, port: u16, size: u8, value: u32, now: Nanos);
 }
 pub mod pic;
+pub mod pit;
