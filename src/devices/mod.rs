@@ -21,3 +21,4 @@ pub trait PortDevice {
 }
 pub mod pic;
 pub mod pit;
+pub mod rtc;
