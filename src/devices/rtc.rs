@@ -392,7 +392,7 @@ impl Rtc {
         if self.binary_mode() {
             value
         } else {
-            (value / 10) << 4 | value % 10
+            ((value / 10) << 4) | (value % 10)
         }
     }
 
