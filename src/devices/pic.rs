@@ -876,6 +876,33 @@ mod tests {
     }
 
     #[test]
+    fn special_fully_nested_mode_lets_higher_slave_irq_nest() {
+        // Without SFNM the in-service IR2 blocks a second slave request.
+        let mut pic = init();
+        pulse(&mut pic, 10);
+        assert_eq!(pic.acknowledge(), 0x72);
+        pulse(&mut pic, 9);
+        assert!(!pic.intr());
+        // With SFNM on the master (ICW4 = 0x11) the higher-priority IRQ9 nests.
+        let mut pic = Pic::new();
+        out(&mut pic, PORT_MASTER_CMD, 0x11);
+        out(&mut pic, PORT_MASTER_DATA, 0x08);
+        out(&mut pic, PORT_MASTER_DATA, 0x04);
+        out(&mut pic, PORT_MASTER_DATA, 0x11);
+        out(&mut pic, PORT_SLAVE_CMD, 0x11);
+        out(&mut pic, PORT_SLAVE_DATA, 0x70);
+        out(&mut pic, PORT_SLAVE_DATA, 0x02);
+        out(&mut pic, PORT_SLAVE_DATA, 0x01);
+        pulse(&mut pic, 10);
+        assert_eq!(pic.acknowledge(), 0x72);
+        pulse(&mut pic, 11);
+        assert!(!pic.intr(), "lower-priority slave IRQ still waits");
+        pulse(&mut pic, 9);
+        assert!(pic.intr());
+        assert_eq!(pic.acknowledge(), 0x71);
+    }
+
+    #[test]
     fn wide_and_unknown_accesses_never_panic() {
         let mut pic = init();
         for port in [0x20u16, 0x21, 0xA0, 0xA1, 0x4D0, 0x4D1, 0x22, 0xFFFF] {
