@@ -19,3 +19,6 @@ pub trait PortDevice {
     fn io_read(&mut self, port: u16, size: u8, now: Nanos) -> u32;
     fn io_write(&mut self, port: u16, size: u8, value: u32, now: Nanos);
 }
+pub mod pic;
+pub mod pit;
+pub mod rtc;
