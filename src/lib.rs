@@ -7,3 +7,6 @@
 pub mod devices;
 pub mod cpu;
 pub mod memory;
+pub mod config;
+pub mod io;
+pub mod time;

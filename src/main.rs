@@ -1,3 +1,112 @@
+//! vx86 command-line entry: clap -> Config -> Machine -> frontend.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::io::Write;
+use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
+use vx86::machine::{Machine, MachineConfig};
+
 fn main() {
-    println!("vx86");
+    let args = config::normalize_args(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("vx86: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn open_sink(c: &CharDev) -> Result<Option<Box<dyn Write + Send>>> {
+    Ok(match c {
+        CharDev::Stdio => Some(Box::new(std::io::stdout())),
+        CharDev::None => None,
+        CharDev::File(p) => Some(Box::new(std::fs::File::create(p).with_context(|| format!("{p}: cannot create"))?)),
+    })
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if let Some(Command::Conform { which }) = &cli.command {
+        return conform(which);
+    }
+    let mut cfg = MachineConfig::default();
+    if let Some(m) = &cli.mem {
+        cfg.ram = config::parse_mem(m)?;
+    }
+    if let Some(m) = &cli.machine {
+        config::check_machine(m)?;
+    }
+    if let Some(c) = &cli.cpu {
+        config::check_cpu(c)?;
+    }
+    if let Some(m) = &cli.monitor {
+        if m != "none" {
+            return Err(config::ConfigError::BadMonitor(m.clone()).into());
+        }
+    }
+    for d in &cli.device {
+        if d.starts_with("isa-debug-exit") {
+            cfg.debug_exit = Some(vx86::devices::debug_port::DebugExit::parse(d).map_err(|e| config::ConfigError::BadDeviceArg(d.clone(), e.to_string()))?);
+        } else {
+            return Err(config::ConfigError::BadDevice(d.clone()).into());
+        }
+    }
+    cfg.no_reboot = cli.no_reboot;
+    cfg.max_insns = cli.max_insns;
+    cfg.no_block_cache = cli.no_block_cache;
+    let serial = match &cli.serial {
+        Some(s) => config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?,
+        None => CharDev::Stdio,
+    };
+    let debugcon = match &cli.debugcon {
+        Some(s) => config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadDebugcon(s.clone()))?,
+        None => CharDev::None,
+    };
+    if cli.kernel.is_some() {
+        bail!("-kernel: direct kernel boot is not implemented yet");
+    }
+    let mut m = Machine::new(cfg)?;
+    m.sinks.serial = open_sink(&serial)?;
+    m.sinks.debugcon = open_sink(&debugcon)?;
+    match &cli.bios {
+        Some(path) => {
+            let img = std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
+            m.cpu.mem.load_bios(path, &img)?;
+        }
+        None => bail!("no -bios given and the built-in firmware is not available yet"),
+    }
+    let start = std::time::Instant::now();
+    let exit = m.run();
+    let secs = start.elapsed().as_secs_f64();
+    if cli.stats {
+        let retired = m.cpu.icount - m.idle_insns;
+        let s = &m.cpu.stats;
+        eprintln!(
+            "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
+            retired,
+            secs,
+            retired as f64 / secs / 1e6,
+            s.blocks_run,
+            s.blocks_decoded,
+            s.tlb_misses,
+            s.smc_invalidations
+        );
+    }
+    if !matches!(exit, vx86::machine::RunExit::DebugExit(_) | vx86::machine::RunExit::InstructionLimit | vx86::machine::RunExit::Quit) {
+        eprintln!("vx86: {}", exit.describe());
+    }
+    Ok(exit.status())
+}
+
+fn conform(which: &ConformCmd) -> Result<i32> {
+    match which {
+        ConformCmd::Host { .. } | ConformCmd::Singlestep { .. } => bail!("conformance harness not wired yet"),
+    }
 }

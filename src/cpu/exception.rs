@@ -29,8 +29,11 @@ fn contributory(v: u8) -> bool {
 impl Cpu {
     /// Delivers an event, escalating to #DF and triple fault as the SDM says.
     pub fn deliver_event(&mut self, bus: &mut dyn Bus, vec: u8, src: Source) -> Result<(), Exit> {
-        if vec == vector::PF {
-            // CR2 was set where the fault was detected.
+        if self.capture_faults {
+            let error = if let Source::Fault(e) = src { e } else { None };
+            self.captured = Some(Fault { vector: vec, error });
+            self.stop_request = true;
+            return Ok(());
         }
         self.halted = false;
         let mut vec = vec;

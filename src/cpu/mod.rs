@@ -15,6 +15,7 @@ pub mod flags;
 pub mod mmu;
 pub mod seg;
 pub mod state;
+pub mod testbed;
 
 use crate::memory::GuestMemory;
 use block_cache::BlockCache;
@@ -190,6 +191,9 @@ pub struct Cpu {
     pub stop_request: bool,
     /// A triple fault happened inside an instruction handler (INT n delivery).
     pub triple_fault: bool,
+    /// Record exceptions in `captured` instead of delivering them (snippet runs).
+    pub capture_faults: bool,
+    pub captured: Option<Fault>,
     pub a20_mask: u64,
     /// Retired instructions since reset: the virtual clock.
     pub icount: u64,
@@ -241,6 +245,8 @@ impl Cpu {
             stop_block: false,
             stop_request: false,
             triple_fault: false,
+            capture_faults: false,
+            captured: None,
             a20_mask: !0,
             icount: 0,
             delivering: 0,

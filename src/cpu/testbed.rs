@@ -1,0 +1,233 @@
+//! A CPU placed directly in a known mode, for running code snippets: the
+//! conformance harnesses and unit tests use it. No firmware is involved; the
+//! descriptor caches, control registers and page tables are set up the way a
+//! small OS would leave them.
+
+use super::state::*;
+use super::{Cpu, Fault, NullBus};
+use crate::memory::GuestMemory;
+
+/// Result of a snippet run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnippetOutcome {
+    pub fault: Option<Fault>,
+    pub cr2: u64,
+    /// False if the instruction budget ran out before reaching the end.
+    pub finished: bool,
+}
+
+fn flat_seg(sel: u16, code: bool, dpl: u8, long: bool) -> Segment {
+    let mut a = attr::P | attr::S | attr::G | attr::TYPE_ACCESSED | attr::TYPE_RW | ((dpl as u16) << attr::DPL_SHIFT);
+    if code {
+        a |= attr::TYPE_CODE | if long { attr::L } else { attr::DB };
+    } else {
+        a |= attr::DB;
+    }
+    Segment { selector: sel | dpl as u16, base: 0, limit: 0xFFFF_FFFF, attr: a }
+}
+
+impl Cpu {
+    /// A fresh CPU with `ram` bytes, nothing loaded.
+    pub fn new_bare(ram: u64) -> Cpu {
+        // The sizes used by callers are always valid; fall back to 16 MiB.
+        let mem = GuestMemory::new(ram).or_else(|_| GuestMemory::new(16 << 20));
+        match mem {
+            Ok(m) => Cpu::new(m),
+            Err(e) => panic!("cannot allocate test memory: {e}"),
+        }
+    }
+
+    /// Real mode with the given CS:IP (segments base = selector << 4).
+    pub fn setup_real(&mut self, cs: u16, ip: u16) {
+        self.reset();
+        self.load_seg_real(CS, cs);
+        self.seg[CS].base = (cs as u64) << 4;
+        self.rip = ip as u64;
+    }
+
+    /// IA-32e 64-bit mode at `cpl`, with identity... page tables mapping each
+    /// (linear page, physical page, user, writable) in `maps`. Page tables live
+    /// at physical `pt_base` (needs 64 KiB).
+    pub fn setup_long(&mut self, cpl: u8, pt_base: u64, maps: &[(u64, u64, bool, bool)]) {
+        self.reset();
+        let mut next = pt_base + 0x1000;
+        let pml4 = pt_base;
+        let ram = self.mem.ram_mut();
+        let mut rd = |ram: &mut [u8], a: u64| u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap_or([0; 8]));
+        for b in ram[pt_base as usize..pt_base as usize + 0x10000].iter_mut() {
+            *b = 0;
+        }
+        for &(lin, phys, user, write) in maps {
+            let mut table = pml4;
+            for level in (1..4).rev() {
+                let idx = (lin >> (12 + 9 * level)) & 0x1FF;
+                let ea = table + idx * 8;
+                let mut e = rd(ram, ea);
+                if e & 1 == 0 {
+                    e = next | 0x7;
+                    next += 0x1000;
+                    ram[ea as usize..ea as usize + 8].copy_from_slice(&e.to_le_bytes());
+                }
+                table = e & !0xFFF;
+            }
+            let idx = (lin >> 12) & 0x1FF;
+            let pte = (phys & !0xFFF) | 1 | if write { 2 } else { 0 } | if user { 4 } else { 0 };
+            let ea = table + idx * 8;
+            ram[ea as usize..ea as usize + 8].copy_from_slice(&pte.to_le_bytes());
+        }
+        self.cr3 = pml4;
+        self.cr4 = cr4::PAE | cr4::PGE | cr4::OSFXSR | cr4::OSXMMEXCPT;
+        self.efer = efer::LME | efer::LMA | efer::SCE | efer::NXE;
+        self.cr0 = cr0::PE | cr0::PG | cr0::ET | cr0::NE | cr0::WP | cr0::MP;
+        self.cpl = cpl;
+        self.seg[CS] = flat_seg(if cpl == 3 { 0x30 } else { 0x08 }, true, cpl, true);
+        let ds = flat_seg(if cpl == 3 { 0x28 } else { 0x10 }, false, cpl, false);
+        for s in [SS, DS, ES, FS, GS] {
+            self.seg[s] = ds;
+        }
+        self.update_mode();
+        self.tlb.flush_all();
+    }
+
+    /// Runs from the current RIP until RIP == `end` (checked between
+    /// instructions), an exception is raised (captured, not delivered), or
+    /// `budget` instructions retire.
+    pub fn run_snippet(&mut self, end: u64, budget: u64) -> SnippetOutcome {
+        let mut bus = NullBus;
+        self.capture_faults = true;
+        self.captured = None;
+        let saved = self.no_block_cache;
+        self.no_block_cache = true;
+        let mut finished = false;
+        for _ in 0..budget {
+            if self.rip == end {
+                finished = true;
+                break;
+            }
+            let target = self.icount + 1;
+            self.run(&mut bus, target);
+            if self.captured.is_some() {
+                break;
+            }
+        }
+        if self.rip == end && self.captured.is_none() {
+            finished = true;
+        }
+        self.no_block_cache = saved;
+        self.capture_faults = false;
+        SnippetOutcome { fault: self.captured.take(), cr2: self.cr2, finished }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::code_asm::*;
+
+    fn asm64(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>, ip: u64) -> Vec<u8> {
+        let mut a = CodeAssembler::new(64).expect("64-bit assembler");
+        f(&mut a).expect("assemble");
+        a.assemble(ip).expect("encode")
+    }
+
+    fn long_cpu(code: &[u8]) -> Cpu {
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(3, 0x8000, &[(0x40_0000, 0x40_0000, true, false), (0x60_0000, 0x60_0000, true, true)]);
+        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(code);
+        cpu.rip = 0x40_0000;
+        cpu.gpr[4] = 0x60_0800;
+        cpu
+    }
+
+    #[test]
+    fn long_mode_alu_and_memory() {
+        let code = asm64(
+            |a| {
+                a.mov(rax, 0x1234_5678_9abc_def0u64)?;
+                a.mov(rbx, 0x60_0100u64)?;
+                a.mov(qword_ptr(rbx + 8), rax)?;
+                a.add(qword_ptr(rbx + 8), 0x10)?;
+                a.mov(rcx, qword_ptr(rbx + 8))?;
+                a.push(rcx)?;
+                a.pop(rdx)?;
+                a.xor(eax, eax)?;
+                a.sub(eax, 1)?;
+                a.setc(r8b)?;
+                a.imul_3(r9, rdx, 3)?;
+                Ok(())
+            },
+            0x40_0000,
+        );
+        let mut cpu = long_cpu(&code);
+        let end = 0x40_0000 + code.len() as u64;
+        let out = cpu.run_snippet(end, 100);
+        assert_eq!(out.fault, None);
+        assert!(out.finished);
+        assert_eq!(cpu.gpr[1], 0x1234_5678_9abc_df00);
+        assert_eq!(cpu.gpr[2], 0x1234_5678_9abc_df00);
+        assert_eq!(cpu.gpr[0], 0xFFFF_FFFF);
+        assert_eq!(cpu.gpr[8] & 0xFF, 1);
+        assert_eq!(cpu.gpr[9], 0x1234_5678_9abc_df00u64.wrapping_mul(3));
+        assert_eq!(cpu.gpr[4], 0x60_0800);
+    }
+
+    #[test]
+    fn write_to_readonly_code_page_faults_with_pf() {
+        let code = asm64(
+            |a| {
+                a.mov(rbx, 0x40_0000u64)?;
+                a.mov(byte_ptr(rbx), 1)?;
+                Ok(())
+            },
+            0x40_0000,
+        );
+        let mut cpu = long_cpu(&code);
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault, Some(Fault::code(super::super::vector::PF, 0b111)));
+        assert_eq!(out.cr2, 0x40_0000);
+    }
+
+    #[test]
+    fn divide_by_zero_is_de() {
+        let code = asm64(
+            |a| {
+                a.xor(ecx, ecx)?;
+                a.div(rcx)?;
+                Ok(())
+            },
+            0x40_0000,
+        );
+        let mut cpu = long_cpu(&code);
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault.map(|f| f.vector), Some(0));
+        assert_eq!(cpu.rip, 0x40_0002);
+    }
+
+    #[test]
+    fn real_mode_string_and_loop() {
+        let mut a = CodeAssembler::new(16).expect("16-bit assembler");
+        a.mov(ax, 0x1000u32).ok();
+        a.mov(es, ax).ok();
+        a.xor(di, di).ok();
+        a.mov(cx, 5u32).ok();
+        a.mov(al, 0x41u32).ok();
+        a.rep().stosb().ok();
+        a.mov(si, 0u32).ok();
+        a.mov(bx, 0u32).ok();
+        a.mov(cx, 3u32).ok();
+        let mut lbl = a.create_label();
+        a.set_label(&mut lbl).ok();
+        a.add(bx, 2u32).ok();
+        a.loop_(lbl).ok();
+        let code = a.assemble(0x100).expect("encode");
+        let mut cpu = Cpu::new_bare(2 << 20);
+        cpu.setup_real(0x0700, 0x100);
+        cpu.mem.ram_mut()[0x7100..0x7100 + code.len()].copy_from_slice(&code);
+        cpu.gpr[1] = 0;
+        let out = cpu.run_snippet(0x100 + code.len() as u64, 1000);
+        assert_eq!(out.fault, None);
+        assert_eq!(&cpu.mem.ram()[0x10000..0x10006], b"AAAAA\0");
+        assert_eq!(cpu.gpr[3] & 0xFFFF, 6);
+        assert_eq!(cpu.gpr[1] & 0xFFFF, 0);
+    }
+}

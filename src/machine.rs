@@ -1,0 +1,445 @@
+//! The machine: CPU + memory + the ISA devices of QEMU's `-M isapc`, and the
+//! run loop. Data flows one way (STYLE.md): the loop asks the devices for
+//! their next deadline, lets the CPU run whole blocks until then, fires the
+//! expired timers (PIT -> PIC -> CPU INTR), and hands serial and debug-port
+//! bytes to the output sinks.
+
+use crate::cpu::{Bus, Cpu, Exit};
+use crate::devices::debug_port::{DebugCon, DebugExit, PostCode};
+use crate::devices::i8042::I8042;
+use crate::devices::pic::Pic;
+use crate::devices::pit::Pit;
+use crate::devices::rtc::Rtc;
+use crate::devices::sysctl::SysCtl;
+use crate::devices::uart::Uart;
+use crate::devices::{Nanos, PortDevice};
+use crate::io::{Dev, PortMap};
+use crate::memory::GuestMemory;
+use crate::time::{earliest, VirtualClock};
+use std::io::Write;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunExit {
+    /// The guest wrote to isa-debug-exit: exit status (V << 1) | 1.
+    DebugExit(i32),
+    /// `--max-insns` reached.
+    InstructionLimit,
+    /// Triple fault with `-no-reboot`.
+    TripleFault,
+    /// HLT with interrupts disabled: nothing can ever wake the CPU.
+    HaltedForever,
+    /// The user asked to quit (Ctrl-a x, window closed, signal).
+    Quit,
+}
+
+impl RunExit {
+    /// The process exit status, as QEMU would give it.
+    pub fn status(&self) -> i32 {
+        match self {
+            RunExit::DebugExit(s) => *s,
+            RunExit::InstructionLimit | RunExit::Quit => 0,
+            RunExit::TripleFault | RunExit::HaltedForever => 1,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            RunExit::DebugExit(s) => format!("guest requested exit through isa-debug-exit (status {s})"),
+            RunExit::InstructionLimit => "instruction limit reached".into(),
+            RunExit::TripleFault => "guest triple-faulted (shutdown; -no-reboot given)".into(),
+            RunExit::HaltedForever => "guest halted with interrupts disabled".into(),
+            RunExit::Quit => "quit".into(),
+        }
+    }
+}
+
+/// Where guest output goes.
+#[derive(Default)]
+pub struct Sinks {
+    pub serial: Option<Box<dyn Write + Send>>,
+    pub debugcon: Option<Box<dyn Write + Send>>,
+}
+
+/// All devices on the ISA bus, and the `Bus` the CPU sees.
+pub struct Platform {
+    pub ports: PortMap,
+    pub clock: VirtualClock,
+    pub pic: Pic,
+    pub pit: Pit,
+    pub rtc: Rtc,
+    pub uart: [Uart; 4],
+    pub kbc: I8042,
+    pub sysctl: SysCtl,
+    pub debugcon: DebugCon,
+    pub debug_exit: Option<DebugExit>,
+    pub post: PostCode,
+    /// Something happened that the run loop must act on (exit, reset, A20).
+    pub attention: bool,
+    pub a20: bool,
+    pub reset_request: bool,
+    pub exit_request: Option<i32>,
+}
+
+impl Platform {
+    fn new(ram: u64, rtc_base: i64, debug_exit: Option<DebugExit>) -> Self {
+        let mut ports = PortMap::default();
+        ports.add(0x20..=0x21, Dev::Pic);
+        ports.add(0xA0..=0xA1, Dev::Pic);
+        ports.add(0x4D0..=0x4D1, Dev::Pic);
+        ports.add(0x40..=0x43, Dev::Pit);
+        ports.add(0x61..=0x61, Dev::Pit);
+        ports.add(0x70..=0x71, Dev::Rtc);
+        ports.add(0x3F8..=0x3FF, Dev::Uart0);
+        ports.add(0x2F8..=0x2FF, Dev::Uart1);
+        ports.add(0x3E8..=0x3EF, Dev::Uart2);
+        ports.add(0x2E8..=0x2EF, Dev::Uart3);
+        ports.add(0x60..=0x60, Dev::Kbc);
+        ports.add(0x64..=0x64, Dev::Kbc);
+        ports.add(0x92..=0x92, Dev::SysCtl);
+        ports.add(0xE9..=0xE9, Dev::DebugCon);
+        ports.add(0x402..=0x402, Dev::DebugCon);
+        ports.add(0x80..=0x80, Dev::Post);
+        if let Some(d) = &debug_exit {
+            let end = d.iobase.saturating_add(d.iosize.saturating_sub(1) as u16);
+            ports.add(d.iobase..=end, Dev::DebugExit);
+        }
+        let mut rtc = Rtc::new(rtc_base);
+        rtc.set_memory_size(ram);
+        Platform {
+            ports,
+            clock: VirtualClock::default(),
+            pic: Pic::new(),
+            pit: Pit::new(),
+            rtc,
+            uart: [Uart::new(0x3F8), Uart::new(0x2F8), Uart::new(0x3E8), Uart::new(0x2E8)],
+            kbc: I8042::new(),
+            sysctl: SysCtl::new(),
+            debugcon: DebugCon::new(),
+            debug_exit,
+            post: PostCode::default(),
+            attention: false,
+            a20: true,
+            reset_request: false,
+            exit_request: None,
+        }
+    }
+
+    /// Propagates device interrupt outputs to the PIC inputs.
+    fn update_irqs(&mut self) {
+        self.pic.set_irq(1, self.kbc.irq1());
+        self.pic.set_irq(12, self.kbc.irq12());
+        self.pic.set_irq(4, self.uart[0].irq() || self.uart[2].irq());
+        self.pic.set_irq(3, self.uart[1].irq() || self.uart[3].irq());
+        self.pic.set_irq(8, self.rtc.irq());
+    }
+
+    /// Catches every timer up to `now` and raises the resulting IRQs.
+    pub fn advance(&mut self, now: Nanos) {
+        let edges = self.pit.advance(now);
+        if edges > 0 {
+            self.pic.set_irq(0, true);
+            self.pic.set_irq(0, false);
+        }
+        self.rtc.advance(now);
+        for u in self.uart.iter_mut() {
+            u.advance(now);
+        }
+        self.update_irqs();
+    }
+
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        earliest(&[
+            self.pit.next_deadline(),
+            self.rtc.next_deadline(),
+            self.uart[0].next_deadline(),
+            self.uart[1].next_deadline(),
+            self.uart[2].next_deadline(),
+            self.uart[3].next_deadline(),
+        ])
+    }
+
+    fn after_kbc_or_sysctl(&mut self) {
+        let a20 = self.kbc.a20() && self.sysctl.a20();
+        if a20 != self.a20 {
+            self.a20 = a20;
+            self.attention = true;
+        }
+        if self.kbc.take_reset_request() || self.sysctl.take_reset_request() {
+            self.reset_request = true;
+            self.attention = true;
+        }
+    }
+}
+
+impl Bus for Platform {
+    fn io_read(&mut self, port: u16, size: u8, icount: u64) -> u32 {
+        let now = self.clock.now(icount);
+        let v = match self.ports.get(port) {
+            Dev::None | Dev::BiosTrap | Dev::Vga | Dev::Ata0 | Dev::Ata1 => u32::MAX,
+            Dev::Pic => self.pic.io_read(port, size, now),
+            Dev::Pit => self.pit.io_read(port, size, now),
+            Dev::Rtc => {
+                let v = self.rtc.io_read(port, size, now);
+                self.pic.set_irq(8, self.rtc.irq());
+                v
+            }
+            Dev::Uart0 | Dev::Uart1 | Dev::Uart2 | Dev::Uart3 => {
+                let i = self.ports.get(port) as usize - Dev::Uart0 as usize;
+                let v = self.uart[i & 3].io_read(port, size, now);
+                self.update_irqs();
+                v
+            }
+            Dev::Kbc => {
+                let v = self.kbc.io_read(port, size, now);
+                self.update_irqs();
+                v
+            }
+            Dev::SysCtl => self.sysctl.io_read(port, size, now),
+            Dev::DebugCon => self.debugcon.io_read(port, size, now),
+            Dev::DebugExit => u32::MAX,
+            Dev::Post => self.post.io_read(port, size, now),
+        };
+        v & crate::cpu::flags::size_mask(size) as u32
+    }
+
+    fn io_write(&mut self, port: u16, size: u8, value: u32, icount: u64) {
+        let now = self.clock.now(icount);
+        match self.ports.get(port) {
+            Dev::None | Dev::BiosTrap | Dev::Vga | Dev::Ata0 | Dev::Ata1 => {}
+            Dev::Pic => self.pic.io_write(port, size, value, now),
+            Dev::Pit => {
+                self.pit.io_write(port, size, value, now);
+                // Reprogramming may move the next deadline: re-plan.
+                self.attention = true;
+            }
+            Dev::Rtc => {
+                self.rtc.io_write(port, size, value, now);
+                self.pic.set_irq(8, self.rtc.irq());
+                self.attention = true;
+            }
+            Dev::Uart0 | Dev::Uart1 | Dev::Uart2 | Dev::Uart3 => {
+                let i = self.ports.get(port) as usize - Dev::Uart0 as usize;
+                self.uart[i & 3].io_write(port, size, value, now);
+                self.update_irqs();
+                self.attention = true;
+            }
+            Dev::Kbc => {
+                self.kbc.io_write(port, size, value, now);
+                self.update_irqs();
+                self.after_kbc_or_sysctl();
+            }
+            Dev::SysCtl => {
+                self.sysctl.io_write(port, size, value, now);
+                self.after_kbc_or_sysctl();
+            }
+            Dev::DebugCon => {
+                self.debugcon.io_write(port, size, value, now);
+                self.attention = true;
+            }
+            Dev::DebugExit => {
+                if let Some(d) = self.debug_exit.as_mut() {
+                    d.io_write(port, size, value, now);
+                    if let Some(code) = d.take_exit_request() {
+                        self.exit_request = Some(code);
+                        self.attention = true;
+                    }
+                }
+            }
+            Dev::Post => self.post.io_write(port, size, value, now),
+        }
+    }
+
+    fn mmio_read(&mut self, _addr: u64, size: u8) -> u64 {
+        crate::cpu::flags::size_mask(size)
+    }
+
+    fn mmio_write(&mut self, _addr: u64, _size: u8, _value: u64) {}
+
+    fn intr_pending(&mut self) -> bool {
+        self.pic.intr()
+    }
+
+    fn intr_ack(&mut self) -> u8 {
+        self.pic.acknowledge()
+    }
+}
+
+/// Options the machine is built from (filled by `config`).
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    pub ram: u64,
+    pub rtc_base: i64,
+    pub no_reboot: bool,
+    pub max_insns: Option<u64>,
+    pub debug_exit: Option<DebugExit>,
+    pub no_block_cache: bool,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            ram: 256 << 20,
+            // 2026-01-01T00:00:00Z: a fixed RTC epoch keeps runs deterministic.
+            rtc_base: 1_767_225_600,
+            no_reboot: false,
+            max_insns: None,
+            debug_exit: None,
+            no_block_cache: false,
+        }
+    }
+}
+
+pub struct Machine {
+    pub cpu: Cpu,
+    pub plat: Platform,
+    pub cfg: MachineConfig,
+    pub sinks: Sinks,
+    /// Host bytes waiting to go into COM1.
+    pub serial_in: std::collections::VecDeque<u8>,
+    pub quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub idle_insns: u64,
+}
+
+/// Longest stretch the CPU runs without the loop looking at the outside world.
+const SLICE: u64 = 1_000_000;
+
+impl Machine {
+    pub fn new(cfg: MachineConfig) -> Result<Self, crate::memory::MemoryError> {
+        let mem = GuestMemory::new(cfg.ram)?;
+        let mut cpu = Cpu::new(mem);
+        cpu.no_block_cache = cfg.no_block_cache;
+        let plat = Platform::new(cfg.ram, cfg.rtc_base, cfg.debug_exit.clone());
+        Ok(Machine {
+            cpu,
+            plat,
+            cfg,
+            sinks: Sinks::default(),
+            serial_in: Default::default(),
+            quit: Default::default(),
+            idle_insns: 0,
+        })
+    }
+
+    fn flush_output(&mut self) {
+        let mut buf = Vec::new();
+        self.plat.uart[0].drain_output(&mut buf);
+        if !buf.is_empty() {
+            if let Some(s) = self.sinks.serial.as_mut() {
+                let _ = s.write_all(&buf);
+                let _ = s.flush();
+            }
+        }
+        buf.clear();
+        self.plat.debugcon.drain_output(&mut buf);
+        if !buf.is_empty() {
+            if let Some(s) = self.sinks.debugcon.as_mut() {
+                let _ = s.write_all(&buf);
+                let _ = s.flush();
+            }
+        }
+    }
+
+    fn feed_serial(&mut self) {
+        let now = self.plat.clock.now(self.cpu.icount);
+        while let Some(&b) = self.serial_in.front() {
+            if !self.plat.uart[0].receive(b, now) {
+                break;
+            }
+            self.serial_in.pop_front();
+        }
+        self.plat.update_irqs();
+    }
+
+    /// Platform reset (triple fault without -no-reboot, keyboard-controller
+    /// reset): the CPU restarts at the reset vector; RAM keeps its contents.
+    pub fn reset(&mut self) {
+        let icount = self.cpu.icount;
+        self.cpu.reset();
+        self.cpu.icount = icount;
+    }
+
+    /// Runs until the guest or the user ends the run.
+    pub fn run(&mut self) -> RunExit {
+        loop {
+            if self.quit.load(std::sync::atomic::Ordering::Relaxed) {
+                self.flush_output();
+                return RunExit::Quit;
+            }
+            let icount = self.cpu.icount;
+            let now = self.plat.clock.now(icount);
+            self.plat.advance(now);
+            self.feed_serial();
+            let mut until = icount + SLICE;
+            if let Some(d) = self.plat.next_deadline() {
+                until = until.min(self.plat.clock.insns_until(d).max(icount + 1));
+            }
+            if let Some(m) = self.cfg.max_insns {
+                if icount >= m {
+                    self.flush_output();
+                    return RunExit::InstructionLimit;
+                }
+                until = until.min(m);
+            }
+            let exit = self.cpu.run(&mut self.plat, until);
+            if self.plat.attention {
+                self.plat.attention = false;
+                self.cpu.a20_mask = if self.plat.a20 { !0 } else { !(1 << 20) };
+                self.cpu.tlb.flush_all();
+                self.flush_output();
+                if let Some(code) = self.plat.exit_request.take() {
+                    return RunExit::DebugExit(code);
+                }
+                if self.plat.reset_request {
+                    self.plat.reset_request = false;
+                    self.reset();
+                    continue;
+                }
+            }
+            match exit {
+                Exit::Budget | Exit::Stop => {}
+                Exit::TripleFault => {
+                    if self.cfg.no_reboot {
+                        self.flush_output();
+                        return RunExit::TripleFault;
+                    }
+                    self.reset();
+                }
+                Exit::Halted => {
+                    let if_set = self.cpu.flags.bits & crate::cpu::state::rflags::IF != 0;
+                    if !if_set && !self.cpu.nmi_pending {
+                        self.flush_output();
+                        return RunExit::HaltedForever;
+                    }
+                    // Skip idle time to the next device deadline.
+                    let now = self.plat.clock.now(self.cpu.icount);
+                    self.plat.advance(now);
+                    if !self.plat.pic.intr() {
+                        let target = self.plat.next_deadline().map(|d| self.plat.clock.insns_until(d));
+                        let target = match (target, self.cfg.max_insns) {
+                            (Some(t), Some(m)) => Some(t.min(m)),
+                            (t, None) => t,
+                            (None, Some(m)) => Some(m),
+                        };
+                        match target {
+                            Some(t) if t > self.cpu.icount => {
+                                self.idle_insns += t - self.cpu.icount;
+                                self.cpu.icount = t;
+                            }
+                            Some(_) => {}
+                            None => {
+                                if self.serial_in.is_empty() {
+                                    // Nothing scheduled: wait a little for host input.
+                                    self.flush_output();
+                                    std::thread::sleep(std::time::Duration::from_millis(1));
+                                    self.cpu.icount += 1000;
+                                    self.idle_insns += 1000;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.flush_output();
+        }
+    }
+}
