@@ -63,6 +63,8 @@ const IIR_FIFOS_ENABLED: u8 = 0b1100_0000;
 // FCR: FIFO Control Register (write only).
 const FCR_FIFO_ENABLE: u8 = 0b0000_0001;
 const FCR_RX_FIFO_RESET: u8 = 0b0000_0010;
+/// Nothing to clear: the transmit FIFO is always empty (instant transmission).
+#[allow(dead_code)]
 const FCR_TX_FIFO_RESET: u8 = 0b0000_0100;
 const FCR_DMA_MODE: u8 = 0b0000_1000;
 const FCR_RX_TRIGGER_MASK: u8 = 0b1100_0000;
@@ -544,7 +546,6 @@ impl Uart {
         }
         // FCR_TX_FIFO_RESET: the transmit FIFO is always empty (instant
         // transmission), so there is nothing to clear.
-        let _ = FCR_TX_FIFO_RESET;
         self.fcr_dma_mode = value & FCR_DMA_MODE != 0;
         self.fcr_trigger = (value & FCR_RX_TRIGGER_MASK) >> FCR_RX_TRIGGER_SHIFT;
     }
