@@ -967,11 +967,10 @@ impl I8042 {
                 self.fill_output(t, false);
             }
             // Pulse output port bits 0-3 low for bits clear in the command's low
-            // nibble: bit 0 is the processor reset line (0xFE).
-            CCMD_PULSE_FIRST..=0xFF => {
-                if command & OUTPORT_RESET == 0 {
-                    self.reset_request = true;
-                }
+            // nibble: bit 0 is the processor reset line (0xFE). Pulsing the
+            // other bits (A20, aux lines) leaves no lasting change.
+            CCMD_PULSE_FIRST..=0xFF if command & OUTPORT_RESET == 0 => {
+                self.reset_request = true;
             }
             _ => {}
         }
