@@ -10,3 +10,4 @@ pub mod memory;
 pub mod config;
 pub mod io;
 pub mod time;
+pub mod machine;

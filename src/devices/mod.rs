@@ -19,6 +19,11 @@ pub trait PortDevice {
     fn io_read(&mut self, port: u16, size: u8, now: Nanos) -> u32;
     fn io_write(&mut self, port: u16, size: u8, value: u32, now: Nanos);
 }
+
+pub mod debug_port;
+pub mod i8042;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
+pub mod sysctl;
+pub mod uart;
