@@ -10,7 +10,7 @@ use crate::devices::i8042::I8042;
 use crate::devices::pic::Pic;
 use crate::devices::pit::Pit;
 use crate::devices::rtc::Rtc;
-use crate::devices::sysctl::SysCtl;
+use crate::devices::sysctl::SystemControlPortA as SysCtl;
 use crate::devices::uart::Uart;
 use crate::devices::{Nanos, PortDevice};
 use crate::io::{Dev, PortMap};
@@ -71,6 +71,7 @@ pub struct Platform {
     pub kbc: I8042,
     pub sysctl: SysCtl,
     pub debugcon: DebugCon,
+    pub seabios_con: DebugCon,
     pub debug_exit: Option<DebugExit>,
     pub post: PostCode,
     /// Something happened that the run loop must act on (exit, reset, A20).
@@ -100,8 +101,8 @@ impl Platform {
         ports.add(0x402..=0x402, Dev::DebugCon);
         ports.add(0x80..=0x80, Dev::Post);
         if let Some(d) = &debug_exit {
-            let end = d.iobase.saturating_add(d.iosize.saturating_sub(1) as u16);
-            ports.add(d.iobase..=end, Dev::DebugExit);
+            let end = d.iobase().saturating_add((d.iosize() as u16).saturating_sub(1));
+            ports.add(d.iobase()..=end, Dev::DebugExit);
         }
         let mut rtc = Rtc::new(rtc_base);
         rtc.set_memory_size(ram);
@@ -114,9 +115,10 @@ impl Platform {
             uart: [Uart::new(0x3F8), Uart::new(0x2F8), Uart::new(0x3E8), Uart::new(0x2E8)],
             kbc: I8042::new(),
             sysctl: SysCtl::new(),
-            debugcon: DebugCon::new(),
+            debugcon: DebugCon::new(0xE9),
+            seabios_con: DebugCon::new(0x402),
             debug_exit,
-            post: PostCode::default(),
+            post: PostCode::new(),
             attention: false,
             a20: true,
             reset_request: false,
@@ -141,6 +143,7 @@ impl Platform {
             self.pic.set_irq(0, false);
         }
         self.rtc.advance(now);
+        self.kbc.advance(now);
         for u in self.uart.iter_mut() {
             u.advance(now);
         }
@@ -151,6 +154,7 @@ impl Platform {
         earliest(&[
             self.pit.next_deadline(),
             self.rtc.next_deadline(),
+            self.kbc.next_deadline(),
             self.uart[0].next_deadline(),
             self.uart[1].next_deadline(),
             self.uart[2].next_deadline(),
@@ -159,7 +163,7 @@ impl Platform {
     }
 
     fn after_kbc_or_sysctl(&mut self) {
-        let a20 = self.kbc.a20() && self.sysctl.a20();
+        let a20 = self.kbc.a20() || self.sysctl.a20();
         if a20 != self.a20 {
             self.a20 = a20;
             self.attention = true;
@@ -195,6 +199,7 @@ impl Bus for Platform {
                 v
             }
             Dev::SysCtl => self.sysctl.io_read(port, size, now),
+            Dev::DebugCon if port == 0x402 => self.seabios_con.io_read(port, size, now),
             Dev::DebugCon => self.debugcon.io_read(port, size, now),
             Dev::DebugExit => u32::MAX,
             Dev::Post => self.post.io_read(port, size, now),
@@ -233,7 +238,11 @@ impl Bus for Platform {
                 self.after_kbc_or_sysctl();
             }
             Dev::DebugCon => {
-                self.debugcon.io_write(port, size, value, now);
+                if port == 0x402 {
+                    self.seabios_con.io_write(port, size, value, now);
+                } else {
+                    self.debugcon.io_write(port, size, value, now);
+                }
                 self.attention = true;
             }
             Dev::DebugExit => {
@@ -331,6 +340,7 @@ impl Machine {
         }
         buf.clear();
         self.plat.debugcon.drain_output(&mut buf);
+        self.plat.seabios_con.drain_output(&mut buf);
         if !buf.is_empty() {
             if let Some(s) = self.sinks.debugcon.as_mut() {
                 let _ = s.write_all(&buf);
