@@ -190,6 +190,23 @@ impl Vga {
         }
     }
 
+    /// Hardware reset (power cycle): registers, palette and memory cleared.
+    pub fn reset(&mut self) {
+        *self = Vga::new();
+    }
+
+    /// The VGA has no timer and raises no interrupt: its status bits are
+    /// computed from the time of each read, so it never needs the CPU stopped.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        None
+    }
+
+    /// Duration of one displayed frame at the current CRTC vertical timing
+    /// (about 14.3 ms in mode 03h); a frontend may render at this rate.
+    pub fn frame_period(&self) -> Nanos {
+        self.frame_ns()
+    }
+
     /// Loads [`FONT_8X16`] into plane 2 at character map 0 (32 bytes per glyph,
     /// as the character generator reads it), as a VGA BIOS does at POST.
     pub fn load_default_font(&mut self) {

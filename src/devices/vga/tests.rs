@@ -677,3 +677,56 @@ fn screenshot_png_round_trip() {
     let err = screenshot_png(&bad, &path).unwrap_err();
     assert!(err.to_string().contains("4x4"));
 }
+
+/// The EGA-palette colour of a 6-bit attribute palette value (rgbRGB).
+fn ega(p: u8) -> u32 {
+    let level = |hi: u8, lo: u8| -> u32 {
+        let v = ((p >> hi) & 1) as u32 * 0x2A + ((p >> lo) & 1) as u32 * 0x15;
+        (v << 2) | (v >> 4)
+    };
+    (level(2, 5) << 16) | (level(1, 4) << 8) | level(0, 3)
+}
+
+#[test]
+fn cga_mode4_interleaved_banks_and_2bit_pixels() {
+    let mut v = Vga::new();
+    v.set_mode_regs(&MODE_04H);
+    v.load_ega_palette();
+    // CGA layout: even lines at B8000, odd lines at BA000; 4 pixels a byte.
+    v.mem_write(0xB8000, 0b11_10_01_00);
+    v.mem_write(0xB8001, 0b01_01_01_01);
+    v.mem_write(0xBA000, 0xFF);
+    let mut f = Frame::default();
+    v.render(&mut f, 0);
+    assert_eq!((f.width, f.height), (640, 400));
+    let px = |x: usize, y: usize| f.pixels[y * 640 + x];
+    // Each CGA pixel is 2 dots wide and 2 scan lines high.
+    let want = [
+        0,
+        ega(MODE_04H.attr[1]),
+        ega(MODE_04H.attr[2]),
+        ega(MODE_04H.attr[3]),
+    ];
+    for (i, c) in [3usize, 2, 1, 0].into_iter().enumerate() {
+        assert_eq!(px(2 * i, 0), want[c], "pixel {i}");
+        assert_eq!(px(2 * i + 1, 1), want[c], "pixel {i}");
+    }
+    assert_eq!(px(8, 0), want[1], "second byte (plane 1)");
+    assert_eq!(px(0, 2), want[3], "odd line from the second bank");
+    assert_eq!(px(0, 3), want[3]);
+}
+
+#[test]
+fn horizontal_pel_panning_shifts_graphics() {
+    let mut v = planar_vga(&[(5, 0x02), (8, 0b0001_0000)]);
+    v.mem_write(0xA0000, 15); // pixel 3 white
+    let mut f = Frame::default();
+    v.render(&mut f, 0);
+    assert_eq!(f.pixels[3], WHITE);
+    inb(&mut v, 0x3DA);
+    outb(&mut v, 0x3C0, 0x13 | ATTR_INDEX_PAS);
+    outb(&mut v, 0x3C0, 2);
+    assert!(v.render(&mut f, 0));
+    assert_eq!(f.pixels[1], WHITE);
+    assert_eq!(f.pixels[3], 0);
+}
