@@ -18,7 +18,9 @@ use font8x8::legacy::{
 /// Bytes per glyph in [`FONT_8X16`] (16 scan lines of 8 dots).
 pub const GLYPH_HEIGHT: usize = 16;
 
-/// 256 glyphs x 16 rows, MSB = leftmost dot, in CP437 order.
+/// 256 glyphs x 16 rows, MSB = leftmost dot, in CP437 order. Built at compile
+/// time from the `font8x8` crate's glyphs (rows doubled) plus the project-drawn
+/// `PROJECT_GLYPHS` table; see the module documentation.
 pub const FONT_8X16: &[u8; 4096] = &build_font();
 
 /// CP437 0x80..=0xFF as Unicode code points (IBM code page 437).

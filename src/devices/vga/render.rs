@@ -84,6 +84,44 @@ impl Vga {
         cs & CURSOR_OFF == 0 && (cs & 0x1F) <= (self.crtc[CRTC_CURSOR_END] & 0x1F)
     }
 
+    /// Forces the next [`Vga::render`] to redraw (e.g. when the frontend hands
+    /// in a different buffer than last time).
+    pub fn invalidate(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The characters of the alphanumeric screen, one string per text row
+    /// (printable ASCII as is, NUL as a space, anything else as '.'), or None
+    /// in graphics and VBE modes. For headless runs and tests that read the
+    /// screen.
+    pub fn text_rows(&self) -> Option<Vec<String>> {
+        if self.vbe.enabled() || !self.text_mode() {
+            return None;
+        }
+        let msl = self.crtc[CRTC_MAX_SCAN_LINE];
+        let double = if msl & MSL_DOUBLE_SCAN != 0 { 2 } else { 1 };
+        let cell = ((msl & 0x1F) as u32 + 1) * double;
+        let lines = self.vertical_display_lines().min(MAX_HEIGHT);
+        let cols = self.crtc[CRTC_HORIZONTAL_DISPLAY_END] as u32 + 1;
+        let rows = lines / cell;
+        let mut out = Vec::with_capacity(rows as usize);
+        for r in 0..rows {
+            let la = self.line_addr(r * cell, 9);
+            let text = (0..cols)
+                .map(|c| {
+                    let addr = self.crtc_mem_addr(la.ma.wrapping_add(c), 0);
+                    match self.plane_byte(0, addr) {
+                        0 => ' ',
+                        b @ 0x20..=0x7E => b as char,
+                        _ => '.',
+                    }
+                })
+                .collect();
+            out.push(text);
+        }
+        Some(out)
+    }
+
     /// Renders into `frame` if anything visible changed since the last render
     /// (memory or register writes, the cursor or character blink phase, the
     /// size); returns false and leaves `frame` untouched otherwise.
@@ -419,6 +457,15 @@ impl Vga {
             let Some(out) = frame.pixels.get_mut(y * w..(y + 1) * w) else {
                 return;
             };
+            // Fast path: a whole 32-bpp row inside VRAM.
+            if bpp == 32 {
+                if let Some(src) = self.vram.get(row..row + w * 4) {
+                    for (px, p) in out.iter_mut().zip(src.chunks_exact(4)) {
+                        *px = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+                    }
+                    continue;
+                }
+            }
             for (x, px) in out.iter_mut().enumerate() {
                 let at = row + x * bytes;
                 let Some(p) = self.vram.get(at..at + bytes) else {

@@ -730,3 +730,20 @@ fn horizontal_pel_panning_shifts_graphics() {
     assert_eq!(f.pixels[1], WHITE);
     assert_eq!(f.pixels[3], 0);
 }
+
+#[test]
+fn text_rows_reads_the_screen() {
+    let mut v = text_vga();
+    for (i, b) in b"login:".iter().enumerate() {
+        put_char(&mut v, 24, i as u32, *b, 0x07);
+    }
+    put_char(&mut v, 0, 79, 0xDB, 0x07);
+    let rows = v.text_rows().expect("text mode");
+    assert_eq!(rows.len(), 25);
+    assert!(rows[24].starts_with("login: "));
+    assert_eq!(rows[24].len(), 80);
+    assert!(rows[0].ends_with(" ."));
+    let mut g = Vga::new();
+    g.set_mode_regs(&MODE_13H);
+    assert_eq!(g.text_rows(), None);
+}
