@@ -747,3 +747,44 @@ fn text_rows_reads_the_screen() {
     g.set_mode_regs(&MODE_13H);
     assert_eq!(g.text_rows(), None);
 }
+
+#[test]
+fn text_geometry_follows_crtc_and_clocking_mode() {
+    let mut v = text_vga();
+    // 8-line cells (Maximum Scan Line 7): 80x50.
+    outb(&mut v, 0x3D4, 0x09);
+    outb(&mut v, 0x3D5, 0x47);
+    put_char(&mut v, 49, 0, b'Q', 0x07);
+    let rows = v.text_rows().expect("text");
+    assert_eq!(rows.len(), 50);
+    assert!(rows[49].starts_with('Q'));
+    let mut f = Frame::default();
+    v.render(&mut f, 8 * FRAME_NS);
+    assert_eq!((f.width, f.height), (720, 400));
+    // Row 49 starts at scan line 392 and shows the top 8 lines of 'Q'.
+    for y in 0..8u32 {
+        let g = FONT_8X16[b'Q' as usize * 16 + y as usize];
+        for x in 0..8u32 {
+            let on = f.pixels[((392 + y) * 720 + x) as usize] != 0;
+            assert_eq!(on, g & (0x80 >> x) != 0, "dot ({x},{y})");
+        }
+    }
+    // 8-dot characters: 640 wide.
+    outb(&mut v, 0x3C4, 0x01);
+    outb(&mut v, 0x3C5, CLOCKING_8_DOT);
+    v.render(&mut f, 8 * FRAME_NS);
+    assert_eq!(f.width, 640);
+    // 40 columns with the dot clock halved (mode 01h style): 40x9 dots shown
+    // twice, offset 20 words a row.
+    outb(&mut v, 0x3C5, CLOCKING_DOT_CLOCK_DIV2);
+    outb(&mut v, 0x3D4, 0x11);
+    outb(&mut v, 0x3D5, 0x0E); // unprotect
+    outb(&mut v, 0x3D4, 0x01);
+    outb(&mut v, 0x3D5, 0x27);
+    outb(&mut v, 0x3D4, 0x13);
+    outb(&mut v, 0x3D5, 0x14);
+    let rows = v.text_rows().expect("text");
+    assert_eq!(rows[0].len(), 40);
+    v.render(&mut f, 8 * FRAME_NS);
+    assert_eq!(f.width, 720);
+}
