@@ -12,6 +12,7 @@ use crate::devices::pit::Pit;
 use crate::devices::rtc::Rtc;
 use crate::devices::sysctl::SystemControlPortA as SysCtl;
 use crate::devices::uart::Uart;
+use crate::devices::vga::Vga;
 use crate::devices::{Nanos, PortDevice};
 use crate::io::{Dev, PortMap};
 use crate::memory::GuestMemory;
@@ -74,6 +75,7 @@ pub struct Platform {
     pub seabios_con: DebugCon,
     pub debug_exit: Option<DebugExit>,
     pub post: PostCode,
+    pub vga: Vga,
     /// Something happened that the run loop must act on (exit, reset, A20).
     pub attention: bool,
     pub a20: bool,
@@ -100,6 +102,8 @@ impl Platform {
         ports.add(0xE9..=0xE9, Dev::DebugCon);
         ports.add(0x402..=0x402, Dev::DebugCon);
         ports.add(0x80..=0x80, Dev::Post);
+        ports.add(0x3B0..=0x3DF, Dev::Vga);
+        ports.add(0x1CE..=0x1CF, Dev::Vga);
         if let Some(d) = &debug_exit {
             let end = d.iobase().saturating_add((d.iosize() as u16).saturating_sub(1));
             ports.add(d.iobase()..=end, Dev::DebugExit);
@@ -119,6 +123,7 @@ impl Platform {
             seabios_con: DebugCon::new(0x402),
             debug_exit,
             post: PostCode::new(),
+            vga: Vga::new(),
             attention: false,
             a20: true,
             reset_request: false,
@@ -179,7 +184,8 @@ impl Bus for Platform {
     fn io_read(&mut self, port: u16, size: u8, icount: u64) -> u32 {
         let now = self.clock.now(icount);
         let v = match self.ports.get(port) {
-            Dev::None | Dev::BiosTrap | Dev::Vga | Dev::Ata0 | Dev::Ata1 => u32::MAX,
+            Dev::None | Dev::BiosTrap | Dev::Ata0 | Dev::Ata1 => u32::MAX,
+            Dev::Vga => self.vga.io_read(port, size, now),
             Dev::Pic => self.pic.io_read(port, size, now),
             Dev::Pit => self.pit.io_read(port, size, now),
             Dev::Rtc => {
@@ -210,7 +216,8 @@ impl Bus for Platform {
     fn io_write(&mut self, port: u16, size: u8, value: u32, icount: u64) {
         let now = self.clock.now(icount);
         match self.ports.get(port) {
-            Dev::None | Dev::BiosTrap | Dev::Vga | Dev::Ata0 | Dev::Ata1 => {}
+            Dev::None | Dev::BiosTrap | Dev::Ata0 | Dev::Ata1 => {}
+            Dev::Vga => self.vga.io_write(port, size, value, now),
             Dev::Pic => self.pic.io_write(port, size, value, now),
             Dev::Pit => {
                 self.pit.io_write(port, size, value, now);
@@ -258,11 +265,33 @@ impl Bus for Platform {
         }
     }
 
-    fn mmio_read(&mut self, _addr: u64, size: u8) -> u64 {
-        crate::cpu::flags::size_mask(size)
+    fn mmio_read(&mut self, addr: u64, size: u8) -> u64 {
+        let mut v = 0u64;
+        for i in 0..size as u64 {
+            let a = addr + i;
+            let b = if crate::memory::VGA_WINDOW.contains(&a) {
+                self.vga.mem_read(a as u32)
+            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE).contains(&a) {
+                self.vga.lfb_read((a - crate::memory::LFB_BASE) as u32)
+            } else {
+                0xFF
+            };
+            v |= (b as u64) << (8 * i);
+        }
+        v
     }
 
-    fn mmio_write(&mut self, _addr: u64, _size: u8, _value: u64) {}
+    fn mmio_write(&mut self, addr: u64, size: u8, value: u64) {
+        for i in 0..size as u64 {
+            let a = addr + i;
+            let b = (value >> (8 * i)) as u8;
+            if crate::memory::VGA_WINDOW.contains(&a) {
+                self.vga.mem_write(a as u32, b);
+            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE).contains(&a) {
+                self.vga.lfb_write((a - crate::memory::LFB_BASE) as u32, b);
+            }
+        }
+    }
 
     fn intr_pending(&mut self) -> bool {
         self.pic.intr()
