@@ -19,7 +19,7 @@ pub mod moo;
 pub mod native;
 pub mod singlestep;
 
-
+pub use host::{run_host_differential, run_tests_differential};
 
 
 /// Linear address at which a test's code is placed (RIP of the first instruction).
