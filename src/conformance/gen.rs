@@ -430,7 +430,11 @@ struct MemChoice {
 impl Generator {
     /// A generator for `cfg`, seeded with `seed`.
     pub fn new(seed: u64, cfg: GenConfig) -> Generator {
-        Generator { rng: Rng::new(seed), forms: forms(cfg), regs: Register::values().collect() }
+        Generator {
+            rng: Rng::new(seed),
+            forms: forms(cfg),
+            regs: Register::values().collect(),
+        }
     }
 
     /// The next test. Forms that fail to encode for the random operands chosen (e.g. AH
@@ -471,7 +475,12 @@ impl Generator {
                 }
             }
         }
-        UserState { gpr, rflags, data, data_addr: DATA_ADDR }
+        UserState {
+            gpr,
+            rflags,
+            data,
+            data_addr: DATA_ADDR,
+        }
     }
 
     /// Choose base/index/scale/displacement for a memory operand and set the base and
@@ -480,7 +489,11 @@ impl Generator {
         let size = if addr32 { 32 } else { 64 };
         let no_base = self.rng.one_in(16);
         let base_i = self.rng.below(16) as usize;
-        let base = if no_base { Register::None } else { reg_of(&self.regs, size, base_i) };
+        let base = if no_base {
+            Register::None
+        } else {
+            reg_of(&self.regs, size, base_i)
+        };
         let use_index = self.rng.one_in(2);
         let mut index_i = self.rng.below(16) as usize;
         if index_i == RSP || (!no_base && index_i == base_i) {
@@ -494,8 +507,16 @@ impl Generator {
         } else {
             Register::None
         };
-        let scale = if index == Register::None { 1 } else { self.rng.pick(&[1u32, 2, 4, 8]) };
-        let mut disp = if self.rng.one_in(3) { 0 } else { self.rng.range(-0x200, 0x200) };
+        let scale = if index == Register::None {
+            1
+        } else {
+            self.rng.pick(&[1u32, 2, 4, 8])
+        };
+        let mut disp = if self.rng.one_in(3) {
+            0
+        } else {
+            self.rng.range(-0x200, 0x200)
+        };
         let mut index_val: i64 = 0;
         if index != Register::None {
             index_val = self.rng.range(-32, 32);
@@ -527,7 +548,13 @@ impl Generator {
             disp -= ea.rem_euclid(16);
             ea -= ea.rem_euclid(16);
         }
-        MemChoice { base, index, scale, disp, offset: ea as usize }
+        MemChoice {
+            base,
+            index,
+            scale,
+            disp,
+            offset: ea as usize,
+        }
     }
 
     fn try_generate(&mut self, code: Code) -> Option<TestCase> {
@@ -553,7 +580,10 @@ impl Generator {
                 K::r64_or_mem | K::r64_reg | K::r64_opcode | K::r64_rm => 64,
                 _ => 0,
             };
-            let is_rm = matches!(k, K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem);
+            let is_rm = matches!(
+                k,
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem
+            );
             if k == K::mem || (is_rm && self.rng.one_in(2)) {
                 let align16 = m == Mnemonic::Cmpxchg16b;
                 let c = self.choose_mem(&mut st, addr32, align16);
@@ -610,14 +640,24 @@ impl Generator {
                     };
                     (OpKind::Immediate8, v)
                 }
-                K::imm8sex16 => (OpKind::Immediate8to16, edge_value(&mut self.rng) as i8 as i64),
-                K::imm8sex32 => (OpKind::Immediate8to32, edge_value(&mut self.rng) as i8 as i64),
-                K::imm8sex64 => (OpKind::Immediate8to64, edge_value(&mut self.rng) as i8 as i64),
+                K::imm8sex16 => (
+                    OpKind::Immediate8to16,
+                    edge_value(&mut self.rng) as i8 as i64,
+                ),
+                K::imm8sex32 => (
+                    OpKind::Immediate8to32,
+                    edge_value(&mut self.rng) as i8 as i64,
+                ),
+                K::imm8sex64 => (
+                    OpKind::Immediate8to64,
+                    edge_value(&mut self.rng) as i8 as i64,
+                ),
                 K::imm16 => (OpKind::Immediate16, edge_value(&mut self.rng) as u16 as i64),
                 K::imm32 => (OpKind::Immediate32, edge_value(&mut self.rng) as u32 as i64),
-                K::imm32sex64 => {
-                    (OpKind::Immediate32to64, edge_value(&mut self.rng) as i32 as i64)
-                }
+                K::imm32sex64 => (
+                    OpKind::Immediate32to64,
+                    edge_value(&mut self.rng) as i32 as i64,
+                ),
                 K::imm64 => (OpKind::Immediate64, edge_value(&mut self.rng) as i64),
                 _ => return None,
             };
@@ -643,7 +683,13 @@ impl Generator {
         if undefined_flags == u64::MAX {
             return None;
         }
-        Some(TestCase { code: bytes, instr: decoded, state: st, undefined_flags, undefined_gpr })
+        Some(TestCase {
+            code: bytes,
+            instr: decoded,
+            state: st,
+            undefined_flags,
+            undefined_gpr,
+        })
     }
 
     /// BT*/memory: the bit offset register must keep the access in the region and must
@@ -657,8 +703,14 @@ impl Generator {
         size_bits: u32,
     ) -> Option<()> {
         let m = code.mnemonic();
-        let addr_regs: Vec<usize> = [c.base, c.index].iter().filter_map(|&r| gpr_index(r)).collect();
-        let is_bt = matches!(m, Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc);
+        let addr_regs: Vec<usize> = [c.base, c.index]
+            .iter()
+            .filter_map(|&r| gpr_index(r))
+            .collect();
+        let is_bt = matches!(
+            m,
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+        );
         if is_bt {
             if let Some(&r) = reg_ops.first() {
                 let gi = gpr_index(r)?;
@@ -667,13 +719,19 @@ impl Generator {
                 }
                 let off = self.rng.range(-2048, 2048);
                 let bits = op_size_bits(r);
-                let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let mask = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 st.gpr[gi] = (st.gpr[gi] & !mask) | (off as u64 & mask);
             }
         }
         let bytes = (size_bits / 8) as usize;
-        if matches!(m, Mnemonic::Cmpxchg | Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b)
-            && self.rng.one_in(2)
+        if matches!(
+            m,
+            Mnemonic::Cmpxchg | Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b
+        ) && self.rng.one_in(2)
         {
             let mut v = [0u8; 16];
             v[..8].copy_from_slice(&st.gpr[0].to_le_bytes());
@@ -685,7 +743,11 @@ impl Generator {
                     v[8..16].copy_from_slice(&hi);
                 }
             }
-            let n = if m == Mnemonic::Cmpxchg8b { 8 } else { bytes.min(16) };
+            let n = if m == Mnemonic::Cmpxchg8b {
+                8
+            } else {
+                bytes.min(16)
+            };
             if let Some(dst) = st.data.get_mut(c.offset..c.offset + n) {
                 dst.copy_from_slice(&v[..n]);
             }
@@ -729,7 +791,11 @@ impl Generator {
             let signed = m == Mnemonic::Idiv;
             match op_bits {
                 8 => {
-                    let ah = if signed && (st.gpr[0] as u8 as i8) < 0 { 0xFF } else { 0 };
+                    let ah = if signed && (st.gpr[0] as u8 as i8) < 0 {
+                        0xFF
+                    } else {
+                        0
+                    };
                     if !addr_regs.contains(&0) {
                         st.gpr[0] = (st.gpr[0] & !0xFF00) | (ah << 8);
                     }
@@ -740,8 +806,16 @@ impl Generator {
                         32 => (st.gpr[0] as u32 as i32) < 0,
                         _ => (st.gpr[0] as i64) < 0,
                     };
-                    let hi = if signed && neg { u64::MAX } else { self.rng.below(2) };
-                    let mask = if op_bits == 64 { u64::MAX } else { (1u64 << op_bits) - 1 };
+                    let hi = if signed && neg {
+                        u64::MAX
+                    } else {
+                        self.rng.below(2)
+                    };
+                    let mask = if op_bits == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << op_bits) - 1
+                    };
                     st.gpr[2] = (st.gpr[2] & !mask) | (hi & mask);
                 }
                 _ => {}
@@ -789,7 +863,11 @@ impl Generator {
         bytes.push(op.op_code() as u8);
         let upper = |rng: &mut Rng| if addr32 { rng.next_u64() << 32 } else { 0 };
         let si = self.rng.range(0x400, 0xC00) as u64;
-        let di = if self.rng.one_in(4) { si } else { self.rng.range(0x400, 0xC00) as u64 };
+        let di = if self.rng.one_in(4) {
+            si
+        } else {
+            self.rng.range(0x400, 0xC00) as u64
+        };
         st.gpr[6] = upper(&mut self.rng) | (DATA_ADDR + si);
         st.gpr[7] = upper(&mut self.rng) | (DATA_ADDR + di);
         st.gpr[1] = upper(&mut self.rng) | self.rng.below(10);
@@ -812,7 +890,13 @@ impl Generator {
             return None;
         }
         let (undefined_flags, undefined_gpr) = undefined_for(&decoded, &st);
-        Some(TestCase { code: bytes, instr: decoded, state: st, undefined_flags, undefined_gpr })
+        Some(TestCase {
+            code: bytes,
+            instr: decoded,
+            state: st,
+            undefined_flags,
+            undefined_gpr,
+        })
     }
 }
 
@@ -874,7 +958,15 @@ pub fn undefined_for(instr: &Instruction, st: &UserState) -> (u64, u16) {
             if count != 1 {
                 flags |= FLAG_OF;
             }
-            if matches!(m, Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar | Mnemonic::Shld | Mnemonic::Shrd) {
+            if matches!(
+                m,
+                Mnemonic::Shl
+                    | Mnemonic::Sal
+                    | Mnemonic::Shr
+                    | Mnemonic::Sar
+                    | Mnemonic::Shld
+                    | Mnemonic::Shrd
+            ) {
                 flags |= FLAG_AF;
             }
             if matches!(m, Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr) && count >= width as u64 {
@@ -891,10 +983,13 @@ pub fn undefined_for(instr: &Instruction, st: &UserState) -> (u64, u16) {
             _ => {
                 let ea = mem_ea(instr, st);
                 let n = instr.memory_size().size();
-                ea.and_then(|a| a.checked_sub(st.data_addr)).and_then(|off| {
-                    let off = off as usize;
-                    st.data.get(off..off + n).map(|b| b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
-                })
+                ea.and_then(|a| a.checked_sub(st.data_addr))
+                    .and_then(|off| {
+                        let off = off as usize;
+                        st.data
+                            .get(off..off + n)
+                            .map(|b| b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+                    })
             }
         };
         if src == Some(0) || src.is_none() {
@@ -920,11 +1015,13 @@ pub fn mem_ea(instr: &Instruction, st: &UserState) -> Option<u64> {
     let ea = val(instr.memory_base())
         .wrapping_add(val(instr.memory_index()).wrapping_mul(instr.memory_index_scale() as u64))
         .wrapping_add(instr.memory_displacement64());
-    Some(if instr.memory_base().size() == 4 || instr.memory_index().size() == 4 {
-        ea & 0xFFFF_FFFF
-    } else {
-        ea
-    })
+    Some(
+        if instr.memory_base().size() == 4 || instr.memory_index().size() == 4 {
+            ea & 0xFFFF_FFFF
+        } else {
+            ea
+        },
+    )
 }
 
 #[cfg(test)]
@@ -963,8 +1060,11 @@ mod tests {
         }
         assert!(!f.contains(&Code::Bswap_r16));
         assert!(!f.contains(&Code::Popcnt_r32_rm32));
-        assert!(forms(GenConfig { popcnt: true, ..GenConfig::default() })
-            .contains(&Code::Popcnt_r32_rm32));
+        assert!(forms(GenConfig {
+            popcnt: true,
+            ..GenConfig::default()
+        })
+        .contains(&Code::Popcnt_r32_rm32));
         // No segment-register or control-register forms.
         assert!(!f.contains(&Code::Mov_Sreg_rm16));
         assert!(!f.contains(&Code::Popq_FS));
@@ -990,8 +1090,10 @@ mod tests {
                 mem_tests += 1;
                 let size = d.memory_size().size().max(1) as u64;
                 let mut start = ea;
-                if matches!(d.mnemonic(), Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc)
-                    && d.op1_kind() == OpKind::Register
+                if matches!(
+                    d.mnemonic(),
+                    Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+                ) && d.op1_kind() == OpKind::Register
                 {
                     let bits = reg_value(st, d.op_register(1)).expect("gpr");
                     let w = d.op_register(1).size() as u32 * 8;
@@ -1008,22 +1110,41 @@ mod tests {
             }
             if is_string(d.mnemonic()) {
                 let w = d.memory_size().size() as u64;
-                let n = if d.has_rep_prefix() || d.has_repne_prefix() { st.gpr[1] & 0xFFFF_FFFF } else { 1 };
+                let n = if d.has_rep_prefix() || d.has_repne_prefix() {
+                    st.gpr[1] & 0xFFFF_FFFF
+                } else {
+                    1
+                };
                 for r in [6usize, 7] {
                     let p = st.gpr[r] & 0xFFFF_FFFF;
-                    assert!(p >= lo + n * w && p + (n + 1) * w <= hi, "{d} pointer out of range");
+                    assert!(
+                        p >= lo + n * w && p + (n + 1) * w <= hi,
+                        "{d} pointer out of range"
+                    );
                 }
             }
         }
         assert!(mem_tests > 5_000, "only {mem_tests} memory-operand tests");
-        for m in [Mnemonic::Add, Mnemonic::Shrd, Mnemonic::Idiv, Mnemonic::Cmpsq, Mnemonic::Cmpxchg16b, Mnemonic::Bt] {
+        for m in [
+            Mnemonic::Add,
+            Mnemonic::Shrd,
+            Mnemonic::Idiv,
+            Mnemonic::Cmpsq,
+            Mnemonic::Cmpxchg16b,
+            Mnemonic::Bt,
+        ] {
             assert!(seen.contains(&m), "{m:?} never generated");
         }
     }
 
     #[test]
     fn shift_count_rules() {
-        let mut st = UserState { gpr: [0; 16], rflags: 0x202, data: vec![0; 16], data_addr: DATA_ADDR };
+        let mut st = UserState {
+            gpr: [0; 16],
+            rflags: 0x202,
+            data: vec![0; 16],
+            data_addr: DATA_ADDR,
+        };
         // shl eax, cl
         let i = decode(&[0xD3, 0xE0]).expect("shl");
         st.gpr[1] = 0x20; // masked to 0
@@ -1041,7 +1162,10 @@ mod tests {
         assert_eq!(undefined_for(&r, &st).0, 0);
         // mul: SF ZF AF PF undefined.
         let mul = decode(&[0xF7, 0xE1]).expect("mul");
-        assert_eq!(undefined_for(&mul, &st).0, FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF);
+        assert_eq!(
+            undefined_for(&mul, &st).0,
+            FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF
+        );
         // bsf eax, ecx with ecx = 0: eax undefined.
         st.gpr[1] = 0xFFFF_FFFF_0000_0000;
         let bsf = decode(&[0x0F, 0xBC, 0xC1]).expect("bsf");

@@ -100,7 +100,9 @@ pub fn compare(test: &TestCase, native: &NativeOutcome, emu: &NativeOutcome) -> 
         if a != b {
             total += 1;
             if shown < 16 {
-                diffs.push(format!("data[{off:#05x}]: native {a:#04x} emulated {b:#04x}"));
+                diffs.push(format!(
+                    "data[{off:#05x}]: native {a:#04x} emulated {b:#04x}"
+                ));
                 shown += 1;
             }
         }
@@ -120,7 +122,15 @@ pub fn compare(test: &TestCase, native: &NativeOutcome, emu: &NativeOutcome) -> 
 
 fn flag_string(f: u64) -> String {
     let mut s = String::new();
-    for (bit, c) in [(11, 'O'), (10, 'D'), (7, 'S'), (6, 'Z'), (4, 'A'), (2, 'P'), (0, 'C')] {
+    for (bit, c) in [
+        (11, 'O'),
+        (10, 'D'),
+        (7, 'S'),
+        (6, 'Z'),
+        (4, 'A'),
+        (2, 'P'),
+        (0, 'C'),
+    ] {
         s.push(if f & (1 << bit) != 0 { c } else { '-' });
     }
     format!("{f:#x} [{s}]")
@@ -158,7 +168,10 @@ impl Report {
             let diffs = match &nat {
                 Ok(n) => {
                     let emu = cpu.run_user64(&t.code, &t.state);
-                    compare(t, n, &emu).into_iter().map(|d| (d, Some(emu.clone()))).collect()
+                    compare(t, n, &emu)
+                        .into_iter()
+                        .map(|d| (d, Some(emu.clone())))
+                        .collect()
                 }
                 Err(e) => vec![(format!("native run failed: {e}"), None)],
             };
@@ -176,7 +189,11 @@ impl Report {
     }
 
     fn finish(self, out: &mut dyn Write) -> Summary {
-        let _ = writeln!(out, "{:<14} {:>9} {:>9} {:>9}", "mnemonic", "tests", "passed", "failed");
+        let _ = writeln!(
+            out,
+            "{:<14} {:>9} {:>9} {:>9}",
+            "mnemonic", "tests", "passed", "failed"
+        );
         for (m, (n, p, f)) in &self.per_mnemonic {
             let _ = writeln!(out, "{m:<14} {n:>9} {p:>9} {f:>9}");
         }
@@ -194,18 +211,33 @@ fn write_mismatch(
     diffs: &[(String, Option<NativeOutcome>)],
 ) -> std::io::Result<()> {
     let bytes: Vec<String> = t.code.iter().map(|b| format!("{b:02x}")).collect();
-    writeln!(out, "MISMATCH #{n}: {}    [{}]", disassemble(&t.instr), bytes.join(" "))?;
+    writeln!(
+        out,
+        "MISMATCH #{n}: {}    [{}]",
+        disassemble(&t.instr),
+        bytes.join(" ")
+    )?;
     writeln!(
         out,
         "  undefined flags {:#x}, data at {:#x}",
         t.undefined_flags, t.state.data_addr
     )?;
     let emu = diffs.first().and_then(|d| d.1.as_ref());
-    writeln!(out, "  {:<4} {:>18} {:>18} {:>18}", "reg", "initial", "native", "emulated")?;
+    writeln!(
+        out,
+        "  {:<4} {:>18} {:>18} {:>18}",
+        "reg", "initial", "native", "emulated"
+    )?;
     for (i, name) in GPR_NAMES.iter().enumerate() {
-        let nat = native.map(|o| format!("{:#x}", o.gpr[i])).unwrap_or_default();
+        let nat = native
+            .map(|o| format!("{:#x}", o.gpr[i]))
+            .unwrap_or_default();
         let em = emu.map(|o| format!("{:#x}", o.gpr[i])).unwrap_or_default();
-        writeln!(out, "  {name:<4} {:>18} {nat:>18} {em:>18}", format!("{:#x}", t.state.gpr[i]))?;
+        writeln!(
+            out,
+            "  {name:<4} {:>18} {nat:>18} {em:>18}",
+            format!("{:#x}", t.state.gpr[i])
+        )?;
     }
     writeln!(
         out,
@@ -292,9 +324,40 @@ mod tests {
         assert!(s.failed > 0, "{text}");
         assert!(text.contains("MISMATCH #1: add"), "{text}");
         assert!(text.contains("rflags (mask"), "{text}");
-        let add_line = text.lines().find(|l| l.starts_with("add ")).expect("add row");
+        let add_line = text
+            .lines()
+            .find(|l| l.starts_with("add "))
+            .expect("add row");
         let cols: Vec<&str> = add_line.split_whitespace().collect();
         assert_eq!(cols[3], cols[1], "every add fails: {add_line}");
         assert!(text.ends_with(&format!("{} passed, {} failed\n", s.passed, s.failed)));
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+mod batch_tests {
+    use super::*;
+    use iced_x86::Mnemonic;
+
+    /// 20,000 generated tests natively in batches: only the expected exceptions occur
+    /// (#DE from DIV/IDIV, #GP from a misaligned CMPXCHG16B), so operands really stay
+    /// inside the data region.
+    #[test]
+    fn generated_tests_only_raise_expected_exceptions() {
+        let mut gen = Generator::new(99, GenConfig::default());
+        let tests: Vec<TestCase> = (0..20_000).map(|_| gen.next_test()).collect();
+        let results = native_batch(&tests);
+        let mut de = 0;
+        for (t, r) in tests.iter().zip(&results) {
+            let o = r.as_ref().expect("native run");
+            let m = t.instr.mnemonic();
+            match o.exception {
+                None => {}
+                Some((0, None)) if matches!(m, Mnemonic::Div | Mnemonic::Idiv) => de += 1,
+                Some((13, None)) if m == Mnemonic::Cmpxchg16b => {}
+                other => panic!("{} raised {other:?}", disassemble(&t.instr)),
+            }
+        }
+        assert!(de > 20, "only {de} #DE tests");
     }
 }

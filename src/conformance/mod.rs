@@ -20,7 +20,7 @@ pub mod native;
 pub mod singlestep;
 
 pub use host::{run_host_differential, run_tests_differential};
-
+pub use singlestep::{run_singlestep_dir, RealModeCpu, RealModeResult, Regs286};
 
 /// Linear address at which a test's code is placed (RIP of the first instruction).
 ///
@@ -37,8 +37,8 @@ pub const DATA_SIZE: usize = 0x1000;
 /// Register file index order used everywhere in this module (the ModRM `reg` numbering):
 /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8..R15.
 pub const GPR_NAMES: [&str; 16] = [
-    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15",
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
 ];
 
 /// Index of RSP in [`UserState::gpr`].

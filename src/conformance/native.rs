@@ -138,7 +138,7 @@ fn data_region_ok(st: &UserState) -> bool {
     let end = st.data_addr.checked_add(round_page(st.data.len()) as u64);
     let block_end = CODE_ADDR + BLOCK_SIZE as u64;
     len > 0
-        && st.data_addr % 4096 == 0
+        && st.data_addr.is_multiple_of(4096)
         && st.data_addr >= 0x10000
         && matches!(end, Some(e) if e <= CODE_ADDR || st.data_addr >= block_end)
         && end.is_some_and(|e| e < 0x7000_0000_0000)
@@ -280,7 +280,10 @@ fn run_child(
     if p == libc::MAP_FAILED {
         return Err(NativeError::Sys("mmap shared", errno()));
     }
-    let shared = Shared { ptr: p.cast(), len: total };
+    let shared = Shared {
+        ptr: p.cast(),
+        len: total,
+    };
     let plan = ChildPlan {
         tests: chunk.iter().map(|&i| all[i]).collect(),
         data_off,
@@ -314,7 +317,12 @@ fn run_child(
     for k in 0..chunk.len().min(done) {
         // SAFETY: slot k lies within the mapping (slots_off + k*size < data_base <= total).
         let slot: Slot = unsafe {
-            ptr::read_unaligned(shared.ptr.add(slots_off + k * std::mem::size_of::<Slot>()).cast())
+            ptr::read_unaligned(
+                shared
+                    .ptr
+                    .add(slots_off + k * std::mem::size_of::<Slot>())
+                    .cast(),
+            )
         };
         let len = plan.tests[k].1.data.len();
         let off = plan.data_off[k];
@@ -330,7 +338,12 @@ fn run_child(
             let v = slot.vector as u8;
             Some((v, (v == 14).then_some(slot.cr2)))
         };
-        outs.push(Ok(NativeOutcome { gpr: slot.gpr, rflags: slot.rflags, data, exception }));
+        outs.push(Ok(NativeOutcome {
+            gpr: slot.gpr,
+            rflags: slot.rflags,
+            data,
+            exception,
+        }));
     }
     if done < chunk.len() {
         outs.push(Err(NativeError::ChildDied(status)));
@@ -434,7 +447,11 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
         if alt == libc::MAP_FAILED {
             libc::_exit(91);
         }
-        let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: ALT_STACK_SIZE };
+        let ss = libc::stack_t {
+            ss_sp: alt,
+            ss_flags: 0,
+            ss_size: ALT_STACK_SIZE,
+        };
         if libc::sigaltstack(&ss, ptr::null_mut()) != 0 {
             libc::_exit(92);
         }
@@ -442,7 +459,13 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
         sa.sa_sigaction = on_fault as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         libc::sigemptyset(&mut sa.sa_mask);
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+        for sig in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+        ] {
             if libc::sigaction(sig, &sa, ptr::null_mut()) != 0 {
                 libc::_exit(93);
             }
@@ -452,7 +475,10 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             std::mem::transmute(CODE_ADDR as usize + ENTRY_OFF);
         let mut mapped: (u64, usize) = (0, 0);
         for (k, (code, st)) in plan.tests.iter().enumerate() {
-            let slot = plan.shared.add(slots_off + k * std::mem::size_of::<Slot>()).cast::<Slot>();
+            let slot = plan
+                .shared
+                .add(slots_off + k * std::mem::size_of::<Slot>())
+                .cast::<Slot>();
             let want = (st.data_addr, round_page(st.data.len()));
             if mapped != want {
                 if mapped.1 != 0 {
@@ -512,7 +538,12 @@ mod tests {
             *g = 0x1111_1111_1111_1111u64.wrapping_mul(i as u64 + 1);
         }
         gpr[RSP] = DATA_ADDR + 0x800;
-        UserState { gpr, rflags: 0x202, data: vec![0xAA; DATA_SIZE], data_addr: DATA_ADDR }
+        UserState {
+            gpr,
+            rflags: 0x202,
+            data: vec![0xAA; DATA_SIZE],
+            data_addr: DATA_ADDR,
+        }
     }
 
     #[test]
@@ -538,7 +569,10 @@ mod tests {
         // push rbx
         let o = run_native(&[0x53], &st).expect("native run");
         assert_eq!(o.gpr[RSP], DATA_ADDR + 0x7F8);
-        assert_eq!(&o.data[0x7F8..0x800], &0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(
+            &o.data[0x7F8..0x800],
+            &0x0102_0304_0506_0708u64.to_le_bytes()
+        );
         assert_eq!(o.data[0x7F7], 0xAA);
     }
 
@@ -566,7 +600,10 @@ mod tests {
         ];
         let refs: Vec<(&[u8], &UserState)> = tests.iter().map(|(c, s)| (&c[..], s)).collect();
         let r = run_native_batch(&refs);
-        assert_eq!(r[0].as_ref().map(|o| o.exception), Ok(Some((14, Some(0x50)))));
+        assert_eq!(
+            r[0].as_ref().map(|o| o.exception),
+            Ok(Some((14, Some(0x50))))
+        );
         assert_eq!(r[1].as_ref().map(|o| o.exception), Ok(Some((6, None))));
         assert_eq!(r[2].as_ref().map(|o| o.exception), Ok(Some((13, None))));
         assert_eq!(r[3].as_ref().map(|o| o.exception), Ok(Some((3, None))));
@@ -580,6 +617,9 @@ mod tests {
         // A code length over the limit is rejected without forking.
         let st = state();
         let big = vec![0x90; MAX_CODE_LEN + 1];
-        assert_eq!(run_native(&big, &st), Err(NativeError::CodeTooLong(MAX_CODE_LEN + 1)));
+        assert_eq!(
+            run_native(&big, &st),
+            Err(NativeError::CodeTooLong(MAX_CODE_LEN + 1))
+        );
     }
 }
