@@ -4,6 +4,7 @@
 //! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
+pub mod conformance;
 pub mod devices;
 pub mod cpu;
 pub mod memory;

@@ -106,7 +106,24 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn conform(which: &ConformCmd) -> Result<i32> {
-    match which {
-        ConformCmd::Host { .. } | ConformCmd::Singlestep { .. } => bail!("conformance harness not wired yet"),
-    }
+    use vx86::conformance::vx86_cpu::{Vx86Real, Vx86User};
+    let mut out = std::io::stdout();
+    let summary = match which {
+        ConformCmd::Host { count, seed } => {
+            if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+                bail!("conform host needs a Linux x86-64 host to run instructions natively");
+            }
+            let mut cpu = Vx86User::default();
+            vx86::conformance::host::run_host_differential(&mut cpu, *count, *seed, &mut out)
+        }
+        ConformCmd::Singlestep { dir, filter } => {
+            let p = std::path::Path::new(dir);
+            if !p.is_dir() {
+                bail!("{dir}: not a directory of SingleStepTests MOO files");
+            }
+            let mut cpu = Vx86Real::default();
+            vx86::conformance::singlestep::run_singlestep_dir(&mut cpu, p, filter.as_deref(), &mut out)
+        }
+    };
+    Ok(if summary.failed == 0 { 0 } else { 1 })
 }

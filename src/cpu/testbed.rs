@@ -53,7 +53,7 @@ impl Cpu {
         let mut next = pt_base + 0x1000;
         let pml4 = pt_base;
         let ram = self.mem.ram_mut();
-        let mut rd = |ram: &mut [u8], a: u64| u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap_or([0; 8]));
+        let rd = |ram: &mut [u8], a: u64| u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap_or([0; 8]));
         for b in ram[pt_base as usize..pt_base as usize + 0x10000].iter_mut() {
             *b = 0;
         }

@@ -1,0 +1,569 @@
+//! Runner for the SingleStepTests 80286 real-mode test set (MOO files).
+//!
+//! Rules (from the test set's README):
+//! * INIT FLAGS are masked with `0x0FFF` before loading (a real-mode 286 cannot set
+//!   IOPL/NT/bit 15; the captured initial values are raw LOADALL data);
+//! * every FINA register must match (absent = unchanged from INIT), FLAGS under the
+//!   `metadata.json` `flags-mask` of the opcode (or of its ModR/M `reg` for group
+//!   opcodes); for POPF (9D) and IRET (CF) FLAGS are compared under `0x0FFF` too, since
+//!   a 386 or later can load IOPL/NT in real mode;
+//! * every FINA RAM byte must match; the FLAGS word at `EXCP.flag_address` is compared
+//!   under the same mask;
+//! * tests whose SHA-1 is in `revocation_list.txt` are skipped.
+//!
+//! Documented 286-vs-386 differences are skipped, counted and reported per category
+//! ([`SkipReason`]): instructions longer than 10 bytes (the 286 raises #UD, a 386 only
+//! faults above 15 bytes) and SGDT/SIDT/SMSW (0F 01 /0 /1 /4, whose stored values differ).
+
+use super::moo::{read_moo_file, MooTest};
+use super::Summary;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+/// The 14 registers of a real-mode 80286 test, in MOO `REGS` bit order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Regs286 {
+    /// AX.
+    pub ax: u16,
+    /// BX.
+    pub bx: u16,
+    /// CX.
+    pub cx: u16,
+    /// DX.
+    pub dx: u16,
+    /// CS selector (base = CS << 4, limit 0xFFFF).
+    pub cs: u16,
+    /// SS selector.
+    pub ss: u16,
+    /// DS selector.
+    pub ds: u16,
+    /// ES selector.
+    pub es: u16,
+    /// SP.
+    pub sp: u16,
+    /// BP.
+    pub bp: u16,
+    /// SI.
+    pub si: u16,
+    /// DI.
+    pub di: u16,
+    /// IP.
+    pub ip: u16,
+    /// FLAGS.
+    pub flags: u16,
+}
+
+/// Register names in [`Regs286`] / MOO bit order.
+pub const REG_NAMES: [&str; 14] = [
+    "ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags",
+];
+
+/// Index of FLAGS in MOO bit order.
+const FLAGS_INDEX: usize = 13;
+
+impl Regs286 {
+    /// Register `i` in MOO bit order, `None` if `i >= 14`.
+    pub fn get(&self, i: usize) -> Option<u16> {
+        let r = self;
+        [
+            r.ax, r.bx, r.cx, r.dx, r.cs, r.ss, r.ds, r.es, r.sp, r.bp, r.si, r.di, r.ip, r.flags,
+        ]
+        .get(i)
+        .copied()
+    }
+
+    /// Mutable register `i` in MOO bit order, `None` if `i >= 14`.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut u16> {
+        Some(match i {
+            0 => &mut self.ax,
+            1 => &mut self.bx,
+            2 => &mut self.cx,
+            3 => &mut self.dx,
+            4 => &mut self.cs,
+            5 => &mut self.ss,
+            6 => &mut self.ds,
+            7 => &mut self.es,
+            8 => &mut self.sp,
+            9 => &mut self.bp,
+            10 => &mut self.si,
+            11 => &mut self.di,
+            12 => &mut self.ip,
+            13 => &mut self.flags,
+            _ => return None,
+        })
+    }
+}
+
+/// What the CPU returns after a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealModeResult {
+    /// Registers after the HLT (IP points after the HLT byte).
+    pub regs: Regs286,
+    /// Whether a HLT was executed (false: the instruction budget ran out).
+    pub halted: bool,
+}
+
+/// A CPU that can run one SingleStepTests real-mode test.
+pub trait RealModeCpu {
+    /// Reset to real mode with 16 MiB of flat writable RAM (A20 enabled, segment
+    /// limits 0xFFFF, base = selector << 4, IF and TF clear), load `regs` (FLAGS already
+    /// masked with 0x0FFF by the harness), write the `ram` bytes (physical address,
+    /// value), and run from CS:IP until a HLT executes (IP then points after it) or an
+    /// instruction budget (a few hundred instructions is plenty) is exhausted.
+    /// Faults and INT n are delivered through the real-mode IVT as on hardware. IN
+    /// from any port must return all ones (0xFF / 0xFFFF).
+    fn run_test(&mut self, regs: &Regs286, ram: &[(u32, u8)]) -> RealModeResult;
+
+    /// Physical memory byte at `addr` after [`RealModeCpu::run_test`]; called by the
+    /// harness for every address the expected final state lists.
+    fn read_byte(&mut self, addr: u32) -> u8;
+}
+
+/// Why a test was not compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// Listed in `revocation_list.txt` (bad capture).
+    Revoked,
+    /// Longer than 10 bytes: #UD on a 286, executed normally (up to 15 bytes) on a 386+.
+    LongInstruction286,
+    /// SGDT/SIDT (the 286 stores FFh as the 6th byte) or SMSW (the 286 reads unused MSW
+    /// bits as 1): results differ on a 386+.
+    DescriptorStore286,
+}
+
+impl SkipReason {
+    fn describe(self) -> &'static str {
+        match self {
+            SkipReason::Revoked => "revoked (revocation_list.txt)",
+            SkipReason::LongInstruction286 => "286: instruction > 10 bytes raises #UD",
+            SkipReason::DescriptorStore286 => "286: SGDT/SIDT/SMSW store 286-specific bits",
+        }
+    }
+}
+
+/// Flags masks per test file stem (`"D3.4"`, `"01"`) from `metadata.json`.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    masks: HashMap<String, u16>,
+}
+
+/// Errors loading `metadata.json`.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The file could not be read.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The file is not valid JSON or lacks `opcodes`.
+    #[error("{0}: {1}")]
+    Format(String, String),
+}
+
+impl Metadata {
+    /// Parse `metadata.json`.
+    pub fn load(path: &Path) -> Result<Metadata, MetadataError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| MetadataError::Io(name.clone(), e))?;
+        Metadata::parse(&text).map_err(|e| MetadataError::Format(name, e))
+    }
+
+    /// Parse the JSON text of `metadata.json`.
+    pub fn parse(text: &str) -> Result<Metadata, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let ops = v
+            .get("opcodes")
+            .and_then(|o| o.as_object())
+            .ok_or("no `opcodes` object")?;
+        let mask_of = |e: &serde_json::Value| {
+            e.get("flags-mask")
+                .and_then(|m| m.as_u64())
+                .map(|m| m as u16)
+                .unwrap_or(0xFFFF)
+        };
+        let mut masks = HashMap::new();
+        for (op, entry) in ops {
+            match entry.get("reg").and_then(|r| r.as_object()) {
+                Some(regs) => {
+                    for (r, re) in regs {
+                        masks.insert(format!("{op}.{r}"), mask_of(re));
+                    }
+                }
+                None => {
+                    masks.insert(op.clone(), mask_of(entry));
+                }
+            }
+        }
+        Ok(Metadata { masks })
+    }
+
+    /// FLAGS mask for a file stem (`"D3.4"`); 0xFFFF (all defined) if unknown.
+    pub fn flags_mask(&self, stem: &str) -> u16 {
+        self.masks.get(stem).copied().unwrap_or(0xFFFF)
+    }
+}
+
+/// Load `revocation_list.txt`: one lowercase SHA-1 hex per line, `#` comments.
+pub fn load_revocations(path: &Path) -> HashSet<String> {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Classify a test the harness does not compare.
+pub fn skip_reason(t: &MooTest, revoked: &HashSet<String>) -> Option<SkipReason> {
+    if revoked.contains(&t.hash_hex()) {
+        return Some(SkipReason::Revoked);
+    }
+    // Instruction bytes exclude the trailing HLT.
+    let len = t.bytes.len().saturating_sub(1);
+    if len > 10 && t.exception.is_some_and(|e| e.number == 6) {
+        return Some(SkipReason::LongInstruction286);
+    }
+    let body: Vec<u8> = t
+        .bytes
+        .iter()
+        .copied()
+        .skip_while(|b| matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0xF0 | 0xF2 | 0xF3))
+        .collect();
+    if let [0x0F, 0x01, modrm, ..] = body[..] {
+        if matches!((modrm >> 3) & 7, 0 | 1 | 4) {
+            return Some(SkipReason::DescriptorStore286);
+        }
+    }
+    None
+}
+
+/// Run `t` on `cpu` and return the differences (empty = pass).
+pub fn run_one(cpu: &mut dyn RealModeCpu, t: &MooTest, stem: &str, mask: u16) -> Vec<String> {
+    let mut init = t.init.regs.regs;
+    init.flags &= 0x0FFF;
+    let res = cpu.run_test(&init, &t.init.ram);
+    let mut diffs = Vec::new();
+    if !res.halted {
+        diffs.push("did not reach HLT".to_string());
+    }
+    let op = stem.split('.').next().unwrap_or("");
+    let flags_mask = if matches!(op, "9D" | "CF") {
+        mask & 0x0FFF
+    } else {
+        mask
+    };
+    for (i, name) in REG_NAMES.iter().enumerate() {
+        let present = t.fina.regs.mask & (1 << i) != 0;
+        let expected = if present {
+            t.fina.regs.regs.get(i)
+        } else {
+            init.get(i)
+        };
+        let (Some(exp), Some(got)) = (expected, res.regs.get(i)) else {
+            continue;
+        };
+        let m = if i == FLAGS_INDEX { flags_mask } else { 0xFFFF };
+        if exp & m != got & m {
+            diffs.push(format!(
+                "{name}: expected {exp:#06x} got {got:#06x} (mask {m:#06x})"
+            ));
+        }
+    }
+    let excp_flags = t.exception.map(|e| e.flag_address);
+    for &(addr, exp) in &t.fina.ram {
+        let got = cpu.read_byte(addr);
+        let m = match excp_flags {
+            Some(fa) if addr == fa => mask as u8,
+            Some(fa) if addr == fa.wrapping_add(1) => (mask >> 8) as u8,
+            _ => 0xFF,
+        };
+        if exp & m != got & m {
+            diffs.push(format!(
+                "ram[{addr:#07x}]: expected {exp:#04x} got {got:#04x}"
+            ));
+        }
+    }
+    diffs
+}
+
+/// Mismatches printed in detail.
+const DETAILED_MISMATCHES: u64 = 20;
+
+/// Run every `*.MOO.gz` / `*.MOO` file in `dir` (sorted by name) whose stem matches
+/// `filter` (comma-separated stems or opcode prefixes: `"D3"` matches `D3.0`..`D3.7`),
+/// using `dir/metadata.json` and `dir/../revocation_list.txt` (or `dir/revocation_list.txt`).
+/// Writes the first mismatches in detail, a per-file table (tests, passed, failed,
+/// skipped), the skip categories, and finally the line `N passed, M failed`.
+/// Unreadable files are reported and counted as one failure each.
+pub fn run_singlestep_dir(
+    cpu: &mut dyn RealModeCpu,
+    dir: &Path,
+    filter: Option<&str>,
+    out: &mut dyn Write,
+) -> Summary {
+    let mut summary = Summary::default();
+    let meta = match Metadata::load(&dir.join("metadata.json")) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(out, "warning: {e}; comparing all FLAGS bits");
+            Metadata::default()
+        }
+    };
+    let mut revoked = load_revocations(&dir.join("revocation_list.txt"));
+    if let Some(parent) = dir.parent() {
+        revoked.extend(load_revocations(&parent.join("revocation_list.txt")));
+    }
+    let mut files: Vec<(String, std::path::PathBuf)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let stem = name
+                    .strip_suffix(".MOO.gz")
+                    .or_else(|| name.strip_suffix(".MOO"))?;
+                Some((stem.to_string(), e.path()))
+            })
+            .collect(),
+        Err(e) => {
+            let _ = writeln!(out, "error: {}: {e}", dir.display());
+            summary.failed += 1;
+            let _ = writeln!(out, "{} passed, {} failed", summary.passed, summary.failed);
+            return summary;
+        }
+    };
+    files.sort();
+    let wanted = |stem: &str| match filter {
+        None => true,
+        Some(f) => f.split(',').map(str::trim).any(|p| {
+            stem.eq_ignore_ascii_case(p)
+                || stem.len() > p.len()
+                    && stem[..p.len()].eq_ignore_ascii_case(p)
+                    && stem.as_bytes().get(p.len()) == Some(&b'.')
+        }),
+    };
+    let mut table = Vec::new();
+    let mut skips: BTreeMap<SkipReason, u64> = BTreeMap::new();
+    for (stem, path) in files.iter().filter(|(s, _)| wanted(s)) {
+        let file = match read_moo_file(path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+                summary.failed += 1;
+                table.push((
+                    stem.clone(),
+                    Summary {
+                        failed: 1,
+                        ..Summary::default()
+                    },
+                ));
+                continue;
+            }
+        };
+        let mask = meta.flags_mask(stem);
+        let mut fs = Summary::default();
+        for t in &file.tests {
+            if let Some(r) = skip_reason(t, &revoked) {
+                *skips.entry(r).or_insert(0) += 1;
+                fs.skipped += 1;
+                continue;
+            }
+            let diffs = run_one(cpu, t, stem, mask);
+            if diffs.is_empty() {
+                fs.passed += 1;
+                continue;
+            }
+            fs.failed += 1;
+            if summary.failed + fs.failed <= DETAILED_MISMATCHES {
+                let bytes: Vec<String> = t.bytes.iter().map(|b| format!("{b:02X}")).collect();
+                let _ = writeln!(
+                    out,
+                    "MISMATCH {stem} #{}: {}    [{}]",
+                    t.index,
+                    t.name,
+                    bytes.join(" ")
+                );
+                for d in diffs {
+                    let _ = writeln!(out, "  - {d}");
+                }
+            }
+        }
+        summary.add(fs);
+        table.push((stem.clone(), fs));
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:>7} {:>7} {:>7} {:>7}",
+        "file", "tests", "passed", "failed", "skipped"
+    );
+    for (stem, s) in &table {
+        let n = s.passed + s.failed + s.skipped;
+        let _ = writeln!(
+            out,
+            "{stem:<8} {n:>7} {:>7} {:>7} {:>7}",
+            s.passed, s.failed, s.skipped
+        );
+    }
+    for (r, n) in &skips {
+        let _ = writeln!(out, "skipped {n}: {}", r.describe());
+    }
+    let _ = writeln!(out, "{} skipped", summary.skipped);
+    let _ = writeln!(out, "{} passed, {} failed", summary.passed, summary.failed);
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::moo::read_moo_file;
+    use std::path::PathBuf;
+
+    fn set_dir() -> Option<PathBuf> {
+        let d = PathBuf::from("/work/shared/conformance/singlestep/80286/v1_real_mode");
+        if d.is_dir() {
+            Some(d)
+        } else {
+            eprintln!("skipping: {} not present", d.display());
+            None
+        }
+    }
+
+    #[test]
+    fn parses_a_real_file() {
+        let Some(dir) = set_dir() else { return };
+        let f = read_moo_file(&dir.join("00.MOO.gz")).expect("readable");
+        assert_eq!(f.cpu, "C286");
+        assert_eq!(f.version, (1, 0));
+        assert_eq!(f.header_count, 2000);
+        assert_eq!(f.tests.len(), 2000);
+        assert_eq!(f.mnemonic, "add");
+        let t = &f.tests[0];
+        assert_eq!(t.index, 0);
+        assert_eq!(t.name, "add [bx+0Eh],bl");
+        assert_eq!(t.bytes[0], 0x00);
+        assert_eq!(*t.bytes.last().expect("bytes"), 0xF4);
+        assert_eq!(t.init.regs.mask, 0x3FFF);
+        assert!(!t.init.ram.is_empty());
+        assert!(t.fina.regs.mask & (1 << 12) != 0, "IP always changes");
+        assert_eq!(f.tests[1999].index, 1999);
+        assert!(f.tests.iter().all(|t| t.hash != [0; 20]));
+    }
+
+    #[test]
+    fn metadata_masks() {
+        let Some(dir) = set_dir() else { return };
+        let m = Metadata::load(&dir.join("metadata.json")).expect("metadata");
+        assert_eq!(m.flags_mask("00"), 0xFFFF);
+        assert_eq!(m.flags_mask("08"), 0xFFEF);
+        assert_eq!(m.flags_mask("F7.6"), 0xF72A);
+        assert_eq!(m.flags_mask("D3.4"), 0xF7EE);
+    }
+
+    /// A CPU that "executes" by replaying the expected final state: every test must
+    /// pass, proving the harness's merge of INIT/FINA and its masks are consistent.
+    struct Replay {
+        expected: Option<(Regs286, HashMap<u32, u8>)>,
+    }
+
+    impl RealModeCpu for Replay {
+        fn run_test(&mut self, regs: &Regs286, _ram: &[(u32, u8)]) -> RealModeResult {
+            let (r, _) = self.expected.clone().unwrap_or((*regs, HashMap::new()));
+            RealModeResult {
+                regs: r,
+                halted: true,
+            }
+        }
+        fn read_byte(&mut self, addr: u32) -> u8 {
+            self.expected
+                .as_ref()
+                .and_then(|e| e.1.get(&addr).copied())
+                .unwrap_or(0)
+        }
+    }
+
+    #[test]
+    fn replayed_expectations_pass_and_a_wrong_register_fails() {
+        let Some(dir) = set_dir() else { return };
+        let f = read_moo_file(&dir.join("F7.6.MOO.gz")).expect("readable");
+        let mut cpu = Replay { expected: None };
+        let mut with_exception = 0;
+        for t in f.tests.iter().take(300) {
+            let mut regs = t.init.regs.regs;
+            regs.flags &= 0x0FFF;
+            for i in 0..14 {
+                if t.fina.regs.mask & (1 << i) != 0 {
+                    if let (Some(r), Some(v)) = (regs.get_mut(i), t.fina.regs.regs.get(i)) {
+                        *r = v;
+                    }
+                }
+            }
+            let ram: HashMap<u32, u8> = t.fina.ram.iter().copied().collect();
+            cpu.expected = Some((regs, ram.clone()));
+            assert!(
+                run_one(&mut cpu, t, "F7.6", 0xF72A).is_empty(),
+                "test {}",
+                t.index
+            );
+            // Undefined flags (SF here) may differ.
+            let mut r2 = regs;
+            r2.flags ^= 0x0080;
+            cpu.expected = Some((r2, ram.clone()));
+            assert!(run_one(&mut cpu, t, "F7.6", 0xF72A).is_empty());
+            // A wrong AX must fail.
+            let mut r3 = regs;
+            r3.ax ^= 1;
+            cpu.expected = Some((r3, ram));
+            assert_eq!(run_one(&mut cpu, t, "F7.6", 0xF72A).len(), 1);
+            with_exception += t.exception.is_some() as u32;
+        }
+        assert!(with_exception > 0, "DIV tests include #DE");
+    }
+
+    #[test]
+    fn directory_run_reports_counts() {
+        let Some(dir) = set_dir() else { return };
+        let mut cpu = Replay { expected: None };
+        let mut out = Vec::new();
+        // A CPU that changes nothing: tests whose FINA lists only IP/flags changes
+        // still fail on IP, so all must fail, and the totals must add up.
+        let n = read_moo_file(&dir.join("F8.MOO.gz"))
+            .expect("readable")
+            .tests
+            .len() as u64;
+        assert_eq!(n, 1000, "F8 (CLC) had 1,000 tests upstream");
+        let s = run_singlestep_dir(&mut cpu, &dir, Some("F8"), &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(s.passed + s.failed + s.skipped, n, "{text}");
+        assert_eq!(s.failed, n, "{text}");
+        assert!(text.contains("\nF8 "), "{text}");
+        assert!(text.ends_with("0 passed, 1000 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn long_instructions_are_a_skip_category() {
+        let t = MooTest {
+            bytes: vec![0x26; 11].into_iter().chain([0x90, 0xF4]).collect(),
+            exception: Some(crate::conformance::moo::MooException {
+                number: 6,
+                flag_address: 0,
+            }),
+            ..MooTest::default()
+        };
+        assert_eq!(
+            skip_reason(&t, &HashSet::new()),
+            Some(SkipReason::LongInstruction286)
+        );
+        let mut revoked = HashSet::new();
+        revoked.insert(t.hash_hex());
+        assert_eq!(skip_reason(&t, &revoked), Some(SkipReason::Revoked));
+        let smsw = MooTest {
+            bytes: vec![0x0F, 0x01, 0xE0, 0xF4],
+            ..MooTest::default()
+        };
+        assert_eq!(
+            skip_reason(&smsw, &HashSet::new()),
+            Some(SkipReason::DescriptorStore286)
+        );
+    }
+}
