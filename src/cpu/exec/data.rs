@@ -208,8 +208,14 @@ pub fn xadd(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let a = rd(cpu, bus, op, op.o[0], sz)?;
     let b = cpu.reg(op.o[1], sz);
     let r = a.wrapping_add(b);
-    wr(cpu, bus, op, op.o[0], sz, r & size_mask(sz))?;
-    cpu.set_reg(op.o[1], sz, a);
+    if op.o[0] == K_MEM {
+        wr(cpu, bus, op, op.o[0], sz, r & size_mask(sz))?;
+        cpu.set_reg(op.o[1], sz, a);
+    } else {
+        // Source first: with the same register twice the sum wins.
+        cpu.set_reg(op.o[1], sz, a);
+        cpu.set_reg(op.o[0], sz, r & size_mask(sz));
+    }
     cpu.flags.add(sz, a, b, r);
     Ok(())
 }
@@ -223,8 +229,11 @@ pub fn cmpxchg(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         let src = cpu.reg(op.o[1], sz);
         wr(cpu, bus, op, op.o[0], sz, src)?;
     } else {
-        // The destination is written back with its own value (a locked RMW cycle).
-        wr(cpu, bus, op, op.o[0], sz, dst)?;
+        // A memory destination is written back with its own value (a locked
+        // RMW cycle); a register destination is left untouched.
+        if op.o[0] == K_MEM {
+            wr(cpu, bus, op, op.o[0], sz, dst)?;
+        }
         cpu.set_reg(0, sz, dst);
     }
     cpu.flags.sub(sz, acc, dst, r);

@@ -16,6 +16,15 @@ pub const SHL: u8 = 4;
 pub const SHR: u8 = 5;
 pub const SAR: u8 = 7;
 
+/// A masked count of 0 changes no flags and no memory, but a 32-bit register
+/// destination is still written, which clears its upper half (as Intel CPUs do).
+fn zero_count(cpu: &mut Cpu, op: &Op, a: u64) -> Res {
+    if op.o[0] < 16 && op.osz == 4 {
+        cpu.set_reg(op.o[0], 4, a);
+    }
+    Ok(())
+}
+
 pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let bits = sz as u32 * 8;
@@ -24,7 +33,7 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let cnt = cnt_raw & if sz == 8 { 0x3F } else { 0x1F };
     let a = rd(cpu, bus, op, op.o[0], sz)?;
     if cnt == 0 {
-        return Ok(());
+        return zero_count(cpu, op, a);
     }
     let msb = |v: u64| (v >> (bits - 1)) & 1 != 0;
     let cf_in = cpu.flags.cf();
@@ -44,7 +53,7 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         RCL => {
             let c = if bits < 32 { cnt % (bits + 1) } else { cnt };
             if c == 0 {
-                return Ok(());
+                return zero_count(cpu, op, a);
             }
             let wide = (a as u128) | ((cf_in as u128) << bits);
             let n = bits + 1;
@@ -56,7 +65,7 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         RCR => {
             let c = if bits < 32 { cnt % (bits + 1) } else { cnt };
             if c == 0 {
-                return Ok(());
+                return zero_count(cpu, op, a);
             }
             let wide = (a as u128) | ((cf_in as u128) << bits);
             let n = bits + 1;
@@ -111,7 +120,7 @@ fn double_shift(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, left: bool) -> Res {
     let a = rd(cpu, bus, op, op.o[0], sz)?;
     let b = cpu.reg(op.o[1], sz);
     if cnt == 0 {
-        return Ok(());
+        return zero_count(cpu, op, a);
     }
     // Concatenate dest:src (left) or src:dest (right) in 128 bits; for 16-bit
     // operands with counts above 16 the pattern repeats as Intel CPUs do.
