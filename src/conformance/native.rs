@@ -49,6 +49,12 @@ const EXC_VECTOR: u64 = SAVE + 0x300;
 const EXC_CR2: u64 = SAVE + 0x308;
 /// Seconds a batch child may run before SIGALRM kills it.
 const BATCH_ALARM_SECS: u32 = 20;
+/// Child exit status: the code block could not be mapped.
+const CHILD_EXIT_BLOCK: i32 = 90;
+/// Child exit status: alternate stack / signal setup failed.
+const CHILD_EXIT_SETUP: i32 = 91;
+/// Child exit status base: `base + signal` for a fault outside the test code.
+const CHILD_EXIT_FAULT_BASE: i32 = 100;
 /// Tests per child process.
 const BATCH: usize = 1000;
 /// Alternate signal stack size.
@@ -78,7 +84,30 @@ impl fmt::Display for NativeError {
             NativeError::CodeTooLong(n) => write!(f, "code is {n} bytes, limit {MAX_CODE_LEN}"),
             NativeError::BadDataRegion(a) => write!(f, "unusable data region at {a:#x}"),
             NativeError::Sys(what, e) => write!(f, "{what} failed: errno {e}"),
-            NativeError::ChildDied(st) => write!(f, "native child died (wait status {st:#x})"),
+            NativeError::ChildDied(st) => {
+                let (exited, code, sig) = (
+                    libc::WIFEXITED(*st),
+                    libc::WEXITSTATUS(*st),
+                    libc::WTERMSIG(*st),
+                );
+                match (exited, code) {
+                    (true, CHILD_EXIT_BLOCK) => write!(
+                        f,
+                        "native child could not map its code block at {CODE_ADDR:#x} \
+                         (address in use?)"
+                    ),
+                    (true, c) if c > CHILD_EXIT_FAULT_BASE => write!(
+                        f,
+                        "native child: harness fault, signal {} outside the test code",
+                        c - CHILD_EXIT_FAULT_BASE
+                    ),
+                    (true, c) => write!(f, "native child exited early with status {c}"),
+                    (false, _) if sig == libc::SIGALRM => {
+                        write!(f, "native child timed out after {BATCH_ALARM_SECS} s")
+                    }
+                    (false, _) => write!(f, "native child killed by signal {sig}"),
+                }
+            }
             NativeError::MapFailed(e) => write!(f, "child could not map data region: errno {e}"),
         }
     }
@@ -366,7 +395,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         let g = &mut uc.uc_mcontext.gregs;
         let rip = g[libc::REG_RIP as usize] as u64;
         if !(CODE_ADDR..CODE_ADDR + ENTRY_OFF as u64).contains(&rip) {
-            libc::_exit(100 + sig);
+            libc::_exit(CHILD_EXIT_FAULT_BASE + sig);
         }
         let order = [
             libc::REG_RAX,
@@ -419,6 +448,12 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
     // SAFETY (whole function): raw system calls and writes to memory this child maps
     // itself or to the shared mapping, at offsets computed by the parent.
     unsafe {
+        // The parent may ignore SIGALRM or block signals; the child needs the default
+        // (terminate) action for its timeout and must receive its fault signals.
+        libc::signal(libc::SIGALRM, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());
         libc::alarm(BATCH_ALARM_SECS);
         let block = libc::mmap(
             CODE_ADDR as *mut libc::c_void,
@@ -429,7 +464,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             0,
         );
         if block != CODE_ADDR as *mut libc::c_void {
-            libc::_exit(90);
+            libc::_exit(CHILD_EXIT_BLOCK);
         }
         let block = block.cast::<u8>();
         let s = plan.stubs;
@@ -445,7 +480,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             0,
         );
         if alt == libc::MAP_FAILED {
-            libc::_exit(91);
+            libc::_exit(CHILD_EXIT_SETUP);
         }
         let ss = libc::stack_t {
             ss_sp: alt,
@@ -453,7 +488,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             ss_size: ALT_STACK_SIZE,
         };
         if libc::sigaltstack(&ss, ptr::null_mut()) != 0 {
-            libc::_exit(92);
+            libc::_exit(CHILD_EXIT_SETUP);
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_fault as *const () as usize;
@@ -467,7 +502,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             libc::SIGTRAP,
         ] {
             if libc::sigaction(sig, &sa, ptr::null_mut()) != 0 {
-                libc::_exit(93);
+                libc::_exit(CHILD_EXIT_SETUP);
             }
         }
 

@@ -338,8 +338,9 @@ pub fn run_singlestep_dir(
         None => true,
         Some(f) => f.split(',').map(str::trim).any(|p| {
             stem.eq_ignore_ascii_case(p)
-                || stem.len() > p.len()
-                    && stem[..p.len()].eq_ignore_ascii_case(p)
+                || stem
+                    .get(..p.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(p))
                     && stem.as_bytes().get(p.len()) == Some(&b'.')
         }),
     };
