@@ -686,6 +686,11 @@ impl Generator {
             self.apply_mem_constraints(code, &mut st, c, &reg_ops, mem_size_bits)?;
         }
         self.apply_operand_biases(code, &mut st, &instr, &mem);
+        if mem.is_some() && self.rng.one_in(8) {
+            // LOCK on a memory destination; forms where LOCK is invalid decode as
+            // invalid below and are retried, so only legal locked forms are generated.
+            instr.set_has_lock_prefix(true);
+        }
         let bytes = encode(&instr)?;
         let decoded = decode(&bytes)?;
         if decoded.code() != code {
@@ -1193,5 +1198,33 @@ mod tests {
             assert_eq!(x.code, y.code);
             assert_eq!(x.state, y.state);
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn locked_forms_are_generated_and_valid() {
+        let mut g = Generator::new(11, GenConfig::default());
+        let mut locked = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let t = g.next_test();
+            if t.instr.has_lock_prefix() {
+                assert_eq!(t.instr.op0_kind(), OpKind::Memory, "{:?}", t.instr.code());
+                locked.insert(t.instr.mnemonic());
+            }
+        }
+        for m in [
+            Mnemonic::Add,
+            Mnemonic::Xadd,
+            Mnemonic::Cmpxchg,
+            Mnemonic::Bts,
+        ] {
+            assert!(locked.contains(&m), "no lock {m:?}");
+        }
+        assert!(!locked.contains(&Mnemonic::Mov));
+        assert!(!locked.contains(&Mnemonic::Cmp));
     }
 }

@@ -11,6 +11,17 @@
 //!   results in the MOO format ([`moo`]), run through the [`singlestep::RealModeCpu`] trait.
 //!
 //! Both end their report with the exact line `N passed, M failed`.
+//!
+//! Wiring (the `vx86 conform` subcommands):
+//! ```text
+//! vx86 conform host --count N --seed S
+//!     let s = conformance::run_host_differential(&mut cpu, n, s, &mut std::io::stdout());
+//! vx86 conform singlestep DIR [--filter D3,F7.6]
+//!     let s = conformance::run_singlestep_dir(&mut cpu, dir, filter, &mut std::io::stdout());
+//! exit status: s.failed == 0
+//! ```
+//! Generated tests never use FS/GS overrides (the host's FS base is its TLS block),
+//! RIP-relative operands, branches, or memory outside the data region.
 
 pub mod gen;
 pub mod host;
