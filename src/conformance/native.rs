@@ -22,7 +22,7 @@
 //! (timeout, harness fault) the test it was running is reported as an error and a new
 //! child continues with the next test.
 
-use super::{NativeOutcome, UserState, CODE_ADDR};
+use super::{ExecMode, NativeOutcome, UserState, CODE_ADDR};
 use std::fmt;
 use std::ptr;
 
@@ -60,15 +60,6 @@ const EXC_CR2: u64 = SAVE + 0x308;
 /// Far pointer (m16:32) CODE_ADDR:USER32_CS used to enter compatibility mode.
 const FAR_PTR: u64 = SAVE + 0x380;
 
-/// Execution mode of the test code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExecMode {
-    /// 64-bit mode (CS.L = 1).
-    Long64,
-    /// Compatibility mode (32-bit code segment in long mode, CS = 0x23 on Linux):
-    /// the code runs as 32-bit protected-mode code; DS/ES/SS = 0x2B (flat data).
-    Compat32,
-}
 /// Seconds a batch child may run before SIGALRM kills it.
 const BATCH_ALARM_SECS: u32 = 20;
 /// Child exit status: the code block could not be mapped.
