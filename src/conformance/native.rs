@@ -18,6 +18,12 @@
 //! (`si_addr`), and redirects RIP to the fault-return stub, which returns 1. The signal
 //! runs on an alternate stack because RSP points into the small data region.
 //!
+//! In [`ExecMode::Compat32`] the entry stub loads DS/ES with the flat user data selector
+//! and far-jumps (m16:32) to CODE_ADDR through the 32-bit user code selector 0x23; the
+//! 32-bit half of the exit trampoline stores EAX..EDI and far-jumps to a 64-bit tail
+//! (selector 0x33) that stores R8..R15 and RFLAGS. The signal handler resumes with
+//! CS = 0x33.
+//!
 //! Many tests run per child (one `fork` per batch); if the child dies unexpectedly
 //! (timeout, harness fault) the test it was running is reported as an error and a new
 //! child continues with the next test.
