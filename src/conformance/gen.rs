@@ -173,6 +173,8 @@ pub struct TestCase {
     pub undefined_flags: u64,
     /// GPRs (bit i = register i) whose final value is undefined (BSF/BSR of zero).
     pub undefined_gpr: u16,
+    /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
+    pub bits: u32,
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough for test generation.
@@ -385,7 +387,27 @@ fn operand_kind_supported(k: OpCodeOperandKind) -> bool {
 
 /// The instruction forms generated for `cfg`, in iced [`Code`] order.
 pub fn forms(cfg: GenConfig) -> Vec<Code> {
-    let mut extra = Vec::new();
+    forms_for(cfg, 64)
+}
+
+/// Mnemonics generated only for 32-bit code (invalid in 64-bit mode).
+pub const MNEMONICS_32: &[Mnemonic] = &[
+    Mnemonic::Aaa,
+    Mnemonic::Aas,
+    Mnemonic::Daa,
+    Mnemonic::Das,
+    Mnemonic::Aam,
+    Mnemonic::Aad,
+    Mnemonic::Pusha,
+    Mnemonic::Pushad,
+    Mnemonic::Popa,
+    Mnemonic::Popad,
+];
+
+/// The instruction forms generated for `cfg` and code size `bits` (64 or 32).
+pub fn forms_for(cfg: GenConfig, bits: u32) -> Vec<Code> {
+    let extra32: &[Mnemonic] = if bits == 32 { MNEMONICS_32 } else { &[] };
+    let mut extra = extra32.to_vec();
     if cfg.popcnt {
         extra.push(Mnemonic::Popcnt);
     }
@@ -401,7 +423,7 @@ pub fn forms(cfg: GenConfig) -> Vec<Code> {
             let m = c.mnemonic();
             op.is_instruction()
                 && op.encoding() == EncodingKind::Legacy
-                && op.mode64()
+                && if bits == 32 { op.mode32() } else { op.mode64() }
                 && (MNEMONICS.contains(&m) || extra.contains(&m))
                 // BSWAP r16 is undefined (SDM BSWAP).
                 && c != Code::Bswap_r16
@@ -413,8 +435,12 @@ pub fn forms(cfg: GenConfig) -> Vec<Code> {
 /// The test generator.
 pub struct Generator {
     rng: Rng,
-    forms: Vec<Code>,
+    /// Forms grouped by mnemonic: a mnemonic is picked uniformly, then one of its forms,
+    /// so rare instructions (CMPXCHG16B) are tested as often as ones with many forms.
+    forms: Vec<Vec<Code>>,
     regs: Vec<Register>,
+    /// 64 or 32.
+    bits: u32,
 }
 
 /// A chosen memory operand.
@@ -430,10 +456,24 @@ struct MemChoice {
 impl Generator {
     /// A generator for `cfg`, seeded with `seed`.
     pub fn new(seed: u64, cfg: GenConfig) -> Generator {
+        Generator::new_for(seed, cfg, 64)
+    }
+
+    /// A generator of `bits`-bit code (64, or 32 for compatibility mode).
+    pub fn new_for(seed: u64, cfg: GenConfig, bits: u32) -> Generator {
+        let bits = if bits == 32 { 32 } else { 64 };
+        let mut groups: Vec<Vec<Code>> = Vec::new();
+        for c in forms_for(cfg, bits) {
+            match groups.iter_mut().find(|g| g[0].mnemonic() == c.mnemonic()) {
+                Some(g) => g.push(c),
+                None => groups.push(vec![c]),
+            }
+        }
         Generator {
             rng: Rng::new(seed),
-            forms: forms(cfg),
+            forms: groups,
             regs: Register::values().collect(),
+            bits,
         }
     }
 
@@ -441,7 +481,10 @@ impl Generator {
     /// with a REX prefix) are retried with new operands.
     pub fn next_test(&mut self) -> TestCase {
         loop {
-            let code = self.rng.pick(&self.forms);
+            let group = self.rng.below(self.forms.len() as u64) as usize;
+            let Some(code) = self.forms.get(group).map(|g| self.rng.pick(g)) else {
+                continue;
+            };
             if let Some(t) = self.try_generate(code) {
                 return t;
             }
@@ -488,18 +531,20 @@ impl Generator {
     fn choose_mem(&mut self, st: &mut UserState, addr32: bool, align16: bool) -> MemChoice {
         let size = if addr32 { 32 } else { 64 };
         let no_base = self.rng.one_in(16);
-        let base_i = self.rng.below(16) as usize;
+        let nregs = if self.bits == 32 { 8 } else { 16 };
+        let base_i = self.rng.below(nregs) as usize;
         let base = if no_base {
             Register::None
         } else {
             reg_of(&self.regs, size, base_i)
         };
         let use_index = self.rng.one_in(2);
-        let mut index_i = self.rng.below(16) as usize;
+        let nregs = nregs as usize;
+        let mut index_i = self.rng.below(nregs as u64) as usize;
         if index_i == RSP || (!no_base && index_i == base_i) {
-            index_i = (index_i + 1 + (index_i == RSP) as usize) % 16;
+            index_i = (index_i + 1 + (index_i == RSP) as usize) % nregs;
             if index_i == RSP || (!no_base && index_i == base_i) {
-                index_i = (index_i + 1) % 16;
+                index_i = (index_i + 1) % nregs;
             }
         }
         let index = if use_index && index_i != RSP && (no_base || index_i != base_i) {
@@ -566,7 +611,8 @@ impl Generator {
         }
         let mut instr = Instruction::default();
         instr.set_code(code);
-        let addr32 = self.rng.one_in(8);
+        // 32-bit code always uses 32-bit addressing (a 67h prefix would select 16-bit).
+        let addr32 = self.bits == 32 || self.rng.one_in(8);
         let mut mem: Option<MemChoice> = None;
         let mut reg_ops: Vec<Register> = Vec::new();
         let mut mem_size_bits = 0u32;
@@ -603,11 +649,16 @@ impl Generator {
                 continue;
             }
             if reg_size != 0 {
-                let n = if reg_size == 8 { 20 } else { 16 };
+                let (n, high) = match (self.bits, reg_size) {
+                    (32, 8) => (8, 4),
+                    (32, _) => (8, 8),
+                    (_, 8) => (20, 16),
+                    _ => (16, 16),
+                };
                 let j = self.rng.below(n) as usize;
-                let r = if reg_size == 8 && j >= 16 {
+                let r = if reg_size == 8 && j >= high {
                     // AH, CH, DH, BH
-                    self.regs[Register::AH as usize + (j - 16)]
+                    self.regs[Register::AH as usize + (j - high)]
                 } else {
                     reg_of(&self.regs, reg_size, j)
                 };
@@ -674,8 +725,13 @@ impl Generator {
             self.apply_mem_constraints(code, &mut st, c, &reg_ops, mem_size_bits)?;
         }
         self.apply_operand_biases(code, &mut st, &instr, &mem);
-        let bytes = encode(&instr)?;
-        let decoded = decode(&bytes)?;
+        if mem.is_some() && self.rng.one_in(8) {
+            // LOCK on a memory destination; forms where LOCK is invalid decode as
+            // invalid below and are retried, so only legal locked forms are generated.
+            instr.set_has_lock_prefix(true);
+        }
+        let bytes = encode(&instr, self.bits)?;
+        let decoded = decode_for(&bytes, self.bits)?;
         if decoded.code() != code {
             return None;
         }
@@ -689,6 +745,7 @@ impl Generator {
             state: st,
             undefined_flags,
             undefined_gpr,
+            bits: self.bits,
         })
     }
 
@@ -851,7 +908,7 @@ impl Generator {
             1 => bytes.push(0xF3),
             _ => bytes.push(if compare { 0xF2 } else { 0xF3 }),
         }
-        let addr32 = self.rng.one_in(4);
+        let addr32 = self.bits == 64 && self.rng.one_in(4);
         if addr32 {
             bytes.push(0x67);
         }
@@ -885,7 +942,7 @@ impl Generator {
                 st.data[k] ^= 1 << self.rng.below(8);
             }
         }
-        let decoded = decode(&bytes)?;
+        let decoded = decode_for(&bytes, self.bits)?;
         if decoded.code() != code {
             return None;
         }
@@ -896,19 +953,25 @@ impl Generator {
             state: st,
             undefined_flags,
             undefined_gpr,
+            bits: self.bits,
         })
     }
 }
 
-fn encode(instr: &Instruction) -> Option<Vec<u8>> {
-    let mut enc = Encoder::new(64);
+fn encode(instr: &Instruction, bits: u32) -> Option<Vec<u8>> {
+    let mut enc = Encoder::new(bits);
     enc.encode(instr, CODE_ADDR).ok()?;
     Some(enc.take_buffer())
 }
 
 /// Decode exactly one instruction occupying all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Option<Instruction> {
-    let mut d = Decoder::with_ip(64, bytes, CODE_ADDR, DecoderOptions::NONE);
+    decode_for(bytes, 64)
+}
+
+/// Decode exactly one `bits`-bit instruction occupying all of `bytes`.
+pub fn decode_for(bytes: &[u8], bits: u32) -> Option<Instruction> {
+    let mut d = Decoder::with_ip(bits, bytes, CODE_ADDR, DecoderOptions::NONE);
     let i = d.decode();
     (!i.is_invalid() && i.len() == bytes.len()).then_some(i)
 }
@@ -1072,12 +1135,29 @@ mod tests {
 
     #[test]
     fn generated_tests_decode_back_and_stay_in_the_data_region() {
-        let mut g = Generator::new(0x1234_5678, GenConfig::default());
+        check_generated(
+            64,
+            &[Mnemonic::Cmpsq, Mnemonic::Cmpxchg16b, Mnemonic::Movsxd],
+        );
+        check_generated(
+            32,
+            &[
+                Mnemonic::Aaa,
+                Mnemonic::Daa,
+                Mnemonic::Pushad,
+                Mnemonic::Cmpsd,
+            ],
+        );
+    }
+
+    fn check_generated(bits: u32, expect: &[Mnemonic]) {
+        let mut g = Generator::new_for(0x1234_5678, GenConfig::default(), bits);
         let mut mem_tests = 0;
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20_000 {
             let t = g.next_test();
-            let d = decode(&t.code).expect("decodes");
+            assert_eq!(t.bits, bits);
+            let d = decode_for(&t.code, bits).expect("decodes");
             assert_eq!(d.code(), t.instr.code());
             assert_eq!(d.len(), t.code.len());
             seen.insert(d.mnemonic());
@@ -1124,16 +1204,22 @@ mod tests {
                 }
             }
         }
-        assert!(mem_tests > 5_000, "only {mem_tests} memory-operand tests");
-        for m in [
-            Mnemonic::Add,
-            Mnemonic::Shrd,
-            Mnemonic::Idiv,
-            Mnemonic::Cmpsq,
-            Mnemonic::Cmpxchg16b,
-            Mnemonic::Bt,
-        ] {
-            assert!(seen.contains(&m), "{m:?} never generated");
+        assert!(mem_tests > 3_000, "only {mem_tests} memory-operand tests");
+        for m in [Mnemonic::Add, Mnemonic::Shrd, Mnemonic::Idiv, Mnemonic::Bt]
+            .iter()
+            .chain(expect)
+        {
+            assert!(seen.contains(m), "{m:?} never generated ({bits}-bit)");
+        }
+        if bits == 32 {
+            for m in [
+                Mnemonic::Cdqe,
+                Mnemonic::Movsxd,
+                Mnemonic::Cmpxchg16b,
+                Mnemonic::Movsq,
+            ] {
+                assert!(!seen.contains(&m), "{m:?} generated in 32-bit code");
+            }
         }
     }
 
@@ -1181,5 +1267,33 @@ mod tests {
             assert_eq!(x.code, y.code);
             assert_eq!(x.state, y.state);
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn locked_forms_are_generated_and_valid() {
+        let mut g = Generator::new(11, GenConfig::default());
+        let mut locked = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let t = g.next_test();
+            if t.instr.has_lock_prefix() {
+                assert_eq!(t.instr.op0_kind(), OpKind::Memory, "{:?}", t.instr.code());
+                locked.insert(t.instr.mnemonic());
+            }
+        }
+        for m in [
+            Mnemonic::Add,
+            Mnemonic::Xadd,
+            Mnemonic::Cmpxchg,
+            Mnemonic::Bts,
+        ] {
+            assert!(locked.contains(&m), "no lock {m:?}");
+        }
+        assert!(!locked.contains(&Mnemonic::Mov));
+        assert!(!locked.contains(&Mnemonic::Cmp));
     }
 }

@@ -11,6 +11,17 @@
 //!   results in the MOO format ([`moo`]), run through the [`singlestep::RealModeCpu`] trait.
 //!
 //! Both end their report with the exact line `N passed, M failed`.
+//!
+//! Wiring (the `vx86 conform` subcommands):
+//! ```text
+//! vx86 conform host --count N --seed S
+//!     let s = conformance::run_host_differential(&mut cpu, n, s, &mut std::io::stdout());
+//! vx86 conform singlestep DIR [--filter D3,F7.6]
+//!     let s = conformance::run_singlestep_dir(&mut cpu, dir, filter, &mut std::io::stdout());
+//! exit status: s.failed == 0
+//! ```
+//! Generated tests never use FS/GS overrides (the host's FS base is its TLS block),
+//! RIP-relative operands, branches, or memory outside the data region.
 
 pub mod gen;
 pub mod host;
@@ -73,6 +84,16 @@ pub struct NativeOutcome {
     pub exception: Option<(u8, Option<u64>)>,
 }
 
+/// Execution mode of the test code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// 64-bit mode (CS.L = 1).
+    Long64,
+    /// Compatibility mode (32-bit code segment in long mode, CS = 0x23 on Linux):
+    /// the code runs as 32-bit protected-mode code; DS/ES/SS = 0x2B (flat data).
+    Compat32,
+}
+
 /// A CPU that can run a short 64-bit user-mode code sequence; the vx86 CPU implements it.
 pub trait UserModeCpu {
     /// Run `code` from a clean machine:
@@ -85,6 +106,17 @@ pub trait UserModeCpu {
     ///   (report its vector, and CR2 for #PF; do not deliver it);
     /// * return the registers, RFLAGS, the data region and the exception.
     fn run_user64(&mut self, code: &[u8], state: &UserState) -> NativeOutcome;
+
+    /// Like [`UserModeCpu::run_user64`], but `code` runs in compatibility mode: long
+    /// mode, CPL 3, a 32-bit code segment (CS.L = 0, CS.D = 1) and flat 32-bit data
+    /// segments (DS = ES = SS, base 0, limit 4 GiB). The 64-bit GPR values of `state`
+    /// are loaded before the switch; only the low 32 bits of RAX..RDI are compared,
+    /// R8..R15 must be preserved. Return `None` if not supported (the harness then
+    /// skips the 32-bit tests and says so).
+    fn run_user32(&mut self, code: &[u8], state: &UserState) -> Option<NativeOutcome> {
+        let _ = (code, state);
+        None
+    }
 }
 
 /// Totals of a conformance run.

@@ -18,11 +18,17 @@
 //! (`si_addr`), and redirects RIP to the fault-return stub, which returns 1. The signal
 //! runs on an alternate stack because RSP points into the small data region.
 //!
+//! In [`ExecMode::Compat32`] the entry stub loads DS/ES with the flat user data selector
+//! and far-jumps (m16:32) to CODE_ADDR through the 32-bit user code selector 0x23; the
+//! 32-bit half of the exit trampoline stores EAX..EDI and far-jumps to a 64-bit tail
+//! (selector 0x33) that stores R8..R15 and RFLAGS. The signal handler resumes with
+//! CS = 0x33.
+//!
 //! Many tests run per child (one `fork` per batch); if the child dies unexpectedly
 //! (timeout, harness fault) the test it was running is reported as an error and a new
 //! child continues with the next test.
 
-use super::{NativeOutcome, UserState, CODE_ADDR};
+use super::{ExecMode, NativeOutcome, UserState, CODE_ADDR};
 use std::fmt;
 use std::ptr;
 
@@ -34,6 +40,16 @@ pub const MAX_CODE_LEN: usize = 0x800;
 const ENTRY_OFF: usize = 0xC00;
 /// Offset of the fault-return stub in the block.
 const FAULT_OFF: usize = 0xE00;
+/// Offset of the 64-bit tail of the compatibility-mode exit trampoline.
+const EXIT_TAIL_OFF: usize = 0xF00;
+/// End of the region the test code and its exit trampoline may occupy; faults outside
+/// it are harness bugs.
+const CODE_REGION_END: usize = 0xA00;
+/// Linux x86-64 user code selectors (GDT_ENTRY_DEFAULT_USER32_CS / USER_CS) and the
+/// user data selector loaded into DS/ES for compatibility mode (null DS faults there).
+const USER32_CS: u16 = 0x23;
+const USER64_CS: u16 = 0x33;
+const USER_DS: u8 = 0x2B;
 /// Save area (page 1 of the block).
 const SAVE: u64 = CODE_ADDR + 0x1000;
 const IN_GPR: u64 = SAVE;
@@ -47,8 +63,17 @@ const CALLEE_SAVED: [u8; 6] = [3, 5, 12, 13, 14, 15];
 /// Exception record written by the signal handler: vector, has_cr2, cr2.
 const EXC_VECTOR: u64 = SAVE + 0x300;
 const EXC_CR2: u64 = SAVE + 0x308;
+/// Far pointer (m16:32) CODE_ADDR:USER32_CS used to enter compatibility mode.
+const FAR_PTR: u64 = SAVE + 0x380;
+
 /// Seconds a batch child may run before SIGALRM kills it.
 const BATCH_ALARM_SECS: u32 = 20;
+/// Child exit status: the code block could not be mapped.
+const CHILD_EXIT_BLOCK: i32 = 90;
+/// Child exit status: alternate stack / signal setup failed.
+const CHILD_EXIT_SETUP: i32 = 91;
+/// Child exit status base: `base + signal` for a fault outside the test code.
+const CHILD_EXIT_FAULT_BASE: i32 = 100;
 /// Tests per child process.
 const BATCH: usize = 1000;
 /// Alternate signal stack size.
@@ -78,7 +103,30 @@ impl fmt::Display for NativeError {
             NativeError::CodeTooLong(n) => write!(f, "code is {n} bytes, limit {MAX_CODE_LEN}"),
             NativeError::BadDataRegion(a) => write!(f, "unusable data region at {a:#x}"),
             NativeError::Sys(what, e) => write!(f, "{what} failed: errno {e}"),
-            NativeError::ChildDied(st) => write!(f, "native child died (wait status {st:#x})"),
+            NativeError::ChildDied(st) => {
+                let (exited, code, sig) = (
+                    libc::WIFEXITED(*st),
+                    libc::WEXITSTATUS(*st),
+                    libc::WTERMSIG(*st),
+                );
+                match (exited, code) {
+                    (true, CHILD_EXIT_BLOCK) => write!(
+                        f,
+                        "native child could not map its code block at {CODE_ADDR:#x} \
+                         (address in use?)"
+                    ),
+                    (true, c) if c > CHILD_EXIT_FAULT_BASE => write!(
+                        f,
+                        "native child: harness fault, signal {} outside the test code",
+                        c - CHILD_EXIT_FAULT_BASE
+                    ),
+                    (true, c) => write!(f, "native child exited early with status {c}"),
+                    (false, _) if sig == libc::SIGALRM => {
+                        write!(f, "native child timed out after {BATCH_ALARM_SECS} s")
+                    }
+                    (false, _) => write!(f, "native child killed by signal {sig}"),
+                }
+            }
             NativeError::MapFailed(e) => write!(f, "child could not map data region: errno {e}"),
         }
     }
@@ -88,13 +136,31 @@ impl std::error::Error for NativeError {}
 
 /// Run one test natively (forks one child).
 pub fn run_native(code: &[u8], state: &UserState) -> Result<NativeOutcome, NativeError> {
-    let mut v = run_native_batch(&[(code, state)]);
+    run_native_mode(code, state, ExecMode::Long64)
+}
+
+/// Run one test natively in `mode` (forks one child).
+pub fn run_native_mode(
+    code: &[u8],
+    state: &UserState,
+    mode: ExecMode,
+) -> Result<NativeOutcome, NativeError> {
+    let mut v = run_native_batch_mode(&[(code, state)], mode);
     v.pop().unwrap_or(Err(NativeError::Sys("batch", 0)))
 }
 
 /// Run many tests natively, forking one child per [`BATCH`] tests (and again after a
 /// child dies). Results are in input order.
 pub fn run_native_batch(tests: &[(&[u8], &UserState)]) -> Vec<Result<NativeOutcome, NativeError>> {
+    run_native_batch_mode(tests, ExecMode::Long64)
+}
+
+/// [`run_native_batch`] in `mode`. In [`ExecMode::Compat32`] the upper halves of the
+/// eight legacy GPRs in the outcome are 0 (only the low 32 bits are architectural).
+pub fn run_native_batch_mode(
+    tests: &[(&[u8], &UserState)],
+    mode: ExecMode,
+) -> Vec<Result<NativeOutcome, NativeError>> {
     let mut results: Vec<Option<Result<NativeOutcome, NativeError>>> = vec![None; tests.len()];
     // Validate first; invalid tests are not sent to the child.
     let mut runnable = Vec::new();
@@ -107,7 +173,7 @@ pub fn run_native_batch(tests: &[(&[u8], &UserState)]) -> Vec<Result<NativeOutco
             runnable.push(i);
         }
     }
-    let stubs = Stubs::build();
+    let stubs = Stubs::build(mode);
     let mut start = 0;
     while start < runnable.len() {
         let end = (start + BATCH).min(runnable.len());
@@ -153,6 +219,8 @@ struct Stubs {
     entry: Vec<u8>,
     exit: Vec<u8>,
     fault: Vec<u8>,
+    /// 64-bit tail of the compatibility-mode exit (empty in 64-bit mode).
+    exit_tail: Vec<u8>,
 }
 
 /// `mov [abs32], r64` (store) or `mov r64, [abs32]` (load) with SIB absolute addressing
@@ -177,8 +245,12 @@ fn restore_host_and_ret(out: &mut Vec<u8>, ret: u8) {
 }
 
 impl Stubs {
-    fn build() -> Stubs {
+    fn build(mode: ExecMode) -> Stubs {
         let mut entry = Vec::new();
+        if mode == ExecMode::Compat32 {
+            // mov eax, USER_DS; mov ds, eax; mov es, eax
+            entry.extend_from_slice(&[0xB8, USER_DS, 0, 0, 0, 0x8E, 0xD8, 0x8E, 0xC0]);
+        }
         for (k, &r) in CALLEE_SAVED.iter().enumerate() {
             mov_abs(&mut entry, true, r, HOST_SAVED + 8 * k as u64);
         }
@@ -190,14 +262,43 @@ impl Stubs {
         for r in 0..16u8 {
             mov_abs(&mut entry, false, r, IN_GPR + 8 * r as u64);
         }
-        // jmp rel32 CODE_ADDR
-        let after = CODE_ADDR as i64 + ENTRY_OFF as i64 + entry.len() as i64 + 5;
-        entry.push(0xE9);
-        entry.extend_from_slice(&((CODE_ADDR as i64 - after) as i32).to_le_bytes());
+        if mode == ExecMode::Compat32 {
+            // jmp far [FAR_PTR] (FF /5, m16:32): into the 32-bit code segment.
+            entry.extend_from_slice(&[0xFF, 0x2C, 0x25]);
+            entry.extend_from_slice(&(FAR_PTR as u32).to_le_bytes());
+        } else {
+            // jmp rel32 CODE_ADDR
+            let after = CODE_ADDR as i64 + ENTRY_OFF as i64 + entry.len() as i64 + 5;
+            entry.push(0xE9);
+            entry.extend_from_slice(&((CODE_ADDR as i64 - after) as i32).to_le_bytes());
+        }
 
         let mut exit = Vec::new();
-        for r in 0..16u8 {
-            mov_abs(&mut exit, true, r, OUT_GPR + 8 * r as u64);
+        let mut exit_tail = Vec::new();
+        if mode == ExecMode::Compat32 {
+            // 32-bit code: mov [abs32], r32 (ModRM mod=00 rm=101 is disp32 here).
+            for r in 0..8u8 {
+                exit.extend_from_slice(&[0x89, (r << 3) | 0b101]);
+                exit.extend_from_slice(&((OUT_GPR + 8 * r as u64) as u32).to_le_bytes());
+            }
+            // jmp far USER64_CS:EXIT_TAIL (EA ptr16:32)
+            exit.push(0xEA);
+            exit.extend_from_slice(&((CODE_ADDR + EXIT_TAIL_OFF as u64) as u32).to_le_bytes());
+            exit.extend_from_slice(&USER64_CS.to_le_bytes());
+            std::mem::swap(&mut exit, &mut exit_tail);
+            for r in 8..16u8 {
+                mov_abs(&mut exit, true, r, OUT_GPR + 8 * r as u64);
+            }
+            for r in 0..8u64 {
+                // mov dword [OUT_GPR + 8r + 4], 0
+                exit.extend_from_slice(&[0xC7, 0x04, 0x25]);
+                exit.extend_from_slice(&((OUT_GPR + 8 * r + 4) as u32).to_le_bytes());
+                exit.extend_from_slice(&0u32.to_le_bytes());
+            }
+        } else {
+            for r in 0..16u8 {
+                mov_abs(&mut exit, true, r, OUT_GPR + 8 * r as u64);
+            }
         }
         mov_abs(&mut exit, false, 4, HOST_RSP);
         exit.push(0x9C); // pushfq
@@ -211,7 +312,17 @@ impl Stubs {
 
         let mut fault = Vec::new();
         restore_host_and_ret(&mut fault, 1);
-        Stubs { entry, exit, fault }
+        if mode == ExecMode::Compat32 {
+            // `exit` holds the 64-bit tail, `exit_tail` the 32-bit head: put the head
+            // after the code and the tail at EXIT_TAIL_OFF.
+            std::mem::swap(&mut exit, &mut exit_tail);
+        }
+        Stubs {
+            entry,
+            exit,
+            fault,
+            exit_tail,
+        }
     }
 }
 
@@ -365,8 +476,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         let uc = &mut *ctx.cast::<libc::ucontext_t>();
         let g = &mut uc.uc_mcontext.gregs;
         let rip = g[libc::REG_RIP as usize] as u64;
-        if !(CODE_ADDR..CODE_ADDR + ENTRY_OFF as u64).contains(&rip) {
-            libc::_exit(100 + sig);
+        if !(CODE_ADDR..CODE_ADDR + CODE_REGION_END as u64).contains(&rip) {
+            libc::_exit(CHILD_EXIT_FAULT_BASE + sig);
         }
         let order = [
             libc::REG_RAX,
@@ -406,6 +517,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         ptr::write_volatile(EXC_VECTOR as *mut i64, vector);
         ptr::write_volatile(EXC_CR2 as *mut u64, (*info).si_addr() as u64);
         g[libc::REG_RIP as usize] = (CODE_ADDR + FAULT_OFF as u64) as i64;
+        // Resume in 64-bit mode (the fault may have come from compatibility mode).
+        let csgsfs = &mut g[libc::REG_CSGSFS as usize];
+        *csgsfs = (*csgsfs & !0xFFFF) | USER64_CS as i64;
         g[libc::REG_EFL as usize] = RESUME_RFLAGS;
     }
 }
@@ -419,6 +533,12 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
     // SAFETY (whole function): raw system calls and writes to memory this child maps
     // itself or to the shared mapping, at offsets computed by the parent.
     unsafe {
+        // The parent may ignore SIGALRM or block signals; the child needs the default
+        // (terminate) action for its timeout and must receive its fault signals.
+        libc::signal(libc::SIGALRM, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());
         libc::alarm(BATCH_ALARM_SECS);
         let block = libc::mmap(
             CODE_ADDR as *mut libc::c_void,
@@ -429,12 +549,16 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             0,
         );
         if block != CODE_ADDR as *mut libc::c_void {
-            libc::_exit(90);
+            libc::_exit(CHILD_EXIT_BLOCK);
         }
         let block = block.cast::<u8>();
         let s = plan.stubs;
         ptr::copy_nonoverlapping(s.entry.as_ptr(), block.add(ENTRY_OFF), s.entry.len());
         ptr::copy_nonoverlapping(s.fault.as_ptr(), block.add(FAULT_OFF), s.fault.len());
+        let tail = s.exit_tail.len().min(0x100);
+        ptr::copy_nonoverlapping(s.exit_tail.as_ptr(), block.add(EXIT_TAIL_OFF), tail);
+        ptr::write_unaligned(FAR_PTR as *mut u32, CODE_ADDR as u32);
+        ptr::write_unaligned((FAR_PTR + 4) as *mut u16, USER32_CS);
 
         let alt = libc::mmap(
             ptr::null_mut(),
@@ -445,7 +569,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             0,
         );
         if alt == libc::MAP_FAILED {
-            libc::_exit(91);
+            libc::_exit(CHILD_EXIT_SETUP);
         }
         let ss = libc::stack_t {
             ss_sp: alt,
@@ -453,7 +577,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             ss_size: ALT_STACK_SIZE,
         };
         if libc::sigaltstack(&ss, ptr::null_mut()) != 0 {
-            libc::_exit(92);
+            libc::_exit(CHILD_EXIT_SETUP);
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_fault as *const () as usize;
@@ -467,7 +591,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             libc::SIGTRAP,
         ] {
             if libc::sigaction(sig, &sa, ptr::null_mut()) != 0 {
-                libc::_exit(93);
+                libc::_exit(CHILD_EXIT_SETUP);
             }
         }
 
@@ -610,6 +734,65 @@ mod tests {
         let last = r[4].as_ref().expect("ran");
         assert_eq!(last.exception, None);
         assert_eq!(last.gpr[0], st.gpr[0].wrapping_add(st.gpr[1]));
+    }
+
+    #[test]
+    fn stubs_fit_their_slots() {
+        for mode in [ExecMode::Long64, ExecMode::Compat32] {
+            let s = Stubs::build(mode);
+            assert!(s.entry.len() <= FAULT_OFF - ENTRY_OFF);
+            assert!(s.fault.len() <= EXIT_TAIL_OFF - FAULT_OFF);
+            assert!(s.exit_tail.len() <= 0x1000 - EXIT_TAIL_OFF);
+            assert!(MAX_CODE_LEN + s.exit.len() <= CODE_REGION_END);
+        }
+    }
+
+    #[test]
+    fn compatibility_mode_runs_32_bit_code() {
+        let mut st = state();
+        st.gpr[0] = 0xDEAD_BEEF_FFFF_FFFF;
+        st.gpr[1] = 1;
+        st.gpr[3] = 0x1122_3344_5566_7788;
+        let tests: Vec<(Vec<u8>, UserState)> = vec![
+            (vec![0x01, 0xC8], st.clone()), // add eax, ecx
+            (vec![0x53], st.clone()),       // push ebx (4 bytes)
+            (vec![0x40], st.clone()),       // inc eax (not a REX prefix here)
+            (vec![0xF7, 0xF7], {
+                // div edi with edi = 0
+                let mut s = st.clone();
+                s.gpr[7] = 0xFFFF_FFFF_0000_0000;
+                s
+            }),
+            (vec![0x8B, 0x18], {
+                // mov ebx, [eax] with eax = 0x50
+                let mut s = st.clone();
+                s.gpr[0] = 0x50;
+                s
+            }),
+        ];
+        let refs: Vec<(&[u8], &UserState)> = tests.iter().map(|(c, s)| (&c[..], s)).collect();
+        let r = run_native_batch_mode(&refs, ExecMode::Compat32);
+        let add = r[0].as_ref().expect("add");
+        assert_eq!(add.exception, None);
+        assert_eq!(add.gpr[0], 0);
+        assert_eq!(add.rflags & 0x41, 0x41, "CF and ZF");
+        for i in 8..16 {
+            assert_eq!(add.gpr[i], st.gpr[i], "r{i} preserved");
+        }
+        let push = r[1].as_ref().expect("push");
+        assert_eq!(push.gpr[RSP], (DATA_ADDR + 0x800 - 4) & 0xFFFF_FFFF);
+        assert_eq!(&push.data[0x7FC..0x800], &0x5566_7788u32.to_le_bytes());
+        assert_eq!(push.data[0x7FB], 0xAA);
+        let inc = r[2].as_ref().expect("inc");
+        assert_eq!(inc.gpr[0], 0, "inc eax wraps; upper half not reported");
+        assert_eq!(r[3].as_ref().map(|o| o.exception), Ok(Some((0, None))));
+        assert_eq!(
+            r[4].as_ref().map(|o| o.exception),
+            Ok(Some((14, Some(0x50))))
+        );
+        // A 64-bit test still works after the 32-bit batch (separate child, same API).
+        let o = run_native(&[0x48, 0x01, 0xC8], &st).expect("64-bit");
+        assert_eq!(o.gpr[0], st.gpr[0].wrapping_add(1));
     }
 
     #[test]

@@ -200,6 +200,23 @@ impl Metadata {
     pub fn flags_mask(&self, stem: &str) -> u16 {
         self.masks.get(stem).copied().unwrap_or(0xFFFF)
     }
+
+    /// FLAGS mask for one test of file `stem`: the stem's entry, or, for a group opcode
+    /// whose file has no `.reg` suffix (e.g. `8F`), the entry of the ModR/M `reg` field
+    /// found after the prefixes and the opcode in `bytes`.
+    pub fn flags_mask_for(&self, stem: &str, bytes: &[u8]) -> u16 {
+        self.lookup(stem, bytes).unwrap_or(0xFFFF)
+    }
+
+    fn lookup(&self, stem: &str, bytes: &[u8]) -> Option<u16> {
+        if let Some(&m) = self.masks.get(stem) {
+            return Some(m);
+        }
+        let body = skip_prefixes(bytes);
+        let modrm_at = if body.first() == Some(&0x0F) { 2 } else { 1 };
+        let reg = (body.get(modrm_at)? >> 3) & 7;
+        self.masks.get(&format!("{stem}.{reg}")).copied()
+    }
 }
 
 /// Load `revocation_list.txt`: one lowercase SHA-1 hex per line, `#` comments.
@@ -215,6 +232,15 @@ pub fn load_revocations(path: &Path) -> HashSet<String> {
         .unwrap_or_default()
 }
 
+/// `bytes` after any 8086/286 prefixes (segment overrides, LOCK, REP/REPNE).
+fn skip_prefixes(bytes: &[u8]) -> &[u8] {
+    let n = bytes
+        .iter()
+        .take_while(|b| matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0xF0 | 0xF2 | 0xF3))
+        .count();
+    bytes.get(n..).unwrap_or(&[])
+}
+
 /// Classify a test the harness does not compare.
 pub fn skip_reason(t: &MooTest, revoked: &HashSet<String>) -> Option<SkipReason> {
     if revoked.contains(&t.hash_hex()) {
@@ -225,13 +251,7 @@ pub fn skip_reason(t: &MooTest, revoked: &HashSet<String>) -> Option<SkipReason>
     if len > 10 && t.exception.is_some_and(|e| e.number == 6) {
         return Some(SkipReason::LongInstruction286);
     }
-    let body: Vec<u8> = t
-        .bytes
-        .iter()
-        .copied()
-        .skip_while(|b| matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0xF0 | 0xF2 | 0xF3))
-        .collect();
-    if let [0x0F, 0x01, modrm, ..] = body[..] {
+    if let [0x0F, 0x01, modrm, ..] = *skip_prefixes(&t.bytes) {
         if matches!((modrm >> 3) & 7, 0 | 1 | 4) {
             return Some(SkipReason::DescriptorStore286);
         }
@@ -338,8 +358,9 @@ pub fn run_singlestep_dir(
         None => true,
         Some(f) => f.split(',').map(str::trim).any(|p| {
             stem.eq_ignore_ascii_case(p)
-                || stem.len() > p.len()
-                    && stem[..p.len()].eq_ignore_ascii_case(p)
+                || stem
+                    .get(..p.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(p))
                     && stem.as_bytes().get(p.len()) == Some(&b'.')
         }),
     };
@@ -361,7 +382,6 @@ pub fn run_singlestep_dir(
                 continue;
             }
         };
-        let mask = meta.flags_mask(stem);
         let mut fs = Summary::default();
         for t in &file.tests {
             if let Some(r) = skip_reason(t, &revoked) {
@@ -369,6 +389,7 @@ pub fn run_singlestep_dir(
                 fs.skipped += 1;
                 continue;
             }
+            let mask = meta.flags_mask_for(stem, &t.bytes);
             let diffs = run_one(cpu, t, stem, mask);
             if diffs.is_empty() {
                 fs.passed += 1;
@@ -448,6 +469,39 @@ mod tests {
         assert!(t.fina.regs.mask & (1 << 12) != 0, "IP always changes");
         assert_eq!(f.tests[1999].index, 1999);
         assert!(f.tests.iter().all(|t| t.hash != [0; 20]));
+    }
+
+    /// Every file of the set parses, its test count matches its header, and the total
+    /// is the README's 615,000; every file has a metadata entry.
+    #[test]
+    fn all_files_parse() {
+        let Some(dir) = set_dir() else { return };
+        let meta = Metadata::load(&dir.join("metadata.json")).expect("metadata");
+        let mut total = 0;
+        let mut files = 0;
+        for e in std::fs::read_dir(&dir).expect("dir") {
+            let path = e.expect("entry").path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let Some(stem) = name.strip_suffix(".MOO.gz") else {
+                continue;
+            };
+            let f = read_moo_file(&path).expect("parses");
+            assert_eq!(f.tests.len() as u32, f.header_count, "{name}");
+            for t in &f.tests {
+                assert!(
+                    meta.lookup(stem, &t.bytes).is_some(),
+                    "{stem} #{} not in metadata",
+                    t.index
+                );
+            }
+            total += f.tests.len();
+            files += 1;
+        }
+        assert_eq!(files, 325);
+        assert_eq!(total, 615_000);
     }
 
     #[test]
@@ -538,6 +592,21 @@ mod tests {
         assert_eq!(s.failed, n, "{text}");
         assert!(text.contains("\nF8 "), "{text}");
         assert!(text.ends_with("0 passed, 1000 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn group_mask_falls_back_to_the_modrm_reg_field() {
+        let m = Metadata::parse(
+            r#"{"opcodes":{"D3":{"reg":{"4":{"flags-mask":63470},"0":{"flags-mask":63487}}},
+                "01":{"status":"normal"}}}"#,
+        )
+        .expect("json");
+        // ES: prefix, D3 /4 (shl ax,cl), HLT
+        assert_eq!(m.flags_mask_for("D3", &[0x26, 0xD3, 0xE0, 0xF4]), 0xF7EE);
+        assert_eq!(m.flags_mask_for("D3", &[0xD3, 0xC0, 0xF4]), 0xF7FF);
+        assert_eq!(m.flags_mask_for("D3.4", &[0xD3, 0xC0, 0xF4]), 0xF7EE);
+        assert_eq!(m.flags_mask_for("01", &[0x01, 0xC0, 0xF4]), 0xFFFF);
+        assert!(Metadata::parse("{}").is_err());
     }
 
     #[test]
