@@ -4,4 +4,5 @@
 //! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
+pub mod block;
 pub mod devices;
