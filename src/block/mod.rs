@@ -70,7 +70,7 @@ pub enum BlockError {
 /// Checks that a transfer of `len` bytes at `lba` fits a disk of `sectors`
 /// sectors and is whole sectors; returns the sector count of the transfer.
 pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> io::Result<u64> {
-    if len % SECTOR_SIZE != 0 {
+    if !len.is_multiple_of(SECTOR_SIZE) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "buffer length is not a multiple of 512",

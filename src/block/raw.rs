@@ -67,7 +67,7 @@ impl RawImage {
                 path: path.to_path_buf(),
             });
         }
-        if size % SECTOR_SIZE as u64 != 0 {
+        if !size.is_multiple_of(SECTOR_SIZE as u64) {
             return Err(BlockError::BadSize {
                 path: path.to_path_buf(),
                 size,

@@ -330,9 +330,9 @@ impl Drive {
         // Word 255: signature A5h in bits 7:0 and a checksum in bits 15:8 that
         // makes the sum of all 512 bytes zero modulo 256 (ATA-6 8.15.62).
         id[255] = 0x00A5;
-        let sum = id
-            .iter()
-            .fold(0u8, |acc, w| acc.wrapping_add(*w as u8).wrapping_add((*w >> 8) as u8));
+        let sum = id.iter().fold(0u8, |acc, w| {
+            acc.wrapping_add(*w as u8).wrapping_add((*w >> 8) as u8)
+        });
         id[255] |= u16::from(sum.wrapping_neg()) << 8;
         id
     }
@@ -734,7 +734,12 @@ impl AtaChannel {
                 0,
                 0,
             ]);
-            (lba, if count == 0 { 65536 } else { count }, Addressing::Lba48, u64::MAX)
+            (
+                lba,
+                if count == 0 { 65536 } else { count },
+                Addressing::Lba48,
+                u64::MAX,
+            )
         } else {
             let count = match tf.sector_count {
                 0 => 256,
@@ -895,7 +900,11 @@ impl AtaChannel {
         if write && drive.backend.read_only() {
             return self.abort(d);
         }
-        let block = if multiple { u64::from(drive.multiple) } else { 1 };
+        let block = if multiple {
+            u64::from(drive.multiple)
+        } else {
+            1
+        };
         let Some((lba, count, addressing)) = self.decode_range(drive, ext) else {
             return self.set_status(d, STATUS_READY | STATUS_ERR, ERROR_IDNF, true);
         };
@@ -991,9 +1000,9 @@ impl AtaChannel {
         let mode = self.tf.sector_count;
         match self.tf.features {
             SF_SET_TRANSFER_MODE => match mode {
-                XFER_PIO_DEFAULT | XFER_PIO_DEFAULT_NO_IORDY | XFER_PIO_MODE_0..=XFER_PIO_MODE_4 => {
-                    self.complete(d)
-                }
+                XFER_PIO_DEFAULT
+                | XFER_PIO_DEFAULT_NO_IORDY
+                | XFER_PIO_MODE_0..=XFER_PIO_MODE_4 => self.complete(d),
                 _ => self.abort(d),
             },
             SF_ENABLE_WRITE_CACHE => {
@@ -1284,9 +1293,9 @@ mod tests {
             .fold(0u64, |acc, w| acc << 16 | u64::from(*w));
         assert_eq!(lba48, 1_000_000);
         assert_eq!(id[255] & 0xFF, 0xA5);
-        let sum = id
-            .iter()
-            .fold(0u8, |a, w| a.wrapping_add(*w as u8).wrapping_add((w >> 8) as u8));
+        let sum = id.iter().fold(0u8, |a, w| {
+            a.wrapping_add(*w as u8).wrapping_add((w >> 8) as u8)
+        });
         assert_eq!(sum, 0, "all 512 bytes sum to zero");
     }
 
@@ -1318,7 +1327,10 @@ mod tests {
             assert_eq!(st, STATUS_READY | expect_drq);
         }
         for i in 0..3 {
-            assert_eq!(&disk.sector(u64::from(lba) + i)[..], &data[i as usize * 512..][..512]);
+            assert_eq!(
+                &disk.sector(u64::from(lba) + i)[..],
+                &data[i as usize * 512..][..512]
+            );
         }
         lba28(&mut ch, lba, 3, CMD_READ_SECTORS);
         let mut back = Vec::new();
@@ -1398,7 +1410,11 @@ mod tests {
         // INITIALIZE DEVICE PARAMETERS: 4 heads, 17 sectors per track.
         out8(&mut ch, B + REG_SECTOR_COUNT, 17);
         out8(&mut ch, B + REG_DEVICE, 0xA0 | 3);
-        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_INITIALIZE_DEVICE_PARAMETERS);
+        out8(
+            &mut ch,
+            B + REG_STATUS_COMMAND,
+            CMD_INITIALIZE_DEVICE_PARAMETERS,
+        );
         assert_eq!(status(&mut ch), STATUS_READY);
         let id = identify(&mut ch);
         assert_eq!((id[54], id[55], id[56]), ((100_000 / 68) as u16, 4, 17));
@@ -1415,7 +1431,11 @@ mod tests {
         assert_eq!(in8(&mut ch, B + REG_ERROR_FEATURES), ERROR_IDNF);
         // A zero sectors-per-track translation is refused.
         out8(&mut ch, B + REG_SECTOR_COUNT, 0);
-        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_INITIALIZE_DEVICE_PARAMETERS);
+        out8(
+            &mut ch,
+            B + REG_STATUS_COMMAND,
+            CMD_INITIALIZE_DEVICE_PARAMETERS,
+        );
         assert_eq!(in8(&mut ch, B + REG_ERROR_FEATURES), ERROR_ABRT);
     }
 
@@ -1540,7 +1560,10 @@ mod tests {
             Err(AttachError::BadIndex { index: 2, .. })
         ));
         ch.io_write(SECONDARY_BASE + 6, 1, 0xB0, 0);
-        assert_eq!(ch.io_read(SECONDARY_BASE + 7, 1, 0), u32::from(STATUS_READY));
+        assert_eq!(
+            ch.io_read(SECONDARY_BASE + 7, 1, 0),
+            u32::from(STATUS_READY)
+        );
         ch.io_write(SECONDARY_BASE + 6, 1, 0xA0, 0);
         assert_eq!(ch.io_read(SECONDARY_CTRL, 1, 0), 0);
     }
@@ -1563,7 +1586,13 @@ mod tests {
         let disk = MemDisk::new(64);
         let mut ch = channel_with(&disk);
         // READ DMA, IDENTIFY PACKET DEVICE, DEVICE RESET, SMART, NOP.
-        for cmd in [0xC8, CMD_IDENTIFY_PACKET_DEVICE, CMD_DEVICE_RESET, 0xB0, 0x00] {
+        for cmd in [
+            0xC8,
+            CMD_IDENTIFY_PACKET_DEVICE,
+            CMD_DEVICE_RESET,
+            0xB0,
+            0x00,
+        ] {
             out8(&mut ch, B + REG_STATUS_COMMAND, cmd);
             assert!(ch.irq(), "command {cmd:#04x} completes with an interrupt");
             assert_eq!(status(&mut ch), STATUS_READY | STATUS_ERR, "{cmd:#04x}");
@@ -1670,9 +1699,18 @@ mod tests {
             out8(ch, B + REG_STATUS_COMMAND, CMD_SET_FEATURES);
             status(ch)
         };
-        assert_eq!(set_features(&mut ch, SF_SET_TRANSFER_MODE, 0x0C), STATUS_READY);
-        assert_eq!(set_features(&mut ch, SF_SET_TRANSFER_MODE, 0x45), STATUS_READY | STATUS_ERR);
-        assert_eq!(set_features(&mut ch, SF_DISABLE_WRITE_CACHE, 0), STATUS_READY);
+        assert_eq!(
+            set_features(&mut ch, SF_SET_TRANSFER_MODE, 0x0C),
+            STATUS_READY
+        );
+        assert_eq!(
+            set_features(&mut ch, SF_SET_TRANSFER_MODE, 0x45),
+            STATUS_READY | STATUS_ERR
+        );
+        assert_eq!(
+            set_features(&mut ch, SF_DISABLE_WRITE_CACHE, 0),
+            STATUS_READY
+        );
         assert_eq!(identify(&mut ch)[85] & (1 << 5), 0);
         // With the cache off every written block is flushed.
         let before = disk.flushes.load(Ordering::Relaxed);
@@ -1680,7 +1718,10 @@ mod tests {
         write_block(&mut ch, &[9; 512]);
         write_block(&mut ch, &[9; 512]);
         assert_eq!(disk.flushes.load(Ordering::Relaxed), before + 2);
-        assert_eq!(set_features(&mut ch, SF_ENABLE_WRITE_CACHE, 0), STATUS_READY);
+        assert_eq!(
+            set_features(&mut ch, SF_ENABLE_WRITE_CACHE, 0),
+            STATUS_READY
+        );
         assert_ne!(identify(&mut ch)[85] & (1 << 5), 0);
         assert_eq!(set_features(&mut ch, 0x05, 0x80), STATUS_READY | STATUS_ERR);
 
@@ -1694,7 +1735,11 @@ mod tests {
 
         // EXECUTE DEVICE DIAGNOSTIC even while the absent slave is selected.
         out8(&mut ch, B + REG_DEVICE, 0xB0);
-        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_EXECUTE_DEVICE_DIAGNOSTIC);
+        out8(
+            &mut ch,
+            B + REG_STATUS_COMMAND,
+            CMD_EXECUTE_DEVICE_DIAGNOSTIC,
+        );
         assert!(ch.irq());
         assert_eq!(in8(&mut ch, B + REG_DEVICE), 0xA0, "device 0 selected");
         assert_eq!(in8(&mut ch, B + REG_ERROR_FEATURES), DIAG_PASSED);
