@@ -15,7 +15,8 @@ pub const MAX_DRIVE_INDEX: u8 = 3;
 
 /// QEMU's `cache=` modes. vx86 keeps no host-side cache of its own, so they
 /// differ only in when data reaches the host medium: `writethrough` and
-/// `directsync` sync after every write; the others sync when the guest flushes.
+/// `directsync` sync after every write, `unsafe` never syncs (guest flushes are
+/// ignored), the others sync when the guest flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CacheMode {
     #[default]

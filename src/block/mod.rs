@@ -99,6 +99,7 @@ pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, Block
             spec.cache,
             CacheMode::Writethrough | CacheMode::Directsync
         ));
+        raw.set_ignore_flush(spec.cache == CacheMode::Unsafe);
         Ok(Box::new(raw))
     }
 }
@@ -141,5 +142,45 @@ pub(crate) mod test_util {
     /// `sectors` sectors where every byte of sector `n` is `n as u8`.
     pub fn patterned(sectors: usize) -> Vec<u8> {
         (0..sectors * 512).map(|i| (i / 512) as u8).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{patterned, TempFile};
+    use super::*;
+
+    fn spec_for(tmp: &TempFile, extra: &str) -> DriveSpec {
+        let file = tmp.0.display().to_string().replace(',', ",,");
+        DriveSpec::parse(&format!("file={file}{extra}")).unwrap()
+    }
+
+    #[test]
+    fn open_drive_honours_readonly_and_cache_modes() {
+        let tmp = TempFile::with_contents(&patterned(4));
+        let mut ro = open_drive(&spec_for(&tmp, ",readonly=on")).unwrap();
+        assert!(ro.read_only());
+        assert!(ro.write_sectors(0, &[0; 512]).is_err());
+        drop(ro);
+        for cache in ["writethrough", "unsafe", "none"] {
+            let mut rw = open_drive(&spec_for(&tmp, &format!(",cache={cache}"))).unwrap();
+            assert!(!rw.read_only());
+            assert_eq!(rw.sector_count(), 4);
+            rw.write_sectors(1, &[0x42; 512]).unwrap();
+            rw.flush().unwrap();
+        }
+        let bytes = std::fs::read(&tmp.0).unwrap();
+        assert!(bytes[512..1024].iter().all(|&b| b == 0x42));
+    }
+
+    #[test]
+    fn open_drive_reports_missing_file_by_name() {
+        let spec = DriveSpec::hd(0, "/nonexistent-vx86-dir/disk.img").unwrap();
+        let err = open_drive(&spec).err().expect("missing file must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("disk image /nonexistent-vx86-dir/disk.img: cannot open"),
+            "{msg}"
+        );
     }
 }

@@ -19,6 +19,8 @@ pub struct RawImage {
     read_only: bool,
     /// `cache=writethrough`/`directsync`: every write is followed by `sync_data`.
     write_through: bool,
+    /// `cache=unsafe`: guest flushes are not passed to the host.
+    ignore_flush: bool,
 }
 
 impl RawImage {
@@ -79,6 +81,7 @@ impl RawImage {
             sectors: size / SECTOR_SIZE as u64,
             read_only,
             write_through: false,
+            ignore_flush: false,
         })
     }
 
@@ -91,6 +94,13 @@ impl RawImage {
     /// (QEMU `cache=writethrough`); otherwise only [`BlockDevice::flush`] does.
     pub fn set_write_through(&mut self, on: bool) {
         self.write_through = on;
+    }
+
+    /// With `on`, [`BlockDevice::flush`] does nothing (QEMU `cache=unsafe`):
+    /// faster, and data written reaches the host's page cache all the same,
+    /// but a host crash can lose it.
+    pub fn set_ignore_flush(&mut self, on: bool) {
+        self.ignore_flush = on;
     }
 }
 
@@ -120,7 +130,7 @@ impl BlockDevice for RawImage {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.read_only {
+        if self.read_only || self.ignore_flush {
             return Ok(());
         }
         self.file.sync_data()

@@ -522,12 +522,12 @@ impl AtaChannel {
             self.data_write_word(u16::from(value));
             return;
         }
+        // ATA-6 7.9: any Command Block register write clears HOB.
+        self.device_control &= !DEVCTL_HOB;
         if reg == REG_STATUS_COMMAND {
             self.command(value);
             return;
         }
-        // ATA-6 7.9: any Command Block register write clears HOB.
-        self.device_control &= !DEVCTL_HOB;
         let tf = &mut self.tf;
         match reg {
             REG_ERROR_FEATURES => {
