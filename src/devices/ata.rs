@@ -416,6 +416,14 @@ impl AtaChannel {
                 .is_some_and(|d| d.irq_pending)
     }
 
+    /// The ports to route to this channel: the eight command block registers
+    /// and Device Control / Alternate Status. (`ctrl + 1`, the obsolete Drive
+    /// Address register, is left alone: at 0x3F7 it belongs to the floppy
+    /// controller's DIR.)
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        (self.base..self.base.saturating_add(8)).chain(std::iter::once(self.ctrl))
+    }
+
     /// Never a deadline: commands complete when written.
     pub fn next_deadline(&self) -> Option<Nanos> {
         None
@@ -1554,6 +1562,10 @@ mod tests {
                 base: SECONDARY_BASE,
                 index: 1
             })
+        );
+        assert_eq!(
+            ch.ports().collect::<Vec<_>>(),
+            [0x170, 0x171, 0x172, 0x173, 0x174, 0x175, 0x176, 0x177, 0x376]
         );
         assert!(matches!(
             ch.attach(2, Box::new(disk.clone())),
