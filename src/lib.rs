@@ -5,6 +5,7 @@
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
 pub mod conformance;
+pub mod block;
 pub mod devices;
 pub mod cpu;
 pub mod memory;

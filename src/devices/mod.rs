@@ -11,6 +11,7 @@
 //! the machine's scheduler can stop the CPU exactly then.
 
 pub mod vga;
+pub mod ata;
 
 /// Virtual time in nanoseconds since machine reset.
 pub type Nanos = u64;

@@ -1,0 +1,373 @@
+//! QEMU's `-drive` option string, as far as vx86's IDE disks need it.
+//!
+//! Syntax (QEMU's option syntax): `key=value` pairs separated by commas; a comma
+//! inside a value is written `,,`; a boolean key given alone (`snapshot`) means
+//! `on`. Recognised keys: `file`, `format` (`raw` only), `if` (`ide` only),
+//! `index` (0..=3: primary master, primary slave, secondary master, secondary
+//! slave), `media` (`disk` only), `readonly`, `snapshot`, `cache`. Anything else
+//! is refused by name rather than silently ignored, so a command line that
+//! works here means the same as in QEMU.
+
+use std::path::PathBuf;
+
+/// Highest `index=`: the ISA PC has two IDE channels of two drives each.
+pub const MAX_DRIVE_INDEX: u8 = 3;
+
+/// QEMU's `cache=` modes. vx86 keeps no host-side cache of its own, so they
+/// differ only in when data reaches the host medium: `writethrough` and
+/// `directsync` sync after every write, `unsafe` never syncs (guest flushes are
+/// ignored), the others sync when the guest flushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    #[default]
+    Writeback,
+    None,
+    Writethrough,
+    Directsync,
+    Unsafe,
+}
+
+/// One parsed `-drive` (or `-hda`..`-hdd`) option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveSpec {
+    /// Host image file.
+    pub file: PathBuf,
+    /// IDE position 0..=3; `None` lets the machine pick the first free slot.
+    pub index: Option<u8>,
+    /// `readonly=on`: the guest cannot write.
+    pub read_only: bool,
+    /// `snapshot=on`: writes go to a volatile in-memory overlay.
+    pub snapshot: bool,
+    pub cache: CacheMode,
+}
+
+/// A `-drive` option vx86 cannot honour, with the offending key or value named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriveSpecError {
+    #[error(
+        "-drive: unknown option '{0}' (supported: file, format, if, index, media, readonly, \
+         snapshot, cache)"
+    )]
+    UnknownKey(String),
+    #[error("-drive: format '{0}' is not supported, only format=raw (convert with: qemu-img convert -O raw IN OUT)")]
+    UnsupportedFormat(String),
+    #[error("-drive: interface if={0} is not supported, only if=ide")]
+    UnsupportedInterface(String),
+    #[error("-drive: media={0} is not supported, only media=disk (there is no ATAPI CD-ROM)")]
+    UnsupportedMedia(String),
+    #[error("-drive: {key}={value} is invalid, expected {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("-drive: option '{0}' needs a value ({0}=...)")]
+    MissingValue(String),
+    #[error("-drive: option '{0}' is given twice")]
+    Duplicate(String),
+    #[error("-drive: empty option name in '{0}'")]
+    EmptyKey(String),
+    #[error("-drive: no file= given")]
+    MissingFile,
+}
+
+impl DriveSpec {
+    /// `-hda FILE` (index 0) .. `-hdd FILE` (index 3). The file name is taken
+    /// literally: QEMU does not apply comma escaping to it.
+    pub fn hd(index: u8, file: &str) -> Result<DriveSpec, DriveSpecError> {
+        if index > MAX_DRIVE_INDEX {
+            return Err(DriveSpecError::BadValue {
+                key: "index".into(),
+                value: index.to_string(),
+                expected: "0, 1, 2 or 3",
+            });
+        }
+        if file.is_empty() {
+            return Err(DriveSpecError::MissingFile);
+        }
+        Ok(DriveSpec {
+            file: PathBuf::from(file),
+            index: Some(index),
+            read_only: false,
+            snapshot: false,
+            cache: CacheMode::default(),
+        })
+    }
+
+    /// Parses a `-drive` option string.
+    pub fn parse(opts: &str) -> Result<DriveSpec, DriveSpecError> {
+        let mut file: Option<String> = None;
+        let mut index = None;
+        let mut read_only = None;
+        let mut snapshot = None;
+        let mut cache = None;
+        let mut seen: Vec<String> = Vec::new();
+        for (key, value) in split_options(opts)? {
+            if seen.contains(&key) {
+                return Err(DriveSpecError::Duplicate(key));
+            }
+            seen.push(key.clone());
+            let need =
+                |v: Option<String>| v.ok_or_else(|| DriveSpecError::MissingValue(key.clone()));
+            match key.as_str() {
+                "file" => file = Some(need(value)?),
+                "format" => {
+                    let v = need(value)?;
+                    if v != "raw" {
+                        return Err(DriveSpecError::UnsupportedFormat(v));
+                    }
+                }
+                "if" => {
+                    let v = need(value)?;
+                    if v != "ide" {
+                        return Err(DriveSpecError::UnsupportedInterface(v));
+                    }
+                }
+                "media" => {
+                    let v = need(value)?;
+                    if v != "disk" {
+                        return Err(DriveSpecError::UnsupportedMedia(v));
+                    }
+                }
+                "index" => {
+                    let v = need(value)?;
+                    match v.parse::<u8>() {
+                        Ok(n) if n <= MAX_DRIVE_INDEX => index = Some(n),
+                        _ => {
+                            return Err(DriveSpecError::BadValue {
+                                key,
+                                value: v,
+                                expected: "0, 1, 2 or 3",
+                            })
+                        }
+                    }
+                }
+                "readonly" => read_only = Some(parse_bool(&key, value)?),
+                "snapshot" => snapshot = Some(parse_bool(&key, value)?),
+                "cache" => {
+                    let v = need(value)?;
+                    cache = Some(match v.as_str() {
+                        "writeback" => CacheMode::Writeback,
+                        "none" => CacheMode::None,
+                        "writethrough" => CacheMode::Writethrough,
+                        "directsync" => CacheMode::Directsync,
+                        "unsafe" => CacheMode::Unsafe,
+                        _ => {
+                            return Err(DriveSpecError::BadValue {
+                                key,
+                                value: v,
+                                expected: "writeback, none, writethrough, directsync or unsafe",
+                            })
+                        }
+                    });
+                }
+                _ => return Err(DriveSpecError::UnknownKey(key)),
+            }
+        }
+        let file = match file {
+            Some(f) if !f.is_empty() => PathBuf::from(f),
+            _ => return Err(DriveSpecError::MissingFile),
+        };
+        Ok(DriveSpec {
+            file,
+            index,
+            read_only: read_only.unwrap_or(false),
+            snapshot: snapshot.unwrap_or(false),
+            cache: cache.unwrap_or_default(),
+        })
+    }
+}
+
+/// QEMU's boolean spellings.
+fn parse_bool(key: &str, value: Option<String>) -> Result<bool, DriveSpecError> {
+    match value.as_deref() {
+        None | Some("on") | Some("yes") | Some("true") | Some("y") => Ok(true),
+        Some("off") | Some("no") | Some("false") | Some("n") => Ok(false),
+        Some(v) => Err(DriveSpecError::BadValue {
+            key: key.into(),
+            value: v.into(),
+            expected: "on or off",
+        }),
+    }
+}
+
+/// Splits `k1=v1,k2,k3=a,,b` into `[(k1, Some(v1)), (k2, None), (k3, Some("a,b"))]`.
+/// A trailing comma is allowed, as in QEMU.
+fn split_options(opts: &str) -> Result<Vec<(String, Option<String>)>, DriveSpecError> {
+    let mut out = Vec::new();
+    let mut chars = opts.chars().peekable();
+    while chars.peek().is_some() {
+        let mut key = String::new();
+        let mut value = None;
+        while let Some(c) = chars.next() {
+            match c {
+                ',' => break,
+                '=' => {
+                    let mut v = String::new();
+                    while let Some(c) = chars.next() {
+                        if c == ',' {
+                            if chars.peek() == Some(&',') {
+                                chars.next();
+                            } else {
+                                break;
+                            }
+                        }
+                        v.push(c);
+                    }
+                    // The loop above consumed the separating comma (if any).
+                    value = Some(v);
+                    break;
+                }
+                _ => key.push(c),
+            }
+        }
+        if key.is_empty() {
+            return Err(DriveSpecError::EmptyKey(opts.into()));
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_option_string() {
+        let s = DriveSpec::parse(
+            "file=disk.img,format=raw,if=ide,index=2,media=disk,readonly=on,snapshot=off,cache=unsafe",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            DriveSpec {
+                file: PathBuf::from("disk.img"),
+                index: Some(2),
+                read_only: true,
+                snapshot: false,
+                cache: CacheMode::Unsafe,
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_with_file_only() {
+        let s = DriveSpec::parse("file=/tmp/a.img").unwrap();
+        assert_eq!(s.file, PathBuf::from("/tmp/a.img"));
+        assert_eq!(s.index, None);
+        assert!(!s.read_only && !s.snapshot);
+        assert_eq!(s.cache, CacheMode::Writeback);
+    }
+
+    #[test]
+    fn doubled_commas_escape_a_comma_in_the_file_name() {
+        let s = DriveSpec::parse("file=a,,b,,,,c.img,snapshot=on,").unwrap();
+        assert_eq!(s.file, PathBuf::from("a,b,,c.img"));
+        assert!(s.snapshot);
+    }
+
+    #[test]
+    fn bare_boolean_means_on_and_spellings() {
+        let s = DriveSpec::parse("file=x,snapshot,readonly=yes").unwrap();
+        assert!(s.snapshot && s.read_only);
+        let s = DriveSpec::parse("file=x,snapshot=false,readonly=off").unwrap();
+        assert!(!s.snapshot && !s.read_only);
+        assert_eq!(
+            DriveSpec::parse("file=x,readonly=maybe").unwrap_err(),
+            DriveSpecError::BadValue {
+                key: "readonly".into(),
+                value: "maybe".into(),
+                expected: "on or off"
+            }
+        );
+    }
+
+    #[test]
+    fn other_formats_are_refused_by_name() {
+        let e = DriveSpec::parse("file=x.qcow2,format=qcow2").unwrap_err();
+        assert_eq!(e, DriveSpecError::UnsupportedFormat("qcow2".into()));
+        assert!(e.to_string().contains("format 'qcow2'"));
+        assert!(e.to_string().contains("only format=raw"));
+    }
+
+    #[test]
+    fn other_interfaces_and_media_are_refused() {
+        assert_eq!(
+            DriveSpec::parse("file=x,if=virtio").unwrap_err(),
+            DriveSpecError::UnsupportedInterface("virtio".into())
+        );
+        assert_eq!(
+            DriveSpec::parse("file=x,media=cdrom").unwrap_err(),
+            DriveSpecError::UnsupportedMedia("cdrom".into())
+        );
+        assert!(DriveSpec::parse("file=x,if=ide").is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = DriveSpec::parse("file=x,aio=native").unwrap_err();
+        assert_eq!(e, DriveSpecError::UnknownKey("aio".into()));
+        assert!(e.to_string().contains("'aio'"));
+        assert_eq!(
+            DriveSpec::parse("file=x,discard").unwrap_err(),
+            DriveSpecError::UnknownKey("discard".into())
+        );
+    }
+
+    #[test]
+    fn index_range_cache_values_and_missing_pieces() {
+        assert!(matches!(
+            DriveSpec::parse("file=x,index=4").unwrap_err(),
+            DriveSpecError::BadValue { .. }
+        ));
+        assert!(matches!(
+            DriveSpec::parse("file=x,index=-1").unwrap_err(),
+            DriveSpecError::BadValue { .. }
+        ));
+        assert_eq!(DriveSpec::parse("file=x,index=3").unwrap().index, Some(3));
+        assert_eq!(
+            DriveSpec::parse("file=x,cache=writethrough").unwrap().cache,
+            CacheMode::Writethrough
+        );
+        assert!(DriveSpec::parse("file=x,cache=fast").is_err());
+        assert_eq!(
+            DriveSpec::parse("format=raw").unwrap_err(),
+            DriveSpecError::MissingFile
+        );
+        assert_eq!(
+            DriveSpec::parse("file=").unwrap_err(),
+            DriveSpecError::MissingFile
+        );
+        assert_eq!(
+            DriveSpec::parse("file").unwrap_err(),
+            DriveSpecError::MissingValue("file".into())
+        );
+        assert_eq!(
+            DriveSpec::parse("file=x,file=y").unwrap_err(),
+            DriveSpecError::Duplicate("file".into())
+        );
+        assert!(matches!(
+            DriveSpec::parse(",file=x").unwrap_err(),
+            DriveSpecError::EmptyKey(_)
+        ));
+        assert_eq!(
+            DriveSpec::parse("").unwrap_err(),
+            DriveSpecError::MissingFile
+        );
+    }
+
+    #[test]
+    fn hda_equals_drive_with_index_0() {
+        assert_eq!(
+            DriveSpec::hd(0, "my,disk.img").unwrap(),
+            DriveSpec::parse("file=my,,disk.img,index=0").unwrap()
+        );
+        assert_eq!(DriveSpec::hd(3, "d").unwrap().index, Some(3));
+        assert!(DriveSpec::hd(4, "d").is_err());
+        assert_eq!(
+            DriveSpec::hd(0, "").unwrap_err(),
+            DriveSpecError::MissingFile
+        );
+    }
+}

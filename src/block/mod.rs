@@ -1,0 +1,186 @@
+//! Disk image backends for the emulated drives.
+//!
+//! A [`BlockDevice`] is a linear array of 512-byte sectors. The ATA disk
+//! (`crate::devices::ata`) sees only this trait, so the same controller code runs
+//! over a raw host file ([`RawImage`]) or a copy-on-write layer over one
+//! ([`Overlay`], QEMU's `-snapshot`). [`open_drive`] turns a parsed `-drive`
+//! option ([`DriveSpec`]) into a ready backend.
+
+pub mod drive_spec;
+pub mod overlay;
+pub mod raw;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use drive_spec::{CacheMode, DriveSpec, DriveSpecError};
+pub use overlay::Overlay;
+pub use raw::RawImage;
+
+/// Bytes in one sector; the only sector size the ATA-6 PIO commands know
+/// (ATA/ATAPI-6 6.2: a logical sector is 256 words).
+pub const SECTOR_SIZE: usize = 512;
+
+/// A disk as the emulated drive sees it: `sector_count` sectors of
+/// [`SECTOR_SIZE`] bytes.
+///
+/// `buf.len()` must be a multiple of [`SECTOR_SIZE`] and the range
+/// `lba .. lba + buf.len() / 512` must lie within the disk; otherwise the
+/// methods return [`io::ErrorKind::InvalidInput`] (never panic).
+pub trait BlockDevice {
+    /// Number of 512-byte sectors.
+    fn sector_count(&self) -> u64;
+    /// Reads `buf.len() / 512` sectors starting at `lba`.
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Writes `buf.len() / 512` sectors starting at `lba`.
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> io::Result<()>;
+    /// Makes every completed write durable on the host.
+    fn flush(&mut self) -> io::Result<()>;
+    /// True when writes are refused.
+    fn read_only(&self) -> bool;
+}
+
+/// Why a disk image could not be opened. Each message names the file and the
+/// problem on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("disk image {}: cannot open: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "disk image {}: the host file is read-only but the drive was opened for writing \
+         (use readonly=on or snapshot=on)",
+        path.display()
+    )]
+    ReadOnlyFile { path: PathBuf },
+    #[error("disk image {}: not a regular file or block device", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("disk image {}: file is empty", path.display())]
+    Empty { path: PathBuf },
+    #[error(
+        "disk image {}: size {size} bytes is not a multiple of the 512-byte sector size",
+        path.display()
+    )]
+    BadSize { path: PathBuf, size: u64 },
+}
+
+/// Checks that a transfer of `len` bytes at `lba` fits a disk of `sectors`
+/// sectors and is whole sectors; returns the sector count of the transfer.
+pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> io::Result<u64> {
+    if !len.is_multiple_of(SECTOR_SIZE) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "buffer length is not a multiple of 512",
+        ));
+    }
+    let count = (len / SECTOR_SIZE) as u64;
+    match lba.checked_add(count) {
+        Some(end) if end <= sectors => Ok(count),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "sector range beyond the end of the disk",
+        )),
+    }
+}
+
+/// Opens the backend a `-drive` option describes: the raw file, read-only if
+/// `readonly=on`, and wrapped in a copy-on-write [`Overlay`] if `snapshot=on`
+/// (then the file itself is opened read-only, so the host image can never change).
+pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, BlockError> {
+    if spec.snapshot {
+        let base = RawImage::open(&spec.file, true)?;
+        Ok(Box::new(Overlay::new(Box::new(base))))
+    } else {
+        let mut raw = RawImage::open(&spec.file, spec.read_only)?;
+        raw.set_write_through(matches!(
+            spec.cache,
+            CacheMode::Writethrough | CacheMode::Directsync
+        ));
+        raw.set_ignore_flush(spec.cache == CacheMode::Unsafe);
+        Ok(Box::new(raw))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A file in the host temp directory, unique per process and call, removed on drop.
+    pub struct TempFile(pub PathBuf);
+
+    impl TempFile {
+        pub fn with_contents(contents: &[u8]) -> TempFile {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "vx86-block-test-{}-{}.img",
+                std::process::id(),
+                n
+            ));
+            std::fs::write(&path, contents).expect("write temp file");
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            // A read-only file must be made writable again before Windows deletes it.
+            if let Ok(meta) = std::fs::metadata(&self.0) {
+                let mut perm = meta.permissions();
+                #[allow(clippy::permissions_set_readonly_false)]
+                perm.set_readonly(false);
+                let _ = std::fs::set_permissions(&self.0, perm);
+            }
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// `sectors` sectors where every byte of sector `n` is `n as u8`.
+    pub fn patterned(sectors: usize) -> Vec<u8> {
+        (0..sectors * 512).map(|i| (i / 512) as u8).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{patterned, TempFile};
+    use super::*;
+
+    fn spec_for(tmp: &TempFile, extra: &str) -> DriveSpec {
+        let file = tmp.0.display().to_string().replace(',', ",,");
+        DriveSpec::parse(&format!("file={file}{extra}")).unwrap()
+    }
+
+    #[test]
+    fn open_drive_honours_readonly_and_cache_modes() {
+        let tmp = TempFile::with_contents(&patterned(4));
+        let mut ro = open_drive(&spec_for(&tmp, ",readonly=on")).unwrap();
+        assert!(ro.read_only());
+        assert!(ro.write_sectors(0, &[0; 512]).is_err());
+        drop(ro);
+        for cache in ["writethrough", "unsafe", "none"] {
+            let mut rw = open_drive(&spec_for(&tmp, &format!(",cache={cache}"))).unwrap();
+            assert!(!rw.read_only());
+            assert_eq!(rw.sector_count(), 4);
+            rw.write_sectors(1, &[0x42; 512]).unwrap();
+            rw.flush().unwrap();
+        }
+        let bytes = std::fs::read(&tmp.0).unwrap();
+        assert!(bytes[512..1024].iter().all(|&b| b == 0x42));
+    }
+
+    #[test]
+    fn open_drive_reports_missing_file_by_name() {
+        let spec = DriveSpec::hd(0, "/nonexistent-vx86-dir/disk.img").unwrap();
+        let err = open_drive(&spec).err().expect("missing file must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("disk image /nonexistent-vx86-dir/disk.img: cannot open"),
+            "{msg}"
+        );
+    }
+}
