@@ -5,6 +5,7 @@
 //! bytes to the output sinks.
 
 use crate::cpu::{Bus, Cpu, Exit};
+use crate::devices::ata::AtaChannel;
 use crate::devices::debug_port::{DebugCon, DebugExit, PostCode};
 use crate::devices::i8042::I8042;
 use crate::devices::pic::Pic;
@@ -76,6 +77,7 @@ pub struct Platform {
     pub debug_exit: Option<DebugExit>,
     pub post: PostCode,
     pub vga: Vga,
+    pub ata: [AtaChannel; 2],
     /// Something happened that the run loop must act on (exit, reset, A20).
     pub attention: bool,
     pub a20: bool,
@@ -104,6 +106,10 @@ impl Platform {
         ports.add(0x80..=0x80, Dev::Post);
         ports.add(0x3B0..=0x3DF, Dev::Vga);
         ports.add(0x1CE..=0x1CF, Dev::Vga);
+        ports.add(0x1F0..=0x1F7, Dev::Ata0);
+        ports.add(0x3F6..=0x3F6, Dev::Ata0);
+        ports.add(0x170..=0x177, Dev::Ata1);
+        ports.add(0x376..=0x376, Dev::Ata1);
         if let Some(d) = &debug_exit {
             let end = d.iobase().saturating_add((d.iosize() as u16).saturating_sub(1));
             ports.add(d.iobase()..=end, Dev::DebugExit);
@@ -124,6 +130,7 @@ impl Platform {
             debug_exit,
             post: PostCode::new(),
             vga: Vga::new(),
+            ata: [AtaChannel::new(0x1F0, 0x3F6), AtaChannel::new(0x170, 0x376)],
             attention: false,
             a20: true,
             reset_request: false,
@@ -138,6 +145,8 @@ impl Platform {
         self.pic.set_irq(4, self.uart[0].irq() || self.uart[2].irq());
         self.pic.set_irq(3, self.uart[1].irq() || self.uart[3].irq());
         self.pic.set_irq(8, self.rtc.irq());
+        self.pic.set_irq(14, self.ata[0].irq());
+        self.pic.set_irq(15, self.ata[1].irq());
     }
 
     /// Catches every timer up to `now` and raises the resulting IRQs.
@@ -184,7 +193,13 @@ impl Bus for Platform {
     fn io_read(&mut self, port: u16, size: u8, icount: u64) -> u32 {
         let now = self.clock.now(icount);
         let v = match self.ports.get(port) {
-            Dev::None | Dev::BiosTrap | Dev::Ata0 | Dev::Ata1 => u32::MAX,
+            Dev::None | Dev::BiosTrap => u32::MAX,
+            Dev::Ata0 | Dev::Ata1 => {
+                let i = (self.ports.get(port) == Dev::Ata1) as usize;
+                let v = self.ata[i].io_read(port, size, now);
+                self.update_irqs();
+                v
+            }
             Dev::Vga => self.vga.io_read(port, size, now),
             Dev::Pic => self.pic.io_read(port, size, now),
             Dev::Pit => self.pit.io_read(port, size, now),
@@ -216,7 +231,12 @@ impl Bus for Platform {
     fn io_write(&mut self, port: u16, size: u8, value: u32, icount: u64) {
         let now = self.clock.now(icount);
         match self.ports.get(port) {
-            Dev::None | Dev::BiosTrap | Dev::Ata0 | Dev::Ata1 => {}
+            Dev::None | Dev::BiosTrap => {}
+            Dev::Ata0 | Dev::Ata1 => {
+                let i = (self.ports.get(port) == Dev::Ata1) as usize;
+                self.ata[i].io_write(port, size, value, now);
+                self.update_irqs();
+            }
             Dev::Vga => self.vga.io_write(port, size, value, now),
             Dev::Pic => self.pic.io_write(port, size, value, now),
             Dev::Pit => {
@@ -395,6 +415,13 @@ impl Machine {
         let icount = self.cpu.icount;
         self.cpu.reset();
         self.cpu.icount = icount;
+    }
+
+    /// Writes every disk's cached data to its file (at exit).
+    pub fn flush_disks(&mut self) -> std::io::Result<()> {
+        let a = self.plat.ata[0].flush_all();
+        let b = self.plat.ata[1].flush_all();
+        a.and(b)
     }
 
     /// Runs until the guest or the user ends the run.

@@ -72,7 +72,30 @@ fn run(cli: Cli) -> Result<i32> {
     if cli.kernel.is_some() {
         bail!("-kernel: direct kernel boot is not implemented yet");
     }
+    let mut drives = Vec::new();
+    for d in &cli.drive {
+        drives.push(vx86::block::drive_spec::DriveSpec::parse(d).map_err(|e| anyhow::anyhow!("-drive {d}: {e}"))?);
+    }
+    for (i, f) in [(0u8, &cli.hda), (1, &cli.hdb)] {
+        if let Some(f) = f {
+            drives.push(vx86::block::drive_spec::DriveSpec::hd(i, f).map_err(|e| anyhow::anyhow!("-hd {f}: {e}"))?);
+        }
+    }
     let mut m = Machine::new(cfg)?;
+    let mut next_index = 0u8;
+    for mut spec in drives {
+        if cli.snapshot {
+            spec.snapshot = true;
+        }
+        let index = spec.index.unwrap_or_else(|| {
+            let i = next_index;
+            next_index += 1;
+            i
+        });
+        let dev = vx86::block::open_drive(&spec)?;
+        let ch = (index / 2) as usize;
+        m.plat.ata.get_mut(ch).ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?.attach((index % 2) as usize, dev).map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+    }
     m.sinks.serial = open_sink(&serial)?;
     m.sinks.debugcon = open_sink(&debugcon)?;
     match &cli.bios {
@@ -85,6 +108,9 @@ fn run(cli: Cli) -> Result<i32> {
     let start = std::time::Instant::now();
     let exit = m.run();
     let secs = start.elapsed().as_secs_f64();
+    if let Err(e) = m.flush_disks() {
+        eprintln!("vx86: flushing disk images failed: {e}");
+    }
     if cli.stats {
         let retired = m.cpu.icount - m.idle_insns;
         let s = &m.cpu.stats;
