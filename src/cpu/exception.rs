@@ -36,6 +36,9 @@ impl Cpu {
             return Ok(());
         }
         self.halted = false;
+        // Event delivery takes time: count it on the virtual clock, so a guest
+        // stuck in a fault loop still reaches the instruction budget.
+        self.icount += 1;
         let mut vec = vec;
         let mut src = src;
         for _ in 0..4 {

@@ -30,7 +30,7 @@ impl Cpu {
     /// A fresh CPU with `ram` bytes, nothing loaded.
     pub fn new_bare(ram: u64) -> Cpu {
         // The sizes used by callers are always valid; fall back to 16 MiB.
-        let mem = GuestMemory::new(ram).or_else(|_| GuestMemory::new(16 << 20));
+        let mem = GuestMemory::new_flat(ram).or_else(|_| GuestMemory::new_flat(16 << 20));
         match mem {
             Ok(m) => Cpu::new(m),
             Err(e) => panic!("cannot allocate test memory: {e}"),

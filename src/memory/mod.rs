@@ -55,6 +55,8 @@ pub struct GuestMemory {
     ram_size: u64,
     bios: Vec<u8>,
     bios_base: u64,
+    /// False for test harnesses that want flat RAM with no VGA hole.
+    vga_hole: bool,
 }
 
 impl GuestMemory {
@@ -63,7 +65,19 @@ impl GuestMemory {
             return Err(MemoryError::BadSize(ram_size >> 20));
         }
         let ram = MmapMut::map_anon(ram_size as usize).map_err(|e| MemoryError::Alloc(ram_size, e))?;
-        Ok(Self { ram, ram_size, bios: Vec::new(), bios_base: 1 << 32 })
+        Ok(Self { ram, ram_size, bios: Vec::new(), bios_base: 1 << 32, vga_hole: true })
+    }
+
+    /// Flat RAM with no device windows (instruction test harnesses).
+    pub fn new_flat(ram_size: u64) -> Result<Self, MemoryError> {
+        let mut m = Self::new(ram_size)?;
+        m.vga_hole = false;
+        Ok(m)
+    }
+
+    #[inline(always)]
+    fn in_hole(&self, addr: u64) -> bool {
+        self.vga_hole && VGA_WINDOW.contains(&addr)
     }
 
     pub fn ram_size(&self) -> u64 {
@@ -90,7 +104,7 @@ impl GuestMemory {
     #[inline]
     pub fn page_kind(&mut self, addr: u64) -> PageKind {
         let page = addr & !(PAGE_SIZE - 1);
-        if page < self.ram_size && !VGA_WINDOW.contains(&page) {
+        if page < self.ram_size && !self.in_hole(page) {
             // SAFETY: `page < ram_size`, so the page lies inside the mapping.
             return PageKind::Ram(unsafe { self.ram.as_mut_ptr().add(page as usize) });
         }
@@ -106,7 +120,7 @@ impl GuestMemory {
 
     /// True if `addr` is RAM (not MMIO, not ROM).
     pub fn is_ram(&self, addr: u64) -> bool {
-        addr < self.ram_size && !VGA_WINDOW.contains(&addr)
+        addr < self.ram_size && !self.in_hole(addr)
     }
 
     /// Reads one byte of RAM or ROM; `None` for MMIO/unmapped addresses.

@@ -282,6 +282,13 @@ pub fn cmpxchg16b(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     Ok(())
 }
 
+/// SALC (undocumented D6, outside 64-bit mode): AL = CF ? 0xFF : 0.
+pub fn salc(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
+    let v = if cpu.flags.cf() { 0xFF } else { 0 };
+    cpu.set_reg(0, 1, v);
+    Ok(())
+}
+
 pub fn nop(_cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
     Ok(())
 }

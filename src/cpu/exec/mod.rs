@@ -207,6 +207,7 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         M::Sysenter => system::sysenter,
         M::Sysexit | M::Sysexitq => system::sysexit,
         M::Ud2 | M::Ud0 | M::Ud1 => system::op_ud,
+        M::Salc => data::salc,
         M::Rdpmc => system::op_gp0,
         _ => {
             if let Some(h) = fpu::handler_for(ins, op) {
