@@ -1620,6 +1620,7 @@ vga_program_mode3:
         inc bl
         cmp bl, 64
         jb .dac
+        call vga_load_font
         pop ds
         popa
         ret
@@ -1636,6 +1637,57 @@ vga_program_mode3:
 .no_lo:
         out dx, al
         ret
+
+; Load the 8x16 font into plane 2, character map 0 (32 bytes per glyph, 16
+; used), as the character generator reads it (IBM VGA Technical Reference:
+; sequencer map mask / memory mode and graphics controller read map / mode /
+; miscellaneous select plane 2 linearly at A000:0000), then restore the
+; odd/even text addressing of mode 03h. DS = CS.
+vga_load_font:
+        pusha
+        push es
+        mov dx, VGA_SEQ
+        mov ax, 0x0402                  ; map mask: plane 2 only
+        call crtc_write
+        mov ax, 0x0704                  ; memory mode: sequential, >64K, no odd/even
+        call crtc_write
+        mov dx, VGA_GC
+        mov ax, 0x0204                  ; read map select: plane 2
+        call crtc_write
+        mov ax, 0x0005                  ; mode: write mode 0, no odd/even
+        call crtc_write
+        mov ax, 0x0406                  ; misc: A0000-AFFFF, alphanumeric
+        call crtc_write
+        mov ax, 0xA000
+        mov es, ax
+        xor di, di
+        mov si, vga_font_8x16
+        mov bx, 256
+.glyph:
+        mov cx, 8
+        rep movsw                       ; 16 scan lines
+        xor ax, ax
+        mov cx, 8
+        rep stosw                       ; unused lines 16-31
+        dec bx
+        jnz .glyph
+        mov dx, VGA_SEQ
+        mov ax, 0x0302                  ; map mask: planes 0 and 1
+        call crtc_write
+        mov ax, 0x0204                  ; memory mode: odd/even, >64K
+        call crtc_write
+        mov dx, VGA_GC
+        mov ax, 0x0004                  ; read map select: plane 0
+        call crtc_write
+        mov ax, 0x1005                  ; mode: odd/even
+        call crtc_write
+        mov ax, 0x0E06                  ; misc: B8000-BFFFF, odd/even chaining
+        call crtc_write
+        pop es
+        popa
+        ret
+
+%include "font8x16.inc"
 
 vga_mode3_misc:
         db 0x67

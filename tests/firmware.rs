@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use iced_x86::code_asm::*;
 use vx86::devices::i8042::Key;
 use vx86::machine::{Machine, MachineConfig, RunExit};
 
@@ -80,8 +81,13 @@ fn committed_image_matches_source() {
         return;
     }
     let out: PathBuf = std::env::temp_dir().join(format!("vx86-bios-{}.bin", std::process::id()));
+    // `-i` lets bios.asm find font8x16.inc from any working directory.
+    let mut include = root.join("firmware").into_os_string();
+    include.push("/");
     let status = std::process::Command::new("nasm")
-        .args(["-f", "bin", "-o"])
+        .args(["-f", "bin", "-i"])
+        .arg(include)
+        .arg("-o")
         .arg(&out)
         .arg(root.join("firmware/bios.asm"))
         .status()
@@ -181,4 +187,259 @@ fn echoes_serial_and_keyboard_input() {
     assert!(out.contains("aB7"), "keyboard input not echoed: {out:?}");
     // Everything was consumed from the BDA keyboard buffer.
     assert_eq!(rd16(&m, 0x41A), rd16(&m, 0x41C));
+}
+
+/// Where the service probe lives and leaves its results (segment 0).
+const PROBE: u64 = 0x8000;
+const E820_BUF: usize = 0x9000;
+const RES: usize = 0x9100;
+
+/// A real-mode program that calls the BIOS services once, as a guest would,
+/// and stores what they return at `RES`. It runs as the INT 1Ch user tick
+/// handler (called by the BIOS's IRQ0 handler), so it needs no boot disk.
+fn service_probe() -> Vec<u8> {
+    fn build() -> Result<Vec<u8>, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut done = a.create_label();
+        let mut e820_loop = a.create_label();
+        let mut e820_end = a.create_label();
+        let r = |off: usize| word_ptr((RES + off) as u32);
+        a.pushad()?;
+        a.push(ds)?;
+        a.push(es)?;
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.mov(es, ax)?;
+        a.cmp(word_ptr((RES + 0xFE) as u32), 0xBEEF)?;
+        a.je(done)?;
+        a.mov(word_ptr((RES + 0xFE) as u32), 0xBEEF)?;
+        // INT 15h E820h: walk the map into E820_BUF, count at RES+0.
+        a.mov(di, E820_BUF as u32)?;
+        a.xor(ebx, ebx)?;
+        a.mov(r(0), 0)?;
+        a.set_label(&mut e820_loop)?;
+        a.mov(eax, 0xE820u32)?;
+        a.mov(edx, 0x534D_4150u32)?;
+        a.mov(ecx, 20u32)?;
+        a.int(0x15)?;
+        a.jc(e820_end)?;
+        a.cmp(eax, 0x534D_4150u32)?;
+        a.jne(e820_end)?;
+        a.inc(r(0))?;
+        a.add(di, 20)?;
+        a.test(ebx, ebx)?;
+        a.jnz(e820_loop)?;
+        a.set_label(&mut e820_end)?;
+        // INT 12h, INT 11h
+        a.int(0x12)?;
+        a.mov(r(2), ax)?;
+        a.int(0x11)?;
+        a.mov(r(4), ax)?;
+        // INT 15h AH=88h (AX, flags)
+        a.mov(ah, 0x88)?;
+        a.stc()?;
+        a.int(0x15)?;
+        a.mov(r(6), ax)?;
+        a.pushf()?;
+        a.pop(r(8))?;
+        // INT 15h AX=E801h
+        a.mov(ax, 0xE801)?;
+        a.int(0x15)?;
+        a.mov(r(10), ax)?;
+        a.mov(r(12), bx)?;
+        a.mov(r(14), cx)?;
+        a.mov(r(16), dx)?;
+        // INT 15h unknown function
+        a.mov(ax, 0x5500)?;
+        a.int(0x15)?;
+        a.mov(r(18), ax)?;
+        a.pushf()?;
+        a.pop(r(20))?;
+        // INT 1Ah AH=02h time, AH=04h date, AH=00h ticks
+        a.mov(ah, 0x02)?;
+        a.stc()?;
+        a.int(0x1A)?;
+        a.mov(r(22), cx)?;
+        a.mov(r(24), dx)?;
+        a.pushf()?;
+        a.pop(r(26))?;
+        a.mov(ah, 0x04)?;
+        a.int(0x1A)?;
+        a.mov(r(28), cx)?;
+        a.mov(r(30), dx)?;
+        a.mov(ah, 0x00)?;
+        a.int(0x1A)?;
+        a.mov(r(32), cx)?;
+        a.mov(r(34), dx)?;
+        // INT 13h read sectors from hard disk 0: no disks, so CF=1 AH=01h
+        a.mov(ax, 0x0201)?;
+        a.mov(dx, 0x0080)?;
+        a.mov(cx, 0x0001)?;
+        a.mov(bx, 0x7C00)?;
+        a.clc()?;
+        a.int(0x13)?;
+        a.mov(r(36), ax)?;
+        a.pushf()?;
+        a.pop(r(38))?;
+        // INT 10h AH=0Fh mode
+        a.mov(ah, 0x0F)?;
+        a.int(0x10)?;
+        a.mov(r(40), ax)?;
+        a.mov(r(42), bx)?;
+        // INT 10h AH=02h/03h cursor, then AH=0Eh teletype advances it
+        a.mov(ah, 0x02)?;
+        a.mov(bh, 0)?;
+        a.mov(dx, 0x1405)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0E41)?;
+        a.int(0x10)?;
+        a.mov(ah, 0x03)?;
+        a.mov(bh, 0)?;
+        a.int(0x10)?;
+        a.mov(r(44), dx)?;
+        // teletype at the last cell wraps and scrolls: cursor to row 24, column 0
+        a.mov(ah, 0x02)?;
+        a.mov(bh, 0)?;
+        a.mov(dx, 0x184F)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0E42)?;
+        a.int(0x10)?;
+        a.mov(ah, 0x03)?;
+        a.mov(bh, 0)?;
+        a.int(0x10)?;
+        a.mov(r(46), dx)?;
+        // CR LF from column 7 of row 24: column 0, still row 24
+        a.mov(ah, 0x02)?;
+        a.mov(dx, 0x1807)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0E0D)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0E0A)?;
+        a.int(0x10)?;
+        a.mov(ah, 0x03)?;
+        a.int(0x10)?;
+        a.mov(r(48), dx)?;
+        // INT 16h: AH=05h store, AH=01h peek (ZF=0), AH=00h read, AH=01h (ZF=1)
+        a.mov(ah, 0x05)?;
+        a.mov(cx, 0x1E61)?;
+        a.int(0x16)?;
+        a.mov(r(50), ax)?;
+        a.mov(ah, 0x01)?;
+        a.int(0x16)?;
+        a.mov(r(52), ax)?;
+        a.pushf()?;
+        a.pop(r(54))?;
+        a.mov(ah, 0x00)?;
+        a.int(0x16)?;
+        a.mov(r(56), ax)?;
+        a.mov(ah, 0x01)?;
+        a.int(0x16)?;
+        a.pushf()?;
+        a.pop(r(58))?;
+        // INT 15h AH=24h A20 status / support
+        a.mov(ax, 0x2402)?;
+        a.int(0x15)?;
+        a.mov(r(60), ax)?;
+        a.mov(ax, 0x2403)?;
+        a.int(0x15)?;
+        a.mov(r(62), bx)?;
+        // INT 14h AH=03h status of COM1, AH=01h send
+        a.mov(ah, 0x03)?;
+        a.xor(dx, dx)?;
+        a.int(0x14)?;
+        a.mov(r(64), ax)?;
+        a.mov(ax, 0x0121)?; // '!'
+        a.xor(dx, dx)?;
+        a.int(0x14)?;
+        a.mov(r(66), ax)?;
+        a.set_label(&mut done)?;
+        a.pop(es)?;
+        a.pop(ds)?;
+        a.popad()?;
+        a.iret()?;
+        a.assemble(PROBE)
+    }
+    build().unwrap()
+}
+
+#[test]
+fn services_answer_like_an_at_bios() {
+    let (mut m, serial) = boot(128 << 20);
+    let code = service_probe();
+    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    // Let POST and the boot screen finish, then hook INT 1Ch (user tick).
+    run_until(&mut m, 40 * TICK_NS);
+    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    run_until(&mut m, 45 * TICK_NS);
+    assert_eq!(rd16(&m, RES + 0xFE), 0xBEEF, "probe did not run");
+
+    // E820: 4 entries, RAM top 128 MiB.
+    assert_eq!(rd16(&m, RES), 4, "E820 entry count");
+    let entry = |i: usize| {
+        let b = E820_BUF + i * 20;
+        let q = |o: usize| rd32(&m, b + o) as u64 | (rd32(&m, b + o + 4) as u64) << 32;
+        (q(0), q(8), rd32(&m, b + 16))
+    };
+    assert_eq!(entry(0), (0, 0x9FC00, 1));
+    assert_eq!(entry(1), (0x9FC00, 0x400, 2));
+    assert_eq!(entry(2), (0xF0000, 0x10000, 2));
+    assert_eq!(entry(3), (0x100000, (128 << 20) - 0x100000, 1));
+
+    let res = |off: usize| rd16(&m, RES + off);
+    assert_eq!(res(2), 639, "INT 12h");
+    assert_eq!(res(4), 0x0220, "INT 11h");
+    assert_eq!(
+        res(6),
+        0xFFFF,
+        "INT 15h AH=88h: CMOS 30h/31h, capped at FFFFh"
+    );
+    assert_eq!(res(8) & 1, 0, "INT 15h AH=88h CF");
+    assert_eq!(
+        (res(10), res(14)),
+        (0x3C00, 0x3C00),
+        "E801h AX/CX: 15 MiB in KiB"
+    );
+    assert_eq!(
+        (res(12), res(16)),
+        (112 * 16, 112 * 16),
+        "E801h BX/DX: 64 KiB blocks above 16 MiB"
+    );
+    assert_eq!(res(18) >> 8, 0x86, "unknown INT 15h function: AH=86h");
+    assert_eq!(res(20) & 1, 1, "unknown INT 15h function: CF=1");
+    // RTC 2026-01-01 00:00:00 at reset; the probe ran 41 ticks (2.25 s) later.
+    assert_eq!(res(22), 0x0000, "INT 1Ah AH=02h CH:CL = 00:00");
+    assert!(
+        (0x02..=0x03).contains(&(res(24) >> 8)),
+        "INT 1Ah AH=02h DH seconds {:#x}",
+        res(24)
+    );
+    assert_eq!(res(26) & 1, 0, "INT 1Ah AH=02h CF");
+    assert_eq!((res(28), res(30)), (0x2026, 0x0101), "INT 1Ah AH=04h date");
+    let ticks = (res(32) as u32) << 16 | res(34) as u32;
+    assert!((40..=42).contains(&ticks), "INT 1Ah AH=00h ticks {ticks}");
+    assert_eq!(res(36) >> 8, 0x01, "INT 13h without disks: AH=01h");
+    assert_eq!(res(38) & 1, 1, "INT 13h without disks: CF=1");
+    assert_eq!(res(40), 0x5003, "INT 10h AH=0Fh: 80 columns, mode 3");
+    assert_eq!(res(42) >> 8, 0, "INT 10h AH=0Fh: page 0");
+    assert_eq!(res(44), 0x1406, "teletype advanced the cursor");
+    assert_eq!(
+        res(46),
+        0x1800,
+        "teletype wrapped and scrolled at the last cell"
+    );
+    assert_eq!(res(48), 0x1800, "CR LF on the last row");
+    assert_eq!(res(50) & 0xFF, 0, "INT 16h AH=05h stored");
+    assert_eq!(res(52), 0x1E61, "INT 16h AH=01h peek");
+    assert_eq!(res(54) & 0x40, 0, "INT 16h AH=01h: ZF=0 with a key");
+    assert_eq!(res(56), 0x1E61, "INT 16h AH=00h read");
+    assert_eq!(res(58) & 0x40, 0x40, "INT 16h AH=01h: ZF=1 when empty");
+    assert_eq!(res(60), 0x0001, "INT 15h AX=2402h: A20 enabled");
+    assert_eq!(res(62), 0b10, "INT 15h AX=2403h: port 92h supported");
+    assert_eq!(
+        res(64) >> 8 & 0x60,
+        0x60,
+        "INT 14h status: THR and TSR empty"
+    );
+    assert_eq!(res(66) >> 8 & 0x80, 0, "INT 14h send: no time-out");
+    assert!(serial.text().contains('!'), "INT 14h AH=01h byte on COM1");
 }
