@@ -156,6 +156,7 @@ KBC_STATUS      equ 0x64
 KBC_CMD         equ 0x64
 KBC_STAT_OBF    equ 0b0000_0001
 KBC_WRITE_CMDBYTE equ 0x60
+KBC_PULSE_RESET equ 0xFE            ; pulse output port bit 0 (CPU reset)
 KBC_CMDBYTE     equ 0b0110_0101     ; XLAT, aux disabled, SYS, keyboard IRQ1
 
 ; System control port A (fast A20)
@@ -820,6 +821,22 @@ int09_keyboard:
         xor byte [BDA_KBFLAG], KF_CAPS
         jmp .eoi
 .not_caps:
+        ; Ctrl-Alt-Del (keypad or editing Del): warm boot through the 8042's
+        ; reset line, with the warm-boot flag set for POST.
+        cmp bl, 0x53
+        jne .not_cad
+        mov cl, [BDA_KBFLAG]
+        and cl, KF_CTRL | KF_ALT
+        cmp cl, KF_CTRL | KF_ALT
+        jne .not_cad
+        mov word [BDA_RESETFLAG], 0x1234
+        mov al, OCW2_EOI                ; leave no IRQ in service across the reset
+        out PIC1_CMD, al
+        mov al, KBC_PULSE_RESET
+        out KBC_CMD, al
+        cli
+        hlt
+.not_cad:
         test ah, ah
         jnz .extended
         cmp bl, KEYMAP_LEN

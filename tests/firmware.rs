@@ -443,3 +443,34 @@ fn services_answer_like_an_at_bios() {
     assert_eq!(res(66) >> 8 & 0x80, 0, "INT 14h send: no time-out");
     assert!(serial.text().contains('!'), "INT 14h AH=01h byte on COM1");
 }
+
+#[test]
+fn ctrl_alt_del_reboots() {
+    let (mut m, serial) = boot(16 << 20);
+    run_until(&mut m, 3 * TICK_NS);
+    assert_eq!(serial.text().matches("vx86 BIOS 0.1").count(), 1);
+    for (key, down) in [
+        (Key::ControlLeft, true),
+        (Key::AltLeft, true),
+        (Key::Delete, true),
+        (Key::Delete, false),
+        (Key::AltLeft, false),
+        (Key::ControlLeft, false),
+    ] {
+        m.plat.kbc.key_event(key, down);
+    }
+    run_until(&mut m, 8 * TICK_NS);
+    let out = serial.text();
+    assert_eq!(
+        out.matches("vx86 BIOS 0.1").count(),
+        2,
+        "no second POST: {out:?}"
+    );
+    // The keyboard still works after the warm boot.
+    m.plat.kbc.key_event(Key::Z, true);
+    m.plat.kbc.key_event(Key::Z, false);
+    run_until(&mut m, 12 * TICK_NS);
+    let out = serial.text();
+    let after = &out[out.rfind("vx86 BIOS 0.1").unwrap_or(0)..];
+    assert!(after.contains('z'), "keyboard dead after reboot: {after:?}");
+}
