@@ -907,6 +907,23 @@ int09_keyboard:
         popa
         iret
 
+; CF=1 if the BDA keyboard ring buffer is full. DS = BDA. Preserves registers.
+kb_room:
+        push bx
+        mov bx, [BDA_KBTAIL]
+        add bx, 2
+        cmp bx, [BDA_KBEND]
+        jb .nowrap
+        mov bx, [BDA_KBSTART]
+.nowrap:
+        cmp bx, [BDA_KBHEAD]
+        clc
+        jne .done
+        stc
+.done:
+        pop bx
+        ret
+
 ; Put AX (scan code << 8 | ASCII) into the BDA keyboard ring buffer.
 ; DS = BDA. Returns CF=1 if the buffer was full. Preserves registers.
 kb_put:
@@ -954,7 +971,9 @@ keymap_shift:
 
 ; ---------------------------------------------------------------------------
 ; INT 0Ch - IRQ4, COM1 receive (enabled by the idle screen only): received
-; characters are queued as keystrokes (scan code 0).
+; characters are queued as keystrokes (scan code 0). When the keyboard buffer
+; is full the rest stays in the UART FIFO and the receive interrupt is
+; switched off; the idle loop switches it back on once keys were consumed.
 ; ---------------------------------------------------------------------------
 int0c_com1:
         push ax
@@ -969,11 +988,18 @@ int0c_com1:
         in al, dx
         test al, LSR_DR
         jz .done
+        call kb_room
+        jc .full
         mov dx, COM1_BASE
         in al, dx
         xor ah, ah
         call kb_put
         loop .l
+        jmp .done
+.full:
+        mov dx, COM1_BASE + UART_IER
+        xor al, al
+        out dx, al
 .done:
         ; reading IIR acknowledges any other source
         mov dx, COM1_BASE + UART_FCR
@@ -2460,6 +2486,11 @@ idle_forever:
         call echo_key
         jmp .keys
 .sleep:
+        ; COM1 receive interrupt back on (IRQ4 may have paused it when the
+        ; keyboard buffer was full); a pending byte raises IRQ4 again.
+        mov dx, COM1_BASE + UART_IER
+        mov al, IER_RX
+        out dx, al
         sti
         hlt
         jmp .loop

@@ -167,7 +167,9 @@ fn bios_data_area_after_post() {
 fn echoes_serial_and_keyboard_input() {
     let (mut m, serial) = boot(32 << 20);
     run_until(&mut m, 3 * TICK_NS);
-    m.serial_in.extend(b"hi\r");
+    // Longer than both the UART FIFO (16) and the BDA keyboard buffer (15).
+    m.serial_in
+        .extend(b"hello from the serial console, more than a FIFO full\r");
     run_until(&mut m, 6 * TICK_NS);
     for (key, down) in [
         (Key::A, true),
@@ -183,7 +185,10 @@ fn echoes_serial_and_keyboard_input() {
     }
     run_until(&mut m, 12 * TICK_NS);
     let out = serial.text();
-    assert!(out.contains("hi\r\n"), "serial input not echoed: {out:?}");
+    assert!(
+        out.contains("hello from the serial console, more than a FIFO full\r\n"),
+        "serial input not echoed: {out:?}"
+    );
     assert!(out.contains("aB7"), "keyboard input not echoed: {out:?}");
     // Everything was consumed from the BDA keyboard buffer.
     assert_eq!(rd16(&m, 0x41A), rd16(&m, 0x41C));
