@@ -281,7 +281,9 @@ post:
 .resume:
         mov ax, BDA_SEG
         mov ds, ax
-        jmp far [BDA_RESETPTR]
+        push word [BDA_RESETPTR + 2]    ; far jump through 0040:0067
+        push word [BDA_RESETPTR]
+        retf
 
 .cold:
         mov al, 0x01
@@ -599,14 +601,15 @@ option_rom_scan:
         loop .sum
         test ah, ah
         jnz .skip
-        ; far call BX:0003 through a pointer on the stack
+        ; far call BX:0003 (return address pushed, then RETF to the entry)
         push bx
         push ds
+        push cs
+        push word .returned
         push bx
         push word 0x0003
-        mov bp, sp
-        call far [bp]
-        add sp, 4
+        retf
+.returned:
         cli
         cld
         pop ds
@@ -2364,10 +2367,56 @@ rtc_set_end:
         ret
 
 ; ===========================================================================
-; INT 18h / INT 19h - boot. No disks yet: show the vx86 screen and idle.
+; INT 19h - bootstrap loader: read sector 1 (CHS 0/0/1) of the first hard
+; disk, then of the first diskette, to 0000:7C00 through INT 13h; a sector
+; ending in 55h AAh gets control with DL = drive. Without one (there are no
+; disk services yet), INT 18h shows the vx86 screen and idles.
 ; ===========================================================================
-int18_no_basic:
 int19_boot:
+        cli
+        cld
+        xor ax, ax
+        mov ss, ax
+        mov sp, STACK_TOP
+        mov ds, ax
+        mov es, ax
+        sti
+        mov dl, 0x80
+        call boot_try
+        mov dl, 0x00
+        call boot_try
+        int 0x18
+        jmp idle_forever
+
+; Try to boot drive DL; returns only if the drive has no boot sector.
+boot_try:
+        mov si, 3                       ; attempts, with a reset in between
+.again:
+        mov ax, 0x0201                  ; read 1 sector
+        mov cx, 0x0001                  ; cylinder 0, sector 1
+        xor dh, dh                      ; head 0
+        mov bx, 0x7C00
+        push dx
+        int 0x13
+        pop dx
+        jnc .read
+        xor ah, ah                      ; reset the drive and retry
+        int 0x13
+        dec si
+        jnz .again
+        ret
+.read:
+        cmp word [es:0x7DFE], 0xAA55
+        jne .no
+        xor ax, ax
+        mov ds, ax
+        mov es, ax
+        jmp 0x0000:0x7C00
+.no:
+        ret
+
+; INT 18h - no bootable device (the PC's ROM BASIC entry): the vx86 screen.
+int18_no_basic:
         cli
         cld
         xor ax, ax

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use iced_x86::code_asm::*;
+use iced_x86::BlockEncoderOptions;
 use vx86::devices::i8042::Key;
 use vx86::machine::{Machine, MachineConfig, RunExit};
 
@@ -478,4 +479,135 @@ fn ctrl_alt_del_reboots() {
     let out = serial.text();
     let after = &out[out.rfind("vx86 BIOS 0.1").unwrap_or(0)..];
     assert!(after.contains('z'), "keyboard dead after reboot: {after:?}");
+}
+
+/// A boot sector that prints a line on COM1, records the boot drive at
+/// 0000:0600 and halts with interrupts on.
+fn boot_sector() -> Vec<u8> {
+    const MSG_AT: usize = 0x100;
+    fn build() -> Result<Vec<u8>, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut next = a.create_label();
+        let mut done = a.create_label();
+        let mut idle = a.create_label();
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.mov(byte_ptr(0x600u32), dl)?;
+        a.mov(si, 0x7C00u32 + MSG_AT as u32)?;
+        a.mov(dx, 0x3F8u32)?;
+        a.set_label(&mut next)?;
+        a.lodsb()?;
+        a.test(al, al)?;
+        a.jz(done)?;
+        a.out(dx, al)?;
+        a.jmp(next)?;
+        a.set_label(&mut done)?;
+        a.sti()?;
+        a.set_label(&mut idle)?;
+        a.hlt()?;
+        a.jmp(idle)?;
+        let mut s = a.assemble(0x7C00)?;
+        s.resize(512, 0);
+        let msg = b"boot sector running\r\n\0";
+        s[MSG_AT..MSG_AT + msg.len()].copy_from_slice(msg);
+        s[510] = 0x55;
+        s[511] = 0xAA;
+        Ok(s)
+    }
+    build().unwrap()
+}
+
+/// A 2 KiB option ROM for segment C800h whose init hooks INT 13h with a
+/// one-sector "disk 80h" holding `sector`; every other request fails.
+fn disk_option_rom(sector: &[u8]) -> Vec<u8> {
+    const SECTOR_AT: usize = 0x200;
+    /// Assembles the ROM with the INT 13h handler at `handler_at`; returns the
+    /// image and where the handler really landed.
+    fn build(sector: &[u8], handler_at: u16) -> Result<(Vec<u8>, u16), IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut handler = a.create_label();
+        let mut fail = a.create_label();
+        a.db(&[0x55, 0xAA, 4])?; // signature, 4 x 512 bytes
+                                 // init entry at offset 3
+        a.push(ds)?;
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.mov(ax, handler_at as u32)?;
+        a.mov(word_ptr(0x13u32 * 4), ax)?;
+        a.mov(word_ptr(0x13u32 * 4 + 2), 0xC800u32)?;
+        a.pop(ds)?;
+        a.retf()?;
+        a.set_label(&mut handler)?;
+        a.cmp(ah, 0x02)?;
+        a.jne(fail)?;
+        a.cmp(dl, 0x80)?;
+        a.jne(fail)?;
+        a.push(ds)?;
+        a.push(si)?;
+        a.push(di)?;
+        a.push(cx)?;
+        a.push(cs)?;
+        a.pop(ds)?;
+        a.mov(si, SECTOR_AT as u32)?;
+        a.mov(di, bx)?;
+        a.mov(cx, 256u32)?;
+        a.cld()?;
+        a.rep().movsw()?;
+        a.pop(cx)?;
+        a.pop(di)?;
+        a.pop(si)?;
+        a.pop(ds)?;
+        a.mov(ax, 0x0001u32)?; // AH = 0 ok, AL = 1 sector
+        a.clc()?;
+        a.retf_1(2)?;
+        a.set_label(&mut fail)?;
+        a.mov(ah, 0x01)?;
+        a.stc()?;
+        a.retf_1(2)?;
+        // Offsets are relative to the segment: assemble at 0.
+        let res = a.assemble_options(0, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
+        let at = res.label_ip(&handler)? as u16;
+        let mut rom = res.inner.code_buffer;
+        rom.resize(2048, 0);
+        rom[SECTOR_AT..SECTOR_AT + sector.len()].copy_from_slice(sector);
+        let sum = rom.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+        rom[2047] = 0u8.wrapping_sub(sum);
+        Ok((rom, at))
+    }
+    let (_, at) = build(sector, 0).unwrap();
+    let (rom, again) = build(sector, at).unwrap();
+    assert_eq!(at, again);
+    rom
+}
+
+#[test]
+fn int19_boots_a_sector_from_an_option_rom_disk() {
+    let (mut m, serial) = boot(16 << 20);
+    let rom = disk_option_rom(&boot_sector());
+    m.cpu.mem.ram_mut()[0xC8000..0xC8000 + rom.len()].copy_from_slice(&rom);
+    run_until(&mut m, 3 * TICK_NS);
+    let out = serial.text();
+    assert!(out.contains("boot sector running\r\n"), "{out:?}");
+    assert!(!out.contains("No bootable disk found."), "{out:?}");
+    assert_eq!(rd8(&m, 0x600), 0x80, "boot drive in DL");
+    assert_eq!(rd16(&m, 0x7DFE), 0xAA55);
+}
+
+#[test]
+fn shutdown_code_0a_resumes_through_0040_0067() {
+    let (mut m, _serial) = boot(16 << 20);
+    let debugcon = Shared::default();
+    m.sinks.debugcon = Some(Box::new(debugcon.clone()));
+    // A 286-style "return from protected mode": CMOS 0Fh = 0Ah and the
+    // resume address at 0040:0067, as an OS leaves them before resetting.
+    let mut code = vec![0xB0, b'R', 0xE6, 0xE9]; // mov al,'R'; out 0E9h,al
+    code.extend([0xF4, 0xEB, 0xFD]); // hlt; jmp $-1
+    m.cpu.mem.ram_mut()[0x8000..0x8000 + code.len()].copy_from_slice(&code);
+    m.cpu.mem.ram_mut()[0x467..0x46B].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.plat.rtc.cmos_write_raw(0x0F, 0x0A);
+    // The resumed code halts with interrupts off (POST runs with CLI).
+    m.cfg.max_insns = Some(TICK_NS);
+    assert_eq!(m.run(), RunExit::HaltedForever);
+    assert_eq!(debugcon.text(), "R", "POST did not resume at 0000:8000");
+    assert_eq!(m.plat.rtc.cmos_read_raw(0x0F), 0, "shutdown code cleared");
 }
