@@ -1494,18 +1494,17 @@ scroll_window:
         popa
         ret
 
-; copy row AL -> row DH (window columns); uses BX, CX, SI, DI
+; copy row AL -> row DH (window columns); uses BH, CX, SI, DI
 .copy_row:
         push dx
         mov bh, [bp - 4]
         mov dl, [bp - 7]
         call cell_addr                  ; DI = destination
-        mov bx, di
+        mov cx, di
         mov dh, al
-        mov bh, [bp - 4]
         call cell_addr
         mov si, di                      ; SI = source
-        mov di, bx
+        mov di, cx
         movzx cx, byte [bp - 8]
         rep movsw
         pop dx

@@ -611,3 +611,153 @@ fn shutdown_code_0a_resumes_through_0040_0067() {
     assert_eq!(debugcon.text(), "R", "POST did not resume at 0000:8000");
     assert_eq!(m.plat.rtc.cmos_read_raw(0x0F), 0, "shutdown code cleared");
 }
+
+/// A probe (INT 1Ch handler, runs once) for the INT 10h text functions that
+/// touch video memory: write char/attr, read back, scroll up/down, teletype
+/// wrap with scroll. Results are words at `VRES`: [0] = the first read-back,
+/// then rows 10-24 of column 0 after scrolling up 2, after scrolling down 1,
+/// and finally three cells around the teletype wrap.
+const VRES: usize = 0x9200;
+fn video_probe() -> Vec<u8> {
+    fn build() -> Result<Vec<u8>, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut done = a.create_label();
+        let mut slot = 0usize;
+        a.pushad()?;
+        a.push(ds)?;
+        a.push(es)?;
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.cmp(word_ptr((VRES + 0xFE) as u32), 0xBEEF)?;
+        a.je(done)?;
+        a.mov(word_ptr((VRES + 0xFE) as u32), 0xBEEF)?;
+        fn cursor(a: &mut CodeAssembler, row: u32, col: u32) -> Result<(), IcedError> {
+            a.mov(ah, 0x02)?;
+            a.mov(bh, 0)?;
+            a.mov(dx, row << 8 | col)?;
+            a.int(0x10)
+        }
+        fn read(
+            a: &mut CodeAssembler,
+            slot: &mut usize,
+            row: u32,
+            col: u32,
+        ) -> Result<(), IcedError> {
+            cursor(a, row, col)?;
+            a.mov(ah, 0x08)?;
+            a.mov(bh, 0)?;
+            a.int(0x10)?;
+            a.mov(word_ptr((VRES + 2 * *slot) as u32), ax)?;
+            *slot += 1;
+            Ok(())
+        }
+        // write 'Q' in 1Eh at 0,0 and read it back
+        cursor(&mut a, 0, 0)?;
+        a.mov(ax, 0x0951)?;
+        a.mov(bx, 0x001E)?;
+        a.mov(cx, 1)?;
+        a.int(0x10)?;
+        read(&mut a, &mut slot, 0, 0)?;
+        // rows 10-24, column 0: 'a'.. in attribute 02h
+        for row in 10..=24u32 {
+            cursor(&mut a, row, 0)?;
+            a.mov(ax, 0x0900 | (u32::from(b'a') + row - 10))?;
+            a.mov(bx, 0x0002)?;
+            a.mov(cx, 1)?;
+            a.int(0x10)?;
+        }
+        // scroll rows 10-24 up 2, blank lines in 70h
+        a.mov(ax, 0x0602)?;
+        a.mov(bh, 0x70)?;
+        a.mov(cx, 0x0A00)?;
+        a.mov(dx, 0x184F)?;
+        a.int(0x10)?;
+        for row in 10..=24 {
+            read(&mut a, &mut slot, row, 0)?;
+        }
+        // scroll the same window down 1, blank line in 17h
+        a.mov(ax, 0x0701)?;
+        a.mov(bh, 0x17)?;
+        a.mov(cx, 0x0A00)?;
+        a.mov(dx, 0x184F)?;
+        a.int(0x10)?;
+        for row in 10..=24 {
+            read(&mut a, &mut slot, row, 0)?;
+        }
+        // teletype 'X' 'Y' from 24,78: 'Y' fills the last cell, the wrap scrolls
+        cursor(&mut a, 24, 78)?;
+        a.mov(ax, 0x0E58)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0E59)?;
+        a.int(0x10)?;
+        a.mov(ah, 0x03)?;
+        a.mov(bh, 0)?;
+        a.int(0x10)?;
+        a.mov(word_ptr((VRES + 2 * slot) as u32), dx)?;
+        slot += 1;
+        read(&mut a, &mut slot, 23, 78)?;
+        read(&mut a, &mut slot, 23, 79)?;
+        read(&mut a, &mut slot, 24, 0)?;
+        a.set_label(&mut done)?;
+        a.pop(es)?;
+        a.pop(ds)?;
+        a.popad()?;
+        a.iret()?;
+        a.assemble(PROBE)
+    }
+    build().unwrap()
+}
+
+#[test]
+fn int10_text_functions_on_video_memory() {
+    let (mut m, _serial) = boot(16 << 20);
+    let code = video_probe();
+    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    run_until(&mut m, 3 * TICK_NS);
+    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    run_until(&mut m, 5 * TICK_NS);
+    assert_eq!(rd16(&m, VRES + 0xFE), 0xBEEF, "probe did not run");
+    let w = |i: usize| rd16(&m, VRES + 2 * i);
+    if w(0) == 0xFFFF {
+        eprintln!(
+            "SKIPPED firmware::int10_text_functions_on_video_memory: this machine has no VGA memory at B8000h"
+        );
+        return;
+    }
+    assert_eq!(w(0), 0x1E51, "INT 10h AH=09h/08h round trip");
+    let cell = |row: u16| 0x0200 | (u16::from(b'a') + row - 10);
+    // after scrolling up 2: rows 10-22 hold 'c'..'o', rows 23-24 blank in 70h
+    for row in 10..=24u16 {
+        let want = if row <= 22 { cell(row + 2) } else { 0x7020 };
+        assert_eq!(w(1 + usize::from(row - 10)), want, "scroll up, row {row}");
+    }
+    // after scrolling down 1: row 10 blank in 17h, the rest moved down one
+    for row in 10..=24u16 {
+        let want = match row {
+            10 => 0x1720,
+            11..=23 => cell(row + 1),
+            _ => 0x7020,
+        };
+        assert_eq!(
+            w(16 + usize::from(row - 10)),
+            want,
+            "scroll down, row {row}"
+        );
+    }
+    assert_eq!(
+        w(31),
+        0x1800,
+        "teletype cursor after wrapping at the last cell"
+    );
+    assert_eq!(
+        w(32) & 0xFF,
+        u16::from(b'X'),
+        "row 23 col 78 after the scroll"
+    );
+    assert_eq!(
+        w(33) & 0xFF,
+        u16::from(b'Y'),
+        "row 23 col 79 after the scroll"
+    );
+    assert_eq!(w(34), 0x0720, "new blank line");
+}
