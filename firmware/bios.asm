@@ -28,6 +28,7 @@ EBDA_SEG        equ 0x9FC0          ; 1 KiB Extended BIOS Data Area at 0x9FC00
 EBDA_KIB        equ 1
 BASE_KIB        equ 640 - EBDA_KIB  ; conventional memory reported by INT 12h
 VIDEO_SEG       equ 0xB800          ; colour text memory
+GFX_SEG         equ 0xA000          ; graphics memory (mode 13h)
 STACK_TOP       equ 0x7C00          ; POST stack 0000:7C00 (below the boot sector)
 
 ; BDA offsets (relative to segment 0x40)
@@ -1050,6 +1051,10 @@ int10_video:
         je v_alt_select
         cmp ah, 0x13
         je v_write_string
+        cmp ah, 0x0C
+        je v_write_pixel
+        cmp ah, 0x0D
+        je v_read_pixel
         cmp ah, 0x1A
         je v_display_combination
 v_done:
@@ -1060,8 +1065,10 @@ v_done:
 v_set_mode:
         mov bl, al
         and al, 0x7F
+        cmp al, 0x13
+        je v_set_mode13
         cmp al, 0x03
-        ja v_done                       ; graphics modes are not supported yet
+        ja v_done                       ; other graphics modes: not supported
         call vga_program_mode3
         mov byte [BDA_VMODE], 0x03
         mov word [BDA_VCOLS], 80
@@ -1097,6 +1104,127 @@ v_set_mode:
         call crtc_set_start
         call crtc_set_cursor
         jmp v_done
+
+; Mode 13h: 320x200 in 256 colours, one byte per pixel at A000:0000; text
+; output draws 8x8 characters (40x25).
+v_set_mode13:
+        call vga_program_mode13
+        mov byte [BDA_VMODE], 0x13
+        mov word [BDA_VCOLS], 40
+        mov word [BDA_VPAGESIZE], 0xFA00
+        mov word [BDA_VPAGEOFF], 0
+        mov byte [BDA_VPAGE], 0
+        mov byte [BDA_VROWS], 24
+        mov word [BDA_CHARHEIGHT], 8
+        mov word [BDA_CRTC], VGA_CRTC
+        xor ax, ax
+        mov di, BDA_CURPOS
+        push ds
+        pop es
+        mov cx, 8
+        rep stosw
+        test bl, 0x80
+        jnz v_done
+        mov ax, GFX_SEG
+        mov es, ax
+        xor di, di
+        xor eax, eax
+        mov cx, 320 * 200 / 4
+        rep stosd
+        jmp v_done
+
+; AH=0Ch write pixel AL at column CX, row DX (mode 13h).
+v_write_pixel:
+        cmp byte [BDA_VMODE], 0x13
+        jne v_done
+        call pixel_addr
+        jc v_done
+        mov [es:di], al
+        jmp v_done
+
+; AH=0Dh read pixel at column CX, row DX -> AL (mode 13h).
+v_read_pixel:
+        cmp byte [BDA_VMODE], 0x13
+        jne v_done
+        call pixel_addr
+        jc v_done
+        mov al, [es:di]
+        mov [bp + R_AL], al
+        jmp v_done
+
+; CX = column, DX = row -> ES:DI of the mode 13h pixel; CF=1 if off screen.
+pixel_addr:
+        cmp cx, 320
+        jae .off
+        cmp dx, 200
+        jae .off
+        push ax
+        push dx
+        mov ax, 320
+        mul dx
+        add ax, cx
+        mov di, ax
+        mov ax, GFX_SEG
+        mov es, ax
+        pop dx
+        pop ax
+        clc
+        ret
+.off:
+        stc
+        ret
+
+; Draw character AL at text row DH, column DL of the mode 13h screen in
+; colour BL on black, from the 8x16 font's even scan lines (the 8x8 glyph).
+; Preserves registers except ES.
+gfx_char:
+        pusha
+        push ds
+        push cs
+        pop ds
+        movzx si, al
+        shl si, 4
+        add si, vga_font_8x16
+        call gfx_cell_addr
+        mov ax, GFX_SEG
+        mov es, ax
+        mov ch, 8                       ; scan lines
+.line:
+        mov ah, [si]
+        add si, 2
+        mov cl, 8
+.dot:
+        xor al, al
+        shl ah, 1
+        jnc .bg
+        mov al, bl
+.bg:
+        stosb
+        dec cl
+        jnz .dot
+        add di, 320 - 8
+        dec ch
+        jnz .line
+        pop ds
+        popa
+        ret
+
+; DH = text row, DL = column -> DI = offset of the 8x8 cell in mode 13h.
+gfx_cell_addr:
+        push ax
+        push dx
+        mov al, dh
+        xor ah, ah
+        mov di, 320 * 8
+        mul di                          ; AX = row * 2560 (fits: row < 25)
+        pop dx
+        push dx
+        movzx di, dl
+        shl di, 3
+        add di, ax
+        pop dx
+        pop ax
+        ret
 
 ; AH=01h cursor shape: CH = start line (bit 5: hidden), CL = end line, in the
 ; 8-line cell units of the CGA; scaled to the 16-line VGA cell.
@@ -1179,6 +1307,11 @@ v_scroll:
 
 ; AH=08h read character and attribute at the cursor of page BH.
 v_read_char:
+        cmp byte [BDA_VMODE], 0x13
+        jne .text
+        mov word [bp + R_AX], 0         ; no character recognition in graphics
+        jmp v_done
+.text:
         call cursor_addr_bh
         mov ax, VIDEO_SEG
         mov es, ax
@@ -1188,6 +1321,8 @@ v_read_char:
 
 ; AH=09h write char AL with attribute BL, CX times, at the cursor of page BH.
 v_write_char_attr:
+        cmp byte [BDA_VMODE], 0x13
+        je v_gfx_write_chars
         call cursor_addr_bh
         mov dx, VIDEO_SEG
         mov es, dx
@@ -1198,6 +1333,8 @@ v_write_char_attr:
 
 ; AH=0Ah write char AL, CX times, keeping the attributes.
 v_write_char:
+        cmp byte [BDA_VMODE], 0x13
+        je v_gfx_write_chars
         call cursor_addr_bh
         mov dx, VIDEO_SEG
         mov es, dx
@@ -1206,6 +1343,27 @@ v_write_char:
 .l:
         mov [es:di], al
         add di, 2
+        loop .l
+.done:
+        jmp v_done
+
+; AH=09h/0Ah in mode 13h: draw AL in colour BL, CX times from the cursor.
+v_gfx_write_chars:
+        movzx si, bh
+        and si, 7
+        shl si, 1
+        mov dx, [BDA_CURPOS + si]
+        jcxz .done
+.l:
+        cmp dh, 24
+        ja .done
+        call gfx_char
+        inc dl
+        cmp dl, 40
+        jb .next
+        xor dl, dl
+        inc dh
+.next:
         loop .l
 .done:
         jmp v_done
@@ -1319,6 +1477,12 @@ tty_core:
         je .bs
         cmp cl, 0x07
         je .store                       ; BEL: no speaker yet
+        cmp byte [BDA_VMODE], 0x13
+        jne .text_cell
+        mov al, cl                      ; graphics: BL is the foreground colour
+        call gfx_char
+        jmp .no_attr
+.text_cell:
         call cell_addr
         mov ax, VIDEO_SEG
         mov es, ax
@@ -1349,6 +1513,10 @@ tty_core:
         push dx
         mov bl, bh                      ; page
         mov bh, ATTR_TEXT
+        cmp byte [BDA_VMODE], 0x13
+        jne .blank_ok
+        xor bh, bh                      ; graphics: blank lines in colour 0
+.blank_ok:
         mov ax, 0x0601
         xor cx, cx
         mov dh, [BDA_VROWS]
@@ -1404,24 +1572,38 @@ scroll_window:
         pusha
         push ds
         push es
-        ; clamp to the screen
+        ; clamp to the screen (DS = BDA)
+        push ax
+        mov ah, [BDA_VMODE]
+        mov al, [BDA_VCOLS]
+        dec al
         cmp dh, 24
         jbe .r1
         mov dh, 24
 .r1:
-        cmp dl, 79
+        cmp dl, al
         jbe .r2
-        mov dl, 79
+        mov dl, al
 .r2:
+        cmp ah, 0x13
+        pop ax
+        je .gfx_mode
+        mov si, 0                       ; text: SI = 0
+        jmp .mode_known
+.gfx_mode:
+        mov si, 1                       ; mode 13h: SI = 1
+.mode_known:
         cmp ch, dh
         ja .out
         cmp cl, dl
         ja .out
         push bp
         mov bp, sp
-        sub sp, 8
+        sub sp, 10
         ; locals: [bp-1] lines, [bp-2] dir, [bp-3] attr, [bp-4] page,
-        ;         [bp-5] top, [bp-6] bottom, [bp-7] left, [bp-8] width
+        ;         [bp-5] top, [bp-6] bottom, [bp-7] left, [bp-8] width,
+        ;         [bp-10] (word) 1 in mode 13h
+        mov [bp - 10], si
         mov [bp - 2], ah
         mov [bp - 3], bh
         mov [bp - 4], bl
@@ -1444,6 +1626,10 @@ scroll_window:
 .n_ok:
         mov [bp - 1], al
         mov ax, VIDEO_SEG
+        cmp byte [bp - 10], 0
+        je .seg
+        mov ax, GFX_SEG
+.seg:
         mov ds, ax
         mov es, ax
         cmp byte [bp - 2], 0x07
@@ -1496,6 +1682,8 @@ scroll_window:
 
 ; copy row AL -> row DH (window columns); uses BH, CX, SI, DI
 .copy_row:
+        cmp byte [bp - 10], 0
+        jne .gfx_copy_row
         push dx
         mov bh, [bp - 4]
         mov dl, [bp - 7]
@@ -1512,6 +1700,8 @@ scroll_window:
 
 ; fill row DH (window columns) with blanks in the fill attribute
 .fill_row:
+        cmp byte [bp - 10], 0
+        jne .gfx_fill_row
         push ax
         push dx
         mov bh, [bp - 4]
@@ -1521,6 +1711,53 @@ scroll_window:
         mov ah, [bp - 3]
         mov al, ' '
         rep stosw
+        pop dx
+        pop ax
+        ret
+
+; mode 13h: copy the 8 scan lines of character row AL to row DH
+.gfx_copy_row:
+        push dx
+        mov dl, [bp - 7]
+        call gfx_cell_addr
+        mov bx, di                      ; destination
+        mov dh, al
+        call gfx_cell_addr
+        mov si, di                      ; source
+        mov di, bx
+        mov dl, 8
+.gcr:
+        movzx cx, byte [bp - 8]
+        shl cx, 3
+        push si
+        push di
+        rep movsb
+        pop di
+        pop si
+        add si, 320
+        add di, 320
+        dec dl
+        jnz .gcr
+        pop dx
+        ret
+
+; mode 13h: fill the 8 scan lines of character row DH with the fill colour
+.gfx_fill_row:
+        push ax
+        push dx
+        mov dl, [bp - 7]
+        call gfx_cell_addr
+        mov al, [bp - 3]
+        mov dl, 8
+.gfr:
+        movzx cx, byte [bp - 8]
+        shl cx, 3
+        push di
+        rep stosb
+        pop di
+        add di, 320
+        dec dl
+        jnz .gfr
         pop dx
         pop ax
         ret
@@ -1583,14 +1820,41 @@ vga_program_mode3:
         push ds
         push cs
         pop ds
+        mov si, vga_mode3_misc
+        call vga_program_regs
+        call vga_dac_ega
+        call vga_load_font
+        pop ds
+        popa
+        ret
+
+; Program the VGA for mode 13h (320x200, 256 colours, chain 4) with a
+; 256-colour DAC: the 16 EGA colours, a 16-step grey ramp, a 6x6x6 colour cube.
+vga_program_mode13:
+        pusha
+        push ds
+        push cs
+        pop ds
+        mov si, vga_mode13_misc
+        call vga_program_regs
+        call vga_dac_256
+        pop ds
+        popa
+        ret
+
+; Program misc, sequencer, CRTC, graphics and attribute controller registers
+; from the 61-byte table at DS:SI (misc, seq 0-4, CRTC 0-18h, GC 0-8,
+; attribute 0-14h).
+vga_program_regs:
+        mov bx, si
         mov dx, VGA_MISC_W
-        mov al, [vga_mode3_misc]
+        mov al, [bx]
         out dx, al
         ; sequencer: synchronous reset while the clocking changes
         mov dx, VGA_SEQ
         mov ax, 0x0100
         call crtc_write
-        mov si, vga_mode3_seq + 1
+        lea si, [bx + 2]                ; seq 1-4
         mov cx, 4
         mov al, 1
 .seq:
@@ -1604,10 +1868,10 @@ vga_program_mode3:
         ; CRTC: clear the write protect (11h bit 7) first
         mov dx, VGA_CRTC
         mov al, CRTC_VRETRACE_END
-        mov ah, [vga_mode3_crtc + CRTC_VRETRACE_END]
+        mov ah, [bx + 6 + CRTC_VRETRACE_END]
         and ah, 0x7F
         call crtc_write
-        mov si, vga_mode3_crtc
+        lea si, [bx + 6]                ; CRTC 0-18h
         mov cx, 25
         xor al, al
 .crtc:
@@ -1618,7 +1882,7 @@ vga_program_mode3:
         loop .crtc
         ; graphics controller
         mov dx, VGA_GC
-        mov si, vga_mode3_gc
+        lea si, [bx + 31]               ; GC 0-8
         mov cx, 9
         xor al, al
 .gc:
@@ -1631,7 +1895,7 @@ vga_program_mode3:
         mov dx, VGA_STAT1
         in al, dx
         mov dx, VGA_AC
-        mov si, vga_mode3_attr
+        lea si, [bx + 40]               ; attribute 0-14h
         mov cx, 21
         xor ah, ah
 .attr:
@@ -1644,8 +1908,11 @@ vga_program_mode3:
         loop .attr
         mov al, 0x20                    ; palette address source: enable video
         out dx, al
-        ; DAC: 64 EGA colours. Bits 0-2 of the index are the 2/3-intensity
+        ret
+
+; DAC entries 0-63: the 64 EGA colours. Bits 0-2 of the index are the 2/3-intensity
         ; blue, green, red; bits 3-5 the 1/3-intensity ones.
+vga_dac_ega:
         mov dx, VGA_DAC_MASK
         mov al, 0xFF
         out dx, al
@@ -1665,10 +1932,8 @@ vga_program_mode3:
         inc bl
         cmp bl, 64
         jb .dac
-        call vga_load_font
-        pop ds
-        popa
         ret
+; BL = EGA colour index, CL = bit of the 2/3 component -> out (bit+3 = 1/3)
 .component:
         xor al, al
         bt bx, cx
@@ -1682,6 +1947,75 @@ vga_program_mode3:
 .no_lo:
         out dx, al
         ret
+
+; DAC for mode 13h: 0-15 the EGA colours the mode 3 attribute palette picks,
+; 16-31 a grey ramp, 32-247 a 6x6x6 colour cube, 248-255 black.
+vga_dac_256:
+        mov dx, VGA_DAC_MASK
+        mov al, 0xFF
+        out dx, al
+        mov dx, VGA_DAC_WIDX
+        xor al, al
+        out dx, al
+        inc dx                          ; 3C9
+        xor si, si
+        xor cx, cx
+.ega:
+        movzx bx, byte [vga_mode3_attr + si]
+        mov cl, 2
+        call vga_dac_ega.component
+        mov cl, 1
+        call vga_dac_ega.component
+        mov cl, 0
+        call vga_dac_ega.component
+        inc si
+        cmp si, 16
+        jb .ega
+        xor bl, bl
+.grey:
+        mov al, bl
+        shl al, 2
+        add al, 3                       ; 3, 7, ... 63
+        out dx, al
+        out dx, al
+        out dx, al
+        inc bl
+        cmp bl, 16
+        jb .grey
+        xor bx, bx                      ; cube index 0-215
+.cube:
+        mov ax, bx
+        mov cl, 36
+        div cl                          ; AL = red step, AH = rest
+        call .level
+        mov al, ah
+        xor ah, ah
+        mov cl, 6
+        div cl                          ; AL = green step, AH = blue step
+        call .level
+        mov al, ah
+        call .level
+        inc bx
+        cmp bx, 216
+        jb .cube
+        mov cx, 8 * 3
+        xor al, al
+.black:
+        out dx, al
+        loop .black
+        ret
+; AL = step 0-5 -> out 0, 12, 25, 38, 50, 63 (keeps AH)
+.level:
+        push ax
+        push bx
+        movzx bx, al
+        mov al, [cube_levels + bx]
+        out dx, al
+        pop bx
+        pop ax
+        ret
+cube_levels:
+        db 0, 12, 25, 38, 50, 63
 
 ; Load the 8x16 font into plane 2, character map 0 (32 bytes per glyph, 16
 ; used), as the character generator reads it (IBM VGA Technical Reference:
@@ -1749,6 +2083,19 @@ vga_mode3_attr:
         db 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x14, 0x07
         db 0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F
         db 0x0C, 0x00, 0x0F, 0x08, 0x00
+
+; Mode 13h (IBM VGA Technical Reference mode table), same layout.
+vga_mode13_misc:
+        db 0x63
+        db 0x03, 0x01, 0x0F, 0x00, 0x0E
+        db 0x5F, 0x4F, 0x50, 0x82, 0x54, 0x80, 0xBF, 0x1F
+        db 0x00, 0x41, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00
+        db 0x9C, 0x8E, 0x8F, 0x28, 0x40, 0x96, 0xB9, 0xA3
+        db 0xFF
+        db 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x05, 0x0F, 0xFF
+        db 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+        db 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F
+        db 0x41, 0x00, 0x0F, 0x00, 0x00
 
 ; ---------------------------------------------------------------------------
 ; INT 11h - equipment list, INT 12h - conventional memory size

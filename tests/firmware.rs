@@ -761,3 +761,78 @@ fn int10_text_functions_on_video_memory() {
     );
     assert_eq!(w(34), 0x0720, "new blank line");
 }
+
+/// Mode 13h through INT 10h: the BDA describes 320x200x256 (40x25 text), a
+/// pixel written with AH=0Ch reads back with AH=0Dh, teletype draws the 8x8
+/// glyph in the colour given in BL. Video memory checks skip without VGA.
+#[test]
+fn int10_mode_13h() {
+    fn build() -> Result<Vec<u8>, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut done = a.create_label();
+        a.pushad()?;
+        a.push(ds)?;
+        a.xor(ax, ax)?;
+        a.mov(ds, ax)?;
+        a.cmp(word_ptr((VRES + 0xFE) as u32), 0xBEEF)?;
+        a.je(done)?;
+        a.mov(word_ptr((VRES + 0xFE) as u32), 0xBEEF)?;
+        a.mov(ax, 0x0013u32)?;
+        a.int(0x10)?;
+        a.mov(ah, 0x0F)?;
+        a.int(0x10)?;
+        a.mov(word_ptr(VRES as u32), ax)?;
+        // pixel (100, 50) = 2Ah, read back
+        a.mov(ax, 0x0C2Au32)?;
+        a.mov(cx, 100u32)?;
+        a.mov(dx, 50u32)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0D00u32)?;
+        a.int(0x10)?;
+        a.mov(word_ptr(VRES as u32 + 2), ax)?;
+        // teletype 'I' in colour 0Fh at 0,0; pixel (3,2) is in its stem
+        a.mov(ax, 0x0E49u32)?;
+        a.mov(bx, 0x000Fu32)?;
+        a.int(0x10)?;
+        a.mov(ax, 0x0D00u32)?;
+        a.mov(cx, 3u32)?;
+        a.mov(dx, 2u32)?;
+        a.int(0x10)?;
+        a.mov(word_ptr(VRES as u32 + 4), ax)?;
+        a.mov(ax, 0x0D00u32)?;
+        a.mov(cx, 0u32)?;
+        a.mov(dx, 2u32)?;
+        a.int(0x10)?;
+        a.mov(word_ptr(VRES as u32 + 6), ax)?;
+        a.set_label(&mut done)?;
+        a.pop(ds)?;
+        a.popad()?;
+        a.iret()?;
+        a.assemble(PROBE)
+    }
+    let (mut m, _serial) = boot(16 << 20);
+    let code = build().unwrap();
+    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    run_until(&mut m, 3 * TICK_NS);
+    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    run_until(&mut m, 5 * TICK_NS);
+    assert_eq!(rd16(&m, VRES + 0xFE), 0xBEEF, "probe did not run");
+    assert_eq!(rd8(&m, 0x449), 0x13, "BDA video mode");
+    assert_eq!(rd16(&m, 0x44A), 40, "BDA text columns");
+    assert_eq!(rd16(&m, VRES), 0x2813, "AH=0Fh: 40 columns, mode 13h");
+    if rd16(&m, VRES + 2) & 0xFF == 0xFF {
+        eprintln!("SKIPPED video memory part of firmware::int10_mode_13h: no VGA memory at A0000h");
+        return;
+    }
+    assert_eq!(
+        rd16(&m, VRES + 2) & 0xFF,
+        0x2A,
+        "AH=0Dh reads the AH=0Ch pixel"
+    );
+    assert_eq!(
+        rd16(&m, VRES + 4) & 0xFF,
+        0x0F,
+        "glyph 'I' stem pixel in colour BL"
+    );
+    assert_eq!(rd16(&m, VRES + 6) & 0xFF, 0x00, "glyph background");
+}
