@@ -30,7 +30,12 @@ pub enum ConfigError {
 }
 
 #[derive(Parser, Debug, Default)]
-#[command(name = "vx86", version, about = "vx86: a full-system x86 PC emulator in pure software", args_override_self = true)]
+#[command(
+    name = "vx86",
+    version,
+    about = "vx86: a full-system x86 PC emulator in pure software",
+    args_override_self = true
+)]
 pub struct Cli {
     /// Guest RAM size (QEMU syntax: 512M, 1G, or MiB); default 256M.
     #[arg(short = 'm', value_name = "SIZE")]
@@ -147,7 +152,19 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
         // Values that start with '-' (e.g. `-append "-v"`) are never rewritten.
         expect_value = matches!(
             out.last().map(String::as_str),
-            Some("--append" | "--kernel" | "--initrd" | "--drive" | "--bios" | "--serial" | "--debugcon" | "--device" | "--cpu" | "-m" | "-M")
+            Some(
+                "--append"
+                    | "--kernel"
+                    | "--initrd"
+                    | "--drive"
+                    | "--bios"
+                    | "--serial"
+                    | "--debugcon"
+                    | "--device"
+                    | "--cpu"
+                    | "-m"
+                    | "-M"
+            )
         );
     }
     out
@@ -184,7 +201,9 @@ pub fn parse_chardev(s: &str) -> Option<CharDev> {
     match s {
         "stdio" | "mon:stdio" => Some(CharDev::Stdio),
         "none" | "null" => Some(CharDev::None),
-        _ => s.strip_prefix("file:").map(|p| CharDev::File(p.to_string())),
+        _ => s
+            .strip_prefix("file:")
+            .map(|p| CharDev::File(p.to_string())),
     }
 }
 
@@ -215,8 +234,19 @@ mod tests {
 
     #[test]
     fn qemu_style_args_parse() {
-        let args = ["vx86", "-m", "512M", "-kernel", "k", "-append", "-x console=ttyS0", "-nographic", "-no-reboot"];
-        let cli = Cli::try_parse_from(normalize_args(args.iter().map(|s| s.to_string()))).expect("parses");
+        let args = [
+            "vx86",
+            "-m",
+            "512M",
+            "-kernel",
+            "k",
+            "-append",
+            "-x console=ttyS0",
+            "-nographic",
+            "-no-reboot",
+        ];
+        let cli = Cli::try_parse_from(normalize_args(args.iter().map(|s| s.to_string())))
+            .expect("parses");
         assert_eq!(cli.mem.as_deref(), Some("512M"));
         assert_eq!(cli.kernel.as_deref(), Some("k"));
         assert_eq!(cli.append.as_deref(), Some("-x console=ttyS0"));

@@ -50,7 +50,9 @@ pub struct PortMap {
 
 impl Default for PortMap {
     fn default() -> Self {
-        PortMap { map: Box::new([0; 65536]) }
+        PortMap {
+            map: Box::new([0; 65536]),
+        }
     }
 }
 
@@ -62,6 +64,8 @@ impl PortMap {
     }
     #[inline(always)]
     pub fn get(&self, port: u16) -> Dev {
-        DEVS.get(self.map[port as usize] as usize).copied().unwrap_or(Dev::None)
+        DEVS.get(self.map[port as usize] as usize)
+            .copied()
+            .unwrap_or(Dev::None)
     }
 }

@@ -4,12 +4,12 @@
 //! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
-pub mod conformance;
 pub mod block;
-pub mod devices;
-pub mod cpu;
-pub mod memory;
 pub mod config;
+pub mod conformance;
+pub mod cpu;
+pub mod devices;
 pub mod io;
-pub mod time;
 pub mod machine;
+pub mod memory;
+pub mod time;

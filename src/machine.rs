@@ -46,7 +46,9 @@ impl RunExit {
     }
     pub fn describe(&self) -> String {
         match self {
-            RunExit::DebugExit(s) => format!("guest requested exit through isa-debug-exit (status {s})"),
+            RunExit::DebugExit(s) => {
+                format!("guest requested exit through isa-debug-exit (status {s})")
+            }
             RunExit::InstructionLimit => "instruction limit reached".into(),
             RunExit::TripleFault => "guest triple-faulted (shutdown; -no-reboot given)".into(),
             RunExit::HaltedForever => "guest halted with interrupts disabled".into(),
@@ -111,7 +113,9 @@ impl Platform {
         ports.add(0x170..=0x177, Dev::Ata1);
         ports.add(0x376..=0x376, Dev::Ata1);
         if let Some(d) = &debug_exit {
-            let end = d.iobase().saturating_add((d.iosize() as u16).saturating_sub(1));
+            let end = d
+                .iobase()
+                .saturating_add((d.iosize() as u16).saturating_sub(1));
             ports.add(d.iobase()..=end, Dev::DebugExit);
         }
         let mut rtc = Rtc::new(rtc_base);
@@ -122,7 +126,12 @@ impl Platform {
             pic: Pic::new(),
             pit: Pit::new(),
             rtc,
-            uart: [Uart::new(0x3F8), Uart::new(0x2F8), Uart::new(0x3E8), Uart::new(0x2E8)],
+            uart: [
+                Uart::new(0x3F8),
+                Uart::new(0x2F8),
+                Uart::new(0x3E8),
+                Uart::new(0x2E8),
+            ],
             kbc: I8042::new(),
             sysctl: SysCtl::new(),
             debugcon: DebugCon::new(0xE9),
@@ -142,8 +151,10 @@ impl Platform {
     fn update_irqs(&mut self) {
         self.pic.set_irq(1, self.kbc.irq1());
         self.pic.set_irq(12, self.kbc.irq12());
-        self.pic.set_irq(4, self.uart[0].irq() || self.uart[2].irq());
-        self.pic.set_irq(3, self.uart[1].irq() || self.uart[3].irq());
+        self.pic
+            .set_irq(4, self.uart[0].irq() || self.uart[2].irq());
+        self.pic
+            .set_irq(3, self.uart[1].irq() || self.uart[3].irq());
         self.pic.set_irq(8, self.rtc.irq());
         self.pic.set_irq(14, self.ata[0].irq());
         self.pic.set_irq(15, self.ata[1].irq());
@@ -291,7 +302,9 @@ impl Bus for Platform {
             let a = addr + i;
             let b = if crate::memory::VGA_WINDOW.contains(&a) {
                 self.vga.mem_read(a as u32)
-            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE).contains(&a) {
+            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE)
+                .contains(&a)
+            {
                 self.vga.lfb_read((a - crate::memory::LFB_BASE) as u32)
             } else {
                 0xFF
@@ -307,7 +320,9 @@ impl Bus for Platform {
             let b = (value >> (8 * i)) as u8;
             if crate::memory::VGA_WINDOW.contains(&a) {
                 self.vga.mem_write(a as u32, b);
-            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE).contains(&a) {
+            } else if (crate::memory::LFB_BASE..crate::memory::LFB_BASE + crate::memory::LFB_SIZE)
+                .contains(&a)
+            {
                 self.vga.lfb_write((a - crate::memory::LFB_BASE) as u32, b);
             }
         }
@@ -480,7 +495,10 @@ impl Machine {
                     let now = self.plat.clock.now(self.cpu.icount);
                     self.plat.advance(now);
                     if !self.plat.pic.intr() {
-                        let target = self.plat.next_deadline().map(|d| self.plat.clock.insns_until(d));
+                        let target = self
+                            .plat
+                            .next_deadline()
+                            .map(|d| self.plat.clock.insns_until(d));
                         let target = match (target, self.cfg.max_insns) {
                             (Some(t), Some(m)) => Some(t.min(m)),
                             (t, None) => t,

@@ -6,6 +6,9 @@ use std::io::Write;
 use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
 use vx86::machine::{Machine, MachineConfig};
 
+/// vx86's own BIOS (firmware/bios.asm), the default guest when nothing else is given.
+const BUILTIN_BIOS: &[u8] = include_bytes!("../firmware/bios.bin");
+
 fn main() {
     let args = config::normalize_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
@@ -28,7 +31,9 @@ fn open_sink(c: &CharDev) -> Result<Option<Box<dyn Write + Send>>> {
     Ok(match c {
         CharDev::Stdio => Some(Box::new(std::io::stdout())),
         CharDev::None => None,
-        CharDev::File(p) => Some(Box::new(std::fs::File::create(p).with_context(|| format!("{p}: cannot create"))?)),
+        CharDev::File(p) => Some(Box::new(
+            std::fs::File::create(p).with_context(|| format!("{p}: cannot create"))?,
+        )),
     })
 }
 
@@ -53,7 +58,10 @@ fn run(cli: Cli) -> Result<i32> {
     }
     for d in &cli.device {
         if d.starts_with("isa-debug-exit") {
-            cfg.debug_exit = Some(vx86::devices::debug_port::DebugExit::parse(d).map_err(|e| config::ConfigError::BadDeviceArg(d.clone(), e.to_string()))?);
+            cfg.debug_exit = Some(
+                vx86::devices::debug_port::DebugExit::parse(d)
+                    .map_err(|e| config::ConfigError::BadDeviceArg(d.clone(), e.to_string()))?,
+            );
         } else {
             return Err(config::ConfigError::BadDevice(d.clone()).into());
         }
@@ -62,11 +70,15 @@ fn run(cli: Cli) -> Result<i32> {
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
     let serial = match &cli.serial {
-        Some(s) => config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?,
+        Some(s) => {
+            config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?
+        }
         None => CharDev::Stdio,
     };
     let debugcon = match &cli.debugcon {
-        Some(s) => config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadDebugcon(s.clone()))?,
+        Some(s) => {
+            config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadDebugcon(s.clone()))?
+        }
         None => CharDev::None,
     };
     if cli.kernel.is_some() {
@@ -74,11 +86,17 @@ fn run(cli: Cli) -> Result<i32> {
     }
     let mut drives = Vec::new();
     for d in &cli.drive {
-        drives.push(vx86::block::drive_spec::DriveSpec::parse(d).map_err(|e| anyhow::anyhow!("-drive {d}: {e}"))?);
+        drives.push(
+            vx86::block::drive_spec::DriveSpec::parse(d)
+                .map_err(|e| anyhow::anyhow!("-drive {d}: {e}"))?,
+        );
     }
     for (i, f) in [(0u8, &cli.hda), (1, &cli.hdb)] {
         if let Some(f) = f {
-            drives.push(vx86::block::drive_spec::DriveSpec::hd(i, f).map_err(|e| anyhow::anyhow!("-hd {f}: {e}"))?);
+            drives.push(
+                vx86::block::drive_spec::DriveSpec::hd(i, f)
+                    .map_err(|e| anyhow::anyhow!("-hd {f}: {e}"))?,
+            );
         }
     }
     let mut m = Machine::new(cfg)?;
@@ -94,16 +112,22 @@ fn run(cli: Cli) -> Result<i32> {
         });
         let dev = vx86::block::open_drive(&spec)?;
         let ch = (index / 2) as usize;
-        m.plat.ata.get_mut(ch).ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?.attach((index % 2) as usize, dev).map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+        m.plat
+            .ata
+            .get_mut(ch)
+            .ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?
+            .attach((index % 2) as usize, dev)
+            .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
     }
     m.sinks.serial = open_sink(&serial)?;
     m.sinks.debugcon = open_sink(&debugcon)?;
     match &cli.bios {
         Some(path) => {
-            let img = std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
+            let img =
+                std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
             m.cpu.mem.load_bios(path, &img)?;
         }
-        None => bail!("no -bios given and the built-in firmware is not available yet"),
+        None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
     }
     let start = std::time::Instant::now();
     let exit = m.run();
@@ -125,7 +149,12 @@ fn run(cli: Cli) -> Result<i32> {
             s.smc_invalidations
         );
     }
-    if !matches!(exit, vx86::machine::RunExit::DebugExit(_) | vx86::machine::RunExit::InstructionLimit | vx86::machine::RunExit::Quit) {
+    if !matches!(
+        exit,
+        vx86::machine::RunExit::DebugExit(_)
+            | vx86::machine::RunExit::InstructionLimit
+            | vx86::machine::RunExit::Quit
+    ) {
         eprintln!("vx86: {}", exit.describe());
     }
     Ok(exit.status())
@@ -148,7 +177,12 @@ fn conform(which: &ConformCmd) -> Result<i32> {
                 bail!("{dir}: not a directory of SingleStepTests MOO files");
             }
             let mut cpu = Vx86Real::default();
-            vx86::conformance::singlestep::run_singlestep_dir(&mut cpu, p, filter.as_deref(), &mut out)
+            vx86::conformance::singlestep::run_singlestep_dir(
+                &mut cpu,
+                p,
+                filter.as_deref(),
+                &mut out,
+            )
         }
     };
     Ok(if summary.failed == 0 { 0 } else { 1 })

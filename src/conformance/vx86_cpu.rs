@@ -18,7 +18,10 @@ pub struct Vx86User {
 
 impl Default for Vx86User {
     fn default() -> Self {
-        Vx86User { cpu: Cpu::new_bare(8 << 20), no_block_cache: false }
+        Vx86User {
+            cpu: Cpu::new_bare(8 << 20),
+            no_block_cache: false,
+        }
     }
 }
 
@@ -45,8 +48,15 @@ impl UserModeCpu for Vx86User {
         let out = cpu.run_snippet(CODE_ADDR + code.len() as u64, 100_000);
         let d = state.data.len().min(pages as usize * 4096);
         let data = cpu.mem.ram()[DATA_PHYS as usize..DATA_PHYS as usize + d].to_vec();
-        let exception = out.fault.map(|f| (f.vector, if f.vector == 14 { Some(out.cr2) } else { None }));
-        NativeOutcome { gpr: cpu.gpr, rflags: cpu.flags.get(), data, exception }
+        let exception = out
+            .fault
+            .map(|f| (f.vector, if f.vector == 14 { Some(out.cr2) } else { None }));
+        NativeOutcome {
+            gpr: cpu.gpr,
+            rflags: cpu.flags.get(),
+            data,
+            exception,
+        }
     }
 }
 
@@ -58,7 +68,10 @@ pub struct Vx86Real {
 
 impl Default for Vx86Real {
     fn default() -> Self {
-        Vx86Real { cpu: Cpu::new_bare(16 << 20), touched: Vec::new() }
+        Vx86Real {
+            cpu: Cpu::new_bare(16 << 20),
+            touched: Vec::new(),
+        }
     }
 }
 
@@ -76,12 +89,20 @@ impl RealModeCpu for Vx86Real {
         }
         self.touched.clear();
         cpu.setup_real(regs.cs, regs.ip);
-        cpu.idtr = DescTable { base: 0, limit: 0x3FF };
+        cpu.idtr = DescTable {
+            base: 0,
+            limit: 0x3FF,
+        };
         for (s, v) in [(ES, regs.es), (SS, regs.ss), (DS, regs.ds)] {
             cpu.load_seg_real(s, v);
         }
         cpu.gpr = [0; 16];
-        for (i, v) in [regs.ax, regs.cx, regs.dx, regs.bx, regs.sp, regs.bp, regs.si, regs.di].iter().enumerate() {
+        for (i, v) in [
+            regs.ax, regs.cx, regs.dx, regs.bx, regs.sp, regs.bp, regs.si, regs.di,
+        ]
+        .iter()
+        .enumerate()
+        {
             cpu.gpr[i] = *v as u64;
         }
         cpu.flags.set(regs.flags as u64 & 0x0FFF);
@@ -129,6 +150,11 @@ impl RealModeCpu for Vx86Real {
 
     fn read_byte(&mut self, addr: u32) -> u8 {
         self.touched.push(addr);
-        self.cpu.mem.ram().get(addr as usize).copied().unwrap_or(0xFF)
+        self.cpu
+            .mem
+            .ram()
+            .get(addr as usize)
+            .copied()
+            .unwrap_or(0xFF)
     }
 }

@@ -37,12 +37,17 @@ pub struct BlockCache {
 
 impl BlockCache {
     pub fn new(_ram_pages: usize) -> Self {
-        BlockCache { slots: vec![None; CACHE_SIZE], code_page: vec![0; 1 << 20], page_blocks: HashMap::new() }
+        BlockCache {
+            slots: vec![None; CACHE_SIZE],
+            code_page: vec![0; 1 << 20],
+            page_blocks: HashMap::new(),
+        }
     }
 
     #[inline(always)]
     pub fn slot_of(phys: u64, mode: u32) -> usize {
-        let h = (phys ^ (phys >> CACHE_BITS) ^ ((mode as u64) << 5)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = (phys ^ (phys >> CACHE_BITS) ^ ((mode as u64) << 5))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (h >> (64 - CACHE_BITS)) as usize
     }
 
@@ -94,14 +99,21 @@ impl BlockCache {
         let first = phys >> 12;
         let last = (phys + len - 1) >> 12;
         for page in first..=last {
-            let Some(list) = self.page_blocks.get_mut(&page) else { continue };
+            let Some(list) = self.page_blocks.get_mut(&page) else {
+                continue;
+            };
             let mut keep_any = false;
             list.retain(|&slot| {
-                let Some(Some(b)) = self.slots.get_mut(slot as usize) else { return false };
+                let Some(Some(b)) = self.slots.get_mut(slot as usize) else {
+                    return false;
+                };
                 if !b.valid {
                     return false;
                 }
-                let on_page = b.ranges.iter().any(|&(s, e)| e > s && s >> 12 <= page && (e - 1) >> 12 >= page);
+                let on_page = b
+                    .ranges
+                    .iter()
+                    .any(|&(s, e)| e > s && s >> 12 <= page && (e - 1) >> 12 >= page);
                 if !on_page {
                     return false;
                 }

@@ -241,7 +241,26 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
         op.o[i as usize] = k;
     }
     // String instructions: the overridable source segment.
-    if ins.op_count() > 0 && matches!(ins.mnemonic(), Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq | Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd | Mnemonic::Cmpsq | Mnemonic::Lodsb | Mnemonic::Lodsw | Mnemonic::Lodsd | Mnemonic::Lodsq | Mnemonic::Outsb | Mnemonic::Outsw | Mnemonic::Outsd | Mnemonic::Xlatb)
+    if ins.op_count() > 0
+        && matches!(
+            ins.mnemonic(),
+            Mnemonic::Movsb
+                | Mnemonic::Movsw
+                | Mnemonic::Movsd
+                | Mnemonic::Movsq
+                | Mnemonic::Cmpsb
+                | Mnemonic::Cmpsw
+                | Mnemonic::Cmpsd
+                | Mnemonic::Cmpsq
+                | Mnemonic::Lodsb
+                | Mnemonic::Lodsw
+                | Mnemonic::Lodsd
+                | Mnemonic::Lodsq
+                | Mnemonic::Outsb
+                | Mnemonic::Outsw
+                | Mnemonic::Outsd
+                | Mnemonic::Xlatb
+        )
     {
         op.seg = seg_index(ins.segment_prefix()).unwrap_or(3);
     }
@@ -249,7 +268,12 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
         // No register or memory operand decided the size: take the opcode's
         // own operand size (PUSHFQ, LEAVE, RET, IRETQ, ...), else the default.
         let ocs = ins.op_code().operand_size();
-        if ocs != 0 && !matches!(ins.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) {
+        if ocs != 0
+            && !matches!(
+                ins.op0_kind(),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            )
+        {
             op.osz = (ocs / 8) as u8;
         } else if op.osz == 0 {
             op.osz = code_bytes.min(4);
@@ -346,7 +370,8 @@ impl Cpu {
             let lim_left = if self.long64 {
                 15
             } else {
-                ((self.seg[super::state::CS].limit as u64).saturating_sub(ip & 0xFFFF_FFFF) + 1).min(15) as usize
+                ((self.seg[super::state::CS].limit as u64).saturating_sub(ip & 0xFFFF_FFFF) + 1)
+                    .min(15) as usize
             };
             let avail = buf.len().min(off + 15);
             let end = avail.min(off + lim_left);
@@ -392,7 +417,13 @@ impl Cpu {
         ];
         let ops: Rc<[Op]> = ops.into();
         if !self.no_block_cache {
-            let new_pages = self.cache.insert(Block { phys, mode, ranges, ops: ops.clone(), valid: true });
+            let new_pages = self.cache.insert(Block {
+                phys,
+                mode,
+                ranges,
+                ops: ops.clone(),
+                valid: true,
+            });
             for p in new_pages {
                 self.tlb.protect_phys(p);
             }

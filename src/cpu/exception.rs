@@ -103,7 +103,13 @@ impl Cpu {
 
     /// Protected mode (incl. from V86): interrupt/trap gates, task gates
     /// (SDM Vol. 3A 6.12, Vol. 2A INT n "Operation").
-    fn deliver_protected(&mut self, bus: &mut dyn Bus, vec: u8, src: Source, error: Option<u32>) -> Res {
+    fn deliver_protected(
+        &mut self,
+        bus: &mut dyn Bus,
+        vec: u8,
+        src: Source,
+        error: Option<u32>,
+    ) -> Res {
         let off = vec as u64 * 8;
         let idt_err = Fault::gp(Self::idt_error(vec, src));
         if off + 7 > self.idtr.limit as u64 {
@@ -123,7 +129,12 @@ impl Cpu {
             return Err(Fault::code(vector::NP, Self::idt_error(vec, src)));
         }
         if typ == 5 {
-            return self.task_switch_gate(bus, gate.gate_selector(), super::exec::task::Reason::Int, error);
+            return self.task_switch_gate(
+                bus,
+                gate.gate_selector(),
+                super::exec::task::Reason::Int,
+                error,
+            );
         }
         let gate32 = typ & 8 != 0;
         let trap = typ & 1 != 0;
@@ -132,14 +143,20 @@ impl Cpu {
         if sel & !3 == 0 {
             return Err(Fault::gp(ext));
         }
-        let d = self.read_desc(bus, sel).map_err(|_| Fault::gp((sel as u32 & 0xFFFC) | ext))?;
+        let d = self
+            .read_desc(bus, sel)
+            .map_err(|_| Fault::gp((sel as u32 & 0xFFFC) | ext))?;
         if !d.is_code() || d.dpl() > self.cpl {
             return Err(Fault::gp((sel as u32 & 0xFFFC) | ext));
         }
         if !d.present() {
             return Err(Fault::code(vector::NP, (sel as u32 & 0xFFFC) | ext));
         }
-        let offset = if gate32 { gate.gate_offset() as u64 } else { (gate.gate_offset() & 0xFFFF) as u64 };
+        let offset = if gate32 {
+            gate.gate_offset() as u64
+        } else {
+            (gate.gate_offset() & 0xFFFF) as u64
+        };
         let new_seg = d.to_segment(sel);
         if offset > new_seg.limit as u64 {
             return Err(Fault::gp(ext));
@@ -164,9 +181,20 @@ impl Cpu {
             // Build the frame on the new stack before committing anything.
             let mut frame: Vec<u64> = Vec::with_capacity(10);
             if vm {
-                frame.extend([self.seg[GS].selector as u64, self.seg[FS].selector as u64, self.seg[DS].selector as u64, self.seg[ES].selector as u64]);
+                frame.extend([
+                    self.seg[GS].selector as u64,
+                    self.seg[FS].selector as u64,
+                    self.seg[DS].selector as u64,
+                    self.seg[ES].selector as u64,
+                ]);
             }
-            frame.extend([old_ss, old_sp & self.sp_mask_for_size(), old_flags, old_cs, old_ip]);
+            frame.extend([
+                old_ss,
+                old_sp & self.sp_mask_for_size(),
+                old_flags,
+                old_cs,
+                old_ip,
+            ]);
             if let Some(e) = error {
                 frame.push(e as u64);
             }
@@ -183,7 +211,12 @@ impl Cpu {
                     self.seg[s] = Segment::default();
                 }
             }
-            self.flags.bits = old_flags & !(rflags::TF | rflags::NT | rflags::VM | rflags::RF | if trap { 0 } else { rflags::IF });
+            self.flags.bits = old_flags
+                & !(rflags::TF
+                    | rflags::NT
+                    | rflags::VM
+                    | rflags::RF
+                    | if trap { 0 } else { rflags::IF });
             self.flags.lazy = 0;
             self.set_cs(sel, &d, new_cpl);
         } else {
@@ -202,7 +235,12 @@ impl Cpu {
             for v in frame {
                 self.push(bus, size, v)?;
             }
-            self.flags.bits = old_flags & !(rflags::TF | rflags::NT | rflags::VM | rflags::RF | if trap { 0 } else { rflags::IF });
+            self.flags.bits = old_flags
+                & !(rflags::TF
+                    | rflags::NT
+                    | rflags::VM
+                    | rflags::RF
+                    | if trap { 0 } else { rflags::IF });
             self.flags.lazy = 0;
             let cpl = self.cpl;
             self.set_cs(sel, &d, cpl);
@@ -242,7 +280,9 @@ impl Cpu {
         if sel & !3 == 0 {
             return Err(Fault::gp(ext));
         }
-        let d = self.read_desc(bus, sel).map_err(|_| Fault::gp((sel as u32 & 0xFFFC) | ext))?;
+        let d = self
+            .read_desc(bus, sel)
+            .map_err(|_| Fault::gp((sel as u32 & 0xFFFC) | ext))?;
         if !d.is_code() || !d.long() || d.hi & (1 << 22) != 0 || d.dpl() > self.cpl {
             return Err(Fault::gp((sel as u32 & 0xFFFC) | ext));
         }
@@ -283,11 +323,21 @@ impl Cpu {
             self.write_lin_slow(bus, rsp, 8, v, false)?;
         }
         if new_cpl != self.cpl {
-            self.seg[SS] = Segment { selector: new_cpl as u16, base: 0, limit: 0, attr: attr::DB | attr::P | attr::S | attr::TYPE_RW };
+            self.seg[SS] = Segment {
+                selector: new_cpl as u16,
+                base: 0,
+                limit: 0,
+                attr: attr::DB | attr::P | attr::S | attr::TYPE_RW,
+            };
         }
         self.gpr[4] = rsp;
         let trap = typ & 1 != 0;
-        self.flags.bits = old_flags & !(rflags::TF | rflags::NT | rflags::VM | rflags::RF | if trap { 0 } else { rflags::IF });
+        self.flags.bits = old_flags
+            & !(rflags::TF
+                | rflags::NT
+                | rflags::VM
+                | rflags::RF
+                | if trap { 0 } else { rflags::IF });
         self.flags.lazy = 0;
         self.set_cs(sel, &d, new_cpl);
         self.rip = target;

@@ -36,7 +36,15 @@ pub struct Flags {
 
 impl Default for Flags {
     fn default() -> Self {
-        Flags { bits: FIXED1, lazy: 0, op: LazyOp::Logic, msb: 7, a: 0, b: 0, res: 0 }
+        Flags {
+            bits: FIXED1,
+            lazy: 0,
+            op: LazyOp::Logic,
+            msb: 7,
+            a: 0,
+            b: 0,
+            res: 0,
+        }
     }
 }
 

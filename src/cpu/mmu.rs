@@ -29,7 +29,14 @@ pub struct TlbEntry {
     pub global: bool,
 }
 
-const EMPTY: TlbEntry = TlbEntry { tag_r: NO_TAG, tag_w: NO_TAG, tag_x: NO_TAG, addend: 0, phys: 0, global: false };
+const EMPTY: TlbEntry = TlbEntry {
+    tag_r: NO_TAG,
+    tag_w: NO_TAG,
+    tag_x: NO_TAG,
+    addend: 0,
+    phys: 0,
+    global: false,
+};
 
 pub struct Tlb {
     pub e: [[TlbEntry; TLB_SIZE]; 2],
@@ -37,7 +44,9 @@ pub struct Tlb {
 
 impl Tlb {
     pub fn new() -> Box<Tlb> {
-        Box::new(Tlb { e: [[EMPTY; TLB_SIZE]; 2] })
+        Box::new(Tlb {
+            e: [[EMPTY; TLB_SIZE]; 2],
+        })
     }
     pub fn flush_all(&mut self) {
         for set in self.e.iter_mut() {
@@ -224,7 +233,9 @@ impl Cpu {
             }
         } else {
             // PAE (SDM 4.4) or 4-level (SDM 4.5) paging.
-            let rsvd = |e: u64, nxe: bool| (e & !PHYS_MASK & 0x000F_FFFF_FFFF_F000) != 0 || (!nxe && e & (1 << 63) != 0);
+            let rsvd = |e: u64, nxe: bool| {
+                (e & !PHYS_MASK & 0x000F_FFFF_FFFF_F000) != 0 || (!nxe && e & (1 << 63) != 0)
+            };
             let long = self.efer & efer::LMA != 0;
             let mut table;
             let levels;
@@ -307,7 +318,14 @@ impl Cpu {
                 self.phys_write(bus, addr, size, ne);
             }
         }
-        Ok(Walk { phys, writable, user: usr, nx, dirty: leaf_dirty || write, global: leaf_global && self.cr4 & cr4::PGE != 0 })
+        Ok(Walk {
+            phys,
+            writable,
+            user: usr,
+            nx,
+            dirty: leaf_dirty || write,
+            global: leaf_global && self.cr4 & cr4::PGE != 0,
+        })
     }
 
     /// Translates a linear address for an access, filling the TLB.
@@ -315,7 +333,17 @@ impl Cpu {
         self.stats.tlb_misses += 1;
         let (phys, w) = if self.cr0 & cr0::PG == 0 {
             let p = lin & 0xFFFF_FFFF;
-            (p, Walk { phys: p, writable: true, user: true, nx: false, dirty: true, global: false })
+            (
+                p,
+                Walk {
+                    phys: p,
+                    writable: true,
+                    user: true,
+                    nx: false,
+                    dirty: true,
+                    global: false,
+                },
+            )
         } else {
             let w = self.walk(bus, lin, acc, user)?;
             (w.phys, w)
@@ -396,7 +424,11 @@ impl Cpu {
         let mut v = 0u64;
         for i in 0..size as u64 {
             let a = lin.wrapping_add(i);
-            let pa = if a & !0xFFF == lin & !0xFFF { (p1 & !0xFFF) | (a & 0xFFF) } else { (p2 & !0xFFF) | (a & 0xFFF) };
+            let pa = if a & !0xFFF == lin & !0xFFF {
+                (p1 & !0xFFF) | (a & 0xFFF)
+            } else {
+                (p2 & !0xFFF) | (a & 0xFFF)
+            };
             v |= self.phys_read(bus, pa, 1) << (8 * i);
         }
         Ok(v)
@@ -425,7 +457,14 @@ impl Cpu {
     }
 
     #[inline(never)]
-    pub fn write_lin_slow(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64, user: bool) -> Res {
+    pub fn write_lin_slow(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u64,
+        size: u8,
+        v: u64,
+        user: bool,
+    ) -> Res {
         let lin = self.lin_wrap(lin);
         let end = lin.wrapping_add(size as u64 - 1);
         if lin & !0xFFF == end & !0xFFF {
@@ -441,7 +480,11 @@ impl Cpu {
         let p2 = self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Write, user)?;
         for i in 0..size as u64 {
             let a = lin.wrapping_add(i);
-            let pa = if a & !0xFFF == lin & !0xFFF { (p1 & !0xFFF) | (a & 0xFFF) } else { (p2 & !0xFFF) | (a & 0xFFF) };
+            let pa = if a & !0xFFF == lin & !0xFFF {
+                (p1 & !0xFFF) | (a & 0xFFF)
+            } else {
+                (p2 & !0xFFF) | (a & 0xFFF)
+            };
             self.phys_write(bus, pa, 1, (v >> (8 * i)) & 0xFF);
         }
         Ok(())
@@ -492,21 +535,37 @@ impl Cpu {
     pub fn seg_lin(&self, s: usize, off: u64, size: u8, write: bool) -> Res<u64> {
         let sg = &self.seg[s.min(5)];
         if self.long64 {
-            let lin = if s >= 4 { sg.base.wrapping_add(off) } else { off };
+            let lin = if s >= 4 {
+                sg.base.wrapping_add(off)
+            } else {
+                off
+            };
             if !canonical(lin) || !canonical(lin.wrapping_add(size as u64 - 1)) {
-                return Err(if s == SS { Fault::code(vector::SS, 0) } else { Fault::gp(0) });
+                return Err(if s == SS {
+                    Fault::code(vector::SS, 0)
+                } else {
+                    Fault::gp(0)
+                });
             }
             return Ok(lin);
         }
         let a = sg.attr;
-        let fault = || if s == SS { Fault::code(vector::SS, 0) } else { Fault::gp(0) };
+        let fault = || {
+            if s == SS {
+                Fault::code(vector::SS, 0)
+            } else {
+                Fault::gp(0)
+            }
+        };
         if self.pmode {
             use super::state::attr::*;
             if a & P == 0 {
                 return Err(fault());
             }
             let code = a & TYPE_CODE != 0;
-            if (write && (code || a & TYPE_RW == 0)) || (!write && code && a & TYPE_RW == 0) {
+            let rw = a & TYPE_RW != 0;
+            let ok = if write { !code && rw } else { !code || rw };
+            if !ok {
                 return Err(fault());
             }
             if !code && a & TYPE_EC != 0 {

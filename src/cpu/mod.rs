@@ -21,8 +21,8 @@ use crate::memory::GuestMemory;
 use block_cache::BlockCache;
 use flags::Flags;
 use mmu::Tlb;
-pub use state::{DescTable, Segment};
 use state::*;
+pub use state::{DescTable, Segment};
 
 /// Exception vectors (SDM Vol. 3A 6.15).
 pub mod vector {
@@ -56,10 +56,16 @@ pub struct Fault {
 
 impl Fault {
     pub const fn new(vector: u8) -> Self {
-        Fault { vector, error: None }
+        Fault {
+            vector,
+            error: None,
+        }
     }
     pub const fn code(vector: u8, error: u32) -> Self {
-        Fault { vector, error: Some(error) }
+        Fault {
+            vector,
+            error: Some(error),
+        }
     }
     pub const fn gp(error: u32) -> Self {
         Self::code(vector::GP, error)
@@ -267,7 +273,12 @@ impl Cpu {
         self.gpr[2] = 0x0000_0663; // EDX: family/model/stepping
         self.rip = 0xFFF0;
         self.flags = Flags::default();
-        let data = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED };
+        let data = Segment {
+            selector: 0,
+            base: 0,
+            limit: 0xFFFF,
+            attr: attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED,
+        };
         self.seg = [data; 6];
         self.seg[CS] = Segment {
             selector: 0xF000,
@@ -275,10 +286,26 @@ impl Cpu {
             limit: 0xFFFF,
             attr: attr::P | attr::S | attr::TYPE_CODE | attr::TYPE_RW | attr::TYPE_ACCESSED,
         };
-        self.gdtr = DescTable { base: 0, limit: 0xFFFF };
-        self.idtr = DescTable { base: 0, limit: 0xFFFF };
-        self.ldtr = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | 2 };
-        self.tr = Segment { selector: 0, base: 0, limit: 0xFFFF, attr: attr::P | 11 };
+        self.gdtr = DescTable {
+            base: 0,
+            limit: 0xFFFF,
+        };
+        self.idtr = DescTable {
+            base: 0,
+            limit: 0xFFFF,
+        };
+        self.ldtr = Segment {
+            selector: 0,
+            base: 0,
+            limit: 0xFFFF,
+            attr: attr::P | 2,
+        };
+        self.tr = Segment {
+            selector: 0,
+            base: 0,
+            limit: 0xFFFF,
+            attr: attr::P | 11,
+        };
         self.cr0 = cr0::ET | cr0::CD | cr0::NW;
         self.cr2 = 0;
         self.cr3 = 0;
@@ -286,7 +313,11 @@ impl Cpu {
         self.cr8 = 0;
         self.efer = 0;
         self.dr = [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400];
-        self.msr = Msrs { pat: 0x0007_0406_0007_0406, misc_enable: 1, ..Msrs::default() };
+        self.msr = Msrs {
+            pat: 0x0007_0406_0007_0406,
+            misc_enable: 1,
+            ..Msrs::default()
+        };
         self.cpl = 0;
         self.fpu = exec::fpu::FpuState::default();
         self.halted = false;
@@ -388,7 +419,8 @@ impl Cpu {
         self.seg[s] = Segment::real(sel, &keep);
         if self.flags.bits & rflags::VM != 0 {
             self.seg[s].limit = 0xFFFF;
-            self.seg[s].attr = attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED | (3 << attr::DPL_SHIFT);
+            self.seg[s].attr =
+                attr::P | attr::S | attr::TYPE_RW | attr::TYPE_ACCESSED | (3 << attr::DPL_SHIFT);
             if s == CS {
                 self.seg[s].attr |= attr::TYPE_CODE;
             }
@@ -417,7 +449,9 @@ impl Cpu {
                     self.nmi_pending = false;
                     self.nmi_blocked = true;
                     self.halted = false;
-                    if let Err(e) = self.deliver_event(bus, vector::NMI, exception::Source::External) {
+                    if let Err(e) =
+                        self.deliver_event(bus, vector::NMI, exception::Source::External)
+                    {
                         return e;
                     }
                 } else if self.flags.bits & rflags::IF != 0 && bus.intr_pending() {

@@ -81,7 +81,9 @@ impl Cpu {
 
     /// Reads the upper half of a 16-byte system descriptor (long mode).
     pub fn read_desc_high(&mut self, bus: &mut dyn Bus, sel: u16) -> Res<u32> {
-        let addr = self.desc_addr(sel.wrapping_add(8)).ok_or(Fault::gp(sel as u32 & 0xFFFC))?;
+        let addr = self
+            .desc_addr(sel.wrapping_add(8))
+            .ok_or(Fault::gp(sel as u32 & 0xFFFC))?;
         Ok(self.read_sys(bus, addr, 4)? as u32)
     }
 
@@ -110,7 +112,12 @@ impl Cpu {
                 return Err(Fault::gp(0));
             }
             // Intel clears the base of a null FS/GS too (AMD keeps it).
-            self.seg[s] = Segment { selector: sel, base: 0, limit: 0, attr: 0 };
+            self.seg[s] = Segment {
+                selector: sel,
+                base: 0,
+                limit: 0,
+                attr: 0,
+            };
             if s == SS {
                 self.seg[s].attr = attr::DB;
                 self.update_mode();
@@ -211,7 +218,12 @@ impl Cpu {
             let sg = self.seg[s];
             let conforming_code = sg.is_code() && sg.attr & attr::TYPE_EC != 0;
             if sg.attr & attr::S != 0 && !conforming_code && sg.dpl() < self.cpl {
-                self.seg[s] = Segment { selector: 0, base: 0, limit: 0, attr: 0 };
+                self.seg[s] = Segment {
+                    selector: 0,
+                    base: 0,
+                    limit: 0,
+                    attr: 0,
+                };
             }
         }
     }

@@ -63,7 +63,8 @@ pub mod cr4 {
     pub const OSFXSR: u64 = 1 << 9;
     pub const OSXMMEXCPT: u64 = 1 << 10;
     /// Bits vx86 lets the guest set (others #GP): only features CPUID advertises.
-    pub const SUPPORTED: u64 = VME | PVI | TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR | OSXMMEXCPT;
+    pub const SUPPORTED: u64 =
+        VME | PVI | TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR | OSXMMEXCPT;
 }
 
 /// EFER bits (SDM Vol. 3A 2.2.1).
@@ -132,7 +133,12 @@ impl Segment {
     /// A real-mode segment: base = selector << 4; the limit and attributes are
     /// left as they are (which is what makes unreal mode work).
     pub fn real(selector: u16, keep: &Segment) -> Segment {
-        Segment { selector, base: (selector as u64) << 4, limit: keep.limit, attr: keep.attr }
+        Segment {
+            selector,
+            base: (selector as u64) << 4,
+            limit: keep.limit,
+            attr: keep.attr,
+        }
     }
     pub fn dpl(&self) -> u8 {
         ((self.attr >> attr::DPL_SHIFT) & 3) as u8
@@ -166,6 +172,15 @@ pub fn descriptor_to_segment(selector: u16, lo: u32, hi: u32) -> Segment {
     let base = ((lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)) as u64;
     let raw_limit = (lo & 0xFFFF) | (hi & 0x000F_0000);
     let attr = ((hi >> 8) & 0xF0FF) as u16;
-    let limit = if attr & attr::G != 0 { (raw_limit << 12) | 0xFFF } else { raw_limit };
-    Segment { selector, base, limit, attr }
+    let limit = if attr & attr::G != 0 {
+        (raw_limit << 12) | 0xFFF
+    } else {
+        raw_limit
+    };
+    Segment {
+        selector,
+        base,
+        limit,
+        attr,
+    }
 }

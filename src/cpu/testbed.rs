@@ -17,13 +17,23 @@ pub struct SnippetOutcome {
 }
 
 fn flat_seg(sel: u16, code: bool, dpl: u8, long: bool) -> Segment {
-    let mut a = attr::P | attr::S | attr::G | attr::TYPE_ACCESSED | attr::TYPE_RW | ((dpl as u16) << attr::DPL_SHIFT);
+    let mut a = attr::P
+        | attr::S
+        | attr::G
+        | attr::TYPE_ACCESSED
+        | attr::TYPE_RW
+        | ((dpl as u16) << attr::DPL_SHIFT);
     if code {
         a |= attr::TYPE_CODE | if long { attr::L } else { attr::DB };
     } else {
         a |= attr::DB;
     }
-    Segment { selector: sel | dpl as u16, base: 0, limit: 0xFFFF_FFFF, attr: a }
+    Segment {
+        selector: sel | dpl as u16,
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        attr: a,
+    }
 }
 
 impl Cpu {
@@ -53,7 +63,9 @@ impl Cpu {
         let mut next = pt_base + 0x1000;
         let pml4 = pt_base;
         let ram = self.mem.ram_mut();
-        let rd = |ram: &mut [u8], a: u64| u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap_or([0; 8]));
+        let rd = |ram: &mut [u8], a: u64| {
+            u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap_or([0; 8]))
+        };
         for b in ram[pt_base as usize..pt_base as usize + 0x10000].iter_mut() {
             *b = 0;
         }
@@ -115,7 +127,11 @@ impl Cpu {
         }
         self.no_block_cache = saved;
         self.capture_faults = false;
-        SnippetOutcome { fault: self.captured.take(), cr2: self.cr2, finished }
+        SnippetOutcome {
+            fault: self.captured.take(),
+            cr2: self.cr2,
+            finished,
+        }
     }
 }
 
@@ -132,7 +148,14 @@ mod tests {
 
     fn long_cpu(code: &[u8]) -> Cpu {
         let mut cpu = Cpu::new_bare(16 << 20);
-        cpu.setup_long(3, 0x8000, &[(0x40_0000, 0x40_0000, true, false), (0x60_0000, 0x60_0000, true, true)]);
+        cpu.setup_long(
+            3,
+            0x8000,
+            &[
+                (0x40_0000, 0x40_0000, true, false),
+                (0x60_0000, 0x60_0000, true, true),
+            ],
+        );
         cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(code);
         cpu.rip = 0x40_0000;
         cpu.gpr[4] = 0x60_0800;
@@ -183,7 +206,10 @@ mod tests {
         );
         let mut cpu = long_cpu(&code);
         let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
-        assert_eq!(out.fault, Some(Fault::code(super::super::vector::PF, 0b111)));
+        assert_eq!(
+            out.fault,
+            Some(Fault::code(super::super::vector::PF, 0b111))
+        );
         assert_eq!(out.cr2, 0x40_0000);
     }
 

@@ -10,8 +10,8 @@
 //! (no per-instruction ticking); a device with a timer reports its next deadline so
 //! the machine's scheduler can stop the CPU exactly then.
 
-pub mod vga;
 pub mod ata;
+pub mod vga;
 
 /// Virtual time in nanoseconds since machine reset.
 pub type Nanos = u64;

@@ -64,8 +64,15 @@ impl GuestMemory {
         if !(1 << 20..=MAX_RAM).contains(&ram_size) {
             return Err(MemoryError::BadSize(ram_size >> 20));
         }
-        let ram = MmapMut::map_anon(ram_size as usize).map_err(|e| MemoryError::Alloc(ram_size, e))?;
-        Ok(Self { ram, ram_size, bios: Vec::new(), bios_base: 1 << 32, vga_hole: true })
+        let ram =
+            MmapMut::map_anon(ram_size as usize).map_err(|e| MemoryError::Alloc(ram_size, e))?;
+        Ok(Self {
+            ram,
+            ram_size,
+            bios: Vec::new(),
+            bios_base: 1 << 32,
+            vga_hole: true,
+        })
     }
 
     /// Flat RAM with no device windows (instruction test harnesses).

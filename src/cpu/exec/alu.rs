@@ -117,7 +117,11 @@ pub fn alu_ri<const K: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
 fn incdec(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, dec: bool) -> Res {
     let sz = op.osz;
     let a = rd(cpu, bus, op, op.o[0], sz)?;
-    let r = if dec { a.wrapping_sub(1) } else { a.wrapping_add(1) };
+    let r = if dec {
+        a.wrapping_sub(1)
+    } else {
+        a.wrapping_add(1)
+    };
     wr(cpu, bus, op, op.o[0], sz, r & size_mask(sz))?;
     // INC/DEC leave CF alone (SDM Vol. 2A INC "Flags Affected").
     let cf = cpu.flags.cf() as u64;

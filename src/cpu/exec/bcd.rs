@@ -54,7 +54,11 @@ fn ascii_adjust(cpu: &mut Cpu, add: bool) {
     let adj = al & 0xF > 9 || cpu.flags.af();
     let nax = if adj {
         // 386 and later: AX +/- 6 carries into AH, then AH +/- 1.
-        let t = if add { ax.wrapping_add(0x106) } else { ax.wrapping_sub(6).wrapping_sub(0x100) } & 0xFFFF;
+        let t = if add {
+            ax.wrapping_add(0x106)
+        } else {
+            ax.wrapping_sub(6).wrapping_sub(0x100)
+        } & 0xFFFF;
         t & 0xFF0F
     } else {
         ax & 0xFF0F

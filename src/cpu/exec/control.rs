@@ -29,12 +29,18 @@ fn soft_int(cpu: &mut Cpu, bus: &mut dyn Bus, vec: u8, src: Source) -> Res {
 pub fn pick_jmp(ins: &Instruction, op: &mut Op) -> Handler {
     let _ = ins;
     if op.o[0] == K_IMM {
-        if op.imm2 != 0 || matches!(ins.op0_kind(), iced_x86::OpKind::FarBranch16 | iced_x86::OpKind::FarBranch32) {
+        if op.imm2 != 0
+            || matches!(
+                ins.op0_kind(),
+                iced_x86::OpKind::FarBranch16 | iced_x86::OpKind::FarBranch32
+            )
+        {
             return jmp_far_imm;
         }
         return jmp_rel;
     }
     if op.o[0] == K_MEM && ins.memory_size().is_far_pointer_mem() {
+        op.osz = far_offset_size(ins);
         return jmp_far_mem;
     }
     jmp_rm
@@ -42,15 +48,28 @@ pub fn pick_jmp(ins: &Instruction, op: &mut Op) -> Handler {
 
 pub fn pick_call(ins: &Instruction, op: &mut Op) -> Handler {
     if op.o[0] == K_IMM {
-        if matches!(ins.op0_kind(), iced_x86::OpKind::FarBranch16 | iced_x86::OpKind::FarBranch32) {
+        if matches!(
+            ins.op0_kind(),
+            iced_x86::OpKind::FarBranch16 | iced_x86::OpKind::FarBranch32
+        ) {
             return call_far_imm;
         }
         return call_rel;
     }
     if op.o[0] == K_MEM && ins.memory_size().is_far_pointer_mem() {
+        op.osz = far_offset_size(ins);
         return call_far_mem;
     }
     call_rm
+}
+
+/// Offset size of an m16:16 / m16:32 / m16:64 far pointer.
+fn far_offset_size(ins: &Instruction) -> u8 {
+    match ins.memory_size() {
+        iced_x86::MemorySize::SegPtr16 => 2,
+        iced_x86::MemorySize::SegPtr32 => 4,
+        _ => 8,
+    }
 }
 
 trait FarPtr {
@@ -58,7 +77,12 @@ trait FarPtr {
 }
 impl FarPtr for iced_x86::MemorySize {
     fn is_far_pointer_mem(&self) -> bool {
-        matches!(self, iced_x86::MemorySize::SegPtr16 | iced_x86::MemorySize::SegPtr32 | iced_x86::MemorySize::SegPtr64)
+        matches!(
+            self,
+            iced_x86::MemorySize::SegPtr16
+                | iced_x86::MemorySize::SegPtr32
+                | iced_x86::MemorySize::SegPtr64
+        )
     }
 }
 
@@ -191,7 +215,12 @@ pub fn bound(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let idx = cpu.reg(op.o[0], sz);
     let ea = op.ea(cpu);
     let lo = cpu.read(bus, op.seg as usize, ea, sz)?;
-    let hi = cpu.read(bus, op.seg as usize, ea.wrapping_add(sz as u64) & crate::cpu::decode::amask(op.asz), sz)?;
+    let hi = cpu.read(
+        bus,
+        op.seg as usize,
+        ea.wrapping_add(sz as u64) & crate::cpu::decode::amask(op.asz),
+        sz,
+    )?;
     let sx = |v: u64| -> i64 {
         let sh = 64 - 8 * sz as u32;
         ((v << sh) as i64) >> sh
@@ -212,7 +241,12 @@ fn read_far_ptr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res<(u16, u64)> {
     let ea = op.ea(cpu);
     let s = op.seg as usize;
     let off = cpu.read(bus, s, ea, op.osz)?;
-    let sel = cpu.read(bus, s, ea.wrapping_add(op.osz as u64) & crate::cpu::decode::amask(op.asz), 2)? as u16;
+    let sel = cpu.read(
+        bus,
+        s,
+        ea.wrapping_add(op.osz as u64) & crate::cpu::decode::amask(op.asz),
+        2,
+    )? as u16;
     Ok((sel, off))
 }
 
@@ -300,11 +334,19 @@ fn far_jump(cpu: &mut Cpu, bus: &mut dyn Bus, sel: u16, off: u64, osz: u8, call:
             if !d.present() {
                 return Err(Fault::code(vector::NP, sel as u32 & 0xFFFC));
             }
-            let reason = if call { super::task::Reason::Call } else { super::task::Reason::Jmp };
+            let reason = if call {
+                super::task::Reason::Call
+            } else {
+                super::task::Reason::Jmp
+            };
             cpu.task_switch_gate(bus, d.gate_selector(), reason, None)
         }
         1 | 9 if cpu.efer & efer::LMA == 0 => {
-            let reason = if call { super::task::Reason::Call } else { super::task::Reason::Jmp };
+            let reason = if call {
+                super::task::Reason::Call
+            } else {
+                super::task::Reason::Jmp
+            };
             cpu.task_switch(bus, sel, d, reason, None)
         }
         _ => Err(err),
@@ -342,7 +384,13 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
     if !d.present() {
         return Err(Fault::code(vector::NP, csel as u32 & 0xFFFC));
     }
-    let size: u8 = if long { 8 } else if gate32 { 4 } else { 2 };
+    let size: u8 = if long {
+        8
+    } else if gate32 {
+        4
+    } else {
+        2
+    };
     let old_cs = cpu.seg[CS].selector as u64;
     let old_ip = cpu.rip;
     if call && !d.conforming() && d.dpl() < cpu.cpl {
@@ -357,7 +405,15 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
             copied.push(cpu.peek(bus, i * size as u64, size)?);
         }
         let (new_ss, sp_mask) = if long {
-            (Segment { selector: new_cpl as u16, base: 0, limit: 0, attr: attr::DB | attr::P | attr::S | attr::TYPE_RW }, u64::MAX)
+            (
+                Segment {
+                    selector: new_cpl as u16,
+                    base: 0,
+                    limit: 0,
+                    attr: attr::DB | attr::P | attr::S | attr::TYPE_RW,
+                },
+                u64::MAX,
+            )
         } else {
             let ssd = cpu.check_new_ss(bus, ss, new_cpl)?;
             let s = ssd.to_segment(ss);
@@ -371,11 +427,19 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
         let mut nsp = if long { sp } else { sp & sp_mask };
         for v in frame {
             nsp = nsp.wrapping_sub(size as u64) & sp_mask;
-            let lin = if long { nsp } else { new_ss.base.wrapping_add(nsp) & 0xFFFF_FFFF };
+            let lin = if long {
+                nsp
+            } else {
+                new_ss.base.wrapping_add(nsp) & 0xFFFF_FFFF
+            };
             cpu.write_lin_slow(bus, lin, size, v, new_cpl == 3)?;
         }
         cpu.seg[SS] = new_ss;
-        cpu.gpr[4] = if long { nsp } else { (cpu.gpr[4] & !sp_mask) | nsp };
+        cpu.gpr[4] = if long {
+            nsp
+        } else {
+            (cpu.gpr[4] & !sp_mask) | nsp
+        };
         cpu.set_cs(csel, &d, new_cpl);
     } else {
         if call {
@@ -414,7 +478,11 @@ pub fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let d = cpu.read_desc(bus, sel)?;
     let rpl = (sel & 3) as u8;
     let err = Fault::gp(sel as u32 & 0xFFFC);
-    if !d.is_code() || rpl < cpu.cpl || (d.conforming() && d.dpl() > rpl) || (!d.conforming() && d.dpl() != rpl) {
+    if !d.is_code()
+        || rpl < cpu.cpl
+        || (d.conforming() && d.dpl() > rpl)
+        || (!d.conforming() && d.dpl() != rpl)
+    {
         return Err(err);
     }
     if !d.present() {
@@ -431,7 +499,12 @@ pub fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         let long = cpu.efer & efer::LMA != 0 && d.long();
         if long && nss & !3 == 0 {
             cpu.set_cs(sel, &d, rpl);
-            cpu.seg[SS] = Segment { selector: nss, base: 0, limit: 0, attr: attr::DB };
+            cpu.seg[SS] = Segment {
+                selector: nss,
+                base: 0,
+                limit: 0,
+                attr: attr::DB,
+            };
         } else {
             let ssd = cpu.read_desc(bus, nss)?;
             if (nss & 3) as u8 != rpl || ssd.dpl() != rpl || !ssd.writable_data() {
@@ -497,7 +570,11 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let d = cpu.read_desc(bus, sel)?;
     let rpl = (sel & 3) as u8;
     let err = Fault::gp(sel as u32 & 0xFFFC);
-    if !d.is_code() || rpl < cpu.cpl || (d.conforming() && d.dpl() > rpl) || (!d.conforming() && d.dpl() != rpl) {
+    if !d.is_code()
+        || rpl < cpu.cpl
+        || (d.conforming() && d.dpl() > rpl)
+        || (!d.conforming() && d.dpl() != rpl)
+    {
         return Err(err);
     }
     if !d.present() {
@@ -538,7 +615,12 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let nf = new_flags(cpu, fl);
     if long && nss & !3 == 0 && (d.long() && rpl != 3) {
         cpu.set_cs(sel, &d, rpl);
-        cpu.seg[SS] = Segment { selector: nss, base: 0, limit: 0, attr: attr::DB | attr::P | attr::S | attr::TYPE_RW | ((rpl as u16) << attr::DPL_SHIFT) };
+        cpu.seg[SS] = Segment {
+            selector: nss,
+            base: 0,
+            limit: 0,
+            attr: attr::DB | attr::P | attr::S | attr::TYPE_RW | ((rpl as u16) << attr::DPL_SHIFT),
+        };
     } else {
         if nss & !3 == 0 {
             return Err(Fault::gp(0));
@@ -556,7 +638,11 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     cpu.flags.set(nf);
     cpu.update_mode();
     let m = cpu.sp_mask;
-    cpu.gpr[4] = if cpu.long64 || long { nsp & size_mask(sz.max(4)) } else { (cpu.gpr[4] & !m) | (nsp & m) };
+    cpu.gpr[4] = if cpu.long64 || long {
+        nsp & size_mask(sz.max(4))
+    } else {
+        (cpu.gpr[4] & !m) | (nsp & m)
+    };
     if long && sz == 8 {
         cpu.gpr[4] = nsp;
     }
@@ -577,7 +663,14 @@ fn iret_to_v86(cpu: &mut Cpu, bus: &mut dyn Bus, ip: u64, cs: u16, fl: u64) -> R
     let [esp, ss, es, ds, fs, gs] = vals;
     cpu.flags.set(fl | VM);
     cpu.update_mode();
-    for (s, v) in [(CS, cs as u64), (SS, ss), (ES, es), (DS, ds), (FS, fs), (GS, gs)] {
+    for (s, v) in [
+        (CS, cs as u64),
+        (SS, ss),
+        (ES, es),
+        (DS, ds),
+        (FS, fs),
+        (GS, gs),
+    ] {
         cpu.load_seg_real(s, v as u16);
     }
     cpu.gpr[4] = esp & 0xFFFF_FFFF;

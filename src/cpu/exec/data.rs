@@ -13,8 +13,16 @@ use iced_x86::{Instruction, OpKind};
 pub fn pick_mov(ins: &Instruction, op: &mut Op) -> Handler {
     let (o0, o1) = (op.o[0], op.o[1]);
     if o0 == K_OTHER || o1 == K_OTHER {
-        let r0 = if ins.op0_kind() == OpKind::Register { ins.op0_register() } else { iced_x86::Register::None };
-        let r1 = if ins.op1_kind() == OpKind::Register { ins.op1_register() } else { iced_x86::Register::None };
+        let r0 = if ins.op0_kind() == OpKind::Register {
+            ins.op0_register()
+        } else {
+            iced_x86::Register::None
+        };
+        let r1 = if ins.op1_kind() == OpKind::Register {
+            ins.op1_register()
+        } else {
+            iced_x86::Register::None
+        };
         if r0.is_cr() {
             return super::system::mov_to_cr;
         }
@@ -299,7 +307,12 @@ pub fn lxs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let ea = op.ea(cpu);
     let s = op.seg as usize;
     let off = cpu.read(bus, s, ea, sz)?;
-    let sel = cpu.read(bus, s, ea.wrapping_add(sz as u64) & crate::cpu::decode::amask(op.asz), 2)? as u16;
+    let sel = cpu.read(
+        bus,
+        s,
+        ea.wrapping_add(sz as u64) & crate::cpu::decode::amask(op.asz),
+        2,
+    )? as u16;
     let target = match op.ins.mnemonic() {
         iced_x86::Mnemonic::Les => 0,
         iced_x86::Mnemonic::Lss => 2,

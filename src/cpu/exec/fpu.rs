@@ -23,7 +23,14 @@ pub struct FpuState {
 
 impl Default for FpuState {
     fn default() -> Self {
-        FpuState { fcw: 0x40, fsw: 0, ftw: 0x5555, st: [[0; 10]; 8], xmm: [0; 16], mxcsr: 0x1F80 }
+        FpuState {
+            fcw: 0x40,
+            fsw: 0,
+            ftw: 0x5555,
+            st: [[0; 10]; 8],
+            xmm: [0; 16],
+            mxcsr: 0x1F80,
+        }
     }
 }
 

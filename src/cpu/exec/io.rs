@@ -10,7 +10,8 @@ impl Cpu {
     /// #GP(0) unless the current privilege may access `size` ports at `port`.
     pub fn check_io(&mut self, bus: &mut dyn Bus, port: u16, size: u8) -> Res {
         let vm = self.flags.bits & VM != 0;
-        if !(self.pmode || vm) || (!vm && self.cpl <= self.iopl()) {
+        let real = !self.pmode && !vm;
+        if real || (!vm && self.cpl <= self.iopl()) {
             return Ok(());
         }
         // 32/64-bit TSS only: the bitmap offset is at 0x66.
@@ -53,7 +54,11 @@ pub fn in_(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 
 pub fn out(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let port = port_of(cpu, op, op.o[0]);
-    let sz = if op.o[1] < 20 { cpu_reg_size(op) } else { op.osz };
+    let sz = if op.o[1] < 20 {
+        cpu_reg_size(op)
+    } else {
+        op.osz
+    };
     cpu.check_io(bus, port, sz)?;
     let v = cpu.reg(0, sz);
     bus.io_write(port, sz, v as u32, cpu.icount);

@@ -97,13 +97,54 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         M::Lahf => data::lahf,
         M::Sahf => data::sahf,
         M::Xlatb => data::xlat,
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmov,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc,
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => data::cmov,
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => data::setcc,
         M::Xadd => data::xadd,
         M::Cmpxchg => data::cmpxchg,
         M::Cmpxchg8b => data::cmpxchg8b,
         M::Cmpxchg16b => data::cmpxchg16b,
-        M::Nop | M::Pause | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw | M::Lfence | M::Sfence | M::Mfence | M::Clflush | M::Clflushopt => data::nop,
+        M::Nop
+        | M::Pause
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw
+        | M::Lfence
+        | M::Sfence
+        | M::Mfence
+        | M::Clflush
+        | M::Clflushopt => data::nop,
         M::Les | M::Lds | M::Lss | M::Lfs | M::Lgs => data::lxs,
 
         M::Rol => shift::shift::<{ shift::ROL }>,
@@ -160,7 +201,22 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         M::Leave => stack::leave,
 
         M::Jmp => control::pick_jmp(ins, op),
-        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl | M::Jge | M::Jle | M::Jg => control::jcc,
+        M::Jo
+        | M::Jno
+        | M::Jb
+        | M::Jae
+        | M::Je
+        | M::Jne
+        | M::Jbe
+        | M::Ja
+        | M::Js
+        | M::Jns
+        | M::Jp
+        | M::Jnp
+        | M::Jl
+        | M::Jge
+        | M::Jle
+        | M::Jg => control::jcc,
         M::Call => control::pick_call(ins, op),
         M::Ret => control::ret_near,
         M::Retf => control::ret_far,

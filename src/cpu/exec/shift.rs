@@ -40,13 +40,21 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let (res, cf, of, full) = match K {
         ROL => {
             let c = cnt % bits;
-            let r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
+            let r = if c == 0 {
+                a
+            } else {
+                ((a << c) | (a >> (bits - c))) & m
+            };
             let cf = r & 1 != 0;
             (r, cf, msb(r) ^ cf, false)
         }
         ROR => {
             let c = cnt % bits;
-            let r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
+            let r = if c == 0 {
+                a
+            } else {
+                ((a >> c) | (a << (bits - c))) & m
+            };
             let cf = msb(r);
             (r, cf, msb(r) ^ ((r >> (bits - 2)) & 1 != 0), false)
         }
@@ -76,12 +84,20 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         }
         SHL => {
             let r = if cnt >= 64 { 0 } else { (a << cnt) & m };
-            let cf = if cnt > bits { false } else { (a >> (bits - cnt)) & 1 != 0 };
+            let cf = if cnt > bits {
+                false
+            } else {
+                (a >> (bits - cnt)) & 1 != 0
+            };
             (r, cf, msb(r) ^ cf, true)
         }
         SHR => {
             let r = if cnt >= 64 { 0 } else { a >> cnt };
-            let cf = if cnt > bits { false } else { (a >> (cnt - 1)) & 1 != 0 };
+            let cf = if cnt > bits {
+                false
+            } else {
+                (a >> (cnt - 1)) & 1 != 0
+            };
             (r, cf, msb(a), true)
         }
         _ => {
@@ -126,14 +142,22 @@ fn double_shift(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, left: bool) -> Res {
     // operands with counts above 16 the pattern repeats as Intel CPUs do.
     let (res, cf) = if left {
         let wide: u128 = ((a as u128) << bits) | b as u128;
-        let wide = if bits == 16 { (wide << 32) | ((a as u128) << 16) | b as u128 } else { wide };
+        let wide = if bits == 16 {
+            (wide << 32) | ((a as u128) << 16) | b as u128
+        } else {
+            wide
+        };
         let total = if bits == 16 { 64 } else { 2 * bits };
         let r = (wide << cnt) >> (total - bits);
         let cf = (wide >> (total - cnt)) & 1 != 0;
         ((r as u64) & m, cf)
     } else {
         let wide: u128 = ((b as u128) << bits) | a as u128;
-        let wide = if bits == 16 { wide | ((a as u128) << 32) | ((b as u128) << 48) } else { wide };
+        let wide = if bits == 16 {
+            wide | ((a as u128) << 32) | ((b as u128) << 48)
+        } else {
+            wide
+        };
         let r = wide >> cnt;
         let cf = (wide >> (cnt - 1)) & 1 != 0;
         ((r as u64) & m, cf)

@@ -2,7 +2,7 @@
 //! and VM rules, ENTER/LEAVE (SDM Vol. 2B).
 
 use super::{rd, wr};
-use crate::cpu::decode::{Handler, Op, K_IMM, K_MEM, K_SEG};
+use crate::cpu::decode::{Handler, Op, K_MEM, K_SEG};
 use crate::cpu::flags::size_mask;
 use crate::cpu::state::rflags::*;
 use crate::cpu::state::{cr4, SS};
@@ -47,8 +47,6 @@ pub fn pick_push(ins: &Instruction, op: &mut Op) -> Handler {
         push_r
     } else if (K_SEG..K_SEG + 6).contains(&op.o[0]) {
         push_sreg
-    } else if op.o[0] == K_IMM {
-        push
     } else {
         push
     }
@@ -200,7 +198,7 @@ pub fn popf(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 pub fn enter(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let alloc = op.imm & 0xFFFF;
-    let level = (op.imm2 & 0x1F) as u64;
+    let level = op.imm2 & 0x1F;
     let m = cpu.sp_mask;
     let bp_mask = if cpu.long64 { u64::MAX } else { m };
     let old = (cpu.gpr[4], cpu.gpr[5]);

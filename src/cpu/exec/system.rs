@@ -74,7 +74,9 @@ pub fn cli(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
 pub fn sti(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
     let vm = cpu.flags.bits & VM != 0;
     if (cpu.pmode || vm) && cpu.cpl > cpu.iopl() {
-        if ((vm && cpu.cr4 & cr4::VME != 0) || (!vm && cpu.cpl == 3 && cpu.cr4 & cr4::PVI != 0)) && cpu.flags.bits & VIP == 0 {
+        if ((vm && cpu.cr4 & cr4::VME != 0) || (!vm && cpu.cpl == 3 && cpu.cr4 & cr4::PVI != 0))
+            && cpu.flags.bits & VIP == 0
+        {
             cpu.flags.bits |= VIF;
             return Ok(());
         }
@@ -155,9 +157,13 @@ impl Cpu {
             IA32_MISC_ENABLE => self.msr.misc_enable,
             IA32_PAT => self.msr.pat,
             IA32_MTRR_DEF_TYPE => self.msr.mtrr_def_type,
-            0x200..=0x20F | 0x250 | 0x258 | 0x259 | 0x268..=0x26F => {
-                self.msr.mtrr.iter().find(|(i, _)| *i == idx).map(|(_, v)| *v).unwrap_or(0)
-            }
+            0x200..=0x20F | 0x250 | 0x258 | 0x259 | 0x268..=0x26F => self
+                .msr
+                .mtrr
+                .iter()
+                .find(|(i, _)| *i == idx)
+                .map(|(_, v)| *v)
+                .unwrap_or(0),
             IA32_EFER => self.efer,
             IA32_STAR => self.msr.star,
             IA32_LSTAR => self.msr.lstar,
@@ -174,7 +180,13 @@ impl Cpu {
 
     pub fn write_msr(&mut self, idx: u32, v: u64) -> Res {
         use crate::cpu::state::msr::*;
-        let canon = |v: u64| if crate::cpu::mmu::canonical(v) { Ok(v) } else { Err(Fault::gp(0)) };
+        let canon = |v: u64| {
+            if crate::cpu::mmu::canonical(v) {
+                Ok(v)
+            } else {
+                Err(Fault::gp(0))
+            }
+        };
         match idx {
             IA32_TSC => self.msr.tsc_offset = v.wrapping_sub(self.icount),
             IA32_APIC_BASE => {}
@@ -233,9 +245,16 @@ pub fn lgdt_lidt(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let base = if cpu.long64 {
         cpu.read(bus, s, ea.wrapping_add(2), 8)?
     } else {
-        let b = cpu.read(bus, s, ea.wrapping_add(2) & crate::cpu::decode::amask(op.asz), 4)?;
+        let b = cpu.read(
+            bus,
+            s,
+            ea.wrapping_add(2) & crate::cpu::decode::amask(op.asz),
+            4,
+        )?;
         // 16-bit operand size loads only 24 bits of base.
-        if op.ins.code().op_code().operand_size() == 16 || (op.osz == 2 && !cpu.long64 && cpu.code_bits == 16) {
+        if op.ins.code().op_code().operand_size() == 16
+            || (op.osz == 2 && !cpu.long64 && cpu.code_bits == 16)
+        {
             b & 0xFF_FFFF
         } else {
             b
@@ -251,7 +270,11 @@ pub fn lgdt_lidt(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 }
 
 pub fn sgdt_sidt(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
-    let t = if op.ins.mnemonic() == M::Sgdt { cpu.gdtr } else { cpu.idtr };
+    let t = if op.ins.mnemonic() == M::Sgdt {
+        cpu.gdtr
+    } else {
+        cpu.idtr
+    };
     let ea = op.ea(cpu);
     let s = op.seg as usize;
     let bsz = if cpu.long64 { 8 } else { 4 };
@@ -288,7 +311,11 @@ pub fn ltr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     }
     let d = cpu.read_desc(bus, sel)?;
     let long = cpu.efer & efer::LMA != 0;
-    let ok = if long { d.typ() == 9 } else { matches!(d.typ(), 1 | 9) };
+    let ok = if long {
+        d.typ() == 9
+    } else {
+        matches!(d.typ(), 1 | 9)
+    };
     if d.s() || !ok {
         return Err(Fault::gp(sel as u32 & 0xFFFC));
     }
@@ -316,7 +343,12 @@ pub fn str_(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 }
 
 /// Shared by LAR/LSL/VERR/VERW: the descriptor if visible at CPL/RPL.
-fn visible_desc(cpu: &mut Cpu, bus: &mut dyn Bus, sel: u16, ok_types: &dyn Fn(&crate::cpu::seg::Desc) -> bool) -> Res<Option<crate::cpu::seg::Desc>> {
+fn visible_desc(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    sel: u16,
+    ok_types: &dyn Fn(&crate::cpu::seg::Desc) -> bool,
+) -> Res<Option<crate::cpu::seg::Desc>> {
     if sel & !3 == 0 {
         return Ok(None);
     }
@@ -341,10 +373,21 @@ pub fn lar(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     }
     let sel = rd(cpu, bus, op, op.o[1], 2)? as u16;
     let long = cpu.efer & efer::LMA != 0;
-    let d = visible_desc(cpu, bus, sel, &|d| d.s() || if long { matches!(d.typ(), 2 | 9 | 11 | 12) } else { matches!(d.typ(), 1..=7 | 9 | 11 | 12) })?;
+    let d = visible_desc(cpu, bus, sel, &|d| {
+        d.s()
+            || if long {
+                matches!(d.typ(), 2 | 9 | 11 | 12)
+            } else {
+                matches!(d.typ(), 1..=7 | 9 | 11 | 12)
+            }
+    })?;
     match d {
         Some(d) => {
-            cpu.set_reg(op.o[0], op.osz, (d.hi & 0x00F0_FF00) as u64 & size_mask(op.osz));
+            cpu.set_reg(
+                op.o[0],
+                op.osz,
+                (d.hi & 0x00F0_FF00) as u64 & size_mask(op.osz),
+            );
             cpu.flags.set_status(ZF, ZF);
         }
         None => cpu.flags.set_status(ZF, 0),
@@ -358,10 +401,21 @@ pub fn lsl(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     }
     let sel = rd(cpu, bus, op, op.o[1], 2)? as u16;
     let long = cpu.efer & efer::LMA != 0;
-    let d = visible_desc(cpu, bus, sel, &|d| d.s() || if long { matches!(d.typ(), 2 | 9 | 11) } else { matches!(d.typ(), 1 | 2 | 3 | 9 | 11) })?;
+    let d = visible_desc(cpu, bus, sel, &|d| {
+        d.s()
+            || if long {
+                matches!(d.typ(), 2 | 9 | 11)
+            } else {
+                matches!(d.typ(), 1 | 2 | 3 | 9 | 11)
+            }
+    })?;
     match d {
         Some(d) => {
-            cpu.set_reg(op.o[0], op.osz, d.to_segment(sel).limit as u64 & size_mask(op.osz));
+            cpu.set_reg(
+                op.o[0],
+                op.osz,
+                d.to_segment(sel).limit as u64 & size_mask(op.osz),
+            );
             cpu.flags.set_status(ZF, ZF);
         }
         None => cpu.flags.set_status(ZF, 0),
@@ -374,7 +428,14 @@ fn verify(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, write: bool) -> Res {
         return Err(Fault::ud());
     }
     let sel = rd(cpu, bus, op, op.o[0], 2)? as u16;
-    let d = visible_desc(cpu, bus, sel, &|d| d.s() && if write { d.writable_data() } else { !d.is_code() || d.readable() })?;
+    let d = visible_desc(cpu, bus, sel, &|d| {
+        d.s()
+            && if write {
+                d.writable_data()
+            } else {
+                !d.is_code() || d.readable()
+            }
+    })?;
     cpu.flags.set_status(ZF, if d.is_some() { ZF } else { 0 });
     Ok(())
 }
@@ -475,7 +536,11 @@ impl Cpu {
         if self.efer & efer::LMA != 0 && v >> crate::cpu::mmu::PHYS_BITS != 0 {
             return Err(Fault::gp(0));
         }
-        self.cr3 = if self.efer & efer::LMA != 0 { v } else { v & 0xFFFF_FFFF };
+        self.cr3 = if self.efer & efer::LMA != 0 {
+            v
+        } else {
+            v & 0xFFFF_FFFF
+        };
         self.tlb.flush_non_global();
         Ok(())
     }
@@ -600,14 +665,24 @@ pub fn swapgs(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
 }
 
 fn flat(sel: u16, code: bool, dpl: u8, long: bool) -> Segment {
-    let mut a = attr::P | attr::S | attr::G | attr::TYPE_ACCESSED | attr::TYPE_RW | ((dpl as u16) << attr::DPL_SHIFT);
+    let mut a = attr::P
+        | attr::S
+        | attr::G
+        | attr::TYPE_ACCESSED
+        | attr::TYPE_RW
+        | ((dpl as u16) << attr::DPL_SHIFT);
     if code {
         a |= attr::TYPE_CODE;
         a |= if long { attr::L } else { attr::DB };
     } else {
         a |= attr::DB;
     }
-    Segment { selector: sel, base: 0, limit: 0xFFFF_FFFF, attr: a }
+    Segment {
+        selector: sel,
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        attr: a,
+    }
 }
 
 /// SYSCALL (SDM Vol. 2B): CS/SS from STAR[47:32], RIP from LSTAR (64-bit)
@@ -621,7 +696,11 @@ pub fn syscall(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
     if cpu.efer & efer::LMA != 0 {
         cpu.gpr[1] = cpu.rip;
         cpu.gpr[11] = fl & !RF;
-        let target = if cpu.long64 { cpu.msr.lstar } else { cpu.msr.cstar };
+        let target = if cpu.long64 {
+            cpu.msr.lstar
+        } else {
+            cpu.msr.cstar
+        };
         cpu.flags.set(fl & !cpu.msr.fmask & !RF);
         cpu.seg[CS] = flat(sel, true, 0, true);
         cpu.seg[SS] = flat(sel + 8, false, 0, false);
@@ -691,8 +770,16 @@ pub fn sysenter(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
     cpu.seg[SS] = flat(cs + 8, false, 0, false);
     cpu.cpl = 0;
     cpu.update_mode();
-    cpu.rip = if long { cpu.msr.sysenter_eip } else { cpu.msr.sysenter_eip & 0xFFFF_FFFF };
-    cpu.gpr[4] = if long { cpu.msr.sysenter_esp } else { cpu.msr.sysenter_esp & 0xFFFF_FFFF };
+    cpu.rip = if long {
+        cpu.msr.sysenter_eip
+    } else {
+        cpu.msr.sysenter_eip & 0xFFFF_FFFF
+    };
+    cpu.gpr[4] = if long {
+        cpu.msr.sysenter_esp
+    } else {
+        cpu.msr.sysenter_esp & 0xFFFF_FFFF
+    };
     cpu.stop_block = true;
     Ok(())
 }

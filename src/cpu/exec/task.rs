@@ -16,7 +16,13 @@ pub enum Reason {
 }
 
 impl Cpu {
-    pub fn task_switch_gate(&mut self, bus: &mut dyn Bus, tss_sel: u16, reason: Reason, error: Option<u32>) -> Res {
+    pub fn task_switch_gate(
+        &mut self,
+        bus: &mut dyn Bus,
+        tss_sel: u16,
+        reason: Reason,
+        error: Option<u32>,
+    ) -> Res {
         if tss_sel & 4 != 0 || tss_sel & !3 == 0 {
             return Err(Fault::gp(tss_sel as u32 & 0xFFFC));
         }
@@ -37,7 +43,14 @@ impl Cpu {
         self.task_switch(bus, link, d, Reason::Iret, None)
     }
 
-    pub fn task_switch(&mut self, bus: &mut dyn Bus, sel: u16, d: Desc, reason: Reason, error: Option<u32>) -> Res {
+    pub fn task_switch(
+        &mut self,
+        bus: &mut dyn Bus,
+        sel: u16,
+        d: Desc,
+        reason: Reason,
+        error: Option<u32>,
+    ) -> Res {
         let ts_err = Fault::code(vector::TS, sel as u32 & 0xFFFC);
         let want_busy = reason == Reason::Iret;
         let typ = d.typ();
@@ -64,19 +77,39 @@ impl Cpu {
             self.write_sys(bus, old.base + 0x20, 4, self.rip & 0xFFFF_FFFF)?;
             self.write_sys(bus, old.base + 0x24, 4, fl & 0xFFFF_FFFF)?;
             for i in 0..8u64 {
-                self.write_sys(bus, old.base + 0x28 + 4 * i, 4, self.gpr[i as usize] & 0xFFFF_FFFF)?;
+                self.write_sys(
+                    bus,
+                    old.base + 0x28 + 4 * i,
+                    4,
+                    self.gpr[i as usize] & 0xFFFF_FFFF,
+                )?;
             }
             for s in 0..6u64 {
-                self.write_sys(bus, old.base + 0x48 + 4 * s, 2, self.seg[s as usize].selector as u64)?;
+                self.write_sys(
+                    bus,
+                    old.base + 0x48 + 4 * s,
+                    2,
+                    self.seg[s as usize].selector as u64,
+                )?;
             }
         } else {
             self.write_sys(bus, old.base + 0x0E, 2, self.rip & 0xFFFF)?;
             self.write_sys(bus, old.base + 0x10, 2, fl & 0xFFFF)?;
             for i in 0..8u64 {
-                self.write_sys(bus, old.base + 0x12 + 2 * i, 2, self.gpr[i as usize] & 0xFFFF)?;
+                self.write_sys(
+                    bus,
+                    old.base + 0x12 + 2 * i,
+                    2,
+                    self.gpr[i as usize] & 0xFFFF,
+                )?;
             }
             for s in 0..4u64 {
-                self.write_sys(bus, old.base + 0x22 + 2 * s, 2, self.seg[s as usize].selector as u64)?;
+                self.write_sys(
+                    bus,
+                    old.base + 0x22 + 2 * s,
+                    2,
+                    self.seg[s as usize].selector as u64,
+                )?;
             }
         }
         // Read the incoming task's state.
@@ -147,12 +180,15 @@ impl Cpu {
             self.update_mode();
         } else {
             // LDT first, then CS (sets CPL), then the data segments.
-            self.load_ldt(bus, ldt).map_err(|_| Fault::code(vector::TS, ldt as u32 & 0xFFFC))?;
+            self.load_ldt(bus, ldt)
+                .map_err(|_| Fault::code(vector::TS, ldt as u32 & 0xFFFC))?;
             let csel = sels[CS];
             if csel & !3 == 0 {
                 return Err(Fault::code(vector::TS, 0));
             }
-            let cd = self.read_desc(bus, csel).map_err(|_| Fault::code(vector::TS, csel as u32 & 0xFFFC))?;
+            let cd = self
+                .read_desc(bus, csel)
+                .map_err(|_| Fault::code(vector::TS, csel as u32 & 0xFFFC))?;
             if !cd.is_code() {
                 return Err(Fault::code(vector::TS, csel as u32 & 0xFFFC));
             }
@@ -163,7 +199,13 @@ impl Cpu {
             self.flags.bits &= !VM;
             self.set_cs(csel, &cd, (csel & 3) as u8);
             for s in [SS, DS, ES, FS, GS] {
-                self.load_seg(bus, s, sels[s]).map_err(|f| if f.vector == vector::GP { Fault::code(vector::TS, f.error.unwrap_or(0)) } else { f })?;
+                self.load_seg(bus, s, sels[s]).map_err(|f| {
+                    if f.vector == vector::GP {
+                        Fault::code(vector::TS, f.error.unwrap_or(0))
+                    } else {
+                        f
+                    }
+                })?;
             }
         }
         self.update_mode();
@@ -176,14 +218,23 @@ impl Cpu {
     }
 
     fn write_desc_hi(&mut self, bus: &mut dyn Bus, sel: u16, hi: u32) -> Res {
-        let base = if sel & 4 != 0 { self.ldtr.base } else { self.gdtr.base };
+        let base = if sel & 4 != 0 {
+            self.ldtr.base
+        } else {
+            self.gdtr.base
+        };
         self.write_sys(bus, base + (sel & !7) as u64 + 4, 4, hi as u64)
     }
 
     /// LLDT semantics without the CPL check (also used by task switches).
     pub fn load_ldt(&mut self, bus: &mut dyn Bus, sel: u16) -> Res {
         if sel & !3 == 0 {
-            self.ldtr = Segment { selector: sel, base: 0, limit: 0, attr: 0 };
+            self.ldtr = Segment {
+                selector: sel,
+                base: 0,
+                limit: 0,
+                attr: 0,
+            };
             return Ok(());
         }
         if sel & 4 != 0 {
