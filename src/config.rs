@@ -53,7 +53,7 @@ pub struct Cli {
     #[arg(long)]
     pub initrd: Option<String>,
     /// Kernel command line for -kernel.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub append: Option<String>,
     /// System BIOS image (64, 128 or 256 KiB).
     #[arg(long)]
