@@ -211,14 +211,7 @@ impl Cpu {
                     self.seg[s] = Segment::default();
                 }
             }
-            self.flags.bits = old_flags
-                & !(rflags::TF
-                    | rflags::NT
-                    | rflags::VM
-                    | rflags::RF
-                    | if trap { 0 } else { rflags::IF });
-            self.flags.lazy = 0;
-            self.set_cs(sel, &d, new_cpl);
+            self.enter_handler(old_flags, trap, sel, &d, new_cpl);
         } else {
             if vm {
                 return Err(Fault::gp(sel as u32 & 0xFFFC));
@@ -235,18 +228,21 @@ impl Cpu {
             for v in frame {
                 self.push(bus, size, v)?;
             }
-            self.flags.bits = old_flags
-                & !(rflags::TF
-                    | rflags::NT
-                    | rflags::VM
-                    | rflags::RF
-                    | if trap { 0 } else { rflags::IF });
-            self.flags.lazy = 0;
             let cpl = self.cpl;
-            self.set_cs(sel, &d, cpl);
+            self.enter_handler(old_flags, trap, sel, &d, cpl);
         }
         self.rip = offset;
         Ok(())
+    }
+
+    /// Common tail of gate delivery: TF, NT, VM, RF (and IF for interrupt
+    /// gates) clear, CS and CPL from the handler's code segment (SDM Vol. 3A 6.12.1.3).
+    fn enter_handler(&mut self, old_flags: u64, trap: bool, sel: u16, d: &Desc, cpl: u8) {
+        let clear =
+            rflags::TF | rflags::NT | rflags::VM | rflags::RF | if trap { 0 } else { rflags::IF };
+        self.flags.bits = old_flags & !clear;
+        self.flags.lazy = 0;
+        self.set_cs(sel, d, cpl);
     }
 
     fn sp_mask_for_size(&self) -> u64 {
@@ -331,15 +327,7 @@ impl Cpu {
             };
         }
         self.gpr[4] = rsp;
-        let trap = typ & 1 != 0;
-        self.flags.bits = old_flags
-            & !(rflags::TF
-                | rflags::NT
-                | rflags::VM
-                | rflags::RF
-                | if trap { 0 } else { rflags::IF });
-        self.flags.lazy = 0;
-        self.set_cs(sel, &d, new_cpl);
+        self.enter_handler(old_flags, typ & 1 != 0, sel, &d, new_cpl);
         self.rip = target;
         Ok(())
     }

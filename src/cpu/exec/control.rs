@@ -458,6 +458,42 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
     Ok(())
 }
 
+/// The code segment a far return or IRET goes back to, with the checks both
+/// share (SDM Vol. 2B RET and Vol. 2A IRET: RPL >= CPL, DPL rules, present).
+fn return_code_desc(cpu: &mut Cpu, bus: &mut dyn Bus, sel: u16) -> Res<Desc> {
+    if sel & !3 == 0 {
+        return Err(Fault::gp(0));
+    }
+    let d = cpu.read_desc(bus, sel)?;
+    let rpl = (sel & 3) as u8;
+    if !d.is_code()
+        || rpl < cpu.cpl
+        || (d.conforming() && d.dpl() > rpl)
+        || (!d.conforming() && d.dpl() != rpl)
+    {
+        return Err(Fault::gp(sel as u32 & 0xFFFC));
+    }
+    if !d.present() {
+        return Err(Fault::code(vector::NP, sel as u32 & 0xFFFC));
+    }
+    Ok(d)
+}
+
+/// The stack segment popped by a return to an outer privilege level `rpl`.
+fn return_ss(cpu: &mut Cpu, bus: &mut dyn Bus, nss: u16, rpl: u8) -> Res<Segment> {
+    if nss & !3 == 0 {
+        return Err(Fault::gp(0));
+    }
+    let ssd = cpu.read_desc(bus, nss)?;
+    if (nss & 3) as u8 != rpl || ssd.dpl() != rpl || !ssd.writable_data() {
+        return Err(Fault::gp(nss as u32 & 0xFFFC));
+    }
+    if !ssd.present() {
+        return Err(Fault::code(vector::SS, nss as u32 & 0xFFFC));
+    }
+    Ok(ssd.to_segment(nss))
+}
+
 /// RETF (imm16): same privilege or return to an outer level (SDM Vol. 2B RET).
 pub fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
@@ -472,22 +508,8 @@ pub fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         cpu.stop_block = true;
         return Ok(());
     }
-    if sel & !3 == 0 {
-        return Err(Fault::gp(0));
-    }
-    let d = cpu.read_desc(bus, sel)?;
+    let d = return_code_desc(cpu, bus, sel)?;
     let rpl = (sel & 3) as u8;
-    let err = Fault::gp(sel as u32 & 0xFFFC);
-    if !d.is_code()
-        || rpl < cpu.cpl
-        || (d.conforming() && d.dpl() > rpl)
-        || (!d.conforming() && d.dpl() != rpl)
-    {
-        return Err(err);
-    }
-    if !d.present() {
-        return Err(Fault::code(vector::NP, sel as u32 & 0xFFFC));
-    }
     let m = cpu.sp_mask;
     if rpl == cpu.cpl {
         cpu.set_cs(sel, &d, rpl);
@@ -506,15 +528,9 @@ pub fn ret_far(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
                 attr: attr::DB,
             };
         } else {
-            let ssd = cpu.read_desc(bus, nss)?;
-            if (nss & 3) as u8 != rpl || ssd.dpl() != rpl || !ssd.writable_data() {
-                return Err(Fault::gp(nss as u32 & 0xFFFC));
-            }
-            if !ssd.present() {
-                return Err(Fault::code(vector::SS, nss as u32 & 0xFFFC));
-            }
+            let ss = return_ss(cpu, bus, nss, rpl)?;
             cpu.set_cs(sel, &d, rpl);
-            cpu.seg[SS] = ssd.to_segment(nss);
+            cpu.seg[SS] = ss;
         }
         cpu.update_mode();
         let m = cpu.sp_mask;
@@ -564,22 +580,8 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     if fl & VM != 0 && cpu.cpl == 0 && sz == 4 && cpu.efer & efer::LMA == 0 {
         return iret_to_v86(cpu, bus, ip, sel, fl);
     }
-    if sel & !3 == 0 {
-        return Err(Fault::gp(0));
-    }
-    let d = cpu.read_desc(bus, sel)?;
+    let d = return_code_desc(cpu, bus, sel)?;
     let rpl = (sel & 3) as u8;
-    let err = Fault::gp(sel as u32 & 0xFFFC);
-    if !d.is_code()
-        || rpl < cpu.cpl
-        || (d.conforming() && d.dpl() > rpl)
-        || (!d.conforming() && d.dpl() != rpl)
-    {
-        return Err(err);
-    }
-    if !d.present() {
-        return Err(Fault::code(vector::NP, sel as u32 & 0xFFFC));
-    }
     let long = cpu.efer & efer::LMA != 0;
     let new_flags = |cpu: &Cpu, fl: u64| -> u64 {
         let mut mask = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
@@ -625,15 +627,9 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         if nss & !3 == 0 {
             return Err(Fault::gp(0));
         }
-        let ssd = cpu.read_desc(bus, nss)?;
-        if (nss & 3) as u8 != rpl || ssd.dpl() != rpl || !ssd.writable_data() {
-            return Err(Fault::gp(nss as u32 & 0xFFFC));
-        }
-        if !ssd.present() {
-            return Err(Fault::code(vector::SS, nss as u32 & 0xFFFC));
-        }
+        let ss = return_ss(cpu, bus, nss, rpl)?;
         cpu.set_cs(sel, &d, rpl);
-        cpu.seg[SS] = ssd.to_segment(nss);
+        cpu.seg[SS] = ss;
     }
     cpu.flags.set(nf);
     cpu.update_mode();
