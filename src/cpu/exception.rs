@@ -31,7 +31,7 @@ impl Cpu {
     pub fn deliver_event(&mut self, bus: &mut dyn Bus, vec: u8, src: Source) -> Result<(), Exit> {
         if self.capture_faults {
             let error = if let Source::Fault(e) = src { e } else { None };
-            self.captured = Some(Fault { vector: vec, error });
+            self.captured = Some(Fault::with_error(vec, error));
             self.stop_request = true;
             return Ok(());
         }
@@ -56,7 +56,7 @@ impl Cpu {
                         src = Source::Fault(Some(0));
                     } else {
                         vec = f2.vector;
-                        src = Source::Fault(f2.error);
+                        src = Source::Fault(f2.error());
                     }
                 }
             }

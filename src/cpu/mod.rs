@@ -48,23 +48,36 @@ pub mod vector {
 
 /// A fault or trap raised by an instruction. Faults rewind RIP to the start of
 /// the faulting instruction before delivery, so no partial state is visible.
+///
+/// Packed into 8 bytes with a `bool` niche so that `Result<(), Fault>`, the
+/// return type of every handler, fits in one register (a 12-byte result went
+/// through memory on every instruction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     pub vector: u8,
-    pub error: Option<u32>,
+    has_error: bool,
+    error_code: u32,
 }
 
 impl Fault {
     pub const fn new(vector: u8) -> Self {
-        Fault {
-            vector,
-            error: None,
-        }
+        Fault { vector, has_error: false, error_code: 0 }
     }
     pub const fn code(vector: u8, error: u32) -> Self {
-        Fault {
-            vector,
-            error: Some(error),
+        Fault { vector, has_error: true, error_code: error }
+    }
+    pub const fn with_error(vector: u8, error: Option<u32>) -> Self {
+        match error {
+            Some(e) => Self::code(vector, e),
+            None => Self::new(vector),
+        }
+    }
+    /// The error code pushed for this exception, if it has one.
+    pub const fn error(&self) -> Option<u32> {
+        if self.has_error {
+            Some(self.error_code)
+        } else {
+            None
         }
     }
     pub const fn gp(error: u32) -> Self {
@@ -74,6 +87,8 @@ impl Fault {
         Self::new(vector::UD)
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Result<(), Fault>>() == 8);
 
 pub type Res<T = ()> = Result<T, Fault>;
 
@@ -185,6 +200,8 @@ pub struct Cpu {
     pub sp_mask: u64,
     /// Which TLB set: 1 for CPL3 accesses, 0 for supervisor.
     pub mmu_user: usize,
+    /// Block-cache key bits for the current mode (see `mode_key`).
+    mode: u32,
 
     pub halted: bool,
     /// Interrupt shadow after STI, MOV SS, POP SS (SDM Vol. 3A 6.8.3).
@@ -244,6 +261,7 @@ impl Cpu {
             ip_mask: 0xFFFF,
             sp_mask: 0xFFFF,
             mmu_user: 0,
+            mode: 0,
             halted: false,
             shadow: false,
             nmi_pending: false,
@@ -362,12 +380,17 @@ impl Cpu {
             self.cpl = 0;
         }
         self.mmu_user = (self.cpl == 3) as usize;
+        self.mode = self.compute_mode_key();
     }
 
     /// The mode bits that change how bytes decode and how handlers behave; part
     /// of the block-cache key.
-    #[inline]
+    #[inline(always)]
     pub fn mode_key(&self) -> u32 {
+        self.mode
+    }
+
+    fn compute_mode_key(&self) -> u32 {
         (self.code_bits as u32)
             | ((self.sp_mask == 0xFFFF) as u32) << 7
             | (self.cpl as u32) << 8
@@ -478,7 +501,7 @@ impl Cpu {
         self.stop_block = false;
         let ops = match self.fetch_block(bus) {
             Ok(ops) => ops,
-            Err(f) => return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error)),
+            Err(f) => return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error())),
         };
         self.stats.blocks_run += 1;
         let single = self.flags.bits & rflags::TF != 0;
@@ -487,7 +510,7 @@ impl Cpu {
             self.rip = start.wrapping_add(op.len as u64) & self.ip_mask;
             if let Err(f) = (op.exec)(self, bus, op) {
                 self.rip = start;
-                return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error));
+                return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()));
             }
             self.icount += 1;
             if single {

@@ -124,8 +124,9 @@ fn incdec(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, dec: bool) -> Res {
     };
     wr(cpu, bus, op, op.o[0], sz, r & size_mask(sz))?;
     // INC/DEC leave CF alone (SDM Vol. 2A INC "Flags Affected").
+    // Only CF must survive; the other five become lazy again below.
     let cf = cpu.flags.cf() as u64;
-    cpu.flags.bits = (cpu.flags.get() & !CF) | cf;
+    cpu.flags.bits = (cpu.flags.bits & !CF) | cf;
     let kind = if dec { LazyOp::Sub } else { LazyOp::Add };
     cpu.flags.set_lazy(kind, sz, a, 1, r, STATUS & !CF);
     Ok(())

@@ -201,7 +201,7 @@ impl Cpu {
             for s in [SS, DS, ES, FS, GS] {
                 self.load_seg(bus, s, sels[s]).map_err(|f| {
                     if f.vector == vector::GP {
-                        Fault::code(vector::TS, f.error.unwrap_or(0))
+                        Fault::code(vector::TS, f.error().unwrap_or(0))
                     } else {
                         f
                     }
