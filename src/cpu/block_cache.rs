@@ -33,6 +33,8 @@ pub struct BlockCache {
     code_page: Vec<u8>,
     /// Page number -> cache slots of the blocks decoded from it.
     page_blocks: HashMap<u64, Vec<u32>>,
+    /// Bumped whenever a block is invalidated or the cache cleared.
+    pub gen: u64,
 }
 
 impl BlockCache {
@@ -41,6 +43,7 @@ impl BlockCache {
             slots: vec![None; CACHE_SIZE],
             code_page: vec![0; 1 << 20],
             page_blocks: HashMap::new(),
+            gen: 0,
         }
     }
 
@@ -120,6 +123,7 @@ impl BlockCache {
                 let touched = b.ranges.iter().any(|&(s, e)| phys < e && phys + len > s);
                 if touched {
                     b.valid = false;
+                    self.gen += 1;
                     hit = true;
                     return false;
                 }
@@ -138,6 +142,7 @@ impl BlockCache {
 
     /// Drops everything (e.g. on reset).
     pub fn clear(&mut self) {
+        self.gen += 1;
         self.slots.iter_mut().for_each(|s| *s = None);
         self.code_page.iter_mut().for_each(|c| *c = 0);
         self.page_blocks.clear();

@@ -8,6 +8,17 @@ use super::{Bus, Cpu, Fault, Res};
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use std::rc::Rc;
 
+/// Entries in the RIP-indexed jump cache.
+pub const JUMP_CACHE: usize = 4096;
+
+/// One jump-cache entry: RIP -> ops, valid while `gen` matches the CPU's.
+#[derive(Clone, Default)]
+pub struct JumpEntry {
+    pub rip: u64,
+    pub gen: u64,
+    pub ops: Option<Rc<[Op]>>,
+}
+
 /// Handler signature: every instruction form has one.
 pub type Handler = fn(&mut Cpu, &mut dyn Bus, &Op) -> Res;
 
@@ -324,15 +335,50 @@ pub fn ends_block(ins: &Instruction) -> bool {
 impl Cpu {
     /// Returns the ops of the block at CS:RIP, decoding it on a miss.
     pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<Rc<[Op]>> {
-        let lin = self.code_lin(self.rip)?;
-        let phys = self.translate_exec(bus, lin)?;
-        let mode = self.mode_key();
-        if !self.no_block_cache {
-            if let Some(ops) = self.cache.lookup(phys, mode) {
-                return Ok(ops);
+        // Fast path: the jump cache maps RIP straight to a block while no TLB
+        // flush, block invalidation or CS/mode change happened since it was filled
+        // (QEMU's tb_jmp_cache idea): no segment check, page walk or hashing.
+        let gen = self
+            .tlb
+            .gen
+            .wrapping_add(self.cache.gen)
+            .wrapping_add(self.mode_gen);
+        let rip = self.rip;
+        let idx = ((rip ^ (rip >> 10)) as usize) & (JUMP_CACHE - 1);
+        if let Some(JumpEntry {
+            rip: r,
+            gen: g,
+            ops: Some(ops),
+        }) = self.jump.get(idx)
+        {
+            if *r == rip && *g == gen {
+                return Ok(ops.clone());
             }
         }
-        self.decode_block(bus, lin, phys, mode)
+        let lin = self.code_lin(rip)?;
+        let phys = self.translate_exec(bus, lin)?;
+        let mode = self.mode_key();
+        if self.no_block_cache {
+            return self.decode_block(bus, lin, phys, mode);
+        }
+        let ops = match self.cache.lookup(phys, mode) {
+            Some(ops) => ops,
+            None => self.decode_block(bus, lin, phys, mode)?,
+        };
+        // Recompute: decoding may have flushed TLB entries or invalidated blocks.
+        let gen = self
+            .tlb
+            .gen
+            .wrapping_add(self.cache.gen)
+            .wrapping_add(self.mode_gen);
+        if let Some(e) = self.jump.get_mut(idx) {
+            *e = JumpEntry {
+                rip,
+                gen,
+                ops: Some(ops.clone()),
+            };
+        }
+        Ok(ops)
     }
 
     fn decode_block(&mut self, bus: &mut dyn Bus, lin: u64, phys: u64, mode: u32) -> Res<Rc<[Op]>> {

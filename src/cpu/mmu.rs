@@ -40,21 +40,26 @@ const EMPTY: TlbEntry = TlbEntry {
 
 pub struct Tlb {
     pub e: [[TlbEntry; TLB_SIZE]; 2],
+    /// Bumped on every flush: cached linear->block lookups older than this are stale.
+    pub gen: u64,
 }
 
 impl Tlb {
     pub fn new() -> Box<Tlb> {
         Box::new(Tlb {
             e: [[EMPTY; TLB_SIZE]; 2],
+            gen: 0,
         })
     }
     pub fn flush_all(&mut self) {
+        self.gen += 1;
         for set in self.e.iter_mut() {
             set.fill(EMPTY);
         }
     }
     /// CR3 write: flush everything but global pages (SDM Vol. 3A 4.10.4.1).
     pub fn flush_non_global(&mut self) {
+        self.gen += 1;
         for set in self.e.iter_mut() {
             for e in set.iter_mut() {
                 if !e.global {
@@ -64,6 +69,7 @@ impl Tlb {
         }
     }
     pub fn flush_page(&mut self, lin: u64) {
+        self.gen += 1;
         let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
         for set in self.e.iter_mut() {
             if let Some(e) = set.get_mut(idx) {

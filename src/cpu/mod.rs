@@ -61,10 +61,18 @@ pub struct Fault {
 
 impl Fault {
     pub const fn new(vector: u8) -> Self {
-        Fault { vector, has_error: false, error_code: 0 }
+        Fault {
+            vector,
+            has_error: false,
+            error_code: 0,
+        }
     }
     pub const fn code(vector: u8, error: u32) -> Self {
-        Fault { vector, has_error: true, error_code: error }
+        Fault {
+            vector,
+            has_error: true,
+            error_code: error,
+        }
     }
     pub const fn with_error(vector: u8, error: Option<u32>) -> Self {
         match error {
@@ -202,6 +210,10 @@ pub struct Cpu {
     pub mmu_user: usize,
     /// Block-cache key bits for the current mode (see `mode_key`).
     mode: u32,
+    /// Bumped by every `update_mode` (CS, SS, CR0, EFER, VM changes).
+    mode_gen: u64,
+    /// RIP-indexed cache in front of the block cache.
+    jump: Vec<decode::JumpEntry>,
 
     pub halted: bool,
     /// Interrupt shadow after STI, MOV SS, POP SS (SDM Vol. 3A 6.8.3).
@@ -262,6 +274,8 @@ impl Cpu {
             sp_mask: 0xFFFF,
             mmu_user: 0,
             mode: 0,
+            mode_gen: 0,
+            jump: vec![decode::JumpEntry::default(); decode::JUMP_CACHE],
             halted: false,
             shadow: false,
             nmi_pending: false,
@@ -381,6 +395,7 @@ impl Cpu {
         }
         self.mmu_user = (self.cpl == 3) as usize;
         self.mode = self.compute_mode_key();
+        self.mode_gen += 1;
     }
 
     /// The mode bits that change how bytes decode and how handlers behave; part
@@ -501,7 +516,9 @@ impl Cpu {
         self.stop_block = false;
         let ops = match self.fetch_block(bus) {
             Ok(ops) => ops,
-            Err(f) => return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error())),
+            Err(f) => {
+                return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()))
+            }
         };
         self.stats.blocks_run += 1;
         let single = self.flags.bits & rflags::TF != 0;
