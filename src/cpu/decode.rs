@@ -386,20 +386,38 @@ impl Cpu {
         // Bytes from the start address to the end of its page, plus up to 15
         // bytes of the next page for an instruction that crosses it.
         let page_left = 0x1000 - (phys & 0xFFF) as usize;
-        let mut buf = Vec::with_capacity(page_left + 15);
-        for i in 0..page_left as u64 {
-            buf.push(self.phys_read(bus, phys + i, 1) as u8);
+        let limit = if self.no_block_cache { 1 } else { MAX_BLOCK };
+        // At most 15 bytes per instruction: never read more than a full block needs.
+        let want = page_left.min(limit * 15);
+        let mut buf = Vec::with_capacity(want + 15);
+        let a20 = self.a20_mask;
+        match self
+            .mem
+            .ram()
+            .get(((phys & a20) as usize)..((phys & a20) as usize + want))
+        {
+            Some(bytes)
+                if self.mem.is_ram(phys & a20)
+                    && self.mem.is_ram((phys + want as u64 - 1) & a20)
+                    && (phys & a20) + want as u64 - 1 == (phys + want as u64 - 1) & a20 =>
+            {
+                buf.extend_from_slice(bytes)
+            }
+            _ => {
+                for i in 0..want as u64 {
+                    buf.push(self.phys_read(bus, phys + i, 1) as u8);
+                }
+            }
         }
         let bitness = self.code_bits as u32;
-        let limit = if self.no_block_cache { 1 } else { MAX_BLOCK };
         let mut ops: Vec<Op> = Vec::with_capacity(16);
         let mut second_page: Option<u64> = None;
         let mut next_fault: Option<Fault> = None;
         let mut fetched_next = false;
         let mut off = 0usize;
         let mut ip = self.rip;
-        while ops.len() < limit && off < page_left {
-            if !fetched_next && off + 15 > page_left {
+        while ops.len() < limit && off < want {
+            if !fetched_next && want == page_left && off + 15 > page_left {
                 fetched_next = true;
                 let next_lin = (lin & !0xFFF).wrapping_add(0x1000);
                 match self.translate_exec(bus, next_lin) {

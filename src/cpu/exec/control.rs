@@ -26,6 +26,14 @@ fn soft_int(cpu: &mut Cpu, bus: &mut dyn Bus, vec: u8, src: Source) -> Res {
     }
 }
 
+pub fn pick_jcc(op: &Op) -> Handler {
+    const TABLE: [Handler; 16] = [
+        jcc::<0>, jcc::<1>, jcc::<2>, jcc::<3>, jcc::<4>, jcc::<5>, jcc::<6>, jcc::<7>, jcc::<8>,
+        jcc::<9>, jcc::<10>, jcc::<11>, jcc::<12>, jcc::<13>, jcc::<14>, jcc::<15>,
+    ];
+    TABLE[(op.aux & 15) as usize]
+}
+
 pub fn pick_jmp(ins: &Instruction, op: &mut Op) -> Handler {
     let _ = ins;
     if op.o[0] == K_IMM {
@@ -110,8 +118,10 @@ pub fn jmp_rm(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     branch(cpu, t)
 }
 
-pub fn jcc(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
-    if cpu.flags.cond(op.aux) {
+/// Jcc with the condition code as a constant, so `Flags::cond` folds to the
+/// one flag test the condition needs.
+pub fn jcc<const CC: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    if cpu.flags.cond(CC) {
         let t = cpu.rip.wrapping_add(op.imm) & size_mask(op.osz);
         return branch(cpu, t);
     }

@@ -59,12 +59,20 @@ pub fn pick_mov(ins: &Instruction, op: &mut Op) -> Handler {
     if o0 == K_MEM && o1 < 20 {
         return mov_mr;
     }
+    if o0 == K_MEM && o1 == K_IMM {
+        return mov_mi;
+    }
     mov
 }
 
 pub fn mov(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let v = rd(cpu, bus, op, op.o[1], op.osz)?;
     wr(cpu, bus, op, op.o[0], op.osz, v)
+}
+
+pub fn mov_mi(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let ea = op.ea(cpu);
+    cpu.write(bus, op.seg as usize, ea, op.osz, op.imm & size_mask(op.osz))
 }
 
 pub fn mov_rr(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {

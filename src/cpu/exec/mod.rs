@@ -216,7 +216,7 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         | M::Jl
         | M::Jge
         | M::Jle
-        | M::Jg => control::jcc,
+        | M::Jg => control::pick_jcc(op),
         M::Call => control::pick_call(ins, op),
         M::Ret => control::ret_near,
         M::Retf => control::ret_far,
