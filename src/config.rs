@@ -17,7 +17,7 @@ pub enum ConfigError {
     BadCpu(String),
     #[error("-serial {0}: unsupported (use stdio, file:PATH or none)")]
     BadSerial(String),
-    #[error("-display {0}: unsupported (use window, none or curses-less none)")]
+    #[error("-display {0}: unsupported (use none)")]
     BadDisplay(String),
     #[error("-device {0}: unsupported device (vx86 has isa-debug-exit)")]
     BadDevice(String),

@@ -81,6 +81,14 @@ fn run(cli: Cli) -> Result<i32> {
         }
         None => CharDev::None,
     };
+    if let Some(d) = &cli.display {
+        match d.split(',').next().unwrap_or("") {
+            "none" => {}
+            // Refused rather than ignored: the minifb frontend has not landed yet.
+            "window" | "sdl" | "gtk" => bail!("-display {d}: the window frontend is not implemented yet; use -display none (serial on stdio, --screenshot-on-exit for the screen)"),
+            _ => return Err(config::ConfigError::BadDisplay(d.clone()).into()),
+        }
+    }
     if cli.kernel.is_some() {
         bail!("-kernel: direct kernel boot is not implemented yet");
     }
@@ -132,6 +140,12 @@ fn run(cli: Cli) -> Result<i32> {
     let start = std::time::Instant::now();
     let exit = m.run();
     let secs = start.elapsed().as_secs_f64();
+    if let Some(path) = &cli.screenshot_on_exit {
+        let mut frame = vx86::devices::vga::Frame::default();
+        let now = m.plat.clock.now(m.cpu.icount);
+        m.plat.vga.render(&mut frame, now);
+        vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path))?;
+    }
     if let Err(e) = m.flush_disks() {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
