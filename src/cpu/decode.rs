@@ -275,6 +275,20 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
     {
         op.seg = seg_index(ins.segment_prefix()).unwrap_or(3);
     }
+    // String instructions: the element size, not DX's (OUTS) or AL's size.
+    if (0..ins.op_count()).any(|i| {
+        matches!(
+            ins.op_kind(i),
+            OpKind::MemorySegSI
+                | OpKind::MemorySegESI
+                | OpKind::MemorySegRSI
+                | OpKind::MemoryESDI
+                | OpKind::MemoryESEDI
+                | OpKind::MemoryESRDI
+        )
+    }) {
+        op.osz = ins.memory_size().size() as u8;
+    }
     if op.osz == 0 || matches!(op.o[0], K_IMM | K_NONE) {
         // No register or memory operand decided the size: take the opcode's
         // own operand size (PUSHFQ, LEAVE, RET, IRETQ, ...), else the default.
@@ -290,8 +304,41 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
             op.osz = code_bytes.min(4);
         }
     }
-    op.exec = exec::handler_for(ins, &mut op);
+    op.exec = if ins.has_lock_prefix() && !lockable(ins) {
+        exec::system::op_ud
+    } else {
+        exec::handler_for(ins, &mut op)
+    };
     op
+}
+
+/// LOCK is only valid on these read-modify-write instructions with a memory
+/// destination (SDM Vol. 2A LOCK); anywhere else it raises #UD.
+fn lockable(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    ins.op0_kind() == OpKind::Memory
+        && matches!(
+            ins.mnemonic(),
+            M::Add
+                | M::Adc
+                | M::And
+                | M::Btc
+                | M::Btr
+                | M::Bts
+                | M::Cmpxchg
+                | M::Cmpxchg8b
+                | M::Cmpxchg16b
+                | M::Dec
+                | M::Inc
+                | M::Neg
+                | M::Not
+                | M::Or
+                | M::Sbb
+                | M::Sub
+                | M::Xor
+                | M::Xadd
+                | M::Xchg
+        )
 }
 
 /// Does this instruction end a block? Control transfers, and anything that can

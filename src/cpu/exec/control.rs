@@ -571,7 +571,8 @@ pub fn iret(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         for _ in 0..3 {
             cpu.pop(bus, sz)?;
         }
-        let mut mask = if sz == 2 { 0xFFFF } else { 0x257FD5 };
+        // Reserved bits 1, 3, 5 and 15 are never loaded (bit 1 stays set).
+        let mut mask = if sz == 2 { 0x7FD5 } else { 0x257FD5 };
         if cur & VM != 0 {
             mask &= !(IOPL | VM | VIF | VIP);
         }
