@@ -15,6 +15,14 @@ fn expand(v: u8, plane: usize) -> u8 {
     }
 }
 
+/// Chain-4 plane address of window offset `off`: bits 0-1 pick the plane and
+/// are replaced by offset bits 15-14, the inverse of the CRTC's doubleword
+/// rotation (MA13-12 into address bits 1-0), so all 64000 bytes of mode 13h
+/// land where the CRTC scans them out.
+fn chain4_addr(off: usize) -> usize {
+    ((off & !3) | ((off >> 14) & 3)) & (PLANE_SIZE - 1)
+}
+
 impl Vga {
     /// Offset of `addr` inside the window chosen by Graphics Misc bits 2-3, or
     /// None when `addr` lies outside it (the VGA does not respond).
@@ -48,7 +56,7 @@ impl Vga {
         };
         let off = off as usize;
         let (plane_addr, sel) = if self.chain4() {
-            (off & !3 & (PLANE_SIZE - 1), off & 3)
+            (chain4_addr(off), off & 3)
         } else if self.gc[GC_MODE] & GCMODE_ODD_EVEN != 0 {
             let rms = (self.gc[GC_READ_MAP_SELECT] & 0b10) as usize;
             (off & !1 & (PLANE_SIZE - 1), rms | (off & 1))
@@ -92,7 +100,7 @@ impl Vga {
         let off = off as usize;
         let map_mask = self.seq[SEQ_MAP_MASK] & 0x0F;
         let (plane_addr, planes) = if self.chain4() {
-            (off & !3 & (PLANE_SIZE - 1), map_mask & (1 << (off & 3)))
+            (chain4_addr(off), map_mask & (1 << (off & 3)))
         } else if self.seq[SEQ_MEMORY_MODE] & MEMMODE_ODD_EVEN_DISABLE == 0 {
             // Odd/even: even addresses reach planes 0 and 2, odd ones 1 and 3.
             let sel = if off & 1 == 0 { 0b0101 } else { 0b1010 };

@@ -204,6 +204,32 @@ fn mode13h_pixel_goes_through_dac() {
     assert_eq!(v.mem_read(0xA0000 + 10 * 320 + 7), 5);
 }
 
+/// Every pixel of a full 320x200 mode 13h screen shows, including rows whose
+/// CRTC address has MA13-12 set (rows 52 and below, where a chain-4 mapping
+/// without the doubleword rotation left the bottom three quarters black).
+#[test]
+fn mode13h_full_screen_every_row_visible() {
+    let mut v = Vga::new();
+    v.set_mode_regs(&MODE_13H);
+    outb(&mut v, 0x3C8, 1);
+    for c in [63, 63, 63] {
+        outb(&mut v, 0x3C9, c);
+    }
+    for y in 0..200u32 {
+        for x in 0..320u32 {
+            v.mem_write(0xA0000 + y * 320 + x, 1);
+        }
+    }
+    let mut f = Frame::default();
+    assert!(v.render(&mut f, 0));
+    for y in (0..400).step_by(7) {
+        for x in (0..640).step_by(13) {
+            assert_eq!(f.pixels[y * 640 + x], 0xFFFFFF, "dot ({x},{y})");
+        }
+    }
+    assert_eq!(v.mem_read(0xA0000 + 199 * 320 + 319), 1);
+}
+
 #[test]
 fn chain4_layout_matches_unchained_planes() {
     let mut v = Vga::new();
