@@ -124,6 +124,9 @@ pub enum ConformCmd {
         count: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
+        #[arg(long, default_value_t = 64)]
+        bits: u32,
     },
     /// Run SingleStepTests MOO files (80286 real mode) from DIR.
     Singlestep {

@@ -27,6 +27,18 @@ impl Default for Vx86User {
 
 impl UserModeCpu for Vx86User {
     fn run_user64(&mut self, code: &[u8], state: &UserState) -> NativeOutcome {
+        self.run_user(code, state, false)
+    }
+
+    fn run_user32(&mut self, code: &[u8], state: &UserState) -> Option<NativeOutcome> {
+        Some(self.run_user(code, state, true))
+    }
+}
+
+impl Vx86User {
+    /// Runs `code` at CPL3 in 64-bit mode or, with `compat`, in compatibility
+    /// mode (a 32-bit code segment under IA-32e paging, as Linux's CS 0x23).
+    fn run_user(&mut self, code: &[u8], state: &UserState, compat: bool) -> NativeOutcome {
         let cpu = &mut self.cpu;
         let pages = state.data.len().div_ceil(4096).clamp(1, 16) as u64;
         let mut maps = vec![(CODE_ADDR, CODE_PHYS, true, false)];
@@ -41,6 +53,10 @@ impl UserModeCpu for Vx86User {
             ram[CODE_PHYS as usize..CODE_PHYS as usize + n].copy_from_slice(&code[..n]);
             let d = state.data.len().min(pages as usize * 4096);
             ram[DATA_PHYS as usize..DATA_PHYS as usize + d].copy_from_slice(&state.data[..d]);
+        }
+        if compat {
+            cpu.seg[CS].attr = (cpu.seg[CS].attr & !attr::L) | attr::DB;
+            cpu.update_mode();
         }
         cpu.gpr = state.gpr;
         cpu.flags.set(state.rflags);
