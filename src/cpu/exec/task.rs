@@ -15,6 +15,51 @@ pub enum Reason {
     Iret,
 }
 
+/// Where a TSS keeps each field (SDM Vol. 3A Figure 7-2, 32-bit TSS, and
+/// Figure 7-11, the 286 TSS): one table instead of two copies of the code.
+struct TssLayout {
+    width: u8,
+    ip: u64,
+    flags: u64,
+    gpr: u64,
+    seg: u64,
+    seg_stride: u64,
+    segs: usize,
+    ldt: u64,
+    cr3: Option<u64>,
+}
+
+impl TssLayout {
+    fn of(is32: bool) -> TssLayout {
+        if is32 {
+            TssLayout {
+                width: 4,
+                ip: 0x20,
+                flags: 0x24,
+                gpr: 0x28,
+                seg: 0x48,
+                seg_stride: 4,
+                segs: 6,
+                ldt: 0x60,
+                cr3: Some(0x1C),
+            }
+        } else {
+            // ES, CS, SS, DS only; no FS/GS and no CR3 in a 16-bit TSS.
+            TssLayout {
+                width: 2,
+                ip: 0x0E,
+                flags: 0x10,
+                gpr: 0x12,
+                seg: 0x22,
+                seg_stride: 2,
+                segs: 4,
+                ldt: 0x2A,
+                cr3: None,
+            }
+        }
+    }
+}
+
 impl Cpu {
     pub fn task_switch_gate(
         &mut self,
@@ -73,74 +118,45 @@ impl Cpu {
         if matches!(reason, Reason::Jmp | Reason::Iret) {
             fl &= !NT;
         }
-        if old32 {
-            self.write_sys(bus, old.base + 0x20, 4, self.rip & 0xFFFF_FFFF)?;
-            self.write_sys(bus, old.base + 0x24, 4, fl & 0xFFFF_FFFF)?;
-            for i in 0..8u64 {
-                self.write_sys(
-                    bus,
-                    old.base + 0x28 + 4 * i,
-                    4,
-                    self.gpr[i as usize] & 0xFFFF_FFFF,
-                )?;
-            }
-            for s in 0..6u64 {
-                self.write_sys(
-                    bus,
-                    old.base + 0x48 + 4 * s,
-                    2,
-                    self.seg[s as usize].selector as u64,
-                )?;
-            }
-        } else {
-            self.write_sys(bus, old.base + 0x0E, 2, self.rip & 0xFFFF)?;
-            self.write_sys(bus, old.base + 0x10, 2, fl & 0xFFFF)?;
-            for i in 0..8u64 {
-                self.write_sys(
-                    bus,
-                    old.base + 0x12 + 2 * i,
-                    2,
-                    self.gpr[i as usize] & 0xFFFF,
-                )?;
-            }
-            for s in 0..4u64 {
-                self.write_sys(
-                    bus,
-                    old.base + 0x22 + 2 * s,
-                    2,
-                    self.seg[s as usize].selector as u64,
-                )?;
-            }
+        let ol = TssLayout::of(old32);
+        let w = ol.width;
+        let m = crate::cpu::flags::size_mask(w);
+        self.write_sys(bus, old.base + ol.ip, w, self.rip & m)?;
+        self.write_sys(bus, old.base + ol.flags, w, fl & m)?;
+        for i in 0..8u64 {
+            self.write_sys(
+                bus,
+                old.base + ol.gpr + w as u64 * i,
+                w,
+                self.gpr[i as usize] & m,
+            )?;
+        }
+        for s in 0..ol.segs {
+            self.write_sys(
+                bus,
+                old.base + ol.seg + ol.seg_stride * s as u64,
+                2,
+                self.seg[s].selector as u64,
+            )?;
         }
         // Read the incoming task's state.
         let b = new.base;
-        let (eip, nfl, regs, sels, ldt, cr3) = if new32 {
-            let eip = self.read_sys(bus, b + 0x20, 4)?;
-            let nfl = self.read_sys(bus, b + 0x24, 4)?;
-            let mut regs = [0u64; 8];
-            for (i, r) in regs.iter_mut().enumerate() {
-                *r = self.read_sys(bus, b + 0x28 + 4 * i as u64, 4)?;
-            }
-            let mut sels = [0u16; 6];
-            for (i, s) in sels.iter_mut().enumerate() {
-                *s = self.read_sys(bus, b + 0x48 + 4 * i as u64, 2)? as u16;
-            }
-            let ldt = self.read_sys(bus, b + 0x60, 2)? as u16;
-            let cr3 = self.read_sys(bus, b + 0x1C, 4)?;
-            (eip, nfl, regs, sels, ldt, Some(cr3))
-        } else {
-            let eip = self.read_sys(bus, b + 0x0E, 2)?;
-            let nfl = self.read_sys(bus, b + 0x10, 2)?;
-            let mut regs = [0u64; 8];
-            for (i, r) in regs.iter_mut().enumerate() {
-                *r = self.read_sys(bus, b + 0x12 + 2 * i as u64, 2)?;
-            }
-            let mut sels = [0u16; 6];
-            for (i, s) in sels.iter_mut().take(4).enumerate() {
-                *s = self.read_sys(bus, b + 0x22 + 2 * i as u64, 2)? as u16;
-            }
-            let ldt = self.read_sys(bus, b + 0x2A, 2)? as u16;
-            (eip, nfl, regs, sels, ldt, None)
+        let nl = TssLayout::of(new32);
+        let w = nl.width;
+        let eip = self.read_sys(bus, b + nl.ip, w)?;
+        let nfl = self.read_sys(bus, b + nl.flags, w)?;
+        let mut regs = [0u64; 8];
+        for (i, r) in regs.iter_mut().enumerate() {
+            *r = self.read_sys(bus, b + nl.gpr + w as u64 * i as u64, w)?;
+        }
+        let mut sels = [0u16; 6];
+        for (i, sv) in sels.iter_mut().take(nl.segs).enumerate() {
+            *sv = self.read_sys(bus, b + nl.seg + nl.seg_stride * i as u64, 2)? as u16;
+        }
+        let ldt = self.read_sys(bus, b + nl.ldt, 2)? as u16;
+        let cr3 = match nl.cr3 {
+            Some(off) => Some(self.read_sys(bus, b + off, 4)?),
+            None => None,
         };
         // Busy bits and back link.
         if matches!(reason, Reason::Jmp | Reason::Iret) {
