@@ -30,10 +30,20 @@ fn adv(cpu: &mut Cpu, r: usize, am: u64, d: u64) {
     }
 }
 
+/// Index registers a REP instruction with a zero count still writes.
+const ZX_SI: u8 = 1 << 6;
+const ZX_DI: u8 = 1 << 7;
+
 /// Runs `body` once, or under REP up to a chunk of iterations. `cmp` says
 /// whether REPE/REPNE termination on ZF applies.
+///
+/// With a 32-bit address size in 64-bit mode and ECX = 0 the SDM leaves the
+/// upper register halves unspecified; the Intel host (measured by `vx86
+/// conform host`) writes ECX, and for the storing forms (MOVS, STOS, INS)
+/// also the index registers of the destination and source, zero-extending
+/// them. `zx` names those index registers as a bit mask of GPR numbers.
 #[inline(always)]
-fn rep<F>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, cmp: bool, mut body: F) -> Res
+fn rep<F>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, cmp: bool, zx: u8, mut body: F) -> Res
 where
     F: FnMut(&mut Cpu, &mut dyn Bus) -> Res,
 {
@@ -44,6 +54,14 @@ where
     let mut n = 0;
     loop {
         if cpu.gpr[1] & am == 0 {
+            if n == 0 && am == 0xFFFF_FFFF {
+                cpu.gpr[1] &= 0xFFFF_FFFF;
+                for r in [6, 7] {
+                    if zx & (1 << r) != 0 {
+                        cpu.gpr[r] &= 0xFFFF_FFFF;
+                    }
+                }
+            }
             return Ok(());
         }
         body(cpu, bus)?;
@@ -70,7 +88,7 @@ pub fn movs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let seg = op.seg as usize;
-    rep(cpu, bus, op, false, |cpu, bus| {
+    rep(cpu, bus, op, false, ZX_SI | ZX_DI, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         cpu.write(bus, ES, cpu.gpr[7] & am, sz, v)?;
         let d = step(cpu, sz);
@@ -84,7 +102,7 @@ pub fn stos(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let v = cpu.reg(0, sz);
-    rep(cpu, bus, op, false, |cpu, bus| {
+    rep(cpu, bus, op, false, ZX_DI, |cpu, bus| {
         cpu.write(bus, ES, cpu.gpr[7] & am, sz, v)?;
         let d = step(cpu, sz);
         adv(cpu, 7, am, d);
@@ -96,7 +114,7 @@ pub fn lods(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let seg = op.seg as usize;
-    rep(cpu, bus, op, false, |cpu, bus| {
+    rep(cpu, bus, op, false, 0, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         cpu.set_reg(0, sz, v);
         let d = step(cpu, sz);
@@ -109,7 +127,7 @@ pub fn cmps(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let seg = op.seg as usize;
-    rep(cpu, bus, op, true, |cpu, bus| {
+    rep(cpu, bus, op, true, 0, |cpu, bus| {
         let a = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         let b = cpu.read(bus, ES, cpu.gpr[7] & am, sz)?;
         cpu.flags.sub(sz, a, b, a.wrapping_sub(b));
@@ -124,7 +142,7 @@ pub fn scas(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let a = cpu.reg(0, sz);
-    rep(cpu, bus, op, true, |cpu, bus| {
+    rep(cpu, bus, op, true, 0, |cpu, bus| {
         let b = cpu.read(bus, ES, cpu.gpr[7] & am, sz)?;
         cpu.flags.sub(sz, a, b, a.wrapping_sub(b));
         let d = step(cpu, sz);
@@ -138,7 +156,7 @@ pub fn ins(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let am = amask(op.asz);
     let port = cpu.gpr[2] as u16;
     cpu.check_io(bus, port, sz)?;
-    rep(cpu, bus, op, false, |cpu, bus| {
+    rep(cpu, bus, op, false, ZX_DI, |cpu, bus| {
         let di = cpu.gpr[7] & am;
         let lin = cpu.seg_lin(ES, di, sz, true)?;
         cpu.probe_write(bus, lin, sz)?;
@@ -156,7 +174,7 @@ pub fn outs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let port = cpu.gpr[2] as u16;
     let seg = op.seg as usize;
     cpu.check_io(bus, port, sz)?;
-    rep(cpu, bus, op, false, |cpu, bus| {
+    rep(cpu, bus, op, false, 0, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         bus.io_write(port, sz, v as u32, cpu.icount);
         let d = step(cpu, sz);
