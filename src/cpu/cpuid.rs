@@ -45,8 +45,10 @@ pub const LEAF1_EDX: u32 = edx1::DE
     | edx1::PAT
     | edx1::PSE36
     | edx1::CLFSH
-    | super::exec::fpu::CPUID_EDX;
-pub const LEAF1_ECX: u32 = ecx1::CX16 | ecx1::POPCNT | super::exec::fpu::CPUID_ECX;
+    | super::fpu::CPUID_EDX
+    | super::simd::CPUID_EDX;
+pub const LEAF1_ECX: u32 =
+    ecx1::CX16 | ecx1::POPCNT | super::fpu::CPUID_ECX | super::simd::CPUID_ECX;
 /// CPUID.80000001h:EDX: SYSCALL, NX, RDTSCP, LM. ECX: LAHF/SAHF in 64-bit mode.
 pub const EXT_EDX: u32 = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
 pub const EXT_ECX: u32 = 1;

@@ -12,8 +12,10 @@ pub mod decode;
 pub mod exception;
 pub mod exec;
 pub mod flags;
+pub mod fpu;
 pub mod mmu;
 pub mod seg;
+pub mod simd;
 pub mod state;
 pub mod testbed;
 
@@ -193,7 +195,7 @@ pub struct Cpu {
     pub dr: [u64; 8],
     pub msr: Msrs,
     pub cpl: u8,
-    pub fpu: exec::fpu::FpuState,
+    pub fpu: fpu::FpuState,
 
     // Derived mode bits, recomputed by `update_mode`.
     /// Protected mode and not virtual-8086.
@@ -266,7 +268,7 @@ impl Cpu {
             dr: [0; 8],
             msr: Msrs::default(),
             cpl: 0,
-            fpu: exec::fpu::FpuState::default(),
+            fpu: fpu::FpuState::default(),
             pmode: false,
             long64: false,
             code_bits: 16,
@@ -351,7 +353,7 @@ impl Cpu {
             ..Msrs::default()
         };
         self.cpl = 0;
-        self.fpu = exec::fpu::FpuState::default();
+        self.fpu = fpu::FpuState::default();
         self.halted = false;
         self.shadow = false;
         self.nmi_pending = false;

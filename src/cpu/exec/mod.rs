@@ -6,7 +6,6 @@ pub mod bcd;
 pub mod bit;
 pub mod control;
 pub mod data;
-pub mod fpu;
 pub mod io;
 pub mod muldiv;
 pub mod shift;
@@ -266,7 +265,10 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         M::Salc => data::salc,
         M::Rdpmc => system::op_gp0,
         _ => {
-            if let Some(h) = fpu::handler_for(ins, op) {
+            if let Some(h) = crate::cpu::fpu::handler_for(ins, op) {
+                return h;
+            }
+            if let Some(h) = crate::cpu::simd::handler_for(ins, op) {
                 return h;
             }
             if ins.mnemonic() == M::Mov {
