@@ -17,7 +17,7 @@ pub enum ConfigError {
     BadCpu(String),
     #[error("-serial {0}: unsupported (use stdio, file:PATH or none)")]
     BadSerial(String),
-    #[error("-display {0}: unsupported (use none)")]
+    #[error("-display {0}: unsupported (use window or none)")]
     BadDisplay(String),
     #[error("-device {0}: unsupported device (vx86 has isa-debug-exit)")]
     BadDevice(String),
@@ -99,6 +99,11 @@ pub struct Cli {
     /// Run one instruction per block with no caching (for bisecting).
     #[arg(long = "no-block-cache")]
     pub no_block_cache: bool,
+    /// Keep guest time from running ahead of host time (idle guests wait in
+    /// real time); without it time comes from retired instructions only and
+    /// runs are deterministic.
+    #[arg(long)]
+    pub realtime: bool,
     /// Save the screen as PNG when the run ends.
     #[arg(long = "screenshot-on-exit")]
     pub screenshot_on_exit: Option<String>,
