@@ -256,4 +256,41 @@ mod tests {
         assert_eq!(cpu.gpr[3] & 0xFFFF, 6);
         assert_eq!(cpu.gpr[1] & 0xFFFF, 0);
     }
+
+    /// A bus whose interrupt controller always has vector 0x20 pending.
+    struct PendingIntr;
+    impl crate::cpu::Bus for PendingIntr {
+        fn io_read(&mut self, _: u16, _: u8, _: u64) -> u32 {
+            u32::MAX
+        }
+        fn io_write(&mut self, _: u16, _: u8, _: u32, _: u64) {}
+        fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
+            u64::MAX
+        }
+        fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+        fn intr_pending(&mut self) -> bool {
+            true
+        }
+        fn intr_ack(&mut self) -> u8 {
+            0x20
+        }
+    }
+
+    #[test]
+    fn sti_nop_cli_opens_an_interrupt_window_after_the_shadow() {
+        // 0100: sti; nop; cli; hlt -- a pending interrupt must be taken after
+        // the NOP (the STI shadow covers exactly one instruction), so the
+        // handler at 0000:0500 runs with the return address 0102.
+        let code = [0xFB, 0x90, 0xFA, 0xF4];
+        let mut cpu = Cpu::new_bare(2 << 20);
+        cpu.setup_real(0, 0x100);
+        cpu.mem.ram_mut()[0x100..0x104].copy_from_slice(&code);
+        cpu.mem.ram_mut()[0x80..0x84].copy_from_slice(&[0x00, 0x05, 0x00, 0x00]);
+        cpu.mem.ram_mut()[0x500] = 0xF4; // handler: hlt
+        cpu.gpr[4] = 0x7000;
+        let _ = cpu.run(&mut PendingIntr, 20);
+        assert_eq!(cpu.rip, 0x501, "the handler ran (and halted)");
+        let ret = u16::from_le_bytes([cpu.mem.ram()[0x6FFA], cpu.mem.ram()[0x6FFB]]);
+        assert_eq!(ret, 0x102, "interrupted after NOP, before CLI");
+    }
 }
