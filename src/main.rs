@@ -89,9 +89,41 @@ fn run(cli: Cli) -> Result<i32> {
             _ => return Err(config::ConfigError::BadDisplay(d.clone()).into()),
         }
     }
-    if cli.kernel.is_some() {
-        bail!("-kernel: direct kernel boot is not implemented yet");
-    }
+    let kernel = match &cli.kernel {
+        Some(path) => {
+            let mut opts = vx86::boot::BootOptions {
+                host_decompress: !cli.no_host_decompress,
+                ..Default::default()
+            };
+            if let Some(e) = &cli.boot_entry {
+                opts.entry = e.parse().map_err(config::ConfigError::BadBootEntry)?;
+            }
+            if let Some(fb) = &cli.boot_fb {
+                let (width, height) = config::parse_boot_fb(fb)?;
+                opts.console = vx86::boot::Console::Framebuffer { width, height };
+            }
+            Some(vx86::boot::read_files(
+                path,
+                cli.initrd.as_deref(),
+                cli.append.as_deref(),
+                opts,
+            )?)
+        }
+        None => {
+            for (given, name) in [
+                (cli.initrd.is_some(), "-initrd"),
+                (cli.append.is_some(), "-append"),
+                (cli.boot_entry.is_some(), "--boot-entry"),
+                (cli.boot_fb.is_some(), "--boot-fb"),
+                (cli.no_host_decompress, "--no-host-decompress"),
+            ] {
+                if given {
+                    return Err(config::ConfigError::NeedsKernel(name).into());
+                }
+            }
+            None
+        }
+    };
     let mut drives = Vec::new();
     for d in &cli.drive {
         drives.push(
@@ -136,6 +168,13 @@ fn run(cli: Cli) -> Result<i32> {
             m.cpu.mem.load_bios(path, &img)?;
         }
         None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
+    }
+    if let Some(k) = kernel {
+        // After the BIOS image: the memory map reserves what it occupies.
+        let booted = m.boot_kernel(k)?;
+        if cli.stats {
+            eprintln!("vx86: -kernel: {}", booted.describe());
+        }
     }
     let start = std::time::Instant::now();
     let exit = m.run();
