@@ -326,6 +326,7 @@ fn screen_info(s: &mut [u8], ext_k: u64, console: &Console) {
 pub struct ClassicLoad {
     pub entry: Entry,
     pub kernel: (u64, u64),
+    /// Physical range of the initrd.
     pub initrd: Option<(u64, u64)>,
 }
 
@@ -376,7 +377,7 @@ pub fn load_classic(
                 .place_high("initrd", size, kernel_end, h.initrd_top())
                 .map_err(|e| (true, e))?;
             w.write("initrd", at, rd).map_err(|e| (true, e))?;
-            Some((at, size))
+            Some((at, at + size))
         }
         None => None,
     };
@@ -387,7 +388,7 @@ pub fn load_classic(
         &ZeroPageInputs {
             map: &w.map,
             cmdline,
-            initrd,
+            initrd: initrd.map(|(a, b)| (a, b - a)),
             console,
         },
     );

@@ -358,7 +358,7 @@ fn load_bzimage(w: &mut GuestWriter, k: &KernelBoot) -> Result<Booted, BootError
         fallback = Some("--no-host-decompress");
     } else if try_pvh {
         match h.payload(img).map(|p| (p, decompress::detect(p))) {
-            None => fallback = Some("no compressed payload (boot protocol before 2.08)"),
+            None => fallback = Some("no compressed payload in the setup header"),
             Some((_, None)) => fallback = Some("unknown payload compression"),
             Some((p, Some(c))) => match decompress::decompress(c, p, w.ram_size()) {
                 Err(DecompressError::Unsupported(_)) => {
