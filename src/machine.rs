@@ -381,6 +381,9 @@ pub struct Machine {
     /// Channels to the frontend (host input, frames for a window).
     pub host: HostLink,
     host_timer: HostTimer,
+    /// The directly booted kernel (`-kernel`), loaded again on a reset as
+    /// QEMU does.
+    pub kernel: Option<crate::boot::KernelBoot>,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -432,6 +435,7 @@ impl Machine {
                 display: None,
             },
             host_timer: HostTimer::new(),
+            kernel: None,
         })
     }
 
@@ -468,10 +472,48 @@ impl Machine {
 
     /// Platform reset (triple fault without -no-reboot, keyboard-controller
     /// reset): the CPU restarts at the reset vector; RAM keeps its contents.
+    /// With `-kernel` the kernel is loaded and entered again instead.
     pub fn reset(&mut self) {
         let icount = self.cpu.icount;
         self.cpu.reset();
+        if let Some(k) = self.kernel.take() {
+            // It loaded once, so it loads again; if not, the BIOS runs.
+            let _ = self.boot_kernel(k);
+        }
         self.cpu.icount = icount;
+    }
+
+    /// Direct kernel boot (`-kernel`): loads the kernel, initrd and command
+    /// line (see `crate::boot`) and leaves the devices as a BIOS would have
+    /// left them for it: the VGA in 80x25 text mode, or with `Console::Framebuffer`
+    /// in a 32-bpp Bochs VBE linear-framebuffer mode. The PIC, PIT and UARTs
+    /// are programmed by the kernel itself.
+    pub fn boot_kernel(
+        &mut self,
+        k: crate::boot::KernelBoot,
+    ) -> Result<crate::boot::Booted, crate::boot::BootError> {
+        let booted = crate::boot::load(&mut self.cpu, &k)?;
+        match k.opts.console {
+            crate::boot::Console::VgaText => self.plat.vga.set_text_mode_80x25(),
+            crate::boot::Console::Framebuffer { width, height } => {
+                use crate::devices::vga::vbe::*;
+                let now = self.plat.clock.now(self.cpu.icount);
+                let mut dispi = |index: u16, value: u16| {
+                    self.plat.vga.io_write(0x1CE, 2, index as u32, now);
+                    self.plat.vga.io_write(0x1CF, 2, value as u32, now);
+                };
+                dispi(VBE_DISPI_INDEX_ENABLE, 0);
+                dispi(VBE_DISPI_INDEX_XRES, width);
+                dispi(VBE_DISPI_INDEX_YRES, height);
+                dispi(VBE_DISPI_INDEX_BPP, 32);
+                dispi(
+                    VBE_DISPI_INDEX_ENABLE,
+                    VBE_DISPI_ENABLED | VBE_DISPI_LFB_ENABLED,
+                );
+            }
+        }
+        self.kernel = Some(k);
+        Ok(booted)
     }
 
     /// Writes every disk's cached data to its file (at exit).

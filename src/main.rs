@@ -55,6 +55,7 @@ struct Setup {
     bios: Option<String>,
     screenshot: Option<String>,
     stats: bool,
+    kernel: Option<vx86::boot::KernelBoot>,
 }
 
 /// What the machine thread reports when the run ends.
@@ -124,9 +125,41 @@ fn run(cli: Cli) -> Result<i32> {
         None if cfg!(feature = "window") && host_has_display() => Display::Window,
         None => Display::None,
     };
-    if cli.kernel.is_some() {
-        bail!("-kernel: direct kernel boot is not implemented yet");
-    }
+    let kernel = match &cli.kernel {
+        Some(path) => {
+            let mut opts = vx86::boot::BootOptions {
+                host_decompress: !cli.no_host_decompress,
+                ..Default::default()
+            };
+            if let Some(e) = &cli.boot_entry {
+                opts.entry = e.parse().map_err(config::ConfigError::BadBootEntry)?;
+            }
+            if let Some(fb) = &cli.boot_fb {
+                let (width, height) = config::parse_boot_fb(fb)?;
+                opts.console = vx86::boot::Console::Framebuffer { width, height };
+            }
+            Some(vx86::boot::read_files(
+                path,
+                cli.initrd.as_deref(),
+                cli.append.as_deref(),
+                opts,
+            )?)
+        }
+        None => {
+            for (given, name) in [
+                (cli.initrd.is_some(), "-initrd"),
+                (cli.append.is_some(), "-append"),
+                (cli.boot_entry.is_some(), "--boot-entry"),
+                (cli.boot_fb.is_some(), "--boot-fb"),
+                (cli.no_host_decompress, "--no-host-decompress"),
+            ] {
+                if given {
+                    return Err(config::ConfigError::NeedsKernel(name).into());
+                }
+            }
+            None
+        }
+    };
     let mut drives = Vec::new();
     for d in &cli.drive {
         drives.push(
@@ -151,6 +184,7 @@ fn run(cli: Cli) -> Result<i32> {
         bios: cli.bios.clone(),
         screenshot: cli.screenshot_on_exit.clone(),
         stats: cli.stats,
+        kernel,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -173,7 +207,8 @@ fn run(cli: Cli) -> Result<i32> {
         .name("vx86-machine".into())
         .stack_size(16 << 20)
         .spawn(move || -> Option<Outcome> {
-            let mut m = match build_machine(setup.cfg.clone(), &setup) {
+            let mut setup = setup;
+            let mut m = match build_machine(setup.cfg.clone(), &mut setup) {
                 Ok(m) => m,
                 Err(e) => {
                     let _ = ready_tx.send(Err(format!("{e:#}")));
@@ -237,7 +272,7 @@ fn host_has_display() -> bool {
 }
 
 /// Builds the machine: memory, disks, firmware, output sinks.
-fn build_machine(cfg: MachineConfig, setup: &Setup) -> Result<Machine> {
+fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
     let mut m = Machine::new(cfg)?;
     let mut next_index = 0u8;
     for spec in &setup.drives {
@@ -268,6 +303,13 @@ fn build_machine(cfg: MachineConfig, setup: &Setup) -> Result<Machine> {
             m.cpu.mem.load_bios(path, &img)?;
         }
         None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
+    }
+    if let Some(k) = setup.kernel.take() {
+        // After the BIOS image: the memory map reserves what it occupies.
+        let booted = m.boot_kernel(k)?;
+        if setup.stats {
+            eprintln!("vx86: -kernel: {}", booted.describe());
+        }
     }
     Ok(m)
 }
