@@ -8,7 +8,7 @@
 //! index, scale, displacement, bit-string offset, string pointers and counts) are chosen
 //! so every access lands inside the data region.
 
-use super::{UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
+use super::{FxImage, UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
 use iced_x86::{
     Code, Decoder, DecoderOptions, Encoder, EncodingKind, Instruction, Mnemonic, OpCodeOperandKind,
     OpKind, Register, RflagsBits,
@@ -175,6 +175,9 @@ pub struct TestCase {
     pub undefined_gpr: u16,
     /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
     pub bits: u32,
+    /// Bits of the final FXSAVE image whose value is undefined for this test
+    /// (set = not compared); all zero for the integer forms.
+    pub undefined_fx: FxImage,
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough for test generation.
@@ -523,6 +526,7 @@ impl Generator {
             rflags,
             data,
             data_addr: DATA_ADDR,
+            fx: FxImage::default(),
         }
     }
 
@@ -746,6 +750,7 @@ impl Generator {
             undefined_flags,
             undefined_gpr,
             bits: self.bits,
+            undefined_fx: FxImage::zeroed(),
         })
     }
 
@@ -954,6 +959,7 @@ impl Generator {
             undefined_flags,
             undefined_gpr,
             bits: self.bits,
+            undefined_fx: FxImage::zeroed(),
         })
     }
 }
@@ -1230,6 +1236,7 @@ mod tests {
             rflags: 0x202,
             data: vec![0; 16],
             data_addr: DATA_ADDR,
+            fx: FxImage::default(),
         };
         // shl eax, cl
         let i = decode(&[0xD3, 0xE0]).expect("shl");

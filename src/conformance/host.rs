@@ -7,7 +7,10 @@
 //!   IF=1), RF (only meaningful in the pushed image of a fault), AC (kept 0), ID/VM/VIF/
 //!   VIP/NT/IOPL (not writable from these instructions at CPL 3);
 //! * every byte of the data region;
-//! * the exception vector, and CR2 for #PF.
+//! * the exception vector, and CR2 for #PF;
+//! * the x87/MMX/SSE state: XMM0-15, MXCSR, FCW, FSW, the abridged tag byte and
+//!   the eight 80-bit registers, bit for bit, except bits in
+//!   [`TestCase::undefined_fx`] ([`super::fximage::diff`]).
 
 use super::gen::{GenConfig, Generator, TestCase, FLAG_DF, STATUS_FLAGS};
 use super::{ExecMode, NativeOutcome, Summary, UserModeCpu, GPR_NAMES};
@@ -127,6 +130,11 @@ pub fn compare(test: &TestCase, native: &NativeOutcome, emu: &NativeOutcome) -> 
     if total > shown {
         diffs.push(format!("... {} more data bytes differ", total - shown));
     }
+    diffs.extend(super::fximage::diff(
+        &native.fx,
+        &emu.fx,
+        &test.undefined_fx,
+    ));
     if native.data.len() != emu.data.len() {
         diffs.push(format!(
             "data length: native {} emulated {}",
@@ -329,6 +337,7 @@ mod tests {
             rflags: 0,
             data: Vec::new(),
             exception: Some((255, None)),
+            fx: crate::conformance::FxImage::zeroed(),
         }
     }
 

@@ -10,6 +10,11 @@ pub const CPUID_EDX: u32 = 0;
 /// CPUID.1:ECX bits contributed by this module (SSE3, SSSE3, ... when complete).
 pub const CPUID_ECX: u32 = 0;
 
+/// MXCSR bits software may set (SDM Vol. 1 11.6.6): 15:0, DAZ included;
+/// LDMXCSR/FXRSTOR of any bit outside it raises #GP(0). Reported in the
+/// FXSAVE image's MXCSR_MASK field.
+pub const MXCSR_MASK: u32 = 0xFFFF;
+
 /// Handlers for MMX/SSE/SSE2 instructions; `None` if not one of them.
 pub fn handler_for(_ins: &Instruction, _op: &mut Op) -> Option<Handler> {
     None
