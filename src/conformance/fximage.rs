@@ -8,7 +8,7 @@
 //! hardware's own format means the two sides agree on every bit without a
 //! second description of the state.
 
-use crate::cpu::fpu::{FpuState, F80};
+use crate::cpu::fpu::{fsw, FpuState, F80};
 
 /// Byte offsets in the FXSAVE image (SDM Vol. 1 Table 10-2).
 pub mod off {
@@ -132,7 +132,9 @@ impl FxImage {
     pub fn from_state(s: &FpuState) -> FxImage {
         let mut f = FxImage::zeroed();
         f.set_u16(off::FCW, s.fcw);
-        f.set_u16(off::FSW, s.fsw);
+        // FSW.B mirrors ES on current processors (SDM Vol. 1 8.1.3.1).
+        let b = if s.fsw & fsw::ES != 0 { fsw::B } else { 0 };
+        f.set_u16(off::FSW, (s.fsw & !fsw::B) | b);
         let mut abridged = 0u8;
         for p in 0..8 {
             if (s.ftw >> (2 * p)) & 3 != 3 {

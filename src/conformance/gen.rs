@@ -8,6 +8,8 @@
 //! index, scale, displacement, bit-string offset, string pointers and counts) are chosen
 //! so every access lands inside the data region.
 
+pub mod fp;
+
 use super::{FxImage, UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
 use iced_x86::{
     Code, Decoder, DecoderOptions, Encoder, EncodingKind, Instruction, Mnemonic, OpCodeOperandKind,
@@ -444,6 +446,8 @@ pub struct Generator {
     regs: Vec<Register>,
     /// 64 or 32.
     bits: u32,
+    /// Generate the MMX/SSE/SSE2 forms ([`fp`]) instead of the integer ones.
+    fp: bool,
 }
 
 /// A chosen memory operand.
@@ -477,7 +481,27 @@ impl Generator {
             forms: groups,
             regs: Register::values().collect(),
             bits,
+            fp: false,
         }
+    }
+
+    /// Keeps only the forms whose lower-case mnemonic is in `names`; false if
+    /// none is left (the generator is then unchanged).
+    pub fn retain_mnemonics(&mut self, names: &[&str]) -> bool {
+        let keep: Vec<Vec<Code>> = self
+            .forms
+            .iter()
+            .filter(|g| {
+                let m = format!("{:?}", g[0].mnemonic()).to_lowercase();
+                names.iter().any(|n| n.trim() == m)
+            })
+            .cloned()
+            .collect();
+        if keep.is_empty() {
+            return false;
+        }
+        self.forms = keep;
+        true
     }
 
     /// The next test. Forms that fail to encode for the random operands chosen (e.g. AH
@@ -607,6 +631,9 @@ impl Generator {
     }
 
     fn try_generate(&mut self, code: Code) -> Option<TestCase> {
+        if self.fp {
+            return self.try_generate_fp(code);
+        }
         let m = code.mnemonic();
         let op = code.op_code();
         let mut st = self.random_state();

@@ -68,6 +68,25 @@ pub fn run_host_differential_with(
     report.finish(out)
 }
 
+/// Run `count` tests from `gen` (any configuration, e.g.
+/// [`Generator::new_fp`]) and report like [`run_host_differential`].
+pub fn run_generated(
+    cpu: &mut dyn UserModeCpu,
+    gen: &mut Generator,
+    count: u64,
+    out: &mut dyn Write,
+) -> Summary {
+    let mut report = Report::default();
+    let mut done = 0;
+    while done < count {
+        let n = BATCH.min(count - done);
+        let tests: Vec<TestCase> = (0..n).map(|_| gen.next_test()).collect();
+        report.run(cpu, &tests, out);
+        done += n;
+    }
+    report.finish(out)
+}
+
 /// Run already generated tests (e.g. a regression list) and report like
 /// [`run_host_differential`].
 pub fn run_tests_differential(
@@ -181,6 +200,9 @@ pub fn disassemble(instr: &Instruction) -> String {
 struct Report {
     summary: Summary,
     per_mnemonic: BTreeMap<String, (u64, u64, u64)>,
+    /// Native outcomes by exception vector (`None`: completed), to show the
+    /// exceptional paths were exercised.
+    vectors: BTreeMap<Option<u8>, u64>,
 }
 
 impl Report {
@@ -203,6 +225,9 @@ impl Report {
                 self.summary.skipped += 1;
                 continue;
             };
+            if let Ok(n) = &nat {
+                *self.vectors.entry(n.exception.map(|e| e.0)).or_insert(0) += 1;
+            }
             let diffs: Vec<(String, Option<NativeOutcome>)> = match &nat {
                 Ok(n) => compare(t, n, &emu)
                     .into_iter()
@@ -232,6 +257,15 @@ impl Report {
         for (m, (n, p, f)) in &self.per_mnemonic {
             let _ = writeln!(out, "{m:<14} {n:>9} {p:>9} {f:>9}");
         }
+        let v: Vec<String> = self
+            .vectors
+            .iter()
+            .map(|(k, n)| match k {
+                None => format!("none {n}"),
+                Some(v) => format!("#{v} {n}"),
+            })
+            .collect();
+        let _ = writeln!(out, "native exceptions: {}", v.join(", "));
         let s = self.summary;
         if s.skipped > 0 {
             let _ = writeln!(out, "{} skipped", s.skipped);
