@@ -5,6 +5,7 @@
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
 pub mod block;
+pub mod boot;
 pub mod config;
 pub mod conformance;
 pub mod cpu;

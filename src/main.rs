@@ -6,9 +6,6 @@ use std::io::Write;
 use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
 use vx86::machine::{Machine, MachineConfig};
 
-/// vx86's own BIOS (firmware/bios.asm), the default guest when nothing else is given.
-const BUILTIN_BIOS: &[u8] = include_bytes!("../firmware/bios.bin");
-
 fn main() {
     let args = config::normalize_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
@@ -108,6 +105,12 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     let mut m = Machine::new(cfg)?;
+    // Nothing to boot named (no -bios, no disk, no -kernel): the built-in
+    // default guest, vx86's BIOS booting its own boot disk as drive 80h.
+    if cli.bios.is_none() && drives.is_empty() {
+        vx86::boot::builtin::attach_boot_disk(&mut m)
+            .map_err(|e| anyhow::anyhow!("built-in boot disk: {e}"))?;
+    }
     let mut next_index = 0u8;
     for mut spec in drives {
         if cli.snapshot {
@@ -135,7 +138,7 @@ fn run(cli: Cli) -> Result<i32> {
                 std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
             m.cpu.mem.load_bios(path, &img)?;
         }
-        None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
+        None => vx86::boot::builtin::load_bios(&mut m)?,
     }
     let start = std::time::Instant::now();
     let exit = m.run();
