@@ -121,13 +121,11 @@ fn run(cli: Cli) -> Result<i32> {
             next_index += 1;
             i
         });
+        if index > vx86::block::drive_spec::MAX_DRIVE_INDEX {
+            bail!("-drive index={index}: only 4 IDE drives exist");
+        }
         let dev = vx86::block::open_drive(&spec)?;
-        let ch = (index / 2) as usize;
-        m.plat
-            .ata
-            .get_mut(ch)
-            .ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?
-            .attach((index % 2) as usize, dev)
+        m.attach_drive(index, dev)
             .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
     }
     m.sinks.serial = open_sink(&serial)?;

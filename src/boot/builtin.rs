@@ -23,5 +23,5 @@ pub fn load_bios(m: &mut Machine) -> Result<(), crate::memory::MemoryError> {
 /// guest writes land in memory and vanish at exit.
 pub fn attach_boot_disk(m: &mut Machine) -> Result<(), AttachError> {
     let disk = Overlay::new(Box::new(MemImage::read_only(BOOT_DISK)));
-    m.plat.ata[0].attach(0, Box::new(disk))
+    m.attach_drive(0, Box::new(disk))
 }
