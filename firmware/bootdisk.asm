@@ -97,6 +97,7 @@ str_readfail:
 ; The program (0000:7E00)
 ; ---------------------------------------------------------------------------
 main:
+        call ser_init
         mov ax, 0x0003
         int 0x10
         mov ah, 0x01                    ; hide the cursor while drawing
@@ -378,7 +379,33 @@ echo:
         popa
         ret
 
-; ---- COM1 output (polled) ----
+; ---- COM1 (polled) ----
+
+; 115200 baud (divisor 1), 8N1, FIFOs on, no interrupts: programmed here, as
+; not every BIOS leaves COM1 set up (the Bochs BIOS does not).
+ser_init:
+        mov si, uart_setup
+.l:
+        lodsw                           ; AL = register offset, AH = value
+        cmp al, 0xFF
+        je .done
+        movzx dx, al
+        add dx, COM1
+        mov al, ah
+        out dx, al
+        jmp .l
+.done:
+        ret
+uart_setup:
+        db 1, 0x00                      ; IER: no interrupts
+        db 3, 0x80                      ; LCR: DLAB
+        db 0, 0x01                      ; DLL: divisor 1 = 115200 baud
+        db 1, 0x00                      ; DLM
+        db 3, 0x03                      ; LCR: 8N1
+        db 2, 0x07                      ; FCR: FIFOs on and reset
+        db 4, 0x03                      ; MCR: DTR, RTS
+        db 0xFF, 0
+
 ser_putc:
         push ax
         push cx
