@@ -1061,12 +1061,15 @@ int10_video:
         je v_read_pixel
         cmp ah, 0x1A
         je v_display_combination
+        cmp ah, 0x4F
+        je v_vbe
 v_done:
         SVC_LEAVE
 
 ; AH=00h set mode. Text modes 0-3 all become 80x25 colour mode 3; bit 7 of
 ; AL keeps the screen contents.
 v_set_mode:
+        call vbe_disable
         mov bl, al
         and al, 0x7F
         cmp al, 0x13
@@ -2070,6 +2073,7 @@ vga_load_font:
         popa
         ret
 
+%include "vbe.inc"
 %include "font8x16.inc"
 
 vga_mode3_misc:
