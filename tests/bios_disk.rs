@@ -409,6 +409,19 @@ fn disk_probe() -> Vec<u8> {
         a.mov(ah, 0x42)?;
         a.int(0x13)?;
         save(&mut a, &mut slot)?;
+        // 85: AH=42h with a flat buffer above 1 MiB (2 MiB + 1000h), 2 sectors
+        // from LBA 9, with a caller GDTR (limit 1234h, base 00567890h) that
+        // must survive; the GDTR after the call is stored at RES+110h.
+        a.mov(word_ptr((RES + 0x120) as u32), 0x1234)?;
+        a.mov(dword_ptr((RES + 0x122) as u32), 0x0056_7890)?;
+        a.lgdt(dword_ptr((RES + 0x120) as u32))?;
+        dap(&mut a, 0x18, 2, 0xFFFF_FFFF, 9)?;
+        a.mov(dword_ptr(DAP as u32 + 0x10), FLAT_BUF as u32)?;
+        a.mov(dword_ptr(DAP as u32 + 0x14), 0)?;
+        a.mov(ah, 0x42)?;
+        a.int(0x13)?;
+        save(&mut a, &mut slot)?;
+        a.sgdt(dword_ptr((RES + 0x110) as u32))?;
         a.set_label(&mut done)?;
         a.pop(es)?;
         a.pop(ds)?;
@@ -418,6 +431,9 @@ fn disk_probe() -> Vec<u8> {
     }
     build().unwrap()
 }
+
+/// A buffer above 1 MiB, reached through the DAP's 64-bit flat address.
+const FLAT_BUF: usize = 0x20_1000;
 
 #[test]
 fn int13_services_on_an_ata_disk() {
@@ -531,6 +547,18 @@ fn int13_services_on_an_ata_disk() {
         "LBA 77 now holds what was written"
     );
     assert_eq!(rd8(&m, 0x474), 0, "BDA 0474h: last status");
+    assert_eq!(
+        (r(85) >> 8, cf(85)),
+        (0, 0),
+        "AH=42h to a flat buffer above 1 MiB"
+    );
+    assert_eq!(rd32(&m, FLAT_BUF), 9);
+    assert_eq!(rd32(&m, FLAT_BUF + 512), 10);
+    assert_eq!(
+        (rd16(&m, RES + 0x110), rd32(&m, RES + 0x112) & 0x00FF_FFFF),
+        (0x1234, 0x56_7890),
+        "the caller's GDTR survives the unreal-mode transfer"
+    );
 }
 
 /// INT 13h with every AH and random other registers never takes the emulator
