@@ -122,6 +122,12 @@ impl Platform {
         }
         let mut rtc = Rtc::new(rtc_base);
         rtc.set_memory_size(ram);
+        // QEMU's default order (hard disk, floppy, CD-ROM), which firmware of
+        // the Bochs lineage (SeaBIOS, the Bochs BIOS) reads from CMOS.
+        {
+            use crate::devices::rtc::{BOOT_CDROM, BOOT_FLOPPY, BOOT_HARD_DISK};
+            rtc.set_boot_order(BOOT_HARD_DISK, BOOT_FLOPPY, BOOT_CDROM);
+        }
         Platform {
             ports,
             clock: VirtualClock::default(),
@@ -514,6 +520,22 @@ impl Machine {
         }
         self.kernel = Some(k);
         Ok(booted)
+    }
+
+    /// Attaches a disk at IDE position `index` (0 primary master, 1 primary
+    /// slave, 2 secondary master, 3 secondary slave) and records it in CMOS
+    /// as a BIOS setup would (type 47 with its default geometry).
+    pub fn attach_drive(
+        &mut self,
+        index: u8,
+        backend: Box<dyn crate::block::BlockDevice + Send>,
+    ) -> Result<(), crate::devices::ata::AttachError> {
+        let ch = usize::from(index / 2) & 1;
+        let unit = usize::from(index % 2);
+        self.plat.ata[ch].attach(unit, backend)?;
+        let geometry = self.plat.ata[ch].default_geometry(unit);
+        self.plat.rtc.set_hard_disk(index & 3, geometry);
+        Ok(())
     }
 
     /// Writes every disk's cached data to its file (at exit).

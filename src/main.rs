@@ -7,9 +7,6 @@ use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
 use vx86::frontend;
 use vx86::machine::{Machine, MachineConfig};
 
-/// vx86's own BIOS (firmware/bios.asm), the default guest when nothing else is given.
-const BUILTIN_BIOS: &[u8] = include_bytes!("../firmware/bios.bin");
-
 fn main() {
     let args = config::normalize_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
@@ -274,6 +271,12 @@ fn host_has_display() -> bool {
 /// Builds the machine: memory, disks, firmware, output sinks.
 fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
     let mut m = Machine::new(cfg)?;
+    // Nothing to boot named (no -bios, no disk, no -kernel): the built-in
+    // default guest, vx86's BIOS booting its own boot disk as drive 80h.
+    if setup.bios.is_none() && setup.drives.is_empty() && setup.kernel.is_none() {
+        vx86::boot::builtin::attach_boot_disk(&mut m)
+            .map_err(|e| anyhow::anyhow!("built-in boot disk: {e}"))?;
+    }
     let mut next_index = 0u8;
     for spec in &setup.drives {
         let mut spec = spec.clone();
@@ -285,13 +288,11 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
             next_index += 1;
             i
         });
+        if index > vx86::block::drive_spec::MAX_DRIVE_INDEX {
+            bail!("-drive index={index}: only 4 IDE drives exist");
+        }
         let dev = vx86::block::open_drive(&spec)?;
-        let ch = (index / 2) as usize;
-        m.plat
-            .ata
-            .get_mut(ch)
-            .ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?
-            .attach((index % 2) as usize, dev)
+        m.attach_drive(index, dev)
             .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
     }
     m.sinks.serial = open_sink(&setup.serial)?;
@@ -302,7 +303,7 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
                 std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
             m.cpu.mem.load_bios(path, &img)?;
         }
-        None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
+        None => vx86::boot::builtin::load_bios(&mut m)?,
     }
     if let Some(k) = setup.kernel.take() {
         // After the BIOS image: the memory map reserves what it occupies.

@@ -17,6 +17,8 @@
 //! Nothing here panics on a bad image: every problem is a [`BootError`]
 //! naming the file.
 
+/// What the machine boots when the user names nothing: vx86's own firmware.
+pub mod builtin;
 pub mod decompress;
 pub mod e820;
 pub mod elf;
