@@ -1268,7 +1268,7 @@ pub fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, Option<u16>) {
     }
     let (x, y) = (Fin::of(a), Fin::of(b));
     if cb == Class::Infinity {
-        return (unchanged_dividend(env, a, x, ieee), Some(0));
+        return (unchanged_dividend(env, a, x), Some(0));
     }
     let d = x.e - y.e;
     if d >= 64 {
@@ -1283,7 +1283,7 @@ pub fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, Option<u16>) {
         return (res, Some(C2));
     }
     if d < -1 || (d == -1 && !ieee) {
-        return (unchanged_dividend(env, a, x, ieee), Some(0));
+        return (unchanged_dividend(env, a, x), Some(0));
     }
     // Units of the remainder: 2^(min(x.e, y.e) - 63).
     let (num, den, ue) = if d >= 0 {
@@ -1311,17 +1311,12 @@ pub fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, Option<u16>) {
 }
 
 /// FPREM's result when the quotient is 0: the dividend, normalized (a
-/// pseudo-denormal gets exponent 1; a denormal reports UE, and FPREM1 then
-/// also PE if PE is masked: host behaviour).
-fn unchanged_dividend(env: &mut Env, a: F80, x: Fin, ieee: bool) -> F80 {
+/// pseudo-denormal gets exponent 1; a denormal reports UE: host behaviour).
+fn unchanged_dividend(env: &mut Env, a: F80, x: Fin) -> F80 {
     if a.class() == Class::Normal {
         return a;
     }
-    let r = exact(env, x.sign, x.e, x.sig as u128);
-    if ieee && env.exc & exc::UE != 0 && !env.masked(exc::UE) && env.masked(exc::PE) {
-        env.exc |= exc::PE;
-    }
-    r
+    exact(env, x.sign, x.e, x.sig as u128)
 }
 
 /// An exact value `v * 2^(e - 63)` packed (denormal if below range).
