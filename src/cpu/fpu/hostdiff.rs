@@ -625,4 +625,3 @@ fn x87_matches_host_bit_for_bit() {
     let stats = run_random(&codes, n, 1, false, 30);
     assert_eq!(report("x87", &stats), 0);
 }
-

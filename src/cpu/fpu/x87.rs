@@ -1268,7 +1268,13 @@ pub fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, Option<u16>) {
     }
     let (x, y) = (Fin::of(a), Fin::of(b));
     if cb == Class::Infinity {
-        return (unchanged_dividend(env, a, x), Some(0));
+        // x rem inf = x; only a pseudo-denormal is rewritten (exponent 1).
+        let r = if ca == Class::PseudoDenormal {
+            F80::new(a.sign_exp | 1, a.signif)
+        } else {
+            a
+        };
+        return (r, Some(0));
     }
     let d = x.e - y.e;
     if d >= 64 {
