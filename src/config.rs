@@ -127,6 +127,12 @@ pub enum ConformCmd {
         /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
         #[arg(long, default_value_t = 64)]
         bits: u32,
+        /// Generate only MMX/SSE/SSE2 forms (with the FP/SIMD state compared).
+        #[arg(long)]
+        fp: bool,
+        /// Only mnemonics in this comma-separated list (lower case, e.g. addps,cvtsd2si).
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Run SingleStepTests MOO files (80286 real mode) from DIR.
     Singlestep {

@@ -178,20 +178,33 @@ fn conform(which: &ConformCmd) -> Result<i32> {
     use vx86::conformance::vx86_cpu::{Vx86Real, Vx86User};
     let mut out = std::io::stdout();
     let summary = match which {
-        ConformCmd::Host { count, seed, bits } => {
+        ConformCmd::Host {
+            count,
+            seed,
+            bits,
+            fp,
+            filter,
+        } => {
             if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
                 bail!("conform host needs a Linux x86-64 host to run instructions natively");
             }
-            let mode = match bits {
-                64 => vx86::conformance::ExecMode::Long64,
-                32 => vx86::conformance::ExecMode::Compat32,
-                _ => bail!("--bits {bits}: use 64 or 32"),
-            };
+            if !matches!(bits, 32 | 64) {
+                bail!("--bits {bits}: use 64 or 32");
+            }
             let mut cpu = Vx86User::default();
             let cfg = vx86::conformance::gen::GenConfig::default();
-            vx86::conformance::host::run_host_differential_with(
-                &mut cpu, *count, *seed, cfg, mode, &mut out,
-            )
+            let mut gen = if *fp {
+                vx86::conformance::gen::Generator::new_fp(*seed, *bits)
+            } else {
+                vx86::conformance::gen::Generator::new_for(*seed, cfg, *bits)
+            };
+            if let Some(f) = filter {
+                let names: Vec<&str> = f.split(',').collect();
+                if !gen.retain_mnemonics(&names) {
+                    bail!("--filter {f}: no generated form has one of these mnemonics");
+                }
+            }
+            vx86::conformance::host::run_generated(&mut cpu, &mut gen, *count, &mut out)
         }
         ConformCmd::Singlestep { dir, filter } => {
             let p = std::path::Path::new(dir);
