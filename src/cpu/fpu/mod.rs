@@ -15,8 +15,9 @@ use super::state::{cr0, cr4};
 use super::{vector, Cpu, Fault, Res};
 use iced_x86::Instruction;
 
-/// CPUID.1:EDX bits contributed by the x87 side (FPU, FXSR when complete).
-pub const CPUID_EDX: u32 = 0;
+/// CPUID.1:EDX bits contributed by the x87 side: FPU (bit 0) and FXSR
+/// (bit 24, FXSAVE/FXRSTOR and CR4.OSFXSR).
+pub const CPUID_EDX: u32 = super::cpuid::edx1::FPU | super::cpuid::edx1::FXSR;
 /// CPUID.1:ECX bits contributed by the x87 side.
 pub const CPUID_ECX: u32 = 0;
 
