@@ -174,42 +174,7 @@ impl Emu {
 
 // ---- operand generation ----
 
-/// A register value biased toward the classes and boundaries that matter.
-pub fn special_f80(rng: &mut Rng) -> F80 {
-    let sign = (rng.below(2) as u16) << 15;
-    let r = rng.next_u64();
-    let frac = r & !(1 << 63);
-    let e = match rng.below(22) {
-        0 => return F80::new(sign, 0),
-        1 => return F80::new(sign, frac >> rng.below(63)), // denormal
-        2 => return F80::new(sign, (1 << 63) | frac >> rng.below(63)), // pseudo-denormal
-        3 => return F80::new(sign | (1 + rng.below(0x7FFE) as u16), frac), // unnormal
-        4 => return F80::new(sign | 0x7FFF, 1 << 63),      // infinity
-        5 => return F80::new(sign | 0x7FFF, (3 << 62) | (frac >> rng.below(64))), // QNaN
-        6 => {
-            return F80::new(
-                sign | 0x7FFF,
-                (1 << 63) | (frac >> (1 + rng.below(63))).max(1),
-            )
-        } // SNaN
-        7 => return F80::new(sign | 0x7FFF, frac >> rng.below(64)), // pseudo-NaN/inf
-        8 => return super::softfloat::INDEFINITE,
-        9 => 1 + rng.below(80) as u16,
-        10 => 0x7FFE - rng.below(80) as u16,
-        11 | 12 => 0x3FFF - 70 + rng.below(140) as u16,
-        13 => 0x3FFF + rng.below(64) as u16, // integers
-        14 => 0x3FFF - 16383 / 2 + rng.below(16383) as u16,
-        _ => 0x3FFF - 20 + rng.below(40) as u16,
-    };
-    let sig = match rng.below(6) {
-        0 => 1 << 63,
-        1 => !0u64,
-        2 => (1 << 63) | (frac & !((1u64 << rng.below(64)) - 1)), // few bits
-        3 => (1 << 63) | (frac >> rng.below(64)),
-        _ => (1 << 63) | frac,
-    };
-    F80::new(sign | (e & 0x7FFF), sig)
-}
+use crate::conformance::gen::x87::special_f80;
 
 fn special_f64(rng: &mut Rng) -> u64 {
     let s = rng.below(2) << 63;

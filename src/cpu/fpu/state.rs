@@ -14,9 +14,9 @@ use crate::cpu::state::cr4;
 use crate::cpu::{Bus, Cpu, Fault, Res};
 use iced_x86::{Instruction, Mnemonic as M};
 
-/// MXCSR bits FXRSTOR/LDMXCSR accept (FXSAVE's MXCSR_MASK field): all of
-/// 15:0, including DAZ, as the host reports (SDM Vol. 1 11.6.6).
-pub const MXCSR_MASK: u32 = 0xFFFF;
+/// MXCSR bits FXRSTOR accepts (FXSAVE's MXCSR_MASK field), shared with
+/// LDMXCSR (SDM Vol. 1 11.6.6).
+pub use crate::cpu::simd::MXCSR_MASK;
 
 /// Layout of an FSTENV/FSAVE image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
