@@ -1148,6 +1148,11 @@ pub fn scale(env: &mut Env, a: F80, b: F80) -> F80 {
             m
         }
     };
+    if cb == Class::Zero && ca == Class::Denormal {
+        // Scaling by a zero returns a denormal as is, without UE (host
+        // behaviour; a nonzero ST(1) that truncates to 0 does not).
+        return a;
+    }
     let f = Fin::of(a);
     match sf::round_core(env, f.sign, f.e + n, (f.sig as u128) << 64, sf::FMT_EXT) {
         Some(r) => r.to_f80(),
