@@ -153,6 +153,9 @@ pub enum ConformCmd {
         /// Generate only MMX/SSE/SSE2 forms (with the FP/SIMD state compared).
         #[arg(long)]
         fp: bool,
+        /// Generate only x87 and FP-state forms (FXSAVE/FSAVE/FSTENV...).
+        #[arg(long, conflicts_with = "fp")]
+        x87: bool,
         /// Only mnemonics in this comma-separated list (lower case, e.g. addps,cvtsd2si).
         #[arg(long)]
         filter: Option<String>,

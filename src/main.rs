@@ -359,6 +359,7 @@ fn conform(which: &ConformCmd) -> Result<i32> {
             seed,
             bits,
             fp,
+            x87,
             filter,
         } => {
             if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
@@ -369,7 +370,9 @@ fn conform(which: &ConformCmd) -> Result<i32> {
             }
             let mut cpu = Vx86User::default();
             let cfg = vx86::conformance::gen::GenConfig::default();
-            let mut gen = if *fp {
+            let mut gen = if *x87 {
+                vx86::conformance::gen::Generator::new_x87(*seed, *bits)
+            } else if *fp {
                 vx86::conformance::gen::Generator::new_fp(*seed, *bits)
             } else {
                 vx86::conformance::gen::Generator::new_for(*seed, cfg, *bits)

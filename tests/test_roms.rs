@@ -177,6 +177,29 @@ fn modes_rom_passes_every_check() {
 }
 
 #[test]
+fn x87_rom_passes_every_check() {
+    for no_cache in [false, true] {
+        let (exit, out) = run_rom("x87.bin", 10_000_000, no_cache);
+        assert_eq!(
+            exit,
+            RunExit::DebugExit(1),
+            "no_block_cache={no_cache}: output so far:\n{out}"
+        );
+        for line in [
+            "PASS x87 arithmetic, constants, FPREM, BCD, FCOMI, FSIN",
+            "PASS #MF at FWAIT",
+            "PASS #NM with CR0.TS",
+            "PASS FXSAVE/FXRSTOR task switch",
+            "PASS lazy FPU switch on #NM",
+            "PASS #GP on misaligned FXSAVE",
+            "ALL PASS",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in:\n{out}");
+        }
+    }
+}
+
+#[test]
 fn loop_rom_computes_the_known_prime_count_and_crc() {
     let (exit, out) = run_rom("loop.bin", 2_000_000_000, false);
     assert_eq!(exit, RunExit::DebugExit(1), "output: {out}");
@@ -200,6 +223,7 @@ fn committed_roms_match_their_sources() {
         ("modes", "modes", &[][..]),
         ("loop", "loop", &[]),
         ("platform", "platform", &[]),
+        ("x87", "x87", &[]),
         ("bzimage", "bzimage", &[]),
         ("pvh", "pvh", &[]),
         ("multiboot", "multiboot", &[]),

@@ -9,6 +9,7 @@
 //! so every access lands inside the data region.
 
 pub mod fp;
+pub mod x87;
 
 use super::{FxImage, UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
 use iced_x86::{
@@ -448,6 +449,8 @@ pub struct Generator {
     bits: u32,
     /// Generate the MMX/SSE/SSE2 forms ([`fp`]) instead of the integer ones.
     fp: bool,
+    /// Generate the x87 and FP-state forms ([`x87`]).
+    x87: bool,
 }
 
 /// A chosen memory operand.
@@ -482,6 +485,7 @@ impl Generator {
             regs: Register::values().collect(),
             bits,
             fp: false,
+            x87: false,
         }
     }
 
@@ -631,6 +635,9 @@ impl Generator {
     }
 
     fn try_generate(&mut self, code: Code) -> Option<TestCase> {
+        if self.x87 {
+            return self.try_generate_x87(code);
+        }
         if self.fp {
             return self.try_generate_fp(code);
         }

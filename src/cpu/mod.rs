@@ -196,6 +196,13 @@ pub struct Cpu {
     pub msr: Msrs,
     pub cpl: u8,
     pub fpu: fpu::FpuState,
+    /// The FERR# output (SDM Vol. 1 8.7, Appendix D): set when a waiting x87
+    /// instruction finds an unmasked exception pending while CR0.NE=0. On a
+    /// PC/AT the chipset turns FERR# into IRQ13: the machine should raise
+    /// IRQ13 while this is set and clear it once raised (the guest's handler
+    /// then clears the exception with FNCLEX and writes port F0h). vx86 then
+    /// behaves as if IGNNE# were asserted: the instruction executes.
+    pub ferr: bool,
 
     // Derived mode bits, recomputed by `update_mode`.
     /// Protected mode and not virtual-8086.
@@ -269,6 +276,7 @@ impl Cpu {
             msr: Msrs::default(),
             cpl: 0,
             fpu: fpu::FpuState::default(),
+            ferr: false,
             pmode: false,
             long64: false,
             code_bits: 16,
@@ -354,6 +362,7 @@ impl Cpu {
         };
         self.cpl = 0;
         self.fpu = fpu::FpuState::default();
+        self.ferr = false;
         self.halted = false;
         self.shadow = false;
         self.nmi_pending = false;

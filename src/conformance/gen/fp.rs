@@ -254,6 +254,7 @@ impl Generator {
             regs: Register::values().collect(),
             bits,
             fp: true,
+            x87: false,
         }
     }
 

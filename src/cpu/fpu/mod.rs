@@ -3,13 +3,21 @@
 //! `cpu::simd`; both families share [`FpuState`], because MMX registers alias
 //! the x87 significands (SDM Vol. 1 9.5) and FXSAVE stores both.
 
+#[cfg(all(test, target_arch = "x86_64", target_os = "linux"))]
+mod hostdiff;
+pub mod softfloat;
+pub mod state;
+pub mod transcendental;
+pub mod x87;
+
 use super::decode::{Handler, Op};
 use super::state::{cr0, cr4};
 use super::{vector, Cpu, Fault, Res};
 use iced_x86::Instruction;
 
-/// CPUID.1:EDX bits contributed by the x87 side (FPU, FXSR when complete).
-pub const CPUID_EDX: u32 = 0;
+/// CPUID.1:EDX bits contributed by the x87 side: FPU (bit 0) and FXSR
+/// (bit 24, FXSAVE/FXRSTOR and CR4.OSFXSR).
+pub const CPUID_EDX: u32 = super::cpuid::edx1::FPU | super::cpuid::edx1::FXSR;
 /// CPUID.1:ECX bits contributed by the x87 side.
 pub const CPUID_ECX: u32 = 0;
 
@@ -84,7 +92,149 @@ impl Default for FpuState {
     }
 }
 
+/// Tag values of the full tag word (SDM Vol. 1 8.1.7).
+pub mod tag {
+    pub const VALID: u16 = 0;
+    pub const ZERO: u16 = 1;
+    pub const SPECIAL: u16 = 2;
+    pub const EMPTY: u16 = 3;
+}
+
 impl FpuState {
+    /// FNINIT state (SDM Vol. 2A FINIT): FCW 037Fh, FSW 0, all tags empty,
+    /// pointers and opcode cleared. Register contents are kept.
+    pub fn init(&mut self) {
+        self.fcw = 0x37F;
+        self.fsw = 0;
+        self.ftw = 0xFFFF;
+        self.fop = 0;
+        self.fip = 0;
+        self.fcs = 0;
+        self.fdp = 0;
+        self.fds = 0;
+    }
+
+    /// Physical register number of ST(i).
+    #[inline(always)]
+    pub fn phys(&self, i: usize) -> usize {
+        (self.top() + i) & 7
+    }
+
+    /// The 2-bit tag of physical register `r`.
+    #[inline(always)]
+    pub fn tag(&self, r: usize) -> u16 {
+        (self.ftw >> (2 * (r & 7))) & 3
+    }
+
+    #[inline(always)]
+    pub fn set_tag(&mut self, r: usize, t: u16) {
+        let sh = 2 * (r & 7);
+        self.ftw = (self.ftw & !(3 << sh)) | ((t & 3) << sh);
+    }
+
+    /// Is ST(i) empty?
+    #[inline(always)]
+    pub fn st_empty(&self, i: usize) -> bool {
+        self.tag(self.phys(i)) == tag::EMPTY
+    }
+
+    /// ST(i) (whatever the tag says).
+    #[inline(always)]
+    pub fn st(&self, i: usize) -> F80 {
+        self.st[self.phys(i)]
+    }
+
+    /// The tag a value gets when written to a register: 01 zero, 10 special
+    /// (NaN, infinity, denormal, unsupported), 00 valid (SDM Vol. 1 8.1.7).
+    pub fn tag_of(v: F80) -> u16 {
+        use softfloat::Class::*;
+        match v.class() {
+            Zero => tag::ZERO,
+            Normal => tag::VALID,
+            _ => tag::SPECIAL,
+        }
+    }
+
+    /// Writes ST(i) and its tag.
+    #[inline]
+    pub fn set_st(&mut self, i: usize, v: F80) {
+        let r = self.phys(i);
+        self.st[r] = v;
+        self.set_tag(r, Self::tag_of(v));
+    }
+
+    #[inline(always)]
+    pub fn set_top(&mut self, t: usize) {
+        self.fsw = (self.fsw & !fsw::TOP) | (((t & 7) as u16) << fsw::TOP_SHIFT);
+    }
+
+    /// Decrements TOP and writes the new ST(0) (no overflow check).
+    #[inline]
+    pub fn push(&mut self, v: F80) {
+        let t = self.top().wrapping_sub(1) & 7;
+        self.set_top(t);
+        self.set_st(0, v);
+    }
+
+    /// Marks ST(0) empty and increments TOP.
+    #[inline]
+    pub fn pop(&mut self) {
+        let r = self.phys(0);
+        self.set_tag(r, tag::EMPTY);
+        self.set_top(self.top() + 1);
+    }
+
+    /// The full tag word as FSTENV/FSAVE store it: empty stays empty, the
+    /// others are recomputed from the register contents (as the host does).
+    pub fn full_tag_word(&self) -> u16 {
+        let mut w = 0u16;
+        for r in 0..8 {
+            let t = if self.tag(r) == tag::EMPTY {
+                tag::EMPTY
+            } else {
+                Self::tag_of(self.st[r])
+            };
+            w |= t << (2 * r);
+        }
+        w
+    }
+
+    /// The abridged tag byte of FXSAVE: bit r set if R(r) is not empty.
+    pub fn abridged_tag(&self) -> u8 {
+        let mut b = 0u8;
+        for r in 0..8 {
+            if self.tag(r) != tag::EMPTY {
+                b |= 1 << r;
+            }
+        }
+        b
+    }
+
+    /// Loads a tag word: only empty/non-empty is kept, the rest is recomputed
+    /// from the contents (FLDENV/FRSTOR/FXRSTOR).
+    pub fn load_tags(&mut self, nonempty: u8) {
+        let mut w = 0u16;
+        for r in 0..8 {
+            let t = if nonempty & (1 << r) == 0 {
+                tag::EMPTY
+            } else {
+                Self::tag_of(self.st[r])
+            };
+            w |= t << (2 * r);
+        }
+        self.ftw = w;
+    }
+
+    /// Recomputes ES and B from the exception flags and masks (FLDCW, FLDENV,
+    /// FRSTOR, FXRSTOR unmasking a pending flag sets ES, as the host does).
+    pub fn update_es(&mut self) {
+        if self.fsw & !self.fcw & 0x3F != 0 {
+            self.fsw |= fsw::ES | fsw::B;
+        } else {
+            self.fsw &= !(fsw::ES | fsw::B);
+        }
+    }
+
     /// TOP field of the status word.
     #[inline(always)]
     pub fn top(&self) -> usize {
@@ -123,6 +273,31 @@ impl FpuState {
 }
 
 impl Cpu {
+    /// WAIT/FWAIT (SDM Vol. 3A 2.5, Table 2-2): #NM only if CR0.MP and CR0.TS.
+    #[inline(always)]
+    pub fn check_wait(&self) -> Res {
+        if self.cr0 & (cr0::MP | cr0::TS) == (cr0::MP | cr0::TS) {
+            return Err(Fault::new(vector::NM));
+        }
+        Ok(())
+    }
+
+    /// The pending-exception check of every waiting x87 instruction (SDM Vol.
+    /// 1 8.6, Vol. 3A 2.5 CR0.NE): with FSW.ES set, CR0.NE=1 raises #MF before
+    /// the instruction; CR0.NE=0 is the PC/AT path, which asserts FERR# (the
+    /// machine routes [`Cpu::ferr`] to IRQ13) and carries on as if IGNNE#
+    /// were asserted.
+    #[inline(always)]
+    pub fn fpu_pending(&mut self) -> Res {
+        if self.fpu.fsw & fsw::ES != 0 {
+            if self.cr0 & cr0::NE != 0 {
+                return Err(Fault::new(vector::MF));
+            }
+            self.ferr = true;
+        }
+        Ok(())
+    }
+
     /// Device-not-available checks for x87 instructions (SDM Vol. 3A 2.5,
     /// Table 2-2): CR0.EM or CR0.TS raise #NM.
     #[inline(always)]
@@ -162,6 +337,6 @@ impl Cpu {
 
 /// Handlers for x87 instructions and the state instructions (FXSAVE,
 /// FXRSTOR, FSAVE, FRSTOR, FSTENV, FLDENV, ...); `None` if not one of them.
-pub fn handler_for(_ins: &Instruction, _op: &mut Op) -> Option<Handler> {
-    None
+pub fn handler_for(ins: &Instruction, op: &mut Op) -> Option<Handler> {
+    x87::handler_for(ins, op)
 }
