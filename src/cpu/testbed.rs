@@ -366,4 +366,19 @@ mod tests {
             assert_eq!(v, 0xA1B2_C3D4);
         }
     }
+
+    #[test]
+    fn hint_nops_of_unadvertised_extensions_execute_as_nops() {
+        // endbr64; endbr32; rdsspq rax (NOP without CET); bndmk bnd0,[rax];
+        // cldemote [rax]; mov ebx, 7
+        let code = [
+            0xF3, 0x0F, 0x1E, 0xFA, 0xF3, 0x0F, 0x1E, 0xFB, 0xF3, 0x48, 0x0F, 0x1E, 0xC8, 0xF3,
+            0x0F, 0x1B, 0x00, 0x0F, 0x1C, 0x00, 0xBB, 0x07, 0x00, 0x00, 0x00,
+        ];
+        let mut cpu = long_cpu(&code);
+        cpu.gpr[0] = 0x1234;
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault, None);
+        assert_eq!((cpu.gpr[0], cpu.gpr[3]), (0x1234, 7));
+    }
 }

@@ -143,7 +143,24 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Handler {
         | M::Sfence
         | M::Mfence
         | M::Clflush
-        | M::Clflushopt => data::nop,
+        | M::Clflushopt
+        // The hint-NOP space (0F 18-0F 1F, SDM Vol. 2B NOP): instructions of
+        // extensions vx86 does not advertise (CET, MPX, CLDEMOTE) execute as
+        // NOPs there, as on CPUs without them; glibc and busybox start every
+        // function with ENDBR64.
+        | M::Endbr32
+        | M::Endbr64
+        | M::Rdsspd
+        | M::Rdsspq
+        | M::Cldemote
+        | M::Reservednop
+        | M::Bndcl
+        | M::Bndcu
+        | M::Bndcn
+        | M::Bndmk
+        | M::Bndmov
+        | M::Bndldx
+        | M::Bndstx => data::nop,
         M::Les | M::Lds | M::Lss | M::Lfs | M::Lgs => data::lxs,
 
         M::Rol => shift::shift::<{ shift::ROL }>,
