@@ -37,25 +37,26 @@ const IVT_GP: u32 = 13 * 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Diff286 {
     /// LOCK on an instruction that is not a locked read-modify-write of memory: the
-    /// 286 asserts LOCK# and executes it (286 PRM, LOCK: "LOCK ... may be used with
-    /// any instruction"); a 386+ raises #UD (SDM Vol. 2B, LOCK: "#UD if the LOCK
-    /// prefix is used with an instruction not listed ... or the destination is not
-    /// memory"). Checked: the CPU raised #UD at the instruction, and a re-run with
+    /// 286 asserts its bus lock and executes it (286 PRM, LOCK: real address mode
+    /// exceptions "None"); a 386+ raises #UD (386 PRM 14.8.1, "An undefined-opcode
+    /// exception results from using LOCK before any other instruction"; SDM Vol. 2A
+    /// LOCK). Checked: the CPU raised #UD at the instruction, and a re-run with
     /// every F0 byte replaced by a segment prefix naming the segment the instruction
     /// already uses (same decode, same length) matches the 286's result.
     LockPrefix,
     /// An instruction longer than 10 bytes (redundant prefixes): the 286 faults, with
-    /// #GP (INT 13) for a valid opcode and #UD for an invalid one (286 PRM: "the
-    /// instruction length limit of 10 bytes ... exception 13"); a 386+ accepts up to 15
-    /// bytes (SDM Vol. 2A 2.3.11). The 286 executed nothing, so there is nothing to
+    /// INT 13 for a valid opcode and #UD for an invalid one (its 10-byte limit; this
+    /// set has 89 such INT 13 and 9 such #UD tests, and the upstream README says
+    /// so); a 386+ accepts up to 15 bytes (SDM Vol. 2A 2.3.11). The 286 executed nothing, so there is nothing to
     /// compare; checked: the 286 faulted and the CPU did not fault at the instruction
     /// but ran it to the HLT.
     LongInstruction,
     /// A segment limit violation through SS (BP-based operand, SS: override, stack
     /// push/pop beyond offset 0xFFFF): a real-mode 286 raises INT 13 for every
-    /// segment overrun (286 PRM, real address mode: "Interrupt 13 ... if any part of
-    /// the operand would lie outside of the effective address space from 0 to
-    /// 0FFFFH"; no INT 12 appears anywhere in this set), a 386+ raises #SS (INT 12)
+    /// segment overrun (286 PRM, instruction set, "Real Address Mode Exceptions":
+    /// "Exception 13 is generated whenever a word operand is accessed from effective
+    /// address 0FFFFH in a segment"; no INT 12 appears anywhere in this set), a 386+
+    /// raises #SS (INT 12)
     /// for SS (SDM Vol. 2, "Real-Address Mode Exceptions: #SS If a memory operand
     /// effective address is outside the SS segment limit"). Checked: the CPU raised
     /// #SS at the instruction, and a re-run with IVT entry 12 set to entry 13's handler
@@ -87,9 +88,9 @@ pub enum Diff286 {
     /// the instruction and everything but SF/ZF/PF matches.
     AamZeroFlags,
     /// MOV to/from segment register 4 or 5 (8C/8E with ModRM reg 4/5): the 286 has
-    /// only ES/CS/SS/DS and raises #UD (286 PRM, MOV: "Interrupt 6 if ... segment
-    /// register field > 3"); a 386+ moves FS/GS (SDM Vol. 2B MOV). The 286 executed
-    /// nothing comparable; checked: the 286 raised #UD and the CPU executed the
+    /// only ES/CS/SS/DS (286 PRM, MOV: segment register field 0..3) and raises #UD
+    /// for the others, as every such test of this set shows; a 386+ moves FS/GS
+    /// (SDM Vol. 2B MOV). The 286 executed nothing comparable; checked: the 286 raised #UD and the CPU executed the
     /// instruction without faulting.
     SegmentRegisterFsGs,
     /// POP m16 whose destination faults (offset 0xFFFF): the 286 has already
@@ -113,8 +114,9 @@ pub enum Diff286 {
     /// the initial SS (not CS), and everything matches with the CPU's slot holding
     /// the initial CS, as the SDM specifies.
     FrameSsForCsAnomaly,
-    /// POPF and IRET in real mode: the 286 clears FLAGS bits 12..15 (IOPL, NT and
-    /// bit 15 read as 0 in real mode; 286 PRM, FLAGS), a 386+ loads IOPL and NT from
+    /// POPF and IRET in real mode: the 286 clears FLAGS bits 12..15 (every POPF/IRET
+    /// of this set ends with them 0, as the upstream README's INIT masking says), a
+    /// 386+ loads IOPL and NT from
     /// the popped word (SDM Vol. 2B POPF, real-address mode: "all non-reserved flags
     /// ... can be modified"). Checked: the CPU's bits 12..14 equal the popped word's
     /// and bit 15 is 0, the 286's bits 12..15 are 0, and everything else matches.
@@ -158,7 +160,7 @@ impl Diff286 {
     pub fn describe(self) -> &'static str {
         match self {
             Diff286::LockPrefix => {
-                "286 executes LOCK on any instruction; 386+ raises #UD (SDM Vol. 2B LOCK)"
+                "286 executes LOCK on any instruction; 386+ raises #UD (SDM Vol. 2A LOCK)"
             }
             Diff286::LongInstruction => {
                 "286 faults on instructions > 10 bytes (#GP, #UD if invalid); 386+ allows 15"
