@@ -166,6 +166,9 @@ pub enum ConformCmd {
         /// Only files whose name starts with this.
         #[arg(long)]
         filter: Option<String>,
+        /// How many mismatches to print in detail.
+        #[arg(long, default_value_t = 20)]
+        details: u64,
     },
 }
 

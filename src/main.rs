@@ -385,16 +385,22 @@ fn conform(which: &ConformCmd) -> Result<i32> {
             }
             vx86::conformance::host::run_generated(&mut cpu, &mut gen, *count, &mut out)
         }
-        ConformCmd::Singlestep { dir, filter } => {
+        ConformCmd::Singlestep {
+            dir,
+            filter,
+            details,
+        } => {
             let p = std::path::Path::new(dir);
             if !p.is_dir() {
                 bail!("{dir}: not a directory of SingleStepTests MOO files");
             }
             let mut cpu = Vx86Real::default();
-            vx86::conformance::singlestep::run_singlestep_dir(
+            vx86::conformance::singlestep::run_singlestep_dir_with(
                 &mut cpu,
                 p,
                 filter.as_deref(),
+                *details,
+                1,
                 &mut out,
             )
         }

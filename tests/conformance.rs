@@ -37,12 +37,12 @@ fn host_differential_compat32_20k_has_no_failures() {
     assert_eq!(s.passed, 20_000);
 }
 
-/// SingleStepTests 80286 files that vx86 passes completely today; a regression in
-/// any of them fails this test. (The full set is run by `vx86 conform singlestep`.)
-const CLEAN: &str = "04,05,0C,0D,14,15,1C,1D,24,25,27,2C,2D,2F,34,35,37,3C,3D,3F,40,41,42,43,44,45,46,47,48,49,4A,4B,4C,4D,4E,4F,70,71,72,73,74,75,76,77,78,79,7A,7B,7C,7D,7E,7F,90,91,92,93,94,95,96,97,98,99,9E,9F,A8,A9,B0,B1,B2,B3,B4,B5,B6,B7,B8,B9,BA,BB,BC,BD,BE,BF,F5,F8,F9,FA,FB,FC,FD";
-
+/// Every SingleStepTests 80286 real-mode file, every test: none may fail. Tests
+/// that differ only by a documented 286-vs-386 difference are counted per rule
+/// (`conformance::diff286`), x87 tests are skipped until the CPU implements them.
+/// Measured: about 10 s in the test profile on the 2-core development machine.
 #[test]
-fn singlestep_80286_clean_files() {
+fn singlestep_80286_all_files_have_no_failures() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/conformance/singlestep/80286/v1_real_mode");
     let dir = std::env::var_os("VX86_SINGLESTEP_DIR")
@@ -57,15 +57,20 @@ fn singlestep_80286_clean_files() {
     }
     let mut cpu = Vx86Real::default();
     let mut out = Vec::new();
-    let s =
-        vx86::conformance::singlestep::run_singlestep_dir(&mut cpu, &dir, Some(CLEAN), &mut out);
+    let s = vx86::conformance::singlestep::run_singlestep_dir(&mut cpu, &dir, None, &mut out);
     let text = String::from_utf8_lossy(&out);
     eprintln!(
-        "singlestep: {} passed, {} failed, {} skipped",
-        s.passed, s.failed, s.skipped
+        "singlestep: {} passed, {} failed, {} 286-vs-386 differences, {} skipped",
+        s.passed, s.failed, s.differences, s.skipped
     );
-    assert!(s.passed > 100_000, "{text}");
+    assert_eq!(
+        s.passed + s.failed + s.differences + s.skipped,
+        615_000,
+        "{text}"
+    );
+    assert!(s.passed > 590_000, "{text}");
     assert_eq!(s.failed, 0, "{text}");
+    assert!(text.ends_with(" passed, 0 failed\n"), "{text}");
 }
 
 /// 50,000 random MMX/SSE/SSE2 instructions (64-bit) and 10,000 in

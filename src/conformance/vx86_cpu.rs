@@ -1,8 +1,9 @@
 //! The vx86 CPU behind the conformance traits: a [`Cpu`] placed directly in
 //! the mode each harness needs (see `cpu::testbed`).
 
-use super::singlestep::{RealModeCpu, RealModeResult, Regs286};
+use super::singlestep::{RealModeCpu, RealModeEvent, RealModeResult, Regs286};
 use super::{FxImage, NativeOutcome, UserModeCpu, UserState, CODE_ADDR};
+use crate::cpu::exception::Source;
 use crate::cpu::state::*;
 use crate::cpu::Cpu;
 
@@ -133,16 +134,37 @@ impl RealModeCpu for Vx86Real {
             }
         }
         self.touched.extend(ram.iter().map(|&(a, _)| a));
-        // Run until a HLT retires (the CPU halts) or the budget runs out.
+        // Run one instruction at a time until a HLT retires (the CPU halts) or the
+        // budget runs out. Faults and INT n are captured first, so the harness
+        // learns which vector was raised where, then delivered as usual.
         let mut bus = crate::cpu::NullBus;
-        let mut steps = 0;
+        let mut events = Vec::new();
         cpu.halted = false;
-        while !cpu.halted && steps < 300 {
+        cpu.no_block_cache = true;
+        cpu.capture_faults = true;
+        for _ in 0..300 {
+            if cpu.halted {
+                break;
+            }
+            cpu.captured = None;
             let t = cpu.icount + 1;
-            cpu.no_block_cache = true;
             cpu.run(&mut bus, t);
-            steps += 1;
+            if let Some(f) = cpu.captured.take() {
+                events.push(RealModeEvent {
+                    vector: f.vector,
+                    cs: cpu.seg[CS].selector,
+                    ip: cpu.rip as u16,
+                });
+                cpu.capture_faults = false;
+                let delivered = cpu.deliver_event(&mut bus, f.vector, Source::Fault(f.error()));
+                cpu.capture_faults = true;
+                if delivered.is_err() {
+                    // Triple fault: the 286 would shut down; nothing more runs.
+                    break;
+                }
+            }
         }
+        cpu.capture_faults = false;
         let g = |i: usize| cpu.gpr[i] as u16;
         let fl = cpu.flags.get() as u16;
         RealModeResult {
@@ -163,7 +185,12 @@ impl RealModeCpu for Vx86Real {
                 flags: fl,
             },
             halted: cpu.halted,
+            events,
         }
+    }
+
+    fn implements(&mut self, bytes: &[u8]) -> bool {
+        crate::cpu::decode::is_implemented(bytes, 16)
     }
 
     fn read_byte(&mut self, addr: u32) -> u8 {

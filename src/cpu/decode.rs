@@ -543,6 +543,19 @@ impl Cpu {
     }
 }
 
+/// Whether vx86 implements the instruction at the start of `bytes` (decoded at
+/// `bitness`): false for undecodable bytes and for forms that would reach
+/// [`exec::system::op_unimplemented`]. The conformance harnesses use it to report
+/// instructions that are not implemented yet apart from wrong results.
+pub fn is_implemented(bytes: &[u8], bitness: u32) -> bool {
+    let ins = decode_one(bytes, bitness, 0);
+    if ins.is_invalid() {
+        return false;
+    }
+    let mut op = make_op(&ins, bytes, bitness);
+    exec::implemented_handler(&ins, &mut op).is_some()
+}
+
 /// Convenience for tests and tools: decode one instruction at the given bitness.
 pub fn decode_one(bytes: &[u8], bitness: u32, ip: u64) -> Instruction {
     Decoder::with_ip(bitness, bytes, ip, DecoderOptions::NONE).decode()

@@ -294,6 +294,70 @@ mod tests {
         assert_eq!(ret, 0x102, "interrupted after NOP, before CLI");
     }
 
+    /// A real-mode CPU at 0000:0100 running `code` with DS = ES = 0x2000.
+    fn real_string_cpu(code: &[u8]) -> Cpu {
+        let mut cpu = Cpu::new_bare(2 << 20);
+        cpu.setup_real(0, 0x100);
+        cpu.mem.ram_mut()[0x100..0x100 + code.len()].copy_from_slice(code);
+        cpu.load_seg_real(DS, 0x2000);
+        cpu.load_seg_real(ES, 0x3000);
+        cpu
+    }
+
+    /// REP MOVSW reaching offset 0xFFFF: the words before it are copied, then
+    /// the word at 0xFFFF (beyond the 64 KiB limit) raises #GP with SI, DI and
+    /// CX as they were for that iteration (SDM Vol. 2B REP; SingleStepTests
+    /// A5 #644 showed the fault raised before any iteration).
+    #[test]
+    fn rep_movsw_faults_at_the_word_crossing_the_segment_limit() {
+        let mut cpu = real_string_cpu(&[0xF3, 0xA5]);
+        for i in 0..0x13 {
+            cpu.mem.ram_mut()[0x2FFED + i] = 0x10 + i as u8;
+        }
+        cpu.gpr[6] = 0xFFED;
+        cpu.gpr[7] = 0x5F89;
+        cpu.gpr[1] = 0x28;
+        let out = cpu.run_snippet(0x102, 100);
+        assert_eq!(out.fault.map(|f| f.vector), Some(13));
+        assert_eq!(cpu.rip, 0x100, "IP at the REP instruction");
+        assert_eq!(
+            (cpu.gpr[1], cpu.gpr[6], cpu.gpr[7]),
+            (0x1F, 0xFFFF, 0x5F9B),
+            "nine words moved"
+        );
+        assert_eq!(
+            &cpu.mem.ram()[0x35F89..0x35F9B],
+            &cpu.mem.ram()[0x2FFED..0x2FFFF].to_vec()[..]
+        );
+        assert_eq!(
+            cpu.mem.ram()[0x35F9B],
+            0,
+            "the faulting word was not stored"
+        );
+    }
+
+    /// REP STOSW up to DI = 0xFFFF: same rule for the bulk store path.
+    #[test]
+    fn rep_stosw_faults_at_the_word_crossing_the_segment_limit() {
+        let mut cpu = real_string_cpu(&[0xF3, 0xAB]);
+        cpu.gpr[0] = 0xBEEF;
+        cpu.gpr[7] = 0xFFF1;
+        cpu.gpr[1] = 100;
+        let out = cpu.run_snippet(0x102, 100);
+        assert_eq!(out.fault.map(|f| f.vector), Some(13));
+        assert_eq!((cpu.gpr[1], cpu.gpr[7]), (93, 0xFFFF), "seven words stored");
+        assert_eq!(&cpu.mem.ram()[0x3FFFD..0x40000], &[0xEF, 0xBE, 0]);
+        // DI = 0xFFFE: the last word fits exactly and the REP completes there.
+        let mut cpu = real_string_cpu(&[0xF3, 0xAB]);
+        cpu.gpr[0] = 0x1234;
+        cpu.gpr[7] = 0xFFF0;
+        cpu.gpr[1] = 8;
+        let out = cpu.run_snippet(0x102, 100);
+        assert_eq!(out.fault, None);
+        assert_eq!((cpu.gpr[1], cpu.gpr[7]), (0, 0));
+        assert_eq!(&cpu.mem.ram()[0x3FFFE..0x40000], &[0x34, 0x12]);
+    }
+
     fn string_cpu(code: &[u8]) -> Cpu {
         let mut cpu = Cpu::new_bare(16 << 20);
         cpu.setup_long(

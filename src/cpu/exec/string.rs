@@ -122,11 +122,16 @@ where
 
 /// How many whole elements of `sz` bytes, starting at offset `off` of an
 /// address space masked by `am`, fit before the end of the 4 KiB page of
-/// `lin` and before the offset wraps: the extent of one bulk step.
+/// `lin` and before the offset wraps: the extent of one bulk step. An element
+/// that would straddle the wrap (a word at offset 0xFFFF) is not whole: the
+/// ordinary iteration takes it, and faults on it if it crosses the limit.
 #[inline(always)]
 fn run_in_page(lin: u64, off: u64, sz: u64, am: u64, n: u64) -> u64 {
     let page_left = (0x1000 - (lin & 0xFFF)) / sz;
-    let wrap_left = (am - off) / sz + 1;
+    // Bytes from `off` to the top of the address space, minus one (no overflow
+    // for a 64-bit space).
+    let room = am - off;
+    let wrap_left = room / sz + (room % sz == sz - 1) as u64;
     n.min(page_left).min(wrap_left)
 }
 
@@ -143,8 +148,12 @@ fn stos_bulk(cpu: &mut Cpu, bus: &mut dyn Bus, sz: u8, am: u64, v: u64, n: u64) 
         return Ok(0);
     }
     // The last element must pass the segment checks too (the range between
-    // is then valid for normal and expand-down segments alike).
-    cpu.seg_lin(ES, di + (k - 1) * sz as u64, sz, true)?;
+    // is then valid for normal and expand-down segments alike). If it does not,
+    // the ordinary iterations run up to the element that faults, so the fault
+    // is raised with the registers of that iteration (SDM Vol. 2B REP).
+    if cpu.seg_lin(ES, di + (k - 1) * sz as u64, sz, true).is_err() {
+        return Ok(0);
+    }
     let Some(p) = cpu.host_write_ptr(bus, lin)? else {
         return Ok(0);
     };
@@ -182,9 +191,14 @@ fn movs_bulk(cpu: &mut Cpu, bus: &mut dyn Bus, seg: usize, sz: u8, am: u64, n: u
     if k < 2 {
         return Ok(0);
     }
+    // As in `stos_bulk`: a limit violation inside the run is left to the
+    // ordinary iterations, which fault at the right element.
     let last = (k - 1) * sz as u64;
-    cpu.seg_lin(seg, si + last, sz, false)?;
-    cpu.seg_lin(ES, di + last, sz, true)?;
+    if cpu.seg_lin(seg, si + last, sz, false).is_err()
+        || cpu.seg_lin(ES, di + last, sz, true).is_err()
+    {
+        return Ok(0);
+    }
     let Some(s) = cpu.host_read_ptr(bus, src)? else {
         return Ok(0);
     };
