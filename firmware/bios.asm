@@ -61,6 +61,7 @@ BDA_BREAK       equ 0x71            ; Ctrl-Break flag
 BDA_RESETFLAG   equ 0x72            ; warm boot flag (0x1234)
 BDA_HDSTATUS    equ 0x74            ; last hard disk operation status
 BDA_NUMHD       equ 0x75            ; number of hard disks
+BDA_HDCONTROL   equ 0x76            ; fixed disk control byte
 BDA_LPTTIMEOUT  equ 0x78            ; parallel timeouts (3 bytes + 1)
 BDA_COMTIMEOUT  equ 0x7C            ; serial timeouts (4 bytes, seconds)
 BDA_KBSTART     equ 0x80            ; keyboard buffer start offset (word)
@@ -453,6 +454,9 @@ post:
 
         mov al, 0x04
         out 0x80, al                    ; POST code 04: video ready
+
+        ; ---- Fixed disks on the two ATA channels ----
+        call ata_detect
 
         ; ---- Option ROMs at C0000-DFFFF (2 KiB steps, 55AA signature) ----
         call option_rom_scan
@@ -1057,12 +1061,15 @@ int10_video:
         je v_read_pixel
         cmp ah, 0x1A
         je v_display_combination
+        cmp ah, 0x4F
+        je v_vbe
 v_done:
         SVC_LEAVE
 
 ; AH=00h set mode. Text modes 0-3 all become 80x25 colour mode 3; bit 7 of
 ; AL keeps the screen contents.
 v_set_mode:
+        call vbe_disable
         mov bl, al
         and al, 0x7F
         cmp al, 0x13
@@ -2066,6 +2073,7 @@ vga_load_font:
         popa
         ret
 
+%include "vbe.inc"
 %include "font8x16.inc"
 
 vga_mode3_misc:
@@ -2116,32 +2124,7 @@ int12_memory:
         pop ds
         iret
 
-; ---------------------------------------------------------------------------
-; INT 13h - disk services. No drives are attached yet: reset of a hard disk
-; succeeds, everything else fails with AH=01h (invalid command) and CF=1.
-; ---------------------------------------------------------------------------
-int13_disk:
-        sti
-        SVC_ENTER
-        test ah, ah
-        jnz .fail
-        test dl, 0x80
-        jz .fail
-        mov byte [bp + R_AH], 0
-        mov byte [BDA_HDSTATUS], 0
-        CLEAR_CF
-        SVC_LEAVE
-.fail:
-        mov byte [bp + R_AH], 0x01
-        test dl, 0x80
-        jz .floppy
-        mov byte [BDA_HDSTATUS], 0x01
-        jmp .set
-.floppy:
-        mov byte [BDA_FDSTATUS], 0x01
-.set:
-        SET_CF
-        SVC_LEAVE
+%include "disk.inc"
 
 ; ---------------------------------------------------------------------------
 ; INT 14h - serial port services (DX = port number; COM1 only)
@@ -2712,11 +2695,12 @@ rtc_set_end:
         pop ax
         ret
 
-; ===========================================================================
-; INT 19h - bootstrap loader: read sector 1 (CHS 0/0/1) of the first hard
-; disk, then of the first diskette, to 0000:7C00 through INT 13h; a sector
-; ending in 55h AAh gets control with DL = drive. Without one (there are no
-; disk services yet), INT 18h shows the vx86 screen and idles.
+;===========================================================================
+; INT 19h - bootstrap loader: read sector 1 (CHS 0/0/1) of each hard disk in
+; turn (80h, 81h, ... as counted at 0040:0075), then of the first diskette,
+; to 0000:7C00 through INT 13h; the first sector ending in 55h AAh gets
+; control with DL = its drive. With no disk at all, INT 18h shows the vx86
+; screen; with disks but no boot sector, the "No bootable device" message.
 ; ===========================================================================
 int19_boot:
         cli
@@ -2727,12 +2711,76 @@ int19_boot:
         mov ds, ax
         mov es, ax
         sti
+        movzx cx, byte [0x400 + BDA_NUMHD]
+        test cx, cx
+        jnz .disks
+        inc cx                          ; none found: 80h may still be an option ROM's
+.disks:
         mov dl, 0x80
+.hd:
+        push cx
+        push dx
         call boot_try
+        pop dx
+        pop cx
+        inc dl
+        loop .hd
         mov dl, 0x00
         call boot_try
+        cmp byte [0x400 + BDA_NUMHD], 0
+        jne no_bootable_device
         int 0x18
         jmp idle_forever
+
+; Disks exist but none holds a boot sector: say so on screen and COM1, then
+; wait for a key (keyboard or COM1) and try again.
+no_bootable_device:
+        mov ax, BDA_SEG
+        mov ds, ax
+        mov ax, 0x0003
+        int 0x10
+        call lb_begin
+        mov si, str_title
+        call lb_str
+        mov dh, ROW_TITLE
+        mov bl, ATTR_TITLE
+        call lb_show
+        call lb_begin
+        mov si, str_noboot
+        call lb_str
+        mov dh, ROW_NODISK - 3
+        mov bl, ATTR_WARN
+        call lb_show
+        call lb_begin
+        mov si, str_noboot2
+        call lb_str
+        mov dh, ROW_NODISK - 2
+        mov bl, ATTR_TEXT
+        call lb_show
+        call lb_begin
+        mov si, str_noboot3
+        call lb_str
+        mov dh, ROW_NODISK
+        mov bl, ATTR_NOTE
+        call lb_show
+.wait:
+        sti
+        hlt
+        mov ah, 0x01
+        int 0x16
+        jnz .key
+        mov dx, COM1_BASE + UART_LSR
+        in al, dx
+        test al, LSR_DR
+        jz .wait
+        mov dx, COM1_BASE
+        in al, dx
+        jmp .retry
+.key:
+        xor ah, ah
+        int 0x16
+.retry:
+        int 0x19
 
 ; Try to boot drive DL; returns only if the drive has no boot sector.
 boot_try:
@@ -3171,6 +3219,12 @@ str_devices:
         db "Devices: 8259 PICs, 8254 PIT, MC146818 RTC, 16550 COM1 3F8h, 8042 keyboard, VGA", 0
 str_nodisk:
         db "No bootable disk found.", 0
+str_noboot:
+        db "No bootable device.", 0
+str_noboot2:
+        db "No disk has a boot sector (the signature 55h AAh at offset 510 is missing).", 0
+str_noboot3:
+        db "Press a key to try again.", 0
 str_hint:
         db "Type to echo characters; the clock below is driven by the PIT.", 0
 str_uptime:

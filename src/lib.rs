@@ -5,10 +5,12 @@
 //! `machine` (the run loop), `boot`, `frontend`, `conformance`.
 
 pub mod block;
+pub mod boot;
 pub mod config;
 pub mod conformance;
 pub mod cpu;
 pub mod devices;
+pub mod frontend;
 pub mod io;
 pub mod machine;
 pub mod memory;

@@ -4,10 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
 use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
+use vx86::frontend;
 use vx86::machine::{Machine, MachineConfig};
-
-/// vx86's own BIOS (firmware/bios.asm), the default guest when nothing else is given.
-const BUILTIN_BIOS: &[u8] = include_bytes!("../firmware/bios.bin");
 
 fn main() {
     let args = config::normalize_args(std::env::args());
@@ -35,6 +33,32 @@ fn open_sink(c: &CharDev) -> Result<Option<Box<dyn Write + Send>>> {
             std::fs::File::create(p).with_context(|| format!("{p}: cannot create"))?,
         )),
     })
+}
+
+/// Which frontend shows the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Display {
+    None,
+    Window,
+}
+
+/// Everything parsed from the command line that the machine thread needs.
+struct Setup {
+    cfg: MachineConfig,
+    drives: Vec<vx86::block::drive_spec::DriveSpec>,
+    snapshot: bool,
+    serial: CharDev,
+    debugcon: CharDev,
+    bios: Option<String>,
+    screenshot: Option<String>,
+    stats: bool,
+    kernel: Option<vx86::boot::KernelBoot>,
+}
+
+/// What the machine thread reports when the run ends.
+struct Outcome {
+    exit: vx86::machine::RunExit,
+    stats_line: Option<String>,
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -69,6 +93,7 @@ fn run(cli: Cli) -> Result<i32> {
     cfg.no_reboot = cli.no_reboot;
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
+    cfg.realtime = cli.realtime;
     let serial = match &cli.serial {
         Some(s) => {
             config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?
@@ -81,17 +106,57 @@ fn run(cli: Cli) -> Result<i32> {
         }
         None => CharDev::None,
     };
-    if let Some(d) = &cli.display {
-        match d.split(',').next().unwrap_or("") {
-            "none" => {}
-            // Refused rather than ignored: the minifb frontend has not landed yet.
-            "window" | "sdl" | "gtk" => bail!("-display {d}: the window frontend is not implemented yet; use -display none (serial on stdio, --screenshot-on-exit for the screen)"),
+    let display = match &cli.display {
+        _ if cli.nographic => Display::None,
+        Some(d) => match d.split(',').next().unwrap_or("") {
+            "none" => Display::None,
+            "window" | "sdl" | "gtk" | "cocoa" => {
+                if !cfg!(feature = "window") {
+                    bail!("-display {d}: this vx86 was built without the window frontend (feature \"window\")");
+                }
+                Display::Window
+            }
             _ => return Err(config::ConfigError::BadDisplay(d.clone()).into()),
+        },
+        // QEMU opens a window by default; so does vx86 when there is a display.
+        None if cfg!(feature = "window") && host_has_display() => Display::Window,
+        None => Display::None,
+    };
+    let kernel = match &cli.kernel {
+        Some(path) => {
+            let mut opts = vx86::boot::BootOptions {
+                host_decompress: !cli.no_host_decompress,
+                ..Default::default()
+            };
+            if let Some(e) = &cli.boot_entry {
+                opts.entry = e.parse().map_err(config::ConfigError::BadBootEntry)?;
+            }
+            if let Some(fb) = &cli.boot_fb {
+                let (width, height) = config::parse_boot_fb(fb)?;
+                opts.console = vx86::boot::Console::Framebuffer { width, height };
+            }
+            Some(vx86::boot::read_files(
+                path,
+                cli.initrd.as_deref(),
+                cli.append.as_deref(),
+                opts,
+            )?)
         }
-    }
-    if cli.kernel.is_some() {
-        bail!("-kernel: direct kernel boot is not implemented yet");
-    }
+        None => {
+            for (given, name) in [
+                (cli.initrd.is_some(), "-initrd"),
+                (cli.append.is_some(), "-append"),
+                (cli.boot_entry.is_some(), "--boot-entry"),
+                (cli.boot_fb.is_some(), "--boot-fb"),
+                (cli.no_host_decompress, "--no-host-decompress"),
+            ] {
+                if given {
+                    return Err(config::ConfigError::NeedsKernel(name).into());
+                }
+            }
+            None
+        }
+    };
     let mut drives = Vec::new();
     for d in &cli.drive {
         drives.push(
@@ -107,62 +172,82 @@ fn run(cli: Cli) -> Result<i32> {
             );
         }
     }
-    let mut m = Machine::new(cfg)?;
-    let mut next_index = 0u8;
-    for mut spec in drives {
-        if cli.snapshot {
-            spec.snapshot = true;
+    let setup = Setup {
+        cfg,
+        drives,
+        snapshot: cli.snapshot,
+        serial: serial.clone(),
+        debugcon,
+        bios: cli.bios.clone(),
+        screenshot: cli.screenshot_on_exit.clone(),
+        stats: cli.stats,
+        kernel,
+    };
+
+    let ch = frontend::channels(display == Display::Window);
+    // COM1 on an interactive terminal: raw mode and QEMU's Ctrl-a escapes.
+    let raw = if serial == CharDev::Stdio {
+        frontend::stdio::RawTerminal::enable()
+    } else {
+        frontend::stdio::RawTerminal::disabled()
+    };
+    if serial == CharDev::Stdio {
+        frontend::stdio::spawn_stdin_reader(ch.input_tx.clone(), raw.is_raw());
+    }
+    frontend::install_signal_handlers();
+
+    // The machine lives on its own thread (its block cache is not Send, so it
+    // is built there); setup errors come back before any window opens.
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let link = ch.link.clone();
+    let machine = std::thread::Builder::new()
+        .name("vx86-machine".into())
+        .stack_size(16 << 20)
+        .spawn(move || -> Option<Outcome> {
+            let mut setup = setup;
+            let mut m = match build_machine(setup.cfg.clone(), &mut setup) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{e:#}")));
+                    return None;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            m.host = link;
+            Some(run_machine(m, &setup))
+        })
+        .context("cannot start the machine thread")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = machine.join();
+            drop(raw);
+            bail!("{e}");
         }
-        let index = spec.index.unwrap_or_else(|| {
-            let i = next_index;
-            next_index += 1;
-            i
-        });
-        let dev = vx86::block::open_drive(&spec)?;
-        let ch = (index / 2) as usize;
-        m.plat
-            .ata
-            .get_mut(ch)
-            .ok_or_else(|| anyhow::anyhow!("-drive index={index}: only 4 IDE drives exist"))?
-            .attach((index % 2) as usize, dev)
-            .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+        Err(_) => bail!("the machine thread ended during setup"),
     }
-    m.sinks.serial = open_sink(&serial)?;
-    m.sinks.debugcon = open_sink(&debugcon)?;
-    match &cli.bios {
-        Some(path) => {
-            let img =
-                std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
-            m.cpu.mem.load_bios(path, &img)?;
+
+    #[cfg(feature = "window")]
+    if display == Display::Window {
+        if let Some(rx) = ch.display_rx.clone() {
+            if let Err(e) = frontend::window::run("vx86", ch.input_tx.clone(), rx) {
+                let _ = ch.input_tx.send(frontend::HostInput::Quit);
+                let _ = machine.join();
+                drop(raw);
+                bail!("-display window: cannot open the window: {e}");
+            }
+            // Window closed: the machine has been asked to quit.
         }
-        None => m.cpu.mem.load_bios("built-in firmware", BUILTIN_BIOS)?,
     }
-    let start = std::time::Instant::now();
-    let exit = m.run();
-    let secs = start.elapsed().as_secs_f64();
-    if let Some(path) = &cli.screenshot_on_exit {
-        let mut frame = vx86::devices::vga::Frame::default();
-        let now = m.plat.clock.now(m.cpu.icount);
-        m.plat.vga.render(&mut frame, now);
-        vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path))?;
+    let outcome = machine.join();
+    drop(raw);
+    let Ok(Some(outcome)) = outcome else {
+        bail!("the machine thread failed");
+    };
+    if let Some(line) = &outcome.stats_line {
+        eprintln!("{line}");
     }
-    if let Err(e) = m.flush_disks() {
-        eprintln!("vx86: flushing disk images failed: {e}");
-    }
-    if cli.stats {
-        let retired = m.cpu.icount - m.idle_insns;
-        let s = &m.cpu.stats;
-        eprintln!(
-            "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
-            retired,
-            secs,
-            retired as f64 / secs / 1e6,
-            s.blocks_run,
-            s.blocks_decoded,
-            s.tlb_misses,
-            s.smc_invalidations
-        );
-    }
+    let exit = outcome.exit;
     if !matches!(
         exit,
         vx86::machine::RunExit::DebugExit(_)
@@ -172,6 +257,97 @@ fn run(cli: Cli) -> Result<i32> {
         eprintln!("vx86: {}", exit.describe());
     }
     Ok(exit.status())
+}
+
+/// True when a window can open (on Linux/BSD: an X11 or Wayland display).
+fn host_has_display() -> bool {
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        return true;
+    }
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
+/// Builds the machine: memory, disks, firmware, output sinks.
+fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
+    let mut m = Machine::new(cfg)?;
+    // Nothing to boot named (no -bios, no disk, no -kernel): the built-in
+    // default guest, vx86's BIOS booting its own boot disk as drive 80h.
+    if setup.bios.is_none() && setup.drives.is_empty() && setup.kernel.is_none() {
+        vx86::boot::builtin::attach_boot_disk(&mut m)
+            .map_err(|e| anyhow::anyhow!("built-in boot disk: {e}"))?;
+    }
+    let mut next_index = 0u8;
+    for spec in &setup.drives {
+        let mut spec = spec.clone();
+        if setup.snapshot {
+            spec.snapshot = true;
+        }
+        let index = spec.index.unwrap_or_else(|| {
+            let i = next_index;
+            next_index += 1;
+            i
+        });
+        if index > vx86::block::drive_spec::MAX_DRIVE_INDEX {
+            bail!("-drive index={index}: only 4 IDE drives exist");
+        }
+        let dev = vx86::block::open_drive(&spec)?;
+        m.attach_drive(index, dev)
+            .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+    }
+    m.sinks.serial = open_sink(&setup.serial)?;
+    m.sinks.debugcon = open_sink(&setup.debugcon)?;
+    match &setup.bios {
+        Some(path) => {
+            let img =
+                std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
+            m.cpu.mem.load_bios(path, &img)?;
+        }
+        None => vx86::boot::builtin::load_bios(&mut m)?,
+    }
+    if let Some(k) = setup.kernel.take() {
+        // After the BIOS image: the memory map reserves what it occupies.
+        let booted = m.boot_kernel(k)?;
+        if setup.stats {
+            eprintln!("vx86: -kernel: {}", booted.describe());
+        }
+    }
+    Ok(m)
+}
+
+/// Runs the machine to the end, then saves the screenshot, flushes disks and
+/// collects the statistics.
+fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
+    let start = std::time::Instant::now();
+    let exit = m.run();
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(path) = &setup.screenshot {
+        let mut frame = vx86::devices::vga::Frame::default();
+        let now = m.plat.clock.now(m.cpu.icount);
+        m.plat.vga.invalidate();
+        m.plat.vga.render(&mut frame, now);
+        if let Err(e) = vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path)) {
+            eprintln!("vx86: {e}");
+        }
+    }
+    if let Err(e) = m.flush_disks() {
+        eprintln!("vx86: flushing disk images failed: {e}");
+    }
+    let stats_line = setup.stats.then(|| {
+        let retired = m.cpu.icount - m.idle_insns;
+        let s = &m.cpu.stats;
+        format!(
+            "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
+            retired,
+            secs,
+            retired as f64 / secs / 1e6,
+            s.blocks_run,
+            s.blocks_decoded,
+            s.tlb_misses,
+            s.smc_invalidations
+        )
+    });
+    Outcome { exit, stats_line }
 }
 
 fn conform(which: &ConformCmd) -> Result<i32> {

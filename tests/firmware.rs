@@ -1,7 +1,9 @@
 //! The vx86 BIOS (`firmware/bios.bin`, built from `firmware/bios.asm`):
 //! the committed image matches its source, and booting it in the machine
-//! produces the banner on COM1, a running PIT-driven tick count, a filled-in
-//! BIOS Data Area and working INT services.
+//! without any disk produces the vx86 screen (banner on COM1, a running
+//! PIT-driven tick count), a filled-in BIOS Data Area and working INT
+//! services. The disk services and the built-in boot disk (the default guest)
+//! are tested in `tests/bios_disk.rs`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,33 @@ fn committed_image_matches_source() {
     assert!(
         fresh == BIOS,
         "firmware/bios.bin is stale: run firmware/build.sh and commit the result"
+    );
+}
+
+/// The built-in boot disk (`firmware/bootdisk.img`) matches `bootdisk.asm`.
+#[test]
+fn committed_boot_disk_matches_source() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !nasm_available() {
+        eprintln!("SKIPPED firmware::committed_boot_disk_matches_source: nasm not installed, cannot rebuild firmware/bootdisk.asm");
+        return;
+    }
+    let out: PathBuf =
+        std::env::temp_dir().join(format!("vx86-bootdisk-{}.img", std::process::id()));
+    let status = std::process::Command::new("nasm")
+        .args(["-f", "bin", "-o"])
+        .arg(&out)
+        .arg(root.join("firmware/bootdisk.asm"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "nasm failed on firmware/bootdisk.asm");
+    let fresh = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(fresh.len() % 512, 0, "whole sectors");
+    assert_eq!(&fresh[510..512], &[0x55, 0xAA], "boot signature");
+    assert!(
+        fresh == vx86::boot::builtin::BOOT_DISK,
+        "firmware/bootdisk.img is stale: run firmware/build.sh and commit the result"
     );
 }
 

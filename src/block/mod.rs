@@ -7,6 +7,7 @@
 //! option ([`DriveSpec`]) into a ready backend.
 
 pub mod drive_spec;
+pub mod mem;
 pub mod overlay;
 pub mod raw;
 
@@ -14,6 +15,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use drive_spec::{CacheMode, DriveSpec, DriveSpecError};
+pub use mem::MemImage;
 pub use overlay::Overlay;
 pub use raw::RawImage;
 

@@ -275,6 +275,11 @@ impl Drive {
         // Word 2 C837h: no SET FEATURES spin-up needed, IDENTIFY response complete.
         id[2] = 0xC837;
         id[3] = self.default_geometry.heads;
+        // Words 4-5 (retired since ATA-2; ATA-1 X3.221 "unformatted bytes per
+        // track / per sector"): still filled by drives and by QEMU, and the
+        // Bochs BIOS takes its PIO block size from word 5.
+        id[4] = (SECTOR_SIZE as u16).wrapping_mul(self.default_geometry.sectors);
+        id[5] = SECTOR_SIZE as u16;
         id[6] = self.default_geometry.sectors;
         put_ata_string(&mut id[10..20], &self.serial);
         put_ata_string(&mut id[23..27], env!("CARGO_PKG_VERSION"));
@@ -403,6 +408,15 @@ impl AtaChannel {
         }
         *slot = Some(Drive::new(backend, format!("VX86-{base:03X}-{index}")));
         Ok(())
+    }
+
+    /// The default CHS geometry (IDENTIFY words 1, 3, 6) of drive `index`, if
+    /// attached: what a BIOS setup records for it in CMOS.
+    pub fn default_geometry(&self, index: usize) -> Option<(u16, u16, u16)> {
+        self.drives.get(index).and_then(Option::as_ref).map(|d| {
+            let g = d.default_geometry;
+            (g.cylinders, g.heads, g.sectors)
+        })
     }
 
     /// The INTRQ line: the selected device's pending interrupt, unless the
@@ -1284,6 +1298,11 @@ mod tests {
         assert_eq!(id[1], (1_000_000 / (16 * 63)) as u16);
         assert_eq!((id[3], id[6]), (16, 63));
         assert_eq!((id[54], id[55], id[56]), (id[1], 16, 63));
+        assert_eq!(
+            (id[4], id[5]),
+            (512 * 63, 512),
+            "ATA-1 bytes per track / sector"
+        );
         assert_eq!(ata_string(&id[27..47]), "vx86 HARDDISK");
         assert_eq!(ata_string(&id[10..20]), "VX86-1F0-0");
         assert_eq!(id[47], 0x8000 | u16::from(MAX_MULTIPLE));

@@ -60,6 +60,30 @@ pub const CMOS_MEM_ABOVE_16M_LO: u8 = 0x34;
 pub const CMOS_MEM_ABOVE_16M_HI: u8 = 0x35;
 /// Memory above 4 GiB in 64 KiB units (bits 0-7, 8-15, 16-23).
 pub const CMOS_MEM_ABOVE_4G: u8 = 0x5B;
+/// PC/AT: hard disk types, drive 0 in bits 7-4 and drive 1 in bits 3-0; 0Fh
+/// means "extended type in 19h/1Ah".
+pub const CMOS_HD_TYPES: u8 = 0x12;
+/// Extended hard disk types of drives 0 and 1; 47 = user-defined geometry.
+pub const CMOS_HD0_EXT_TYPE: u8 = 0x19;
+pub const CMOS_HD1_EXT_TYPE: u8 = 0x1A;
+/// User-defined geometry of drives 0 and 1 (9 bytes each: cylinders, heads,
+/// write precompensation, control byte, landing zone, sectors per track).
+pub const CMOS_HD0_PARAMS: u8 = 0x1B;
+pub const CMOS_HD1_PARAMS: u8 = 0x24;
+/// Bochs/QEMU convention: boot device 3 (bits 7-4) and "skip the floppy boot
+/// signature check" (bit 0).
+pub const CMOS_BOOT_ORDER_3: u8 = 0x38;
+/// Bochs/QEMU convention: CHS translation of the four ATA drives, 2 bits each
+/// (0 none, 1 LBA, 2 large, 3 r-echs).
+pub const CMOS_ATA_TRANSLATION: u8 = 0x39;
+/// Bochs/QEMU convention: boot devices 2 (bits 7-4) and 1 (bits 3-0).
+pub const CMOS_BOOT_ORDER_12: u8 = 0x3D;
+/// Boot device codes of the Bochs/QEMU boot order bytes.
+pub const BOOT_FLOPPY: u8 = 1;
+pub const BOOT_HARD_DISK: u8 = 2;
+pub const BOOT_CDROM: u8 = 3;
+/// User-defined hard disk type (IBM AT type table extension).
+const HD_TYPE_USER: u8 = 47;
 
 /// Register A UIP: an update cycle is in progress or will start within 244 us.
 const REG_A_UIP: u8 = 0b1000_0000;
@@ -301,6 +325,60 @@ impl Rtc {
         let above_4g_units = (above_4g / (64 * KIB)).min(0xFF_FFFF);
         for (i, byte) in above_4g_units.to_le_bytes().iter().take(3).enumerate() {
             self.cmos[usize::from(CMOS_MEM_ABOVE_4G) + i] = *byte;
+        }
+        self.update_checksum();
+    }
+
+    /// The boot order firmware in the Bochs/QEMU tradition reads (CMOS 3Dh,
+    /// 38h): `first`, `second`, `third` from [`BOOT_FLOPPY`], [`BOOT_HARD_DISK`],
+    /// [`BOOT_CDROM`] (0 = none).
+    pub fn set_boot_order(&mut self, first: u8, second: u8, third: u8) {
+        self.cmos[usize::from(CMOS_BOOT_ORDER_12)] = (second & 0x0F) << 4 | (first & 0x0F);
+        let keep = self.cmos[usize::from(CMOS_BOOT_ORDER_3)] & 0x0F;
+        self.cmos[usize::from(CMOS_BOOT_ORDER_3)] = (third & 0x0F) << 4 | keep;
+    }
+
+    /// Describe ATA drive `index` (0-3: primary master, primary slave,
+    /// secondary master, secondary slave) with its default CHS geometry, as a
+    /// PC BIOS setup stores it: the type bytes and the user-defined geometry
+    /// for drives 0 and 1, and the LBA translation flag when the drive has more
+    /// than 1024 cylinders. `None` clears the drive.
+    pub fn set_hard_disk(&mut self, index: u8, geometry: Option<(u16, u16, u16)>) {
+        let shift = 2 * (index & 3);
+        let big = geometry.is_some_and(|(c, _, _)| c > 1024);
+        let t = &mut self.cmos[usize::from(CMOS_ATA_TRANSLATION)];
+        *t = (*t & !(0b11 << shift)) | (u8::from(big) << shift);
+        if index < 2 {
+            let nibble_shift = if index == 0 { 4 } else { 0 };
+            let types = &mut self.cmos[usize::from(CMOS_HD_TYPES)];
+            *types &= !(0x0F << nibble_shift);
+            let (ext, params) = if index == 0 {
+                (CMOS_HD0_EXT_TYPE, CMOS_HD0_PARAMS)
+            } else {
+                (CMOS_HD1_EXT_TYPE, CMOS_HD1_PARAMS)
+            };
+            let mut block = [0u8; 9];
+            if let Some((cylinders, heads, sectors)) = geometry {
+                *types |= 0x0F << nibble_shift;
+                let [c_lo, c_hi] = cylinders.to_le_bytes();
+                // cylinders, heads, precompensation FFFFh (none), control
+                // (C0h: no retries; bit 3 for more than 8 heads), landing
+                // zone = cylinders, sectors per track.
+                block = [
+                    c_lo,
+                    c_hi,
+                    heads.min(255) as u8,
+                    0xFF,
+                    0xFF,
+                    0xC0 | if heads > 8 { 0x08 } else { 0 },
+                    c_lo,
+                    c_hi,
+                    sectors.min(255) as u8,
+                ];
+            }
+            self.cmos[usize::from(ext)] = if geometry.is_some() { HD_TYPE_USER } else { 0 };
+            let at = usize::from(params);
+            self.cmos[at..at + 9].copy_from_slice(&block);
         }
         self.update_checksum();
     }
@@ -1002,6 +1080,36 @@ mod tests {
             [0x00, 0x80, 0x00]
         );
         assert!(checksum_ok(&rtc));
+    }
+
+    #[test]
+    fn boot_order_and_hard_disk_fields_follow_the_at_layout() {
+        let mut rtc = Rtc::new(0);
+        rtc.set_boot_order(BOOT_HARD_DISK, BOOT_FLOPPY, BOOT_CDROM);
+        assert_eq!(rtc.cmos_read_raw(CMOS_BOOT_ORDER_12), 0x12);
+        assert_eq!(rtc.cmos_read_raw(CMOS_BOOT_ORDER_3) & 0xF0, 0x30);
+        rtc.set_hard_disk(0, Some((130, 16, 63)));
+        rtc.set_hard_disk(3, Some((16383, 16, 63)));
+        assert_eq!(rtc.cmos_read_raw(CMOS_HD_TYPES), 0xF0);
+        assert_eq!(rtc.cmos_read_raw(CMOS_HD0_EXT_TYPE), 47);
+        let p: Vec<u8> = (0..9)
+            .map(|i| rtc.cmos_read_raw(CMOS_HD0_PARAMS + i))
+            .collect();
+        assert_eq!(p, [130, 0, 16, 0xFF, 0xFF, 0xC8, 130, 0, 63]);
+        assert_eq!(
+            rtc.cmos_read_raw(CMOS_ATA_TRANSLATION),
+            0b01_00_00_00,
+            "drive 3 (> 1024 cylinders) uses LBA translation"
+        );
+        let sum: u16 = (0x10..=0x2D).map(|i| u16::from(rtc.cmos_read_raw(i))).sum();
+        let stored = u16::from_be_bytes([
+            rtc.cmos_read_raw(CMOS_CHECKSUM_HI),
+            rtc.cmos_read_raw(CMOS_CHECKSUM_LO),
+        ]);
+        assert_eq!(sum, stored, "checksum covers the disk fields");
+        rtc.set_hard_disk(0, None);
+        assert_eq!(rtc.cmos_read_raw(CMOS_HD_TYPES), 0);
+        assert_eq!(rtc.cmos_read_raw(CMOS_HD0_EXT_TYPE), 0);
     }
 
     #[test]

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Fetches the third-party firmware payloads vx86's integration tests boot
+# (tests/payloads.rs) from Debian's own packages, and builds the extlinux disk.
+#
+#   scripts/fetch-firmware-payloads.sh
+#
+# Everything lands under $VX86_GUEST_CACHE (default: ./guest-cache, git-ignored);
+# a second run reuses what exists. Outputs, in $VX86_GUEST_CACHE/payloads/:
+#   seabios.bin          SeaBIOS (package seabios, /usr/share/seabios/bios.bin)
+#   BIOS-bochs-legacy    the Bochs legacy BIOS (package bochsbios), 64 KiB
+#   extlinux.img         raw disk: MBR (syslinux-common mbr.bin), one bootable
+#                        ext2 partition with extlinux, syslinux.cfg (SERIAL 0
+#                        115200, a SAY marker) and Debian's stock kernel
+#                        (linux-image-amd64's versioned package) with
+#                        console=ttyS0
+#
+# Packages come from `apt-get download` (the machine's own apt sources; no
+# mirror is named here) and are unpacked with `dpkg-deb -x`: nothing is
+# installed on the host. extlinux installs into a mounted filesystem, so the
+# disk is built through a loop mount (root); without one the script falls back
+# to a FAT partition and the mtools-based installer of the same SYSLINUX core
+# (package syslinux, with mtools unpacked beside it).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${VX86_GUEST_CACHE:-$here/../guest-cache}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+debs=$cache/debs
+out=$cache/payloads
+mkdir -p "$debs" "$out"
+
+log() { echo "fetch-firmware-payloads: $*" >&2; }
+die() { echo "fetch-firmware-payloads: error: $*" >&2; exit 1; }
+
+for tool in apt-get apt-cache dpkg-deb dd; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+
+# Downloads a package (by name) into the cache once; prints the .deb path.
+fetch() {
+    local pkg=$1 f
+    f=$(ls "$debs"/"${pkg}"_*.deb 2>/dev/null | head -n 1 || true)
+    if [ -z "$f" ]; then
+        (cd "$debs" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed (apt-get update?)"
+        f=$(ls "$debs"/"${pkg}"_*.deb | head -n 1)
+    fi
+    echo "$f"
+}
+
+# Unpacks a package once into $cache/pkg/NAME; prints the directory.
+unpack() {
+    local pkg=$1 dir=$cache/pkg/$1
+    if [ ! -e "$dir/.done" ]; then
+        rm -rf "$dir" && mkdir -p "$dir"
+        dpkg-deb -x "$(fetch "$pkg")" "$dir"
+        touch "$dir/.done"
+    fi
+    echo "$dir"
+}
+
+# ---- SeaBIOS and the Bochs legacy BIOS ----
+cp "$(unpack seabios)/usr/share/seabios/bios.bin" "$out/seabios.bin"
+cp "$(unpack bochsbios)/usr/share/bochs/BIOS-bochs-legacy" "$out/BIOS-bochs-legacy"
+log "seabios.bin $(wc -c < "$out/seabios.bin") bytes, BIOS-bochs-legacy $(wc -c < "$out/BIOS-bochs-legacy") bytes"
+
+# ---- Debian's kernel (shared with scripts/build-guest.sh's cache layout) ----
+kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[ -n "$kernel_pkg" ] || die "cannot resolve linux-image-amd64's kernel package (apt-get update?)"
+kver=${kernel_pkg#linux-image-}
+kroot=$cache/kernel-$kver
+if [ ! -f "$kroot/boot/vmlinuz-$kver" ]; then
+    log "extracting $kernel_pkg"
+    rm -rf "$kroot.tmp" && mkdir -p "$kroot.tmp"
+    dpkg-deb -x "$(fetch "$kernel_pkg")" "$kroot.tmp"
+    rm -rf "$kroot" && mv "$kroot.tmp" "$kroot"
+fi
+vmlinuz=$kroot/boot/vmlinuz-$kver
+
+# ---- The extlinux disk ----
+img=$out/extlinux.img
+stamp="$kver extlinux-v4"
+if [ -f "$img" ] && [ "$(cat "$out/extlinux.stamp" 2>/dev/null)" = "$stamp" ]; then
+    log "extlinux.img up to date"
+    exit 0
+fi
+common=$(unpack syslinux-common)
+mbr=$common/usr/lib/syslinux/mbr/mbr.bin
+[ -f "$mbr" ] || die "syslinux-common has no mbr.bin"
+
+# Disk: 64 MiB, one partition from 1 MiB (LBA 2048) to the end.
+disk_mib=64
+part_start=2048
+part_sectors=$(( disk_mib * 2048 - part_start ))
+rm -f "$img.tmp"
+dd if=/dev/zero of="$img.tmp" bs=1M count=0 seek=$disk_mib status=none
+
+# SYSLINUX prints SAY while it parses the file, before SERIAL takes effect: the
+# marker reaches the VGA text screen; its banner and "Loading /vmlinuz... ok"
+# reach COM1.
+cfg() {
+    cat <<EOF
+SERIAL 0 115200
+SAY vx86-extlinux-marker: syslinux.cfg read
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  LINUX /vmlinuz
+  APPEND console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1
+EOF
+}
+
+# Little-endian 32-bit value as printf escapes.
+le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+
+# MBR boot code + one active partition entry of type $1 + 55AA.
+write_mbr() {
+    dd if="$mbr" of="$img.tmp" conv=notrunc status=none
+    # Entry 0: active, CHS fields FE FF FF (use LBA), type, LBA start, length.
+    printf "\\x80\\xfe\\xff\\xff\\x$1\\xfe\\xff\\xff$(le32 $part_start)$(le32 $part_sectors)" |
+        dd of="$img.tmp" bs=1 seek=446 conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$img.tmp" bs=1 seek=510 conv=notrunc status=none
+}
+
+part=$out/part.tmp
+rm -f "$part"
+dd if=/dev/zero of="$part" bs=512 count=0 seek=$part_sectors status=none
+built=
+mnt=$(mktemp -d)
+if command -v mkfs.ext2 >/dev/null && mkfs.ext2 -q -F -L vx86boot "$part" \
+    && mount -o loop "$part" "$mnt" 2>/dev/null; then
+    ext=$(unpack extlinux)
+    trap 'umount "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true' EXIT
+    mkdir -p "$mnt/boot/syslinux"
+    cp "$vmlinuz" "$mnt/vmlinuz"
+    cfg > "$mnt/boot/syslinux/syslinux.cfg"
+    "$ext/usr/bin/extlinux" --install "$mnt/boot/syslinux" >&2
+    sync
+    umount "$mnt"
+    trap - EXIT
+    write_mbr 83
+    built=extlinux
+else
+    log "no loop mount: building a FAT partition with syslinux (mtools) instead"
+    mt=$(unpack mtools)
+    sl=$(unpack syslinux)
+    export PATH="$mt/usr/bin:$PATH"
+    export MTOOLS_SKIP_CHECK=1
+    rm -f "$part" && dd if=/dev/zero of="$part" bs=512 count=0 seek=$part_sectors status=none
+    mformat -i "$part" -v VX86BOOT -F ::
+    mmd -i "$part" ::/boot ::/boot/syslinux
+    mcopy -i "$part" "$vmlinuz" ::/vmlinuz
+    cfg > "$out/syslinux.cfg.tmp"
+    mcopy -i "$part" "$out/syslinux.cfg.tmp" ::/boot/syslinux/syslinux.cfg
+    rm -f "$out/syslinux.cfg.tmp"
+    "$sl/usr/bin/syslinux" --install --directory /boot/syslinux "$part" >&2
+    write_mbr 0c
+    built=syslinux-fat
+fi
+rmdir "$mnt" 2>/dev/null || true
+dd if="$part" of="$img.tmp" bs=512 seek=$part_start conv=notrunc status=none
+rm -f "$part"
+mv "$img.tmp" "$img"
+echo "$stamp" > "$out/extlinux.stamp"
+echo "$built" > "$out/extlinux.installer"
+log "extlinux.img built ($built, kernel $kver)"

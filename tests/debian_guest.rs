@@ -1,0 +1,168 @@
+//! The mission end to end: Debian's stock amd64 kernel boots in vx86 and runs
+//! containers (issue "a stock Debian amd64 VM running containers inside vx86").
+//!
+//! The guests come from `scripts/build-guest.sh` (Debian packages, cached under
+//! `$VX86_GUEST_CACHE`, default `./guest-cache`); `.ci/run` builds them. When
+//! they are absent these tests say so and skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn guest_dir() -> PathBuf {
+    let base = std::env::var_os("VX86_GUEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-cache"));
+    base.join("out")
+}
+
+/// Runs vx86 with `args`, streaming COM1 (stdout) until it exits or `limit`
+/// passes; returns the exit status (None on timeout) and the serial log.
+fn run_guest(args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vx86"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vx86");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            let _ = tx2.send(format!("[stderr] {}", String::from_utf8_lossy(&line)));
+        }
+    });
+    let start = Instant::now();
+    let mut log = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                eprintln!("{:7.1}s | {line}", start.elapsed().as_secs_f64());
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, log);
+        }
+    }
+    let status = child.wait().expect("wait vx86");
+    (status.code(), log)
+}
+
+/// Asserts that `markers` appear in `log` in this order.
+fn assert_in_order(log: &str, markers: &[&str]) {
+    let mut at = 0;
+    for m in markers {
+        match log[at..].find(m) {
+            Some(i) => at += i + m.len(),
+            None => panic!("marker {m:?} missing (or out of order) in the serial log:\n{log}"),
+        }
+    }
+}
+
+fn need(files: &[&str]) -> Option<PathBuf> {
+    let dir = guest_dir();
+    for f in files {
+        if !dir.join(f).exists() {
+            eprintln!(
+                "SKIP: {} not found; build the guests with scripts/build-guest.sh",
+                dir.join(f).display()
+            );
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// Minutes a guest may take before the test gives up (debug builds are slower).
+const LIMIT: Duration = Duration::from_secs(40 * 60);
+
+#[test]
+fn initramfs_guest_runs_a_container_with_cgroup_limits() {
+    let Some(dir) = need(&["vmlinuz", "initramfs-ctr.cpio.gz"]) else {
+        return;
+    };
+    let k = dir.join("vmlinuz");
+    let i = dir.join("initramfs-ctr.cpio.gz");
+    let (status, log) = run_guest(
+        &[
+            "-m",
+            "512M",
+            "-kernel",
+            k.to_str().unwrap(),
+            "-initrd",
+            i.to_str().unwrap(),
+            "-append",
+            "console=ttyS0 panic=-1",
+            "-nographic",
+            "-no-reboot",
+        ],
+        LIMIT,
+    );
+    assert_in_order(
+        &log,
+        &[
+            "GUEST-BOOT-OK",
+            "CONTAINER-OK hostname=vx86-ctr pid=1",
+            "fork rejected by pids controller",
+            "PIDS-LIMIT-OK fork refused",
+            "container exited with status 0",
+            "GUEST-DONE",
+        ],
+    );
+    assert_eq!(status, Some(0), "vx86 exit status\n{log}");
+}
+
+#[test]
+fn disk_guest_runs_an_oci_container_with_crun() {
+    let Some(dir) = need(&["vmlinuz", "initramfs-disk.cpio.gz", "disk.img"]) else {
+        return;
+    };
+    let k = dir.join("vmlinuz");
+    let i = dir.join("initramfs-disk.cpio.gz");
+    let drive = format!("file={},format=raw", dir.join("disk.img").display());
+    let (status, log) = run_guest(
+        &[
+            "-m",
+            "512M",
+            "-kernel",
+            k.to_str().unwrap(),
+            "-initrd",
+            i.to_str().unwrap(),
+            "-append",
+            "console=ttyS0 panic=-1",
+            "-drive",
+            &drive,
+            "-snapshot",
+            "-nographic",
+            "-no-reboot",
+        ],
+        LIMIT,
+    );
+    assert_in_order(
+        &log,
+        &[
+            "DISK-ROOT-OK",
+            "DEBIAN-ROOTFS-OK",
+            "OCI-CONTAINER-OK hostname=vx86-oci",
+            "crun exited with status 0",
+            "GUEST-DONE",
+        ],
+    );
+    assert_eq!(status, Some(0), "vx86 exit status\n{log}");
+}

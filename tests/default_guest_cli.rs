@@ -1,0 +1,53 @@
+//! `vx86` with nothing to boot named runs the built-in default guest: the
+//! BIOS boots the embedded boot disk, whose banner and clock reach stdout
+//! (COM1) and whose screen `--screenshot-on-exit` renders.
+
+use std::process::Command;
+
+#[test]
+fn no_arguments_boot_the_builtin_disk() {
+    let png = std::env::temp_dir().join(format!("vx86-default-{}.png", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_vx86"))
+        .args([
+            "-display",
+            "none",
+            "--max-insns",
+            "1500000000",
+            "--screenshot-on-exit",
+        ])
+        .arg(&png)
+        .output()
+        .expect("run vx86");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains(" vx86 boot disk  -  the built-in default guest\r\n"),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("Booted from drive 80h"), "{stdout:?}");
+    assert!(stdout.contains("uptime 1 s  RTC 00:00:01"), "{stdout:?}");
+    let meta = std::fs::metadata(&png).expect("screenshot written");
+    assert!(meta.len() > 1000, "screenshot of the text screen");
+    let _ = std::fs::remove_file(&png);
+}
+
+#[test]
+fn a_bios_without_a_disk_gets_no_builtin_disk() {
+    // -bios names the firmware: the built-in disk is not added, so vx86's own
+    // BIOS shows its no-disk screen.
+    let bios = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/bios.bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_vx86"))
+        .args([
+            "-bios",
+            bios,
+            "-display",
+            "none",
+            "--max-insns",
+            "500000000",
+        ])
+        .output()
+        .expect("run vx86");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("No bootable disk found."), "{stdout:?}");
+    assert!(!stdout.contains("vx86 boot disk"), "{stdout:?}");
+}
