@@ -532,6 +532,15 @@ fn run_random(
         if let Some(v) = fault {
             d.push(format!("vx86 raised vector {v}"));
         }
+        if approx && d.is_empty() && h.img[32..160] == e.img[32..160] {
+            *stats.entry("(bit-exact results)".to_string()).or_default() = {
+                let (a, _) = stats
+                    .get("(bit-exact results)")
+                    .copied()
+                    .unwrap_or_default();
+                (a + 1, 0)
+            };
+        }
         let key = format!("{:?}", code);
         let ent = stats.entry(key).or_default();
         ent.0 += 1;
@@ -570,6 +579,9 @@ fn report(name: &str, stats: &BTreeMap<String, (u64, u64)>) -> u64 {
     eprintln!("{name}: {:<24} {:>8} {:>8}", "form", "tests", "failed");
     for (k, (n, f)) in stats {
         eprintln!("{name}: {k:<24} {n:>8} {f:>8}");
+        if k.starts_with('(') {
+            continue;
+        }
         fails += f;
         total += n;
     }

@@ -7,6 +7,8 @@
 mod hostdiff;
 pub mod softfloat;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod transcendental;
 pub mod x87;
 

@@ -284,8 +284,14 @@ macro_rules! com_for {
 
 /// Picks the handler for an x87 or FP-state instruction form.
 pub fn handler_for(ins: &Instruction, op: &mut Op) -> Option<Handler> {
+    let h = pick(ins, op)?;
+    // Only x87 forms get these (other instructions keep their immediates).
     op.imm = sti(ins);
     op.imm2 = fop_of(ins) as u64;
+    Some(h)
+}
+
+fn pick(ins: &Instruction, op: &mut Op) -> Option<Handler> {
     let mem = has_mem(ins);
     let h: Handler = match ins.mnemonic() {
         M::Fadd | M::Faddp | M::Fiadd => arith_for!(ins, ADD),
