@@ -82,7 +82,13 @@ fn host_differential_fp_simd_has_no_failures() {
         let text = String::from_utf8_lossy(&out);
         assert_eq!(s.failed, 0, "{text}");
         assert_eq!(s.passed, n);
-        for m in ["\naddps ", "\ncvttsd2si ", "\npmaddwd ", "\nmaskmovdqu ", "\nucomisd "] {
+        for m in [
+            "\naddps ",
+            "\ncvttsd2si ",
+            "\npmaddwd ",
+            "\nmaskmovdqu ",
+            "\nucomisd ",
+        ] {
             assert!(text.contains(m), "{m} not generated: {text}");
         }
         // The exceptional paths ran: misalignment #GP, pending-x87 #MF, #XM.

@@ -28,6 +28,9 @@ const SKIPPED: &[Mnemonic] = &[
     Mnemonic::Fxsave64,
     Mnemonic::Fxrstor,
     Mnemonic::Fxrstor64,
+    Mnemonic::Fisttp,
+    Mnemonic::Monitor,
+    Mnemonic::Mwait,
 ];
 
 fn fp_operand_supported(k: OpCodeOperandKind) -> bool {
@@ -65,7 +68,11 @@ pub fn fp_forms(bits: u32) -> Vec<Code> {
                 && c.cpuid_features().iter().all(|f| {
                     matches!(
                         f,
-                        CpuidFeature::MMX | CpuidFeature::SSE | CpuidFeature::SSE2
+                        CpuidFeature::MMX
+                            | CpuidFeature::SSE
+                            | CpuidFeature::SSE2
+                            | CpuidFeature::SSE3
+                            | CpuidFeature::SSSE3
                     )
                 })
                 && !c.cpuid_features().is_empty()
