@@ -19,6 +19,7 @@ pub mod int;
 pub mod mov;
 pub mod softfloat;
 pub mod sse3;
+pub mod sse41;
 pub mod ssse3;
 
 use super::decode::{Handler, Op, K_MEM};
@@ -31,7 +32,9 @@ pub const CPUID_EDX: u32 = (1 << 23) | (1 << 25) | (1 << 26);
 /// CPUID.1:ECX bits contributed by this module: SSSE3 (9). SSE3 (bit 0) is
 /// implemented here too, but also includes the x87 FISTTP, so it is
 /// advertised only once `cpu::fpu` has FISTTP (glibc selects routines by
-/// these bits; a half-done extension must not be advertised).
+/// these bits; a half-done extension must not be advertised). SSE4.1
+/// (bit 19) waits for DPPS/DPPD to match the host's NaN and flag rules, and
+/// SSE4.2 (bit 20) for PCMPxSTRx and CRC32.
 pub const CPUID_ECX: u32 = 1 << 9;
 
 /// MXCSR bits software may set (SDM Vol. 1 11.6.6): 15:0, DAZ included;
@@ -243,6 +246,7 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         .or_else(|| fp::pick(code, op))
         .or_else(|| convert::pick(code, op))
         .or_else(|| sse3::pick(code, op))
+        .or_else(|| sse41::pick(code, op))
 }
 
 #[cfg(test)]
