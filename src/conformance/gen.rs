@@ -492,6 +492,23 @@ impl Generator {
     /// Keeps only the forms whose lower-case mnemonic is in `names`; false if
     /// none is left (the generator is then unchanged).
     pub fn retain_mnemonics(&mut self, names: &[&str]) -> bool {
+        if self.fp {
+            // Forms left out of the default FP mix can still be asked for.
+            for c in fp::fp_forms_all(self.bits) {
+                let m = format!("{:?}", c.mnemonic()).to_lowercase();
+                let known = self.forms.iter().any(|g| g.contains(&c));
+                if !known && names.iter().any(|n| n.trim() == m) {
+                    match self
+                        .forms
+                        .iter_mut()
+                        .find(|g| g[0].mnemonic() == c.mnemonic())
+                    {
+                        Some(g) => g.push(c),
+                        None => self.forms.push(vec![c]),
+                    }
+                }
+            }
+        }
         let keep: Vec<Vec<Code>> = self
             .forms
             .iter()

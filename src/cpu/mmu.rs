@@ -538,7 +538,9 @@ impl Cpu {
         self.translate(bus, lin, Access::Write, user)?;
         let end = lin.wrapping_add(size as u64 - 1);
         if end & !0xFFF != lin & !0xFFF {
-            self.translate(bus, self.lin_wrap(end), Access::Write, user)?;
+            // CR2 reports the first byte of the second page, as a real
+            // crossing write faults there (same as write_lin_slow).
+            self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Write, user)?;
         }
         Ok(())
     }

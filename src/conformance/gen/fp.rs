@@ -28,6 +28,22 @@ const SKIPPED: &[Mnemonic] = &[
     Mnemonic::Fxsave64,
     Mnemonic::Fxrstor,
     Mnemonic::Fxrstor64,
+    Mnemonic::Fisttp,
+    Mnemonic::Monitor,
+    Mnemonic::Mwait,
+    // SSE4.2 string compares and CRC32: not implemented yet.
+    Mnemonic::Pcmpestri,
+    Mnemonic::Pcmpestri64,
+    Mnemonic::Pcmpestrm,
+    Mnemonic::Pcmpestrm64,
+    Mnemonic::Pcmpistri,
+    Mnemonic::Pcmpistrm,
+    Mnemonic::Crc32,
+    // DPPS/DPPD: NaN selection and flags differ from the host when NaNs or
+    // exceptions meet in the sum (the host evaluates each destination element
+    // in its own operand order); run them with --filter dpps,dppd.
+    Mnemonic::Dpps,
+    Mnemonic::Dppd,
 ];
 
 fn fp_operand_supported(k: OpCodeOperandKind) -> bool {
@@ -54,8 +70,17 @@ fn fp_operand_supported(k: OpCodeOperandKind) -> bool {
     )
 }
 
-/// The MMX/SSE/SSE2 forms generated for `bits`-bit code.
+/// The MMX/SSE/SSE2/SSE3/SSSE3/SSE4 forms generated for `bits`-bit code.
 pub fn fp_forms(bits: u32) -> Vec<Code> {
+    fp_forms_filtered(bits, SKIPPED)
+}
+
+/// Also the forms left out of the default mix (DPPS/DPPD), for `--filter`.
+pub fn fp_forms_all(bits: u32) -> Vec<Code> {
+    fp_forms_filtered(bits, &SKIPPED[..SKIPPED.len() - 2])
+}
+
+fn fp_forms_filtered(bits: u32, skipped: &[Mnemonic]) -> Vec<Code> {
     Code::values()
         .filter(|&c| {
             let op = c.op_code();
@@ -65,11 +90,17 @@ pub fn fp_forms(bits: u32) -> Vec<Code> {
                 && c.cpuid_features().iter().all(|f| {
                     matches!(
                         f,
-                        CpuidFeature::MMX | CpuidFeature::SSE | CpuidFeature::SSE2
+                        CpuidFeature::MMX
+                            | CpuidFeature::SSE
+                            | CpuidFeature::SSE2
+                            | CpuidFeature::SSE3
+                            | CpuidFeature::SSSE3
+                            | CpuidFeature::SSE4_1
+                            | CpuidFeature::SSE4_2
                     )
                 })
                 && !c.cpuid_features().is_empty()
-                && !SKIPPED.contains(&c.mnemonic())
+                && !skipped.contains(&c.mnemonic())
                 && (0..op.op_count()).all(|i| fp_operand_supported(op.op_kind(i)))
         })
         .collect()

@@ -63,6 +63,22 @@ pub mod k {
     pub const PSLLW: u8 = 54;
     pub const PSLLD: u8 = 55;
     pub const PSLLQ: u8 = 56;
+    // SSSE3 (ssse3.rs).
+    pub const PSHUFB: u8 = 57;
+    pub const PHADDW: u8 = 58;
+    pub const PHADDD: u8 = 59;
+    pub const PHADDSW: u8 = 60;
+    pub const PHSUBW: u8 = 61;
+    pub const PHSUBD: u8 = 62;
+    pub const PHSUBSW: u8 = 63;
+    pub const PMADDUBSW: u8 = 64;
+    pub const PMULHRSW: u8 = 65;
+    pub const PSIGNB: u8 = 66;
+    pub const PSIGNW: u8 = 67;
+    pub const PSIGND: u8 = 68;
+    pub const PABSB: u8 = 69;
+    pub const PABSW: u8 = 70;
+    pub const PABSD: u8 = 71;
     /// Bitwise logic of the FP forms (ANDPS...): same as the integer ones.
     pub const ANDNPS: u8 = PANDN;
 }
@@ -179,6 +195,7 @@ fn shift<const S: usize>(a: u128, n: usize, count: u64, op: u8) -> u128 {
 /// The packed-integer binary operation `K` on `n`-byte registers.
 #[inline(always)]
 pub fn binop<const K: u8>(a: u128, b: u128, n: usize) -> u128 {
+    use super::ssse3 as ss;
     use k::*;
     let r = match K {
         PADDB => lanes::<1>(a, b, n, |x, y| x.wrapping_add(y)),
@@ -277,6 +294,21 @@ pub fn binop<const K: u8>(a: u128, b: u128, n: usize) -> u128 {
         PSLLW => shift::<2>(a, n, b as u64, 2),
         PSLLD => shift::<4>(a, n, b as u64, 2),
         PSLLQ => shift::<8>(a, n, b as u64, 2),
+        PSHUFB => ss::pshufb(a, b, n),
+        PHADDW => ss::hadd(a, b, n, 2, false, false),
+        PHADDD => ss::hadd(a, b, n, 4, false, false),
+        PHADDSW => ss::hadd(a, b, n, 2, false, true),
+        PHSUBW => ss::hadd(a, b, n, 2, true, false),
+        PHSUBD => ss::hadd(a, b, n, 4, true, false),
+        PHSUBSW => ss::hadd(a, b, n, 2, true, true),
+        PMADDUBSW => ss::pmaddubsw(a, b, n),
+        PMULHRSW => ss::pmulhrsw(a, b, n),
+        PSIGNB => ss::psign(a, b, n, 1),
+        PSIGNW => ss::psign(a, b, n, 2),
+        PSIGND => ss::psign(a, b, n, 4),
+        PABSB => ss::pabs(b, n, 1),
+        PABSW => ss::pabs(b, n, 2),
+        PABSD => ss::pabs(b, n, 4),
         _ => a,
     };
     r & wmask(n)
@@ -428,6 +460,26 @@ pub fn pinsrw_m(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     Ok(())
 }
 
+/// PALIGNR xmm, xmm/m128, imm8 (SSSE3).
+pub fn palignr_x(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    cpu.check_sse()?;
+    let b = src128(cpu, bus, op, 1, true)?;
+    let d = rn(op, 0);
+    cpu.fpu.xmm[d] = super::ssse3::palignr(cpu.fpu.xmm[d], b, 16, op.imm as u8);
+    Ok(())
+}
+
+/// PALIGNR mm, mm/m64, imm8 (SSSE3).
+pub fn palignr_m(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    mmx_start(cpu)?;
+    let b = src_mm(cpu, bus, op, 1, 8)?;
+    let d = rn(op, 0);
+    let r = super::ssse3::palignr(cpu.fpu.mmx(d) as u128, b as u128, 8, op.imm as u8);
+    cpu.fpu.set_mmx(d, r as u64);
+    cpu.fpu.enter_mmx();
+    Ok(())
+}
+
 /// EMMS: all x87 tags empty (SDM Vol. 2 EMMS); the host also leaves TOP = 0,
 /// as after any MMX instruction.
 pub fn emms(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
@@ -520,7 +572,30 @@ pub fn pick(code: C, _op: &mut Op) -> Option<Handler> {
     xm!(code, Psllw_xmm_xmmm128, Psllw_mm_mmm64, PSLLW, op);
     xm!(code, Pslld_xmm_xmmm128, Pslld_mm_mmm64, PSLLD, op);
     xm!(code, Psllq_xmm_xmmm128, Psllq_mm_mmm64, PSLLQ, op);
+    xm!(code, Pshufb_xmm_xmmm128, Pshufb_mm_mmm64, PSHUFB, op);
+    xm!(code, Phaddw_xmm_xmmm128, Phaddw_mm_mmm64, PHADDW, op);
+    xm!(code, Phaddd_xmm_xmmm128, Phaddd_mm_mmm64, PHADDD, op);
+    xm!(code, Phaddsw_xmm_xmmm128, Phaddsw_mm_mmm64, PHADDSW, op);
+    xm!(code, Phsubw_xmm_xmmm128, Phsubw_mm_mmm64, PHSUBW, op);
+    xm!(code, Phsubd_xmm_xmmm128, Phsubd_mm_mmm64, PHSUBD, op);
+    xm!(code, Phsubsw_xmm_xmmm128, Phsubsw_mm_mmm64, PHSUBSW, op);
+    xm!(
+        code,
+        Pmaddubsw_xmm_xmmm128,
+        Pmaddubsw_mm_mmm64,
+        PMADDUBSW,
+        op
+    );
+    xm!(code, Pmulhrsw_xmm_xmmm128, Pmulhrsw_mm_mmm64, PMULHRSW, op);
+    xm!(code, Psignb_xmm_xmmm128, Psignb_mm_mmm64, PSIGNB, op);
+    xm!(code, Psignw_xmm_xmmm128, Psignw_mm_mmm64, PSIGNW, op);
+    xm!(code, Psignd_xmm_xmmm128, Psignd_mm_mmm64, PSIGND, op);
+    xm!(code, Pabsb_xmm_xmmm128, Pabsb_mm_mmm64, PABSB, op);
+    xm!(code, Pabsw_xmm_xmmm128, Pabsw_mm_mmm64, PABSW, op);
+    xm!(code, Pabsd_xmm_xmmm128, Pabsd_mm_mmm64, PABSD, op);
     Some(match code {
+        C::Palignr_xmm_xmmm128_imm8 => palignr_x,
+        C::Palignr_mm_mmm64_imm8 => palignr_m,
         C::Punpcklbw_xmm_xmmm128 => op_x::<{ k::PUNPCKLBW }>,
         C::Punpcklwd_xmm_xmmm128 => op_x::<{ k::PUNPCKLWD }>,
         C::Punpckldq_xmm_xmmm128 => op_x::<{ k::PUNPCKLDQ }>,

@@ -10,13 +10,17 @@
 //!
 //! Families: [`mov`] (data movement), [`int`] (packed integer), [`fp`]
 //! (packed/scalar floating point, compares, logic, shuffles, MXCSR),
-//! [`convert`] (CVT*), [`softfloat`] (the IEEE arithmetic they all use).
+//! [`convert`] (CVT*), [`sse3`], [`ssse3`] (the later packed-integer forms,
+//! reached through [`int`]), [`softfloat`] (the IEEE arithmetic they all use).
 
 pub mod convert;
 pub mod fp;
 pub mod int;
 pub mod mov;
 pub mod softfloat;
+pub mod sse3;
+pub mod sse41;
+pub mod ssse3;
 
 use super::decode::{Handler, Op, K_MEM};
 use super::state::cr4;
@@ -25,8 +29,13 @@ use iced_x86::{Instruction, OpKind};
 
 /// CPUID.1:EDX bits contributed by this module: MMX (23), SSE (25), SSE2 (26).
 pub const CPUID_EDX: u32 = (1 << 23) | (1 << 25) | (1 << 26);
-/// CPUID.1:ECX bits contributed by this module (SSE3, SSSE3, ... when complete).
-pub const CPUID_ECX: u32 = 0;
+/// CPUID.1:ECX bits contributed by this module: SSSE3 (9). SSE3 (bit 0) is
+/// implemented here too, but also includes the x87 FISTTP, so it is
+/// advertised only once `cpu::fpu` has FISTTP (glibc selects routines by
+/// these bits; a half-done extension must not be advertised). SSE4.1
+/// (bit 19) waits for DPPS/DPPD to match the host's NaN and flag rules, and
+/// SSE4.2 (bit 20) for PCMPxSTRx and CRC32.
+pub const CPUID_ECX: u32 = 1 << 9;
 
 /// MXCSR bits software may set (SDM Vol. 1 11.6.6): 15:0, DAZ included;
 /// LDMXCSR/FXRSTOR of any bit outside it raises #GP(0). Reported in the
@@ -236,4 +245,9 @@ pub fn handler_for(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         .or_else(|| int::pick(code, op))
         .or_else(|| fp::pick(code, op))
         .or_else(|| convert::pick(code, op))
+        .or_else(|| sse3::pick(code, op))
+        .or_else(|| sse41::pick(code, op))
 }
+
+#[cfg(test)]
+mod tests;

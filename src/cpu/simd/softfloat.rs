@@ -419,6 +419,34 @@ impl Env {
         }
     }
 
+    /// Rounds to an integral value in the same format (ROUNDPS...,
+    /// IEEE roundToIntegral): the sign of a zero result is the source's; PE
+    /// when inexact; an SNaN raises IE and is quieted; no DE (DAZ applies).
+    pub fn round_to_int<F: Format>(&mut self, x: u64, rc: u8) -> u64 {
+        if is_nan::<F>(x) {
+            if is_snan::<F>(x) {
+                self.flags |= IE;
+            }
+            return quiet::<F>(x);
+        }
+        let sign = sign_of::<F>(x);
+        match self.unpack::<F>(x) {
+            Class::Zero => x & F::SIGN,
+            Class::Finite { exp, sig } if exp < 0 => {
+                let (q, inexact) = round_shift(sig as u128, -exp, sign, rc);
+                if inexact {
+                    self.flags |= PE;
+                }
+                if q == 0 {
+                    x & F::SIGN
+                } else {
+                    self.round_pack::<F>(sign, 0, q)
+                }
+            }
+            _ => x,
+        }
+    }
+
     /// Signed integer to float (CVTSI2SS, CVTDQ2PS, ...): PE only.
     pub fn from_int<F: Format>(&mut self, v: i64) -> u64 {
         self.round_pack::<F>(v < 0, 0, v.unsigned_abs() as u128)
@@ -737,6 +765,21 @@ mod tests {
             0x7FF8_0000_2000_0000,
             "SNaN quieted, payload kept"
         );
+    }
+
+    #[test]
+    fn round_to_integral() {
+        let mut e = env(RC_NEAREST);
+        assert_eq!(e.round_to_int::<F64>(f64b(2.5), RC_NEAREST), f64b(2.0));
+        assert_eq!(e.flags, PE);
+        assert_eq!(e.round_to_int::<F64>(f64b(-0.3), RC_NEAREST), f64b(-0.0));
+        assert_eq!(e.round_to_int::<F64>(f64b(-0.3), RC_DOWN), f64b(-1.0));
+        assert_eq!(e.round_to_int::<F32>(0x4B00_0001, RC_UP), 0x4B00_0001);
+        let mut e = env(RC_NEAREST);
+        assert_eq!(e.round_to_int::<F64>(f64b(1e300), RC_ZERO), f64b(1e300));
+        assert_eq!(e.flags, 0);
+        assert_eq!(e.round_to_int::<F32>(0x7F80_0001, RC_ZERO), 0x7FC0_0001);
+        assert_eq!(e.flags, IE);
     }
 
     #[test]
