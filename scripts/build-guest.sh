@@ -57,6 +57,25 @@ if [ ! -f "$kroot/boot/vmlinuz-$kver" ]; then
 fi
 cp "$kroot/boot/vmlinuz-$kver" "$out/vmlinuz"
 echo "$kver" > "$out/kernel-version"
+# The ELF vmlinux inside the bzImage (setup header payload_offset/length,
+# boot.rst), for comparing with `qemu -kernel vmlinux` (benches/boot-vs-qemu.py).
+if [ ! -s "$out/vmlinux" ] || [ "$out/vmlinuz" -nt "$out/vmlinux" ]; then
+    python3 - "$out/vmlinuz" "$out/vmlinux" <<'PY' || log "could not extract vmlinux (only the benchmark needs it)"
+import gzip, lzma, struct, sys
+b = open(sys.argv[1], "rb").read()
+setup_sects = b[0x1F1] or 4
+off, length = struct.unpack_from("<II", b, 0x248)
+payload = b[(setup_sects + 1) * 512 + off:][:length]
+if payload[:6] == b"\xfd7zXZ\x00":
+    # One stream; the 4 bytes after it are the kernel's size trailer.
+    elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
+elif payload[:2] == b"\x1f\x8b":
+    elf = gzip.decompress(payload)
+else:
+    sys.exit("unknown payload compression")
+open(sys.argv[2], "wb").write(elf)
+PY
+fi
 
 bbroot=$cache/busybox
 if [ ! -x "$bbroot/bin/busybox" ]; then

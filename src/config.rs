@@ -17,7 +17,7 @@ pub enum ConfigError {
     BadCpu(String),
     #[error("-serial {0}: unsupported (use stdio, file:PATH or none)")]
     BadSerial(String),
-    #[error("-display {0}: unsupported (use none)")]
+    #[error("-display {0}: unsupported (use window or none)")]
     BadDisplay(String),
     #[error("-device {0}: unsupported device (vx86 has isa-debug-exit)")]
     BadDevice(String),
@@ -27,6 +27,12 @@ pub enum ConfigError {
     BadDebugcon(String),
     #[error("-monitor {0}: unsupported (only -monitor none)")]
     BadMonitor(String),
+    #[error("--boot-entry {0}")]
+    BadBootEntry(String),
+    #[error("--boot-fb {0}: use WIDTHxHEIGHT, e.g. 1024x768 (at most 2560x1600)")]
+    BadBootFb(String),
+    #[error("{0} needs -kernel")]
+    NeedsKernel(&'static str),
 }
 
 #[derive(Parser, Debug, Default)]
@@ -55,6 +61,18 @@ pub struct Cli {
     /// Kernel command line for -kernel.
     #[arg(long, allow_hyphen_values = true)]
     pub append: Option<String>,
+    /// Kernel entry for -kernel: auto (PVH if the kernel has it, else the
+    /// 64-bit Linux entry if it has one, else 32-bit), pvh, 64 or 32.
+    #[arg(long = "boot-entry", value_name = "auto|pvh|64|32")]
+    pub boot_entry: Option<String>,
+    /// Do not decompress a bzImage on the host for its PVH entry: load it
+    /// the classic way and let its own decompressor run in the guest.
+    #[arg(long = "no-host-decompress")]
+    pub no_host_decompress: bool,
+    /// Enter a Linux kernel with a WIDTHxHEIGHT 32-bpp VBE linear framebuffer
+    /// described in boot_params (graphical console) instead of VGA text.
+    #[arg(long = "boot-fb", value_name = "WxH")]
+    pub boot_fb: Option<String>,
     /// System BIOS image (64, 128 or 256 KiB).
     #[arg(long)]
     pub bios: Option<String>,
@@ -99,6 +117,11 @@ pub struct Cli {
     /// Run one instruction per block with no caching (for bisecting).
     #[arg(long = "no-block-cache")]
     pub no_block_cache: bool,
+    /// Keep guest time from running ahead of host time (idle guests wait in
+    /// real time); without it time comes from retired instructions only and
+    /// runs are deterministic.
+    #[arg(long)]
+    pub realtime: bool,
     /// Save the screen as PNG when the run ends.
     #[arg(long = "screenshot-on-exit")]
     pub screenshot_on_exit: Option<String>,
@@ -127,6 +150,12 @@ pub enum ConformCmd {
         /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
         #[arg(long, default_value_t = 64)]
         bits: u32,
+        /// Generate only MMX/SSE/SSE2 forms (with the FP/SIMD state compared).
+        #[arg(long)]
+        fp: bool,
+        /// Only mnemonics in this comma-separated list (lower case, e.g. addps,cvtsd2si).
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Run SingleStepTests MOO files (80286 real mode) from DIR.
     Singlestep {
@@ -210,6 +239,19 @@ pub fn parse_chardev(s: &str) -> Option<CharDev> {
     }
 }
 
+/// Parses `--boot-fb WIDTHxHEIGHT` (within the Bochs VBE limits and the
+/// 16 MiB framebuffer at 32 bpp).
+pub fn parse_boot_fb(s: &str) -> Result<(u16, u16), ConfigError> {
+    let bad = || ConfigError::BadBootFb(s.to_string());
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u16 = w.trim().parse().map_err(|_| bad())?;
+    let h: u16 = h.trim().parse().map_err(|_| bad())?;
+    if !(320..=2560).contains(&w) || !(200..=1600).contains(&h) || !w.is_multiple_of(8) {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
 pub fn check_machine(m: &str) -> Result<(), ConfigError> {
     let name = m.split(',').next().unwrap_or("");
     match name {
@@ -254,6 +296,14 @@ mod tests {
         assert_eq!(cli.kernel.as_deref(), Some("k"));
         assert_eq!(cli.append.as_deref(), Some("-x console=ttyS0"));
         assert!(cli.nographic && cli.no_reboot);
+    }
+
+    #[test]
+    fn boot_fb_sizes() {
+        assert_eq!(parse_boot_fb("1024x768").ok(), Some((1024, 768)));
+        assert!(parse_boot_fb("1024").is_err());
+        assert!(parse_boot_fb("4096x4096").is_err());
+        assert!(parse_boot_fb("0x0").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod conformance;
 pub mod cpu;
 pub mod devices;
+pub mod frontend;
 pub mod io;
 pub mod machine;
 pub mod memory;

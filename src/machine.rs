@@ -15,10 +15,12 @@ use crate::devices::sysctl::SystemControlPortA as SysCtl;
 use crate::devices::uart::Uart;
 use crate::devices::vga::Vga;
 use crate::devices::{Nanos, PortDevice};
+use crate::frontend::{DisplayUpdate, HostInput, HostLink};
 use crate::io::{Dev, PortMap};
 use crate::memory::GuestMemory;
 use crate::time::{earliest, VirtualClock};
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,7 +156,7 @@ impl Platform {
     }
 
     /// Propagates device interrupt outputs to the PIC inputs.
-    fn update_irqs(&mut self) {
+    pub(crate) fn update_irqs(&mut self) {
         self.pic.set_irq(1, self.kbc.irq1());
         self.pic.set_irq(12, self.kbc.irq12());
         self.pic
@@ -352,6 +354,10 @@ pub struct MachineConfig {
     pub max_insns: Option<u64>,
     pub debug_exit: Option<DebugExit>,
     pub no_block_cache: bool,
+    /// Keep virtual time from running ahead of host time (`--realtime`):
+    /// idle guests then wait in real time. Off by default: runs are
+    /// deterministic, time advances only with retired instructions.
+    pub realtime: bool,
 }
 
 impl Default for MachineConfig {
@@ -364,6 +370,7 @@ impl Default for MachineConfig {
             max_insns: None,
             debug_exit: None,
             no_block_cache: false,
+            realtime: false,
         }
     }
 }
@@ -377,7 +384,40 @@ pub struct Machine {
     pub serial_in: std::collections::VecDeque<u8>,
     pub quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub idle_insns: u64,
+    /// Channels to the frontend (host input, frames for a window).
+    pub host: HostLink,
+    host_timer: HostTimer,
+    /// The directly booted kernel (`-kernel`), loaded again on a reset as
+    /// QEMU does.
+    pub kernel: Option<crate::boot::KernelBoot>,
 }
+
+/// Host-time bookkeeping for frames, the MIPS display and real-time sync.
+struct HostTimer {
+    start: Instant,
+    next_frame: Instant,
+    next_mips: Instant,
+    mips_icount: u64,
+    frame: crate::devices::vga::Frame,
+}
+
+impl HostTimer {
+    fn new() -> Self {
+        let now = Instant::now();
+        HostTimer {
+            start: now,
+            next_frame: now,
+            next_mips: now + Duration::from_secs(1),
+            mips_icount: 0,
+            frame: Default::default(),
+        }
+    }
+}
+
+/// Host time between two frames sent to a window (60 Hz).
+const FRAME_INTERVAL: Duration = Duration::from_micros(16_667);
+/// Largest lead of virtual over host time tolerated in real-time mode.
+const REALTIME_SLACK: Duration = Duration::from_millis(2);
 
 /// Longest stretch the CPU runs without the loop looking at the outside world.
 const SLICE: u64 = 1_000_000;
@@ -396,6 +436,12 @@ impl Machine {
             serial_in: Default::default(),
             quit: Default::default(),
             idle_insns: 0,
+            host: HostLink {
+                input: None,
+                display: None,
+            },
+            host_timer: HostTimer::new(),
+            kernel: None,
         })
     }
 
@@ -432,9 +478,14 @@ impl Machine {
 
     /// Platform reset (triple fault without -no-reboot, keyboard-controller
     /// reset): the CPU restarts at the reset vector; RAM keeps its contents.
+    /// With `-kernel` the kernel is loaded and entered again instead.
     pub fn reset(&mut self) {
         let icount = self.cpu.icount;
         self.cpu.reset();
+        if let Some(k) = self.kernel.take() {
+            // It loaded once, so it loads again; if not, the BIOS runs.
+            let _ = self.boot_kernel(k);
+        }
         self.cpu.icount = icount;
     }
 
@@ -454,6 +505,39 @@ impl Machine {
         Ok(())
     }
 
+    /// Direct kernel boot (`-kernel`): loads the kernel, initrd and command
+    /// line (see `crate::boot`) and leaves the devices as a BIOS would have
+    /// left them for it: the VGA in 80x25 text mode, or with `Console::Framebuffer`
+    /// in a 32-bpp Bochs VBE linear-framebuffer mode. The PIC, PIT and UARTs
+    /// are programmed by the kernel itself.
+    pub fn boot_kernel(
+        &mut self,
+        k: crate::boot::KernelBoot,
+    ) -> Result<crate::boot::Booted, crate::boot::BootError> {
+        let booted = crate::boot::load(&mut self.cpu, &k)?;
+        match k.opts.console {
+            crate::boot::Console::VgaText => self.plat.vga.set_text_mode_80x25(),
+            crate::boot::Console::Framebuffer { width, height } => {
+                use crate::devices::vga::vbe::*;
+                let now = self.plat.clock.now(self.cpu.icount);
+                let mut dispi = |index: u16, value: u16| {
+                    self.plat.vga.io_write(0x1CE, 2, index as u32, now);
+                    self.plat.vga.io_write(0x1CF, 2, value as u32, now);
+                };
+                dispi(VBE_DISPI_INDEX_ENABLE, 0);
+                dispi(VBE_DISPI_INDEX_XRES, width);
+                dispi(VBE_DISPI_INDEX_YRES, height);
+                dispi(VBE_DISPI_INDEX_BPP, 32);
+                dispi(
+                    VBE_DISPI_INDEX_ENABLE,
+                    VBE_DISPI_ENABLED | VBE_DISPI_LFB_ENABLED,
+                );
+            }
+        }
+        self.kernel = Some(k);
+        Ok(booted)
+    }
+
     /// Writes every disk's cached data to its file (at exit).
     pub fn flush_disks(&mut self) -> std::io::Result<()> {
         let a = self.plat.ata[0].flush_all();
@@ -461,10 +545,83 @@ impl Machine {
         a.and(b)
     }
 
+    /// Applies one host event; returns true for Quit.
+    fn take_input(&mut self, ev: HostInput) -> bool {
+        match ev {
+            HostInput::Serial(bytes) => self.serial_in.extend(bytes),
+            HostInput::Key(k, pressed) => {
+                self.plat.kbc.key_event(k, pressed);
+                self.plat.update_irqs();
+            }
+            HostInput::Quit => return true,
+        }
+        false
+    }
+
+    /// Takes host input, sends frames and speed to a window, and in
+    /// real-time mode waits while virtual time is ahead of host time. Called
+    /// between CPU slices; returns true when the user asked to quit.
+    fn poll_host(&mut self) -> bool {
+        while let Some(ev) = self.host.input.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            if self.take_input(ev) {
+                return true;
+            }
+        }
+        let t = Instant::now();
+        if let Some(tx) = &self.host.display {
+            if t >= self.host_timer.next_frame {
+                self.host_timer.next_frame = t + FRAME_INTERVAL;
+                let now = self.plat.clock.now(self.cpu.icount);
+                if self.plat.vga.render(&mut self.host_timer.frame, now) {
+                    let _ = tx.try_send(DisplayUpdate::Frame(self.host_timer.frame.clone()));
+                }
+            }
+            if t >= self.host_timer.next_mips {
+                let retired = self.cpu.icount - self.idle_insns;
+                let secs = (t - self.host_timer.next_mips + Duration::from_secs(1)).as_secs_f64();
+                let mips = retired.saturating_sub(self.host_timer.mips_icount) as f64 / secs / 1e6;
+                self.host_timer.mips_icount = retired;
+                self.host_timer.next_mips = t + Duration::from_secs(1);
+                let _ = tx.try_send(DisplayUpdate::Mips(mips));
+            }
+        }
+        if self.cfg.realtime {
+            let virt = Duration::from_nanos(self.plat.clock.now(self.cpu.icount));
+            let real = t - self.host_timer.start;
+            if virt > real + REALTIME_SLACK {
+                self.flush_output();
+                // Wait out the lead, but wake at once for host input.
+                let wait = (virt - real).min(Duration::from_millis(100));
+                let ev = match &self.host.input {
+                    Some(rx) => rx.recv_timeout(wait).ok(),
+                    None => {
+                        std::thread::sleep(wait);
+                        None
+                    }
+                };
+                if let Some(ev) = ev {
+                    return self.take_input(ev);
+                }
+            }
+        }
+        false
+    }
+
     /// Runs until the guest or the user ends the run.
     pub fn run(&mut self) -> RunExit {
+        let exit = self.run_inner();
+        if let Some(tx) = &self.host.display {
+            let _ = tx.send(DisplayUpdate::Stopped(exit.describe()));
+        }
+        exit
+    }
+
+    fn run_inner(&mut self) -> RunExit {
         loop {
-            if self.quit.load(std::sync::atomic::Ordering::Relaxed) {
+            if self.quit.load(std::sync::atomic::Ordering::Relaxed)
+                || crate::frontend::signal_quit()
+                || self.poll_host()
+            {
                 self.flush_output();
                 return RunExit::Quit;
             }
@@ -537,8 +694,19 @@ impl Machine {
                                     // Nothing scheduled: wait a little for host input.
                                     self.flush_output();
                                     std::thread::sleep(std::time::Duration::from_millis(1));
-                                    self.cpu.icount += 1000;
-                                    self.idle_insns += 1000;
+                                    let mut step = 1000;
+                                    if self.cfg.realtime {
+                                        // Idle time is real time: catch the clock up.
+                                        let real =
+                                            self.host_timer.start.elapsed().as_nanos() as u64;
+                                        let virt = self.plat.clock.now(self.cpu.icount);
+                                        step = step.max(
+                                            real.saturating_sub(virt)
+                                                / self.plat.clock.ns_per_insn.max(1),
+                                        );
+                                    }
+                                    self.cpu.icount += step;
+                                    self.idle_insns += step;
                                 }
                             }
                         }

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
 use vx86::config::{self, CharDev, Cli, Command, ConformCmd};
+use vx86::frontend;
 use vx86::machine::{Machine, MachineConfig};
 
 fn main() {
@@ -32,6 +33,32 @@ fn open_sink(c: &CharDev) -> Result<Option<Box<dyn Write + Send>>> {
             std::fs::File::create(p).with_context(|| format!("{p}: cannot create"))?,
         )),
     })
+}
+
+/// Which frontend shows the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Display {
+    None,
+    Window,
+}
+
+/// Everything parsed from the command line that the machine thread needs.
+struct Setup {
+    cfg: MachineConfig,
+    drives: Vec<vx86::block::drive_spec::DriveSpec>,
+    snapshot: bool,
+    serial: CharDev,
+    debugcon: CharDev,
+    bios: Option<String>,
+    screenshot: Option<String>,
+    stats: bool,
+    kernel: Option<vx86::boot::KernelBoot>,
+}
+
+/// What the machine thread reports when the run ends.
+struct Outcome {
+    exit: vx86::machine::RunExit,
+    stats_line: Option<String>,
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -66,6 +93,7 @@ fn run(cli: Cli) -> Result<i32> {
     cfg.no_reboot = cli.no_reboot;
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
+    cfg.realtime = cli.realtime;
     let serial = match &cli.serial {
         Some(s) => {
             config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?
@@ -78,17 +106,57 @@ fn run(cli: Cli) -> Result<i32> {
         }
         None => CharDev::None,
     };
-    if let Some(d) = &cli.display {
-        match d.split(',').next().unwrap_or("") {
-            "none" => {}
-            // Refused rather than ignored: the minifb frontend has not landed yet.
-            "window" | "sdl" | "gtk" => bail!("-display {d}: the window frontend is not implemented yet; use -display none (serial on stdio, --screenshot-on-exit for the screen)"),
+    let display = match &cli.display {
+        _ if cli.nographic => Display::None,
+        Some(d) => match d.split(',').next().unwrap_or("") {
+            "none" => Display::None,
+            "window" | "sdl" | "gtk" | "cocoa" => {
+                if !cfg!(feature = "window") {
+                    bail!("-display {d}: this vx86 was built without the window frontend (feature \"window\")");
+                }
+                Display::Window
+            }
             _ => return Err(config::ConfigError::BadDisplay(d.clone()).into()),
+        },
+        // QEMU opens a window by default; so does vx86 when there is a display.
+        None if cfg!(feature = "window") && host_has_display() => Display::Window,
+        None => Display::None,
+    };
+    let kernel = match &cli.kernel {
+        Some(path) => {
+            let mut opts = vx86::boot::BootOptions {
+                host_decompress: !cli.no_host_decompress,
+                ..Default::default()
+            };
+            if let Some(e) = &cli.boot_entry {
+                opts.entry = e.parse().map_err(config::ConfigError::BadBootEntry)?;
+            }
+            if let Some(fb) = &cli.boot_fb {
+                let (width, height) = config::parse_boot_fb(fb)?;
+                opts.console = vx86::boot::Console::Framebuffer { width, height };
+            }
+            Some(vx86::boot::read_files(
+                path,
+                cli.initrd.as_deref(),
+                cli.append.as_deref(),
+                opts,
+            )?)
         }
-    }
-    if cli.kernel.is_some() {
-        bail!("-kernel: direct kernel boot is not implemented yet");
-    }
+        None => {
+            for (given, name) in [
+                (cli.initrd.is_some(), "-initrd"),
+                (cli.append.is_some(), "-append"),
+                (cli.boot_entry.is_some(), "--boot-entry"),
+                (cli.boot_fb.is_some(), "--boot-fb"),
+                (cli.no_host_decompress, "--no-host-decompress"),
+            ] {
+                if given {
+                    return Err(config::ConfigError::NeedsKernel(name).into());
+                }
+            }
+            None
+        }
+    };
     let mut drives = Vec::new();
     for d in &cli.drive {
         drives.push(
@@ -104,16 +172,115 @@ fn run(cli: Cli) -> Result<i32> {
             );
         }
     }
+    let setup = Setup {
+        cfg,
+        drives,
+        snapshot: cli.snapshot,
+        serial: serial.clone(),
+        debugcon,
+        bios: cli.bios.clone(),
+        screenshot: cli.screenshot_on_exit.clone(),
+        stats: cli.stats,
+        kernel,
+    };
+
+    let ch = frontend::channels(display == Display::Window);
+    // COM1 on an interactive terminal: raw mode and QEMU's Ctrl-a escapes.
+    let raw = if serial == CharDev::Stdio {
+        frontend::stdio::RawTerminal::enable()
+    } else {
+        frontend::stdio::RawTerminal::disabled()
+    };
+    if serial == CharDev::Stdio {
+        frontend::stdio::spawn_stdin_reader(ch.input_tx.clone(), raw.is_raw());
+    }
+    frontend::install_signal_handlers();
+
+    // The machine lives on its own thread (its block cache is not Send, so it
+    // is built there); setup errors come back before any window opens.
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let link = ch.link.clone();
+    let machine = std::thread::Builder::new()
+        .name("vx86-machine".into())
+        .stack_size(16 << 20)
+        .spawn(move || -> Option<Outcome> {
+            let mut setup = setup;
+            let mut m = match build_machine(setup.cfg.clone(), &mut setup) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{e:#}")));
+                    return None;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            m.host = link;
+            Some(run_machine(m, &setup))
+        })
+        .context("cannot start the machine thread")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = machine.join();
+            drop(raw);
+            bail!("{e}");
+        }
+        Err(_) => bail!("the machine thread ended during setup"),
+    }
+
+    #[cfg(feature = "window")]
+    if display == Display::Window {
+        if let Some(rx) = ch.display_rx.clone() {
+            if let Err(e) = frontend::window::run("vx86", ch.input_tx.clone(), rx) {
+                let _ = ch.input_tx.send(frontend::HostInput::Quit);
+                let _ = machine.join();
+                drop(raw);
+                bail!("-display window: cannot open the window: {e}");
+            }
+            // Window closed: the machine has been asked to quit.
+        }
+    }
+    let outcome = machine.join();
+    drop(raw);
+    let Ok(Some(outcome)) = outcome else {
+        bail!("the machine thread failed");
+    };
+    if let Some(line) = &outcome.stats_line {
+        eprintln!("{line}");
+    }
+    let exit = outcome.exit;
+    if !matches!(
+        exit,
+        vx86::machine::RunExit::DebugExit(_)
+            | vx86::machine::RunExit::InstructionLimit
+            | vx86::machine::RunExit::Quit
+    ) {
+        eprintln!("vx86: {}", exit.describe());
+    }
+    Ok(exit.status())
+}
+
+/// True when a window can open (on Linux/BSD: an X11 or Wayland display).
+fn host_has_display() -> bool {
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        return true;
+    }
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
+/// Builds the machine: memory, disks, firmware, output sinks.
+fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
     let mut m = Machine::new(cfg)?;
     // Nothing to boot named (no -bios, no disk, no -kernel): the built-in
     // default guest, vx86's BIOS booting its own boot disk as drive 80h.
-    if cli.bios.is_none() && drives.is_empty() {
+    if setup.bios.is_none() && setup.drives.is_empty() && setup.kernel.is_none() {
         vx86::boot::builtin::attach_boot_disk(&mut m)
             .map_err(|e| anyhow::anyhow!("built-in boot disk: {e}"))?;
     }
     let mut next_index = 0u8;
-    for mut spec in drives {
-        if cli.snapshot {
+    for spec in &setup.drives {
+        let mut spec = spec.clone();
+        if setup.snapshot {
             spec.snapshot = true;
         }
         let index = spec.index.unwrap_or_else(|| {
@@ -128,9 +295,9 @@ fn run(cli: Cli) -> Result<i32> {
         m.attach_drive(index, dev)
             .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
     }
-    m.sinks.serial = open_sink(&serial)?;
-    m.sinks.debugcon = open_sink(&debugcon)?;
-    match &cli.bios {
+    m.sinks.serial = open_sink(&setup.serial)?;
+    m.sinks.debugcon = open_sink(&setup.debugcon)?;
+    match &setup.bios {
         Some(path) => {
             let img =
                 std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
@@ -138,22 +305,38 @@ fn run(cli: Cli) -> Result<i32> {
         }
         None => vx86::boot::builtin::load_bios(&mut m)?,
     }
+    if let Some(k) = setup.kernel.take() {
+        // After the BIOS image: the memory map reserves what it occupies.
+        let booted = m.boot_kernel(k)?;
+        if setup.stats {
+            eprintln!("vx86: -kernel: {}", booted.describe());
+        }
+    }
+    Ok(m)
+}
+
+/// Runs the machine to the end, then saves the screenshot, flushes disks and
+/// collects the statistics.
+fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
     let start = std::time::Instant::now();
     let exit = m.run();
     let secs = start.elapsed().as_secs_f64();
-    if let Some(path) = &cli.screenshot_on_exit {
+    if let Some(path) = &setup.screenshot {
         let mut frame = vx86::devices::vga::Frame::default();
         let now = m.plat.clock.now(m.cpu.icount);
+        m.plat.vga.invalidate();
         m.plat.vga.render(&mut frame, now);
-        vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path))?;
+        if let Err(e) = vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path)) {
+            eprintln!("vx86: {e}");
+        }
     }
     if let Err(e) = m.flush_disks() {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
-    if cli.stats {
+    let stats_line = setup.stats.then(|| {
         let retired = m.cpu.icount - m.idle_insns;
         let s = &m.cpu.stats;
-        eprintln!(
+        format!(
             "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
             retired,
             secs,
@@ -162,37 +345,42 @@ fn run(cli: Cli) -> Result<i32> {
             s.blocks_decoded,
             s.tlb_misses,
             s.smc_invalidations
-        );
-    }
-    if !matches!(
-        exit,
-        vx86::machine::RunExit::DebugExit(_)
-            | vx86::machine::RunExit::InstructionLimit
-            | vx86::machine::RunExit::Quit
-    ) {
-        eprintln!("vx86: {}", exit.describe());
-    }
-    Ok(exit.status())
+        )
+    });
+    Outcome { exit, stats_line }
 }
 
 fn conform(which: &ConformCmd) -> Result<i32> {
     use vx86::conformance::vx86_cpu::{Vx86Real, Vx86User};
     let mut out = std::io::stdout();
     let summary = match which {
-        ConformCmd::Host { count, seed, bits } => {
+        ConformCmd::Host {
+            count,
+            seed,
+            bits,
+            fp,
+            filter,
+        } => {
             if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
                 bail!("conform host needs a Linux x86-64 host to run instructions natively");
             }
-            let mode = match bits {
-                64 => vx86::conformance::ExecMode::Long64,
-                32 => vx86::conformance::ExecMode::Compat32,
-                _ => bail!("--bits {bits}: use 64 or 32"),
-            };
+            if !matches!(bits, 32 | 64) {
+                bail!("--bits {bits}: use 64 or 32");
+            }
             let mut cpu = Vx86User::default();
             let cfg = vx86::conformance::gen::GenConfig::default();
-            vx86::conformance::host::run_host_differential_with(
-                &mut cpu, *count, *seed, cfg, mode, &mut out,
-            )
+            let mut gen = if *fp {
+                vx86::conformance::gen::Generator::new_fp(*seed, *bits)
+            } else {
+                vx86::conformance::gen::Generator::new_for(*seed, cfg, *bits)
+            };
+            if let Some(f) = filter {
+                let names: Vec<&str> = f.split(',').collect();
+                if !gen.retain_mnemonics(&names) {
+                    bail!("--filter {f}: no generated form has one of these mnemonics");
+                }
+            }
+            vx86::conformance::host::run_generated(&mut cpu, &mut gen, *count, &mut out)
         }
         ConformCmd::Singlestep { dir, filter } => {
             let p = std::path::Path::new(dir);

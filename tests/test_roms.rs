@@ -22,6 +22,16 @@ impl std::io::Write for Capture {
 }
 
 fn run_rom(name: &str, max_insns: u64, no_block_cache: bool) -> (RunExit, String) {
+    let (exit, out, _) = run_rom_with(name, max_insns, no_block_cache, |_| {});
+    (exit, out)
+}
+
+fn run_rom_with(
+    name: &str,
+    max_insns: u64,
+    no_block_cache: bool,
+    prepare: impl FnOnce(&mut Machine),
+) -> (RunExit, String, Machine) {
     let path = format!("{}/test-roms/{name}", env!("CARGO_MANIFEST_DIR"));
     let img = std::fs::read(&path).expect("test ROM present");
     let cfg = MachineConfig {
@@ -36,9 +46,109 @@ fn run_rom(name: &str, max_insns: u64, no_block_cache: bool) -> (RunExit, String
     m.cpu.mem.load_bios(&path, &img).expect("load ROM");
     let cap = Capture::default();
     m.sinks.debugcon = Some(Box::new(cap.clone()));
+    prepare(&mut m);
     let exit = m.run();
     let out = String::from_utf8_lossy(&cap.0.lock().expect("lock")).into_owned();
-    (exit, out)
+    (exit, out, m)
+}
+
+/// Runs test-roms/platform.bin with a 1 MiB disk; `mode13` picks the VGA part.
+fn run_platform(mode13: bool, no_block_cache: bool) -> (RunExit, String, Machine, Vec<u8>) {
+    let disk = std::env::temp_dir().join(format!(
+        "vx86-platform-{}-{mode13}-{no_block_cache}.img",
+        std::process::id()
+    ));
+    std::fs::write(&disk, vec![0u8; 2048 * 512]).expect("disk image");
+    let spec =
+        vx86::block::drive_spec::DriveSpec::parse(&format!("file={},format=raw", disk.display()))
+            .expect("drive spec");
+    let (exit, out, mut m) = run_rom_with("platform.bin", 400_000_000, no_block_cache, |m| {
+        let dev = vx86::block::open_drive(&spec).expect("open disk");
+        m.plat.ata[0].attach(0, dev).expect("attach");
+        m.cpu.mem.ram_mut()[0x500] = mode13 as u8;
+    });
+    m.flush_disks().expect("flush");
+    let bytes = std::fs::read(&disk).expect("read disk back");
+    let _ = std::fs::remove_file(&disk);
+    (exit, out, m, bytes)
+}
+
+#[test]
+fn platform_rom_programs_every_device() {
+    for no_cache in [false, true] {
+        let (exit, out, mut m, disk) = run_platform(false, no_cache);
+        assert_eq!(
+            exit,
+            RunExit::DebugExit(1),
+            "no_block_cache={no_cache} rip={:#x} cx={:#x} ax={:#x} icount={}:\n{out}",
+            m.cpu.rip,
+            m.cpu.gpr[1],
+            m.cpu.gpr[0],
+            m.cpu.icount
+        );
+        for line in [
+            "PASS PIT mode 2 -> PIC IRQ0 x20, read-back, ISR",
+            "PASS PIT channel 2 gate via port 61h",
+            "PASS UART loopback echo, MSR loopback",
+            "PASS UART THRE interrupt on IRQ4",
+            "PASS ATA IDENTIFY, WRITE/READ SECTORS, READ SECTORS EXT",
+            "PASS VGA mode 03h set",
+            "ALL PASS",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in:\n{out}");
+        }
+        // The sector the ROM wrote reached the image file, nothing else did.
+        let lba7 = &disk[7 * 512..8 * 512];
+        for (i, &b) in lba7.iter().enumerate() {
+            assert_eq!(
+                b,
+                (i as u8).wrapping_mul(3).wrapping_add(1),
+                "byte {i} of LBA 7"
+            );
+        }
+        assert!(disk[..7 * 512]
+            .iter()
+            .chain(&disk[8 * 512..])
+            .all(|&b| b == 0));
+        // Text mode 03h: 80x25 cells of 9x16 dots, the title white on blue.
+        let rows = m.plat.vga.text_rows().expect("text mode");
+        assert_eq!(rows.len(), 25);
+        assert!(rows[0].starts_with("vx86 platform test ROM: text mode 03h"));
+        let mut frame = vx86::devices::vga::Frame::default();
+        m.plat.vga.invalidate();
+        m.plat.vga.render(&mut frame, 0);
+        assert_eq!((frame.width, frame.height), (720, 400));
+        let px = |x: u32, y: u32| frame.pixels[(y * frame.width + x) as usize];
+        // Cell (0,0) is 'v': its top row is background (blue), some dot in it is white.
+        assert_eq!(px(0, 0), 0x0000AA);
+        assert!((0..9).any(|x| (0..16).any(|y| px(x, y) == 0xFFFFFF)));
+        // Row 1 is blank: black.
+        assert!((0..720).all(|x| px(x, 20) == 0));
+    }
+}
+
+#[test]
+fn platform_rom_draws_mode_13h() {
+    let (exit, out, mut m, _) = run_platform(true, false);
+    assert_eq!(exit, RunExit::DebugExit(1), "{out}");
+    assert!(out.contains("PASS VGA mode 13h set"), "{out}");
+    assert!(m.plat.vga.text_rows().is_none());
+    let mut frame = vx86::devices::vga::Frame::default();
+    m.plat.vga.invalidate();
+    m.plat.vga.render(&mut frame, 0);
+    // 320x200, shown as 640x400 (pixels doubled) or 320x200.
+    let (w, h) = (frame.width, frame.height);
+    assert!((w, h) == (320, 200) || (w, h) == (640, 400), "{w}x{h}");
+    let sx = w / 320;
+    let px = |x: u32, y: u32| frame.pixels[((y * sx) * w + x * sx) as usize];
+    assert_eq!(px(0, 0), 0xFF0000, "top half red");
+    assert_eq!(px(319, 99), 0xFF0000);
+    assert_eq!(px(0, 100), 0x00FF00, "bottom half green");
+    assert_eq!(px(319, 199), 0x00FF00);
+    assert_eq!(px(152, 92), 0x0000FF, "blue square");
+    assert_eq!(px(167, 107), 0x0000FF);
+    assert_eq!(px(168, 107), 0x00FF00);
+    assert_eq!(px(151, 92), 0xFF0000);
 }
 
 #[test]
@@ -85,17 +195,28 @@ fn committed_roms_match_their_sources() {
         eprintln!("SKIPPED: nasm is not installed; cannot rebuild test ROMs");
         return;
     }
-    for name in ["modes", "loop"] {
+    // (image, source, extra nasm arguments); the direct-boot kernels share bootlib.inc.
+    for (name, src, defines) in [
+        ("modes", "modes", &[][..]),
+        ("loop", "loop", &[]),
+        ("platform", "platform", &[]),
+        ("bzimage", "bzimage", &[]),
+        ("pvh", "pvh", &[]),
+        ("multiboot", "multiboot", &[]),
+        ("multiboot-aout", "multiboot", &["-DAOUT"]),
+    ] {
         let out = std::env::temp_dir().join(format!("vx86-{name}-{}.bin", std::process::id()));
         let st = std::process::Command::new("nasm")
-            .args(["-f", "bin", "-o"])
+            .args(["-f", "bin", "-i", &format!("{dir}/")])
+            .args(defines)
+            .arg("-o")
             .arg(&out)
-            .arg(format!("{dir}/{name}.asm"))
+            .arg(format!("{dir}/{src}.asm"))
             .output()
             .expect("run nasm");
         assert!(
             st.status.success(),
-            "nasm failed on {name}.asm: {}",
+            "nasm failed on {src}.asm: {}",
             String::from_utf8_lossy(&st.stderr)
         );
         let fresh = std::fs::read(&out).expect("built");
@@ -103,7 +224,8 @@ fn committed_roms_match_their_sources() {
         let _ = std::fs::remove_file(&out);
         assert!(
             fresh == committed,
-            "test-roms/{name}.bin is stale: rebuild with nasm -f bin -o {name}.bin {name}.asm"
+            "test-roms/{name}.bin is stale: rebuild with nasm -f bin {} -o {name}.bin {src}.asm",
+            defines.join(" ")
         );
     }
 }

@@ -8,7 +8,9 @@
 //! index, scale, displacement, bit-string offset, string pointers and counts) are chosen
 //! so every access lands inside the data region.
 
-use super::{UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
+pub mod fp;
+
+use super::{FxImage, UserState, CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP};
 use iced_x86::{
     Code, Decoder, DecoderOptions, Encoder, EncodingKind, Instruction, Mnemonic, OpCodeOperandKind,
     OpKind, Register, RflagsBits,
@@ -175,6 +177,9 @@ pub struct TestCase {
     pub undefined_gpr: u16,
     /// Code size: 64 (64-bit mode) or 32 (compatibility mode).
     pub bits: u32,
+    /// Bits of the final FXSAVE image whose value is undefined for this test
+    /// (set = not compared); all zero for the integer forms.
+    pub undefined_fx: FxImage,
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough for test generation.
@@ -441,6 +446,8 @@ pub struct Generator {
     regs: Vec<Register>,
     /// 64 or 32.
     bits: u32,
+    /// Generate the MMX/SSE/SSE2 forms ([`fp`]) instead of the integer ones.
+    fp: bool,
 }
 
 /// A chosen memory operand.
@@ -474,7 +481,27 @@ impl Generator {
             forms: groups,
             regs: Register::values().collect(),
             bits,
+            fp: false,
         }
+    }
+
+    /// Keeps only the forms whose lower-case mnemonic is in `names`; false if
+    /// none is left (the generator is then unchanged).
+    pub fn retain_mnemonics(&mut self, names: &[&str]) -> bool {
+        let keep: Vec<Vec<Code>> = self
+            .forms
+            .iter()
+            .filter(|g| {
+                let m = format!("{:?}", g[0].mnemonic()).to_lowercase();
+                names.iter().any(|n| n.trim() == m)
+            })
+            .cloned()
+            .collect();
+        if keep.is_empty() {
+            return false;
+        }
+        self.forms = keep;
+        true
     }
 
     /// The next test. Forms that fail to encode for the random operands chosen (e.g. AH
@@ -523,6 +550,7 @@ impl Generator {
             rflags,
             data,
             data_addr: DATA_ADDR,
+            fx: FxImage::default(),
         }
     }
 
@@ -603,6 +631,9 @@ impl Generator {
     }
 
     fn try_generate(&mut self, code: Code) -> Option<TestCase> {
+        if self.fp {
+            return self.try_generate_fp(code);
+        }
         let m = code.mnemonic();
         let op = code.op_code();
         let mut st = self.random_state();
@@ -746,6 +777,7 @@ impl Generator {
             undefined_flags,
             undefined_gpr,
             bits: self.bits,
+            undefined_fx: FxImage::zeroed(),
         })
     }
 
@@ -954,6 +986,7 @@ impl Generator {
             undefined_flags,
             undefined_gpr,
             bits: self.bits,
+            undefined_fx: FxImage::zeroed(),
         })
     }
 }
@@ -1230,6 +1263,7 @@ mod tests {
             rflags: 0x202,
             data: vec![0; 16],
             data_addr: DATA_ADDR,
+            fx: FxImage::default(),
         };
         // shl eax, cl
         let i = decode(&[0xD3, 0xE0]).expect("shl");

@@ -7,7 +7,10 @@
 //!   IF=1), RF (only meaningful in the pushed image of a fault), AC (kept 0), ID/VM/VIF/
 //!   VIP/NT/IOPL (not writable from these instructions at CPL 3);
 //! * every byte of the data region;
-//! * the exception vector, and CR2 for #PF.
+//! * the exception vector, and CR2 for #PF;
+//! * the x87/MMX/SSE state: XMM0-15, MXCSR, FCW, FSW, the abridged tag byte and
+//!   the eight 80-bit registers, bit for bit, except bits in
+//!   [`TestCase::undefined_fx`] ([`super::fximage::diff`]).
 
 use super::gen::{GenConfig, Generator, TestCase, FLAG_DF, STATUS_FLAGS};
 use super::{ExecMode, NativeOutcome, Summary, UserModeCpu, GPR_NAMES};
@@ -54,6 +57,25 @@ pub fn run_host_differential_with(
 ) -> Summary {
     let bits = if mode == ExecMode::Compat32 { 32 } else { 64 };
     let mut gen = Generator::new_for(seed, cfg, bits);
+    let mut report = Report::default();
+    let mut done = 0;
+    while done < count {
+        let n = BATCH.min(count - done);
+        let tests: Vec<TestCase> = (0..n).map(|_| gen.next_test()).collect();
+        report.run(cpu, &tests, out);
+        done += n;
+    }
+    report.finish(out)
+}
+
+/// Run `count` tests from `gen` (any configuration, e.g.
+/// [`Generator::new_fp`]) and report like [`run_host_differential`].
+pub fn run_generated(
+    cpu: &mut dyn UserModeCpu,
+    gen: &mut Generator,
+    count: u64,
+    out: &mut dyn Write,
+) -> Summary {
     let mut report = Report::default();
     let mut done = 0;
     while done < count {
@@ -127,6 +149,11 @@ pub fn compare(test: &TestCase, native: &NativeOutcome, emu: &NativeOutcome) -> 
     if total > shown {
         diffs.push(format!("... {} more data bytes differ", total - shown));
     }
+    diffs.extend(super::fximage::diff(
+        &native.fx,
+        &emu.fx,
+        &test.undefined_fx,
+    ));
     if native.data.len() != emu.data.len() {
         diffs.push(format!(
             "data length: native {} emulated {}",
@@ -173,6 +200,9 @@ pub fn disassemble(instr: &Instruction) -> String {
 struct Report {
     summary: Summary,
     per_mnemonic: BTreeMap<String, (u64, u64, u64)>,
+    /// Native outcomes by exception vector (`None`: completed), to show the
+    /// exceptional paths were exercised.
+    vectors: BTreeMap<Option<u8>, u64>,
 }
 
 impl Report {
@@ -195,6 +225,9 @@ impl Report {
                 self.summary.skipped += 1;
                 continue;
             };
+            if let Ok(n) = &nat {
+                *self.vectors.entry(n.exception.map(|e| e.0)).or_insert(0) += 1;
+            }
             let diffs: Vec<(String, Option<NativeOutcome>)> = match &nat {
                 Ok(n) => compare(t, n, &emu)
                     .into_iter()
@@ -224,6 +257,15 @@ impl Report {
         for (m, (n, p, f)) in &self.per_mnemonic {
             let _ = writeln!(out, "{m:<14} {n:>9} {p:>9} {f:>9}");
         }
+        let v: Vec<String> = self
+            .vectors
+            .iter()
+            .map(|(k, n)| match k {
+                None => format!("none {n}"),
+                Some(v) => format!("#{v} {n}"),
+            })
+            .collect();
+        let _ = writeln!(out, "native exceptions: {}", v.join(", "));
         let s = self.summary;
         if s.skipped > 0 {
             let _ = writeln!(out, "{} skipped", s.skipped);
@@ -329,6 +371,7 @@ mod tests {
             rflags: 0,
             data: Vec::new(),
             exception: Some((255, None)),
+            fx: crate::conformance::FxImage::zeroed(),
         }
     }
 

@@ -5,8 +5,8 @@
 //! * **Host differential** ([`run_host_differential`]): random user-mode integer
 //!   instructions ([`gen`]) are executed natively on the host CPU in a sandboxed child
 //!   process ([`native`], Linux x86-64 only) and on the emulator through the
-//!   [`UserModeCpu`] trait; final GPRs, RFLAGS (minus undefined flags), the data region
-//!   and the exception vector are compared.
+//!   [`UserModeCpu`] trait; final GPRs, RFLAGS (minus undefined flags), the data region,
+//!   the x87/MMX/SSE state ([`fximage`]) and the exception vector are compared.
 //! * **SingleStepTests** ([`singlestep::run_singlestep_dir`]): captured real-mode 80286
 //!   results in the MOO format ([`moo`]), run through the [`singlestep::RealModeCpu`] trait.
 //!
@@ -23,6 +23,7 @@
 //! Generated tests never use FS/GS overrides (the host's FS base is its TLS block),
 //! RIP-relative operands, branches, or memory outside the data region.
 
+pub mod fximage;
 pub mod gen;
 pub mod host;
 pub mod moo;
@@ -30,6 +31,7 @@ pub mod moo;
 pub mod native;
 pub mod singlestep;
 
+pub use fximage::FxImage;
 pub use host::{run_host_differential, run_tests_differential};
 pub use singlestep::{run_singlestep_dir, RealModeCpu, RealModeResult, Regs286};
 
@@ -66,6 +68,9 @@ pub struct UserState {
     pub data: Vec<u8>,
     /// Linear address of the first byte of `data` (page aligned).
     pub data_addr: u64,
+    /// x87/MMX/SSE state, loaded with FXRSTOR64 before the code runs. MXCSR
+    /// must not set reserved bits (FXRSTOR would raise #GP).
+    pub fx: FxImage,
 }
 
 /// Final state of one test, native or emulated.
@@ -82,6 +87,9 @@ pub struct NativeOutcome {
     /// `Some((vector, cr2))` if the instruction raised an exception; `cr2` is
     /// `Some(linear address)` only for #PF (vector 14).
     pub exception: Option<(u8, Option<u64>)>,
+    /// x87/MMX/SSE state afterwards (FXSAVE64 image; after an exception, the
+    /// state at delivery).
+    pub fx: FxImage,
 }
 
 /// Execution mode of the test code.

@@ -41,7 +41,7 @@ const ENTRY_OFF: usize = 0xC00;
 /// Offset of the fault-return stub in the block.
 const FAULT_OFF: usize = 0xE00;
 /// Offset of the 64-bit tail of the compatibility-mode exit trampoline.
-const EXIT_TAIL_OFF: usize = 0xF00;
+const EXIT_TAIL_OFF: usize = 0xE80;
 /// End of the region the test code and its exit trampoline may occupy; faults outside
 /// it are harness bugs.
 const CODE_REGION_END: usize = 0xA00;
@@ -65,6 +65,11 @@ const EXC_VECTOR: u64 = SAVE + 0x300;
 const EXC_CR2: u64 = SAVE + 0x308;
 /// Far pointer (m16:32) CODE_ADDR:USER32_CS used to enter compatibility mode.
 const FAR_PTR: u64 = SAVE + 0x380;
+/// FXSAVE images (16-byte aligned, 512 bytes each): the test's input state, its
+/// output state, and the host's state while the test runs.
+const IN_FX: u64 = SAVE + 0x400;
+const OUT_FX: u64 = SAVE + 0x600;
+const HOST_FX: u64 = SAVE + 0x800;
 
 /// Seconds a batch child may run before SIGALRM kills it.
 const BATCH_ALARM_SECS: u32 = 20;
@@ -234,7 +239,14 @@ fn mov_abs(out: &mut Vec<u8>, store: bool, reg: u8, addr: u64) {
     out.extend_from_slice(&(addr as u32).to_le_bytes());
 }
 
+/// `fxsave64 [abs32]` (REX.W 0F AE /0) or `fxrstor64 [abs32]` (REX.W 0F AE /1).
+fn fx_abs(out: &mut Vec<u8>, restore: bool, addr: u64) {
+    out.extend_from_slice(&[0x48, 0x0F, 0xAE, if restore { 0x0C } else { 0x04 }, 0x25]);
+    out.extend_from_slice(&(addr as u32).to_le_bytes());
+}
+
 fn restore_host_and_ret(out: &mut Vec<u8>, ret: u8) {
+    fx_abs(out, true, HOST_FX);
     mov_abs(out, false, 4, HOST_RSP);
     for (k, &r) in CALLEE_SAVED.iter().enumerate() {
         mov_abs(out, false, r, HOST_SAVED + 8 * k as u64);
@@ -255,6 +267,8 @@ impl Stubs {
             mov_abs(&mut entry, true, r, HOST_SAVED + 8 * k as u64);
         }
         mov_abs(&mut entry, true, 4, HOST_RSP);
+        fx_abs(&mut entry, false, HOST_FX);
+        fx_abs(&mut entry, true, IN_FX);
         // push qword [IN_RFLAGS]; popfq
         entry.extend_from_slice(&[0xFF, 0x34, 0x25]);
         entry.extend_from_slice(&(IN_RFLAGS as u32).to_le_bytes());
@@ -300,6 +314,8 @@ impl Stubs {
                 mov_abs(&mut exit, true, r, OUT_GPR + 8 * r as u64);
             }
         }
+        // 64-bit code from here on in both modes.
+        fx_abs(&mut exit, false, OUT_FX);
         mov_abs(&mut exit, false, 4, HOST_RSP);
         exit.push(0x9C); // pushfq
         exit.push(0x58); // pop rax
@@ -338,6 +354,8 @@ struct Slot {
     cr2: u64,
     /// 0 = not run, 1 = ran, 2 = could not map the data region (errno in `cr2`).
     status: u64,
+    /// FXSAVE image afterwards.
+    fx: [u8; 512],
 }
 
 /// Shared (`MAP_SHARED`) memory for one batch: a done counter, slots, then data bytes.
@@ -454,6 +472,7 @@ fn run_child(
             rflags: slot.rflags,
             data,
             exception,
+            fx: super::FxImage(slot.fx),
         }));
     }
     if done < chunk.len() {
@@ -516,6 +535,14 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         };
         ptr::write_volatile(EXC_VECTOR as *mut i64, vector);
         ptr::write_volatile(EXC_CR2 as *mut u64, (*info).si_addr() as u64);
+        // The FP/SIMD state at the fault: the kernel saved it into the signal
+        // frame, whose first 512 bytes are in FXSAVE format.
+        let fp = uc.uc_mcontext.fpregs;
+        if fp.is_null() {
+            ptr::write_bytes(OUT_FX as *mut u8, 0, 512);
+        } else {
+            ptr::copy_nonoverlapping(fp.cast::<u8>(), OUT_FX as *mut u8, 512);
+        }
         g[libc::REG_RIP as usize] = (CODE_ADDR + FAULT_OFF as u64) as i64;
         // Resume in 64-bit mode (the fault may have come from compatibility mode).
         let csgsfs = &mut g[libc::REG_CSGSFS as usize];
@@ -555,7 +582,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
         let s = plan.stubs;
         ptr::copy_nonoverlapping(s.entry.as_ptr(), block.add(ENTRY_OFF), s.entry.len());
         ptr::copy_nonoverlapping(s.fault.as_ptr(), block.add(FAULT_OFF), s.fault.len());
-        let tail = s.exit_tail.len().min(0x100);
+        let tail = s.exit_tail.len().min(0x1000 - EXIT_TAIL_OFF);
         ptr::copy_nonoverlapping(s.exit_tail.as_ptr(), block.add(EXIT_TAIL_OFF), tail);
         ptr::write_unaligned(FAR_PTR as *mut u32, CODE_ADDR as u32);
         ptr::write_unaligned((FAR_PTR + 4) as *mut u16, USER32_CS);
@@ -636,6 +663,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             ptr::copy_nonoverlapping(s.exit.as_ptr(), block.add(code.len()), s.exit.len());
             ptr::copy_nonoverlapping(st.gpr.as_ptr(), IN_GPR as *mut u64, 16);
             ptr::write_volatile(IN_RFLAGS as *mut u64, st.rflags);
+            ptr::copy_nonoverlapping(st.fx.0.as_ptr(), IN_FX as *mut u8, 512);
 
             entry();
 
@@ -644,6 +672,7 @@ unsafe fn child_main(plan: &ChildPlan<'_>, slots_off: usize) -> ! {
             (*slot).vector = ptr::read_volatile(EXC_VECTOR as *const i64);
             (*slot).cr2 = ptr::read_volatile(EXC_CR2 as *const u64);
             (*slot).status = 1;
+            ptr::copy_nonoverlapping(OUT_FX as *const u8, (*slot).fx.as_mut_ptr(), 512);
             ptr::copy_nonoverlapping(data, plan.shared.add(plan.data_off[k]), st.data.len());
             ptr::write_volatile(plan.shared.cast::<u64>(), k as u64 + 1);
         }
@@ -667,6 +696,7 @@ mod tests {
             rflags: 0x202,
             data: vec![0xAA; DATA_SIZE],
             data_addr: DATA_ADDR,
+            fx: crate::conformance::FxImage::default(),
         }
     }
 
@@ -793,6 +823,49 @@ mod tests {
         // A 64-bit test still works after the 32-bit batch (separate child, same API).
         let o = run_native(&[0x48, 0x01, 0xC8], &st).expect("64-bit");
         assert_eq!(o.gpr[0], st.gpr[0].wrapping_add(1));
+    }
+
+    #[test]
+    fn fp_state_is_loaded_and_stored() {
+        let mut st = state();
+        st.fx.set_xmm(1, 0x1122_3344_5566_7788_99AA_BBCC_DDEE_FF00);
+        st.fx.set_xmm(15, 7);
+        st.fx.set_mxcsr(0x1F80 | 0x6000); // round toward zero
+        st.fx.set_st(3, 0xC000_0000_0000_0000, 0x4000);
+        st.fx.0[4] = 0x08; // R3 (= ST3 with TOP 0) valid
+        let tests: Vec<(Vec<u8>, UserState)> = vec![
+            (vec![0x0F, 0x28, 0xC1], st.clone()), // movaps xmm0, xmm1
+            (vec![0x0F, 0x0B], st.clone()),       // ud2: state at the fault
+            (vec![0x90], state()),                // default image
+        ];
+        let refs: Vec<(&[u8], &UserState)> = tests.iter().map(|(c, s)| (&c[..], s)).collect();
+        for mode in [ExecMode::Long64, ExecMode::Compat32] {
+            let r = run_native_batch_mode(&refs, mode);
+            let mov = r[0].as_ref().expect("movaps");
+            assert_eq!(mov.fx.xmm(0), st.fx.xmm(1));
+            assert_eq!(mov.fx.xmm(1), st.fx.xmm(1));
+            assert_eq!(mov.fx.xmm(15), 7);
+            assert_eq!(mov.fx.mxcsr(), 0x7F80);
+            assert_eq!(mov.fx.st(3), (0xC000_0000_0000_0000, 0x4000));
+            assert_eq!(mov.fx.0[4], 0x08);
+            let ud = r[1].as_ref().expect("ud2");
+            assert_eq!(ud.exception, Some((6, None)));
+            assert_eq!(ud.fx.xmm(1), st.fx.xmm(1));
+            assert_eq!(ud.fx.mxcsr(), 0x7F80);
+            assert_eq!(ud.fx.st(3), (0xC000_0000_0000_0000, 0x4000));
+            let nop = r[2].as_ref().expect("nop");
+            let d = crate::conformance::fximage::diff(
+                &nop.fx,
+                &crate::conformance::FxImage::default(),
+                &crate::conformance::FxImage::zeroed(),
+            );
+            assert!(d.is_empty(), "{d:?}");
+            assert_eq!(
+                nop.fx.u32_at(28),
+                crate::cpu::simd::MXCSR_MASK,
+                "MXCSR_MASK"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the mode each harness needs (see `cpu::testbed`).
 
 use super::singlestep::{RealModeCpu, RealModeResult, Regs286};
-use super::{NativeOutcome, UserModeCpu, UserState, CODE_ADDR};
+use super::{FxImage, NativeOutcome, UserModeCpu, UserState, CODE_ADDR};
 use crate::cpu::state::*;
 use crate::cpu::Cpu;
 
@@ -61,6 +61,7 @@ impl Vx86User {
         cpu.gpr = state.gpr;
         cpu.flags.set(state.rflags);
         cpu.rip = CODE_ADDR;
+        state.fx.to_state(&mut cpu.fpu);
         let out = cpu.run_snippet(CODE_ADDR + code.len() as u64, 100_000);
         let d = state.data.len().min(pages as usize * 4096);
         let data = cpu.mem.ram()[DATA_PHYS as usize..DATA_PHYS as usize + d].to_vec();
@@ -72,6 +73,7 @@ impl Vx86User {
             rflags: cpu.flags.get(),
             data,
             exception,
+            fx: FxImage::from_state(&cpu.fpu),
         }
     }
 }

@@ -31,6 +31,16 @@ pub mod ecx1 {
     pub const POPCNT: u32 = 1 << 23;
 }
 
+/// CPUID.(EAX=7,ECX=0): structured extended features.
+pub mod leaf7 {
+    /// EBX bit 9: enhanced REP MOVSB/STOSB. vx86 runs REP MOVS/STOS a page
+    /// at a time, so string copies are its fastest copies: Linux and glibc
+    /// then pick `rep movsb`/`rep stosb` for memcpy, memset and clear_page.
+    pub const EBX_ERMS: u32 = 1 << 9;
+    /// EDX bit 4: fast short REP MOVSB (Linux uses `rep movsb` for memcpy).
+    pub const EDX_FSRM: u32 = 1 << 4;
+}
+
 /// The features implemented today. x87/MMX/SSE bits join when the FPU lands.
 pub const LEAF1_EDX: u32 = edx1::DE
     | edx1::PSE
@@ -62,11 +72,12 @@ fn str4(s: &[u8]) -> u32 {
 }
 
 /// Returns (EAX, EBX, ECX, EDX) for a leaf/subleaf.
-pub fn cpuid(leaf: u32, _sub: u32) -> (u32, u32, u32, u32) {
+pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     const BRAND: &[u8; 48] = b"vx86 Virtual CPU (software x86-64)\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
     match leaf {
         0 => (7, str4(b"Genu"), str4(b"ntel"), str4(b"ineI")),
         1 => (0x0000_0663, 0x0001_0800, LEAF1_ECX, LEAF1_EDX),
+        7 if sub == 0 => (0, leaf7::EBX_ERMS, 0, leaf7::EDX_FSRM),
         0x8000_0000 => (0x8000_0008, 0, 0, 0),
         0x8000_0001 => (0, 0, EXT_ECX, EXT_EDX),
         0x8000_0002..=0x8000_0004 => {

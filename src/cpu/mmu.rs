@@ -496,6 +496,35 @@ impl Cpu {
         Ok(())
     }
 
+    /// Host address of linear `lin` for a bulk write within its page (REP
+    /// STOS/MOVS): a TLB hit, or a page walk that installs a fast write tag.
+    /// Faults exactly as a write to `lin` would; None when the page must take
+    /// the element-by-element path (MMIO, ROM, cached code, not yet dirty).
+    #[inline]
+    pub(crate) fn host_write_ptr(&mut self, bus: &mut dyn Bus, lin: u64) -> Res<Option<*mut u8>> {
+        let lin = self.lin_wrap(lin);
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let set = self.mmu_user & 1;
+        if self.tlb.e[set][idx].tag_w != lin & !0xFFF {
+            self.translate(bus, lin, Access::Write, self.mmu_user == 1)?;
+        }
+        let e = &self.tlb.e[set][idx];
+        Ok((e.tag_w == lin & !0xFFF).then(|| e.addend.wrapping_add(lin) as *mut u8))
+    }
+
+    /// Like [`Cpu::host_write_ptr`] for reads (RAM or ROM pages).
+    #[inline]
+    pub(crate) fn host_read_ptr(&mut self, bus: &mut dyn Bus, lin: u64) -> Res<Option<*const u8>> {
+        let lin = self.lin_wrap(lin);
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let set = self.mmu_user & 1;
+        if self.tlb.e[set][idx].tag_r != lin & !0xFFF {
+            self.translate(bus, lin, Access::Read, self.mmu_user == 1)?;
+        }
+        let e = &self.tlb.e[set][idx];
+        Ok((e.tag_r == lin & !0xFFF).then(|| e.addend.wrapping_add(lin) as *const u8))
+    }
+
     /// Checks that a write to [lin, lin+size) would succeed, without writing.
     /// Used by instructions that must fault before changing any state.
     pub fn probe_write(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res {

@@ -514,6 +514,10 @@ impl Cpu {
 
     /// Finds (or decodes) the block at CS:RIP and runs it.
     fn step_block(&mut self, bus: &mut dyn Bus) -> Result<(), Exit> {
+        // In an interrupt shadow (after STI, MOV SS, POP SS) only the one
+        // shadowed instruction runs before interrupts are sampled again, so
+        // `sti; nop; cli` opens a real interrupt window (SDM Vol. 3A 6.8.3).
+        let in_shadow = self.shadow;
         self.shadow = false;
         self.stop_block = false;
         let ops = match self.fetch_block(bus) {
@@ -537,7 +541,7 @@ impl Cpu {
                 self.dr[6] |= 1 << 14;
                 return self.deliver_event(bus, vector::DB, exception::Source::Trap);
             }
-            if self.stop_block {
+            if self.stop_block || in_shadow {
                 break;
             }
         }

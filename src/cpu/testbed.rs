@@ -256,4 +256,114 @@ mod tests {
         assert_eq!(cpu.gpr[3] & 0xFFFF, 6);
         assert_eq!(cpu.gpr[1] & 0xFFFF, 0);
     }
+
+    /// A bus whose interrupt controller always has vector 0x20 pending.
+    struct PendingIntr;
+    impl crate::cpu::Bus for PendingIntr {
+        fn io_read(&mut self, _: u16, _: u8, _: u64) -> u32 {
+            u32::MAX
+        }
+        fn io_write(&mut self, _: u16, _: u8, _: u32, _: u64) {}
+        fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
+            u64::MAX
+        }
+        fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+        fn intr_pending(&mut self) -> bool {
+            true
+        }
+        fn intr_ack(&mut self) -> u8 {
+            0x20
+        }
+    }
+
+    #[test]
+    fn sti_nop_cli_opens_an_interrupt_window_after_the_shadow() {
+        // 0100: sti; nop; cli; hlt -- a pending interrupt must be taken after
+        // the NOP (the STI shadow covers exactly one instruction), so the
+        // handler at 0000:0500 runs with the return address 0102.
+        let code = [0xFB, 0x90, 0xFA, 0xF4];
+        let mut cpu = Cpu::new_bare(2 << 20);
+        cpu.setup_real(0, 0x100);
+        cpu.mem.ram_mut()[0x100..0x104].copy_from_slice(&code);
+        cpu.mem.ram_mut()[0x80..0x84].copy_from_slice(&[0x00, 0x05, 0x00, 0x00]);
+        cpu.mem.ram_mut()[0x500] = 0xF4; // handler: hlt
+        cpu.gpr[4] = 0x7000;
+        let _ = cpu.run(&mut PendingIntr, 20);
+        assert_eq!(cpu.rip, 0x501, "the handler ran (and halted)");
+        let ret = u16::from_le_bytes([cpu.mem.ram()[0x6FFA], cpu.mem.ram()[0x6FFB]]);
+        assert_eq!(ret, 0x102, "interrupted after NOP, before CLI");
+    }
+
+    fn string_cpu(code: &[u8]) -> Cpu {
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(
+            3,
+            0x8000,
+            &[
+                (0x40_0000, 0x40_0000, true, false),
+                (0x60_0000, 0x60_0000, true, true),
+                (0x60_1000, 0x60_1000, true, true),
+            ],
+        );
+        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(code);
+        cpu.rip = 0x40_0000;
+        cpu.gpr[4] = 0x60_0800;
+        cpu
+    }
+
+    #[test]
+    fn rep_movs_with_overlap_copies_element_by_element() {
+        let code = asm64(
+            |a| {
+                a.rep().movsb()?;
+                a.mov(rsi, 0x60_0200u64)?;
+                a.mov(rdi, 0x60_0204u64)?;
+                a.mov(ecx, 4)?;
+                a.rep().movsq()?;
+                Ok(())
+            },
+            0x40_0000,
+        );
+        let mut cpu = string_cpu(&code);
+        for i in 0..0x200 {
+            cpu.mem.ram_mut()[0x60_0100 + i] = (i % 251) as u8 + 1;
+        }
+        let mut expect: Vec<u8> = cpu.mem.ram()[0x60_0200..0x60_0240].to_vec();
+        for e in 0..4 {
+            let v: [u8; 8] = expect[e * 8..e * 8 + 8].try_into().unwrap();
+            expect[4 + e * 8..12 + e * 8].copy_from_slice(&v);
+        }
+        cpu.gpr[6] = 0x60_0100;
+        cpu.gpr[7] = 0x60_0101;
+        cpu.gpr[1] = 31;
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault, None);
+        // dst = src + 1: the first byte propagates through the whole run.
+        assert!(cpu.mem.ram()[0x60_0100..0x60_0120].iter().all(|&b| b == 1));
+        assert_eq!(cpu.mem.ram()[0x60_0120], 0x21);
+        assert_eq!(&cpu.mem.ram()[0x60_0200..0x60_0240], &expect[..]);
+        assert_eq!(
+            (cpu.gpr[1], cpu.gpr[6], cpu.gpr[7]),
+            (0, 0x60_0220, 0x60_0224)
+        );
+    }
+
+    #[test]
+    fn rep_stos_faulting_on_the_next_page_keeps_the_completed_part() {
+        let code = asm64(|a| a.rep().stosd(), 0x40_0000);
+        let mut cpu = string_cpu(&code);
+        cpu.gpr[0] = 0xA1B2_C3D4;
+        cpu.gpr[7] = 0x60_1FF0;
+        cpu.gpr[1] = 10;
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault.map(|f| f.vector), Some(14));
+        assert_eq!(cpu.cr2, 0x60_2000);
+        assert_eq!((cpu.gpr[1], cpu.gpr[7]), (6, 0x60_2000), "four stores done");
+        assert_eq!(cpu.rip, 0x40_0000, "RIP at the REP instruction");
+        for i in 0..4 {
+            let at = 0x60_1FF0 + i * 4;
+            let v = u32::from_le_bytes(cpu.mem.ram()[at..at + 4].try_into().unwrap());
+            assert_eq!(v, 0xA1B2_C3D4);
+        }
+    }
 }

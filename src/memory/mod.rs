@@ -91,6 +91,16 @@ impl GuestMemory {
         self.ram_size
     }
 
+    /// Size of the installed BIOS image (0 before `load_bios`).
+    pub fn bios_len(&self) -> u64 {
+        self.bios.len() as u64
+    }
+
+    /// How much of the BIOS image is copied into the shadow RAM below 1 MiB.
+    pub fn bios_shadow_len(&self) -> u64 {
+        self.bios_len().min(128 << 10)
+    }
+
     /// Installs a system BIOS image: mapped read-only just below 4 GiB, and its
     /// last 128 KiB (or all of it, if smaller) copied into the shadow RAM just
     /// below 1 MiB, where the CPU's reset vector F000:FFF0 finds it.
@@ -101,7 +111,7 @@ impl GuestMemory {
         }
         self.bios = image.to_vec();
         self.bios_base = (1u64 << 32) - len as u64;
-        let low = &image[len.saturating_sub(128 << 10)..];
+        let low = &image[len - self.bios_shadow_len() as usize..];
         let start = 0x100000 - low.len();
         self.ram[start..0x100000].copy_from_slice(low);
         Ok(())

@@ -43,8 +43,28 @@ const ZX_DI: u8 = 1 << 7;
 /// also the index registers of the destination and source, zero-extending
 /// them. `zx` names those index registers as a bit mask of GPR numbers.
 #[inline(always)]
-fn rep<F>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, cmp: bool, zx: u8, mut body: F) -> Res
+fn rep<F>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, cmp: bool, zx: u8, body: F) -> Res
 where
+    F: FnMut(&mut Cpu, &mut dyn Bus) -> Res,
+{
+    rep_bulk(cpu, bus, op, cmp, zx, |_, _, _| Ok(0), body)
+}
+
+/// [`rep`] with a bulk step: `bulk(cpu, bus, n)` may complete up to `n`
+/// whole iterations at once (registers advanced, RCX not) and returns how
+/// many it did; 0 means "take one ordinary iteration".
+#[inline(always)]
+fn rep_bulk<B, F>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    op: &Op,
+    cmp: bool,
+    zx: u8,
+    mut bulk: B,
+    mut body: F,
+) -> Res
+where
+    B: FnMut(&mut Cpu, &mut dyn Bus, u64) -> Res<u64>,
     F: FnMut(&mut Cpu, &mut dyn Bus) -> Res,
 {
     let am = amask(op.asz);
@@ -63,6 +83,22 @@ where
                 }
             }
             return Ok(());
+        }
+        if !cmp {
+            let left = (cpu.gpr[1] & am).min(CHUNK - n);
+            let done = bulk(cpu, bus, left)?;
+            if done > 0 {
+                adv(cpu, 1, am, done.wrapping_neg());
+                n += done;
+                if n >= CHUNK || cpu.stop_block {
+                    if cpu.gpr[1] & am != 0 {
+                        cpu.rip = cpu.rip.wrapping_sub(op.len as u64) & cpu.ip_mask;
+                        cpu.stop_block = true;
+                    }
+                    return Ok(());
+                }
+                continue;
+            }
         }
         body(cpu, bus)?;
         adv(cpu, 1, am, u64::MAX);
@@ -84,11 +120,115 @@ where
     }
 }
 
+/// How many whole elements of `sz` bytes, starting at offset `off` of an
+/// address space masked by `am`, fit before the end of the 4 KiB page of
+/// `lin` and before the offset wraps: the extent of one bulk step.
+#[inline(always)]
+fn run_in_page(lin: u64, off: u64, sz: u64, am: u64, n: u64) -> u64 {
+    let page_left = (0x1000 - (lin & 0xFFF)) / sz;
+    let wrap_left = (am - off) / sz + 1;
+    n.min(page_left).min(wrap_left)
+}
+
+/// Bulk REP STOS (DF = 0): fills the rest of the destination page at once.
+#[inline(always)]
+fn stos_bulk(cpu: &mut Cpu, bus: &mut dyn Bus, sz: u8, am: u64, v: u64, n: u64) -> Res<u64> {
+    if cpu.flags.bits & DF != 0 {
+        return Ok(0);
+    }
+    let di = cpu.gpr[7] & am;
+    let lin = cpu.seg_lin(ES, di, sz, true)?;
+    let k = run_in_page(lin, di, sz as u64, am, n);
+    if k < 2 {
+        return Ok(0);
+    }
+    // The last element must pass the segment checks too (the range between
+    // is then valid for normal and expand-down segments alike).
+    cpu.seg_lin(ES, di + (k - 1) * sz as u64, sz, true)?;
+    let Some(p) = cpu.host_write_ptr(bus, lin)? else {
+        return Ok(0);
+    };
+    // SAFETY: `p` is the host address of `lin` in a writable RAM page without
+    // cached code (a fast write tag), and `run_in_page` keeps the k elements
+    // of `sz` bytes inside that page.
+    unsafe {
+        match sz {
+            1 => std::ptr::write_bytes(p, v as u8, k as usize),
+            2 => (0..k as usize).for_each(|i| (p as *mut u16).add(i).write_unaligned(v as u16)),
+            4 => (0..k as usize).for_each(|i| (p as *mut u32).add(i).write_unaligned(v as u32)),
+            _ => (0..k as usize).for_each(|i| (p as *mut u64).add(i).write_unaligned(v)),
+        }
+    }
+    adv(cpu, 7, am, k * sz as u64);
+    Ok(k)
+}
+
+/// Bulk REP MOVS (DF = 0): copies up to the end of the nearer page end.
+#[inline(always)]
+fn movs_bulk(cpu: &mut Cpu, bus: &mut dyn Bus, seg: usize, sz: u8, am: u64, n: u64) -> Res<u64> {
+    if cpu.flags.bits & DF != 0 {
+        return Ok(0);
+    }
+    let (si, di) = (cpu.gpr[6] & am, cpu.gpr[7] & am);
+    let src = cpu.seg_lin(seg, si, sz, false)?;
+    let dst = cpu.seg_lin(ES, di, sz, true)?;
+    let k = run_in_page(
+        dst,
+        di,
+        sz as u64,
+        am,
+        run_in_page(src, si, sz as u64, am, n),
+    );
+    if k < 2 {
+        return Ok(0);
+    }
+    let last = (k - 1) * sz as u64;
+    cpu.seg_lin(seg, si + last, sz, false)?;
+    cpu.seg_lin(ES, di + last, sz, true)?;
+    let Some(s) = cpu.host_read_ptr(bus, src)? else {
+        return Ok(0);
+    };
+    let Some(d) = cpu.host_write_ptr(bus, dst)? else {
+        return Ok(0);
+    };
+    let bytes = (k * sz as u64) as usize;
+    // SAFETY: `s` and `d` are host addresses inside a readable RAM/ROM page
+    // and a writable code-free RAM page (fast TLB tags); `run_in_page` keeps
+    // `bytes` inside both pages. Overlapping ranges are copied element by
+    // element in order, exactly as the iterations would.
+    unsafe {
+        let disjoint = (d as usize) >= (s as usize) + bytes || (s as usize) >= (d as usize) + bytes;
+        if disjoint {
+            std::ptr::copy_nonoverlapping(s, d, bytes);
+        } else {
+            let z = sz as usize;
+            for i in 0..k as usize {
+                match z {
+                    1 => *d.add(i) = *s.add(i),
+                    2 => (d as *mut u16)
+                        .add(i)
+                        .write_unaligned((s as *const u16).add(i).read_unaligned()),
+                    4 => (d as *mut u32)
+                        .add(i)
+                        .write_unaligned((s as *const u32).add(i).read_unaligned()),
+                    _ => (d as *mut u64)
+                        .add(i)
+                        .write_unaligned((s as *const u64).add(i).read_unaligned()),
+                }
+            }
+        }
+    }
+    adv(cpu, 6, am, k * sz as u64);
+    adv(cpu, 7, am, k * sz as u64);
+    Ok(k)
+}
+
 pub fn movs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let seg = op.seg as usize;
-    rep(cpu, bus, op, false, ZX_SI | ZX_DI, |cpu, bus| {
+    let bulk = |cpu: &mut Cpu, bus: &mut dyn Bus, n| movs_bulk(cpu, bus, seg, sz, am, n);
+    rep_bulk(cpu, bus, op, false, ZX_SI | ZX_DI, bulk, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         cpu.write(bus, ES, cpu.gpr[7] & am, sz, v)?;
         let d = step(cpu, sz);
@@ -102,7 +242,8 @@ pub fn stos(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let am = amask(op.asz);
     let v = cpu.reg(0, sz);
-    rep(cpu, bus, op, false, ZX_DI, |cpu, bus| {
+    let bulk = |cpu: &mut Cpu, bus: &mut dyn Bus, n| stos_bulk(cpu, bus, sz, am, v, n);
+    rep_bulk(cpu, bus, op, false, ZX_DI, bulk, |cpu, bus| {
         cpu.write(bus, ES, cpu.gpr[7] & am, sz, v)?;
         let d = step(cpu, sz);
         adv(cpu, 7, am, d);

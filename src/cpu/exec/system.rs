@@ -173,7 +173,8 @@ impl Cpu {
             IA32_GS_BASE => self.seg[GS].base,
             IA32_KERNEL_GS_BASE => self.msr.kernel_gs_base,
             IA32_TSC_AUX => self.msr.tsc_aux,
-            0x8B => 0, // IA32_BIOS_SIGN_ID: no microcode
+            // The microcode update signature (bits 63:32): none loaded.
+            IA32_BIOS_SIGN_ID => 0,
             _ => return Err(Fault::gp(0)),
         })
     }
@@ -194,6 +195,10 @@ impl Cpu {
             IA32_SYSENTER_ESP => self.msr.sysenter_esp = canon(v)?,
             IA32_SYSENTER_EIP => self.msr.sysenter_eip = canon(v)?,
             IA32_MCG_STATUS => {}
+            // SDM Vol. 3A 10.11.7.1: software writes 0 before CPUID(1) so the
+            // processor can deposit its update signature; any write is accepted
+            // and the signature stays 0 (Linux does this in early_init_intel).
+            IA32_BIOS_SIGN_ID => {}
             IA32_MISC_ENABLE => self.msr.misc_enable = v,
             IA32_PAT => {
                 // Each entry must be a valid memory type (SDM Vol. 3A 11.12.2).
@@ -805,4 +810,35 @@ pub fn sysexit(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
     cpu.update_mode();
     cpu.stop_block = true;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::Cpu;
+    use iced_x86::code_asm::*;
+
+    /// Linux's early_init_intel: WRMSR 8Bh with 0, CPUID(1), RDMSR 8Bh.
+    /// A #GP here was an "unchecked MSR access error" in the kernel log.
+    #[test]
+    fn bios_sign_id_write_then_read() {
+        let mut a = CodeAssembler::new(64).expect("assembler");
+        a.xor(eax, eax).ok();
+        a.xor(edx, edx).ok();
+        a.mov(ecx, 0x8Bu32).ok();
+        a.wrmsr().ok();
+        a.mov(eax, 1u32).ok();
+        a.cpuid().ok();
+        a.mov(ecx, 0x8Bu32).ok();
+        a.mov(edx, 0xFFFF_FFFFu32).ok();
+        a.rdmsr().ok();
+        let code = a.assemble(0x40_0000).expect("encode");
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
+        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(&code);
+        cpu.rip = 0x40_0000;
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault, None);
+        assert!(out.finished);
+        assert_eq!(cpu.gpr[2], 0, "no microcode update signature");
+    }
 }
