@@ -38,11 +38,18 @@ for tool in apt-get apt-cache dpkg-deb dd; do
 done
 
 # Downloads a package (by name) into the cache once; prints the .deb path.
+# A first failure refreshes the package lists once (a fresh machine has none).
+updated=
 fetch() {
     local pkg=$1 f
     f=$(ls "$debs"/"${pkg}"_*.deb 2>/dev/null | head -n 1 || true)
     if [ -z "$f" ]; then
-        (cd "$debs" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed (apt-get update?)"
+        if ! (cd "$debs" && apt-get download "$pkg" >&2); then
+            [ -z "$updated" ] || die "apt-get download $pkg failed"
+            updated=1
+            apt-get update -qq >&2 || die "apt-get update failed"
+            (cd "$debs" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
+        fi
         f=$(ls "$debs"/"${pkg}"_*.deb | head -n 1)
     fi
     echo "$f"
@@ -66,6 +73,11 @@ log "seabios.bin $(wc -c < "$out/seabios.bin") bytes, BIOS-bochs-legacy $(wc -c 
 
 # ---- Debian's kernel (shared with scripts/build-guest.sh's cache layout) ----
 kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$kernel_pkg" ] && [ -z "$updated" ]; then
+    updated=1
+    apt-get update -qq >&2 || die "apt-get update failed"
+    kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
 [ -n "$kernel_pkg" ] || die "cannot resolve linux-image-amd64's kernel package (apt-get update?)"
 kver=${kernel_pkg#linux-image-}
 kroot=$cache/kernel-$kver

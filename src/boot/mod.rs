@@ -16,6 +16,9 @@
 //!
 //! Nothing here panics on a bad image: every problem is a [`BootError`]
 //! naming the file.
+//!
+//! [`builtin`] is what boots when the user names nothing at all: vx86's own
+//! BIOS and its boot disk.
 
 /// What the machine boots when the user names nothing: vx86's own firmware.
 pub mod builtin;
