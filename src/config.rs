@@ -13,7 +13,7 @@ pub enum ConfigError {
     BadMemSize(String),
     #[error("-M {0}: unsupported machine (vx86 emulates QEMU's isapc: use -M isapc)")]
     BadMachine(String),
-    #[error("-cpu {0}: unsupported CPU model (use qemu64, optionally with -apic)")]
+    #[error("-cpu {0}: unsupported (use qemu64, optionally with -feature to remove one, e.g. -apic, -ssse3)")]
     BadCpu(String),
     #[error("-serial {0}: unsupported (use stdio, file:PATH or none)")]
     BadSerial(String),
@@ -266,17 +266,21 @@ pub fn check_machine(m: &str) -> Result<(), ConfigError> {
     }
 }
 
-pub fn check_cpu(c: &str) -> Result<(), ConfigError> {
+/// `-cpu qemu64[,-feature...]`: the model must be one vx86 stands in for;
+/// `-name` removes a feature from CPUID (QEMU's flag names).
+pub fn check_cpu(c: &str) -> Result<crate::cpu::cpuid::FeatureMask, ConfigError> {
     let mut parts = c.split(',');
     if !matches!(parts.next(), Some("qemu64" | "max" | "host")) {
         return Err(ConfigError::BadCpu(c.to_string()));
     }
+    let mut mask = crate::cpu::cpuid::FeatureMask::default();
     for p in parts {
-        if !matches!(p, "-apic" | "-x2apic") {
-            return Err(ConfigError::BadCpu(c.to_string()));
+        match p.strip_prefix('-') {
+            Some(name) if mask.remove(name) => {}
+            _ => return Err(ConfigError::BadCpu(c.to_string())),
         }
     }
-    Ok(())
+    Ok(mask)
 }
 
 #[cfg(test)]

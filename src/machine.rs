@@ -31,6 +31,9 @@ pub enum RunExit {
     InstructionLimit,
     /// Triple fault with `-no-reboot`.
     TripleFault,
+    /// The guest reset the machine (8042 pulse, port 92h) with `-no-reboot`:
+    /// QEMU exits with status 0 then, which is how a guest's `reboot` ends a run.
+    Reset,
     /// HLT with interrupts disabled: nothing can ever wake the CPU.
     HaltedForever,
     /// The user asked to quit (Ctrl-a x, window closed, signal).
@@ -42,7 +45,7 @@ impl RunExit {
     pub fn status(&self) -> i32 {
         match self {
             RunExit::DebugExit(s) => *s,
-            RunExit::InstructionLimit | RunExit::Quit => 0,
+            RunExit::InstructionLimit | RunExit::Quit | RunExit::Reset => 0,
             RunExit::TripleFault | RunExit::HaltedForever => 1,
         }
     }
@@ -53,6 +56,7 @@ impl RunExit {
             }
             RunExit::InstructionLimit => "instruction limit reached".into(),
             RunExit::TripleFault => "guest triple-faulted (shutdown; -no-reboot given)".into(),
+            RunExit::Reset => "guest reset the machine (-no-reboot given)".into(),
             RunExit::HaltedForever => "guest halted with interrupts disabled".into(),
             RunExit::Quit => "quit".into(),
         }
@@ -354,6 +358,8 @@ pub struct MachineConfig {
     pub max_insns: Option<u64>,
     pub debug_exit: Option<DebugExit>,
     pub no_block_cache: bool,
+    /// CPUID features removed with `-cpu qemu64,-name`.
+    pub features: crate::cpu::cpuid::FeatureMask,
     /// Keep virtual time from running ahead of host time (`--realtime`):
     /// idle guests then wait in real time. Off by default: runs are
     /// deterministic, time advances only with retired instructions.
@@ -370,6 +376,7 @@ impl Default for MachineConfig {
             max_insns: None,
             debug_exit: None,
             no_block_cache: false,
+            features: Default::default(),
             realtime: false,
         }
     }
@@ -427,6 +434,7 @@ impl Machine {
         let mem = GuestMemory::new(cfg.ram)?;
         let mut cpu = Cpu::new(mem);
         cpu.no_block_cache = cfg.no_block_cache;
+        cpu.features = cfg.features;
         let plat = Platform::new(cfg.ram, cfg.rtc_base, cfg.debug_exit.clone());
         Ok(Machine {
             cpu,
@@ -651,6 +659,9 @@ impl Machine {
                 }
                 if self.plat.reset_request {
                     self.plat.reset_request = false;
+                    if self.cfg.no_reboot {
+                        return RunExit::Reset;
+                    }
                     self.reset();
                     continue;
                 }

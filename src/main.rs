@@ -73,7 +73,7 @@ fn run(cli: Cli) -> Result<i32> {
         config::check_machine(m)?;
     }
     if let Some(c) = &cli.cpu {
-        config::check_cpu(c)?;
+        cfg.features = config::check_cpu(c)?;
     }
     if let Some(m) = &cli.monitor {
         if m != "none" {
@@ -253,6 +253,7 @@ fn run(cli: Cli) -> Result<i32> {
         vx86::machine::RunExit::DebugExit(_)
             | vx86::machine::RunExit::InstructionLimit
             | vx86::machine::RunExit::Quit
+            | vx86::machine::RunExit::Reset
     ) {
         eprintln!("vx86: {}", exit.describe());
     }

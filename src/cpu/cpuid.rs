@@ -41,7 +41,7 @@ pub mod leaf7 {
     pub const EDX_FSRM: u32 = 1 << 4;
 }
 
-/// The features implemented today. x87/MMX/SSE bits join when the FPU lands.
+/// The features implemented today.
 pub const LEAF1_EDX: u32 = edx1::DE
     | edx1::PSE
     | edx1::TSC
@@ -71,6 +71,94 @@ fn str4(s: &[u8]) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// Which feature-flag word a [`FeatureMask`] entry clears bits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureWord {
+    Leaf1Ecx,
+    Leaf1Edx,
+    Leaf7Ebx,
+    Leaf7Edx,
+    ExtEcx,
+    ExtEdx,
+}
+
+/// Features removed with QEMU's `-cpu qemu64,-name` syntax, for bisecting a
+/// guest problem to one extension (the guest then takes its fallback path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeatureMask {
+    /// Bits cleared, indexed by `FeatureWord as usize`.
+    pub off: [u32; 6],
+}
+
+/// QEMU's names for the feature flags vx86 can advertise.
+const FEATURE_NAMES: &[(&str, FeatureWord, u32)] = {
+    use FeatureWord::*;
+    &[
+        ("fpu", Leaf1Edx, edx1::FPU),
+        ("de", Leaf1Edx, edx1::DE),
+        ("pse", Leaf1Edx, edx1::PSE),
+        ("tsc", Leaf1Edx, edx1::TSC),
+        ("msr", Leaf1Edx, edx1::MSR),
+        ("pae", Leaf1Edx, edx1::PAE),
+        ("cx8", Leaf1Edx, edx1::CX8),
+        ("sep", Leaf1Edx, edx1::SEP),
+        ("mtrr", Leaf1Edx, edx1::MTRR),
+        ("pge", Leaf1Edx, edx1::PGE),
+        ("cmov", Leaf1Edx, edx1::CMOV),
+        ("pat", Leaf1Edx, edx1::PAT),
+        ("pse36", Leaf1Edx, edx1::PSE36),
+        ("clflush", Leaf1Edx, edx1::CLFSH),
+        ("mmx", Leaf1Edx, edx1::MMX),
+        ("fxsr", Leaf1Edx, edx1::FXSR),
+        ("sse", Leaf1Edx, edx1::SSE),
+        ("sse2", Leaf1Edx, edx1::SSE2),
+        ("pni", Leaf1Ecx, 1 << 0),
+        ("sse3", Leaf1Ecx, 1 << 0),
+        ("ssse3", Leaf1Ecx, 1 << 9),
+        ("cx16", Leaf1Ecx, ecx1::CX16),
+        ("sse4.1", Leaf1Ecx, 1 << 19),
+        ("sse4.2", Leaf1Ecx, 1 << 20),
+        ("popcnt", Leaf1Ecx, ecx1::POPCNT),
+        ("erms", Leaf7Ebx, leaf7::EBX_ERMS),
+        ("fsrm", Leaf7Edx, leaf7::EDX_FSRM),
+        ("lahf_lm", ExtEcx, 1),
+        ("syscall", ExtEdx, 1 << 11),
+        ("nx", ExtEdx, 1 << 20),
+        ("rdtscp", ExtEdx, 1 << 27),
+        ("lm", ExtEdx, 1 << 29),
+    ]
+};
+
+impl FeatureMask {
+    /// Removes the feature QEMU calls `name`; false if vx86 has no such flag.
+    /// (`apic` and `x2apic` are accepted: vx86 never advertises an APIC.)
+    pub fn remove(&mut self, name: &str) -> bool {
+        if matches!(name, "apic" | "x2apic") {
+            return true;
+        }
+        match FEATURE_NAMES.iter().find(|(n, _, _)| *n == name) {
+            Some(&(_, w, bit)) => {
+                self.off[w as usize] |= bit;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// CPUID with this mask applied.
+    pub fn cpuid(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+        use FeatureWord::*;
+        let (a, b, c, d) = cpuid(leaf, sub);
+        let m = |w: FeatureWord| !self.off[w as usize];
+        match leaf {
+            1 => (a, b, c & m(Leaf1Ecx), d & m(Leaf1Edx)),
+            7 if sub == 0 => (a, b & m(Leaf7Ebx), c, d & m(Leaf7Edx)),
+            0x8000_0001 => (a, b, c & m(ExtEcx), d & m(ExtEdx)),
+            _ => (a, b, c, d),
+        }
+    }
+}
+
 /// Returns (EAX, EBX, ECX, EDX) for a leaf/subleaf.
 pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     const BRAND: &[u8; 48] = b"vx86 Virtual CPU (software x86-64)\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
@@ -89,5 +177,22 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
         // Leaves 2..7 and unknown ones: no information (all zero), as Intel
         // does for leaves above the maximum it reports.
         _ => (0, 0, 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_feature_names_clear_exactly_their_bit() {
+        let mut m = FeatureMask::default();
+        assert!(m.remove("ssse3") && m.remove("erms") && m.remove("apic"));
+        assert!(!m.remove("avx512f"));
+        let (_, _, c, d) = m.cpuid(1, 0);
+        let (_, _, c0, d0) = cpuid(1, 0);
+        assert_eq!((c, d), (c0 & !(1 << 9), d0));
+        assert_eq!(m.cpuid(7, 0).1, cpuid(7, 0).1 & !leaf7::EBX_ERMS);
+        assert_eq!(m.cpuid(7, 0).3, cpuid(7, 0).3);
     }
 }

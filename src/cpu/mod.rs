@@ -250,6 +250,8 @@ pub struct Cpu {
     pub stats: Stats,
     /// Run one instruction per block and cache nothing (`--no-block-cache`).
     pub no_block_cache: bool,
+    /// CPUID features removed by `-cpu qemu64,-name`.
+    pub features: cpuid::FeatureMask,
     /// Unimplemented instructions already logged (log each once).
     pub(crate) logged_ud: std::collections::HashSet<u64>,
 }
@@ -303,6 +305,7 @@ impl Cpu {
             cache: BlockCache::new(ram_pages),
             stats: Stats::default(),
             no_block_cache: false,
+            features: Default::default(),
             logged_ud: Default::default(),
         };
         cpu.reset();

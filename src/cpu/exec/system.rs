@@ -97,7 +97,7 @@ pub fn hlt(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
 }
 
 pub fn cpuid(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
-    let (a, b, c, d) = crate::cpu::cpuid::cpuid(cpu.gpr[0] as u32, cpu.gpr[1] as u32);
+    let (a, b, c, d) = cpu.features.cpuid(cpu.gpr[0] as u32, cpu.gpr[1] as u32);
     cpu.gpr[0] = a as u64;
     cpu.gpr[3] = b as u64;
     cpu.gpr[1] = c as u64;
