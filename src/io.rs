@@ -22,9 +22,11 @@ pub enum Dev {
     Ata0,
     Ata1,
     BiosTrap,
+    /// Port F0h: clears the FERR# latch (the coprocessor-error IRQ13 path).
+    FpuErr,
 }
 
-const DEVS: [Dev; 17] = [
+const DEVS: [Dev; 18] = [
     Dev::None,
     Dev::Pic,
     Dev::Pit,
@@ -42,6 +44,7 @@ const DEVS: [Dev; 17] = [
     Dev::Ata0,
     Dev::Ata1,
     Dev::BiosTrap,
+    Dev::FpuErr,
 ];
 
 pub struct PortMap {

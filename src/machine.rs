@@ -91,6 +91,8 @@ pub struct Platform {
     pub a20: bool,
     pub reset_request: bool,
     pub exit_request: Option<i32>,
+    /// A guest write to port F0h asked to clear the CPU's FERR# output.
+    pub clear_ferr: bool,
 }
 
 impl Platform {
@@ -112,6 +114,7 @@ impl Platform {
         ports.add(0xE9..=0xE9, Dev::DebugCon);
         ports.add(0x402..=0x402, Dev::DebugCon);
         ports.add(0x80..=0x80, Dev::Post);
+        ports.add(0xF0..=0xF0, Dev::FpuErr);
         ports.add(0x3B0..=0x3DF, Dev::Vga);
         ports.add(0x1CE..=0x1CF, Dev::Vga);
         ports.add(0x1F0..=0x1F7, Dev::Ata0);
@@ -156,6 +159,7 @@ impl Platform {
             a20: true,
             reset_request: false,
             exit_request: None,
+            clear_ferr: false,
         }
     }
 
@@ -245,7 +249,7 @@ impl Bus for Platform {
             Dev::SysCtl => self.sysctl.io_read(port, size, now),
             Dev::DebugCon if port == 0x402 => self.seabios_con.io_read(port, size, now),
             Dev::DebugCon => self.debugcon.io_read(port, size, now),
-            Dev::DebugExit => u32::MAX,
+            Dev::DebugExit | Dev::FpuErr => u32::MAX,
             Dev::Post => self.post.io_read(port, size, now),
         };
         v & crate::cpu::flags::size_mask(size) as u32
@@ -305,6 +309,11 @@ impl Bus for Platform {
                 }
             }
             Dev::Post => self.post.io_write(port, size, value, now),
+            Dev::FpuErr => {
+                // PC/AT: a write to F0h clears the FERR# latch (and IRQ13).
+                self.clear_ferr = true;
+                self.attention = true;
+            }
         }
     }
 
@@ -342,6 +351,10 @@ impl Bus for Platform {
 
     fn intr_pending(&mut self) -> bool {
         self.pic.intr()
+    }
+
+    fn needs_attention(&self) -> bool {
+        self.attention
     }
 
     fn intr_ack(&mut self) -> u8 {
@@ -495,6 +508,7 @@ impl Machine {
             let _ = self.boot_kernel(k);
         }
         self.cpu.icount = icount;
+        self.cpu.a20_mask = if self.plat.a20 { !0 } else { !(1 << 20) };
     }
 
     /// Direct kernel boot (`-kernel`): loads the kernel, initrd and command
@@ -649,10 +663,19 @@ impl Machine {
                 until = until.min(m);
             }
             let exit = self.cpu.run(&mut self.plat, until);
+            // FERR# drives IRQ13 on the PC/AT (CR0.NE=0 error reporting).
+            if std::mem::take(&mut self.plat.clear_ferr) {
+                self.cpu.ferr = false;
+            }
+            self.plat.pic.set_irq(13, self.cpu.ferr);
             if self.plat.attention {
                 self.plat.attention = false;
-                self.cpu.a20_mask = if self.plat.a20 { !0 } else { !(1 << 20) };
-                self.cpu.tlb.flush_all();
+                let a20_mask = if self.plat.a20 { !0 } else { !(1 << 20) };
+                if a20_mask != self.cpu.a20_mask {
+                    // Cached translations and blocks were made with the old gate.
+                    self.cpu.a20_mask = a20_mask;
+                    self.cpu.tlb.flush_all();
+                }
                 self.flush_output();
                 if let Some(code) = self.plat.exit_request.take() {
                     return RunExit::DebugExit(code);

@@ -112,6 +112,12 @@ pub trait Bus {
     fn mmio_write(&mut self, addr: u64, size: u8, value: u64);
     /// True while the interrupt controller asserts INTR.
     fn intr_pending(&mut self) -> bool;
+    /// After a port write: the machine must act before the CPU goes on
+    /// (an exit request, a reset, a re-planned timer, output to flush). The
+    /// OUT/OUTS handlers then end the CPU's run at the next block boundary.
+    fn needs_attention(&self) -> bool {
+        false
+    }
     /// The INTA cycle: the vector of the highest-priority pending interrupt.
     fn intr_ack(&mut self) -> u8;
 }

@@ -81,6 +81,7 @@ pub mod msr {
     pub const IA32_TSC: u32 = 0x10;
     pub const IA32_APIC_BASE: u32 = 0x1B;
     pub const IA32_BIOS_SIGN_ID: u32 = 0x8B;
+    pub const IA32_PLATFORM_ID: u32 = 0x17;
     pub const IA32_MTRRCAP: u32 = 0xFE;
     pub const IA32_SYSENTER_CS: u32 = 0x174;
     pub const IA32_SYSENTER_ESP: u32 = 0x175;

@@ -62,6 +62,9 @@ pub fn out(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     cpu.check_io(bus, port, sz)?;
     let v = cpu.reg(0, sz);
     bus.io_write(port, sz, v as u32, cpu.icount);
+    if bus.needs_attention() {
+        cpu.stop_request = true;
+    }
     Ok(())
 }
 

@@ -332,6 +332,10 @@ pub fn outs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     rep(cpu, bus, op, false, 0, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         bus.io_write(port, sz, v as u32, cpu.icount);
+        if bus.needs_attention() {
+            cpu.stop_request = true;
+            cpu.stop_block = true;
+        }
         let d = step(cpu, sz);
         adv(cpu, 6, am, d);
         Ok(())

@@ -175,6 +175,9 @@ impl Cpu {
             IA32_TSC_AUX => self.msr.tsc_aux,
             // The microcode update signature (bits 63:32): none loaded.
             IA32_BIOS_SIGN_ID => 0,
+            // Platform ID (bits 52:50) 0: what the microcode loader reads on
+            // every family-6 Intel part (SDM Vol. 4 Table 2-2); read-only.
+            IA32_PLATFORM_ID => 0,
             _ => return Err(Fault::gp(0)),
         })
     }
@@ -840,5 +843,24 @@ mod tests {
         assert_eq!(out.fault, None);
         assert!(out.finished);
         assert_eq!(cpu.gpr[2], 0, "no microcode update signature");
+    }
+
+    /// Linux's Intel microcode loader reads IA32_PLATFORM_ID (17h) with a
+    /// plain RDMSR; a #GP was an "unchecked MSR access error" in the log.
+    #[test]
+    fn platform_id_reads_as_zero() {
+        let mut a = CodeAssembler::new(64).expect("assembler");
+        a.mov(ecx, 0x17u32).ok();
+        a.mov(eax, 0xFFFF_FFFFu32).ok();
+        a.mov(edx, 0xFFFF_FFFFu32).ok();
+        a.rdmsr().ok();
+        let code = a.assemble(0x40_0000).expect("encode");
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
+        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(&code);
+        cpu.rip = 0x40_0000;
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault, None);
+        assert_eq!((cpu.gpr[0], cpu.gpr[2]), (0, 0));
     }
 }

@@ -295,7 +295,11 @@ impl Cpu {
             if self.cr0 & cr0::NE != 0 {
                 return Err(Fault::new(vector::MF));
             }
-            self.ferr = true;
+            if !self.ferr {
+                self.ferr = true;
+                // Let the machine raise IRQ13 at the next block boundary.
+                self.stop_request = true;
+            }
         }
         Ok(())
     }
