@@ -167,7 +167,7 @@ impl SkipReason {
         match self {
             SkipReason::Revoked => "revoked (revocation_list.txt)",
             SkipReason::DescriptorStore286 => "286: SGDT/SIDT/SMSW store 286-specific bits",
-            SkipReason::NeedsX87 => "needs x87: ESC/WAIT not implemented by the CPU yet",
+            SkipReason::NeedsX87 => "needs x87: an ESC/WAIT form the CPU does not implement",
         }
     }
 }
@@ -287,7 +287,16 @@ pub fn skip_reason(
             return Some(SkipReason::DescriptorStore286);
         }
     }
-    if matches!(body.first(), Some(0xD8..=0xDF | 0x9B)) && !cpu.implements(&t.bytes) {
+    // A LOCK prefix is judged by the LOCK rule in `diff286` (the 286 ignores
+    // it, a 386+ raises #UD), so ask about the instruction without it.
+    let prefixes = t.bytes.len() - body.len();
+    let unlocked: Vec<u8> = t.bytes[..prefixes]
+        .iter()
+        .copied()
+        .filter(|&b| b != 0xF0)
+        .chain(body.iter().copied())
+        .collect();
+    if matches!(body.first(), Some(0xD8..=0xDF | 0x9B)) && !cpu.implements(&unlocked) {
         return Some(SkipReason::NeedsX87);
     }
     None
