@@ -195,4 +195,21 @@ mod tests {
         assert_eq!(m.cpuid(7, 0).1, cpuid(7, 0).1 & !leaf7::EBX_ERMS);
         assert_eq!(m.cpuid(7, 0).3, cpuid(7, 0).3);
     }
+
+    /// What the Debian guest and glibc key on: SSE2 and below, SSE3 (pni),
+    /// SSSE3, CX16, POPCNT; nothing unimplemented (AVX, SSE4.1/4.2, XSAVE,
+    /// MONITOR, RDRAND) is claimed.
+    #[test]
+    fn leaf1_advertises_exactly_the_implemented_extensions() {
+        let (_, _, c, d) = cpuid(1, 0);
+        for bit in [0, 9, 13, 23] {
+            assert_ne!(c & (1 << bit), 0, "ECX bit {bit}");
+        }
+        for bit in [3, 12, 19, 20, 26, 27, 28, 30] {
+            assert_eq!(c & (1 << bit), 0, "ECX bit {bit}");
+        }
+        for bit in [0, 4, 5, 6, 8, 11, 13, 15, 23, 24, 25, 26] {
+            assert_ne!(d & (1 << bit), 0, "EDX bit {bit}");
+        }
+    }
 }

@@ -29,13 +29,13 @@ use iced_x86::{Instruction, OpKind};
 
 /// CPUID.1:EDX bits contributed by this module: MMX (23), SSE (25), SSE2 (26).
 pub const CPUID_EDX: u32 = (1 << 23) | (1 << 25) | (1 << 26);
-/// CPUID.1:ECX bits contributed by this module: SSSE3 (9). SSE3 (bit 0) is
-/// implemented here too, but also includes the x87 FISTTP, so it is
-/// advertised only once `cpu::fpu` has FISTTP (glibc selects routines by
-/// these bits; a half-done extension must not be advertised). SSE4.1
-/// (bit 19) waits for DPPS/DPPD to match the host's NaN and flag rules, and
-/// SSE4.2 (bit 20) for PCMPxSTRx and CRC32.
-pub const CPUID_ECX: u32 = 1 << 9;
+/// CPUID.1:ECX bits contributed by this module: SSE3 (bit 0; its x87 member
+/// FISTTP lives in `cpu::fpu`, all eleven instructions are host-exact under
+/// `vx86 conform host`) and SSSE3 (9). SSE4.1 (bit 19) waits for DPPS/DPPD to
+/// match the host's NaN and flag rules, and SSE4.2 (bit 20) for PCMPxSTRx and
+/// CRC32: glibc selects routines by these bits, so a half-done extension
+/// must not be advertised. MONITOR/MWAIT (bit 3) are not implemented.
+pub const CPUID_ECX: u32 = (1 << 0) | (1 << 9);
 
 /// MXCSR bits software may set (SDM Vol. 1 11.6.6): 15:0, DAZ included;
 /// LDMXCSR/FXRSTOR of any bit outside it raises #GP(0). Reported in the
