@@ -8,6 +8,11 @@
 # a second run reuses what exists. Outputs, in $VX86_GUEST_CACHE/payloads/:
 #   seabios.bin          SeaBIOS (package seabios, /usr/share/seabios/bios.bin)
 #   BIOS-bochs-legacy    the Bochs legacy BIOS (package bochsbios), 64 KiB
+#   memtest86+x64.bin    memtest86+ 6.x for x86-64 (package memtest86+,
+#                        /boot/memtest86+x64.bin): a Linux boot protocol
+#                        image, booted with -kernel
+#   memtest86+x64.iso    its hybrid ISO (/usr/lib/memtest86+/memtest86+x64.iso):
+#                        an MBR-bootable image, booted as a raw hard disk
 #   extlinux.img         raw disk: MBR (syslinux-common mbr.bin), one bootable
 #                        ext2 partition with extlinux, syslinux.cfg (SERIAL 0
 #                        115200, a SAY marker) and Debian's stock kernel
@@ -70,6 +75,12 @@ unpack() {
 cp "$(unpack seabios)/usr/share/seabios/bios.bin" "$out/seabios.bin"
 cp "$(unpack bochsbios)/usr/share/bochs/BIOS-bochs-legacy" "$out/BIOS-bochs-legacy"
 log "seabios.bin $(wc -c < "$out/seabios.bin") bytes, BIOS-bochs-legacy $(wc -c < "$out/BIOS-bochs-legacy") bytes"
+
+# ---- memtest86+ ----
+mt=$(unpack memtest86+)
+cp "$mt/boot/memtest86+x64.bin" "$out/memtest86+x64.bin"
+cp "$mt/usr/lib/memtest86+/memtest86+x64.iso" "$out/memtest86+x64.iso"
+log "memtest86+x64.bin $(wc -c < "$out/memtest86+x64.bin") bytes, memtest86+x64.iso $(wc -c < "$out/memtest86+x64.iso") bytes"
 
 # ---- Debian's kernel (shared with scripts/build-guest.sh's cache layout) ----
 kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')

@@ -1,6 +1,7 @@
 //! Third-party firmware and bootloaders from Debian's packages on vx86:
-//! SeaBIOS and the Bochs legacy BIOS run as `-bios`, and an extlinux disk
-//! with Debian's stock kernel boots through vx86's own BIOS.
+//! SeaBIOS and the Bochs legacy BIOS run as `-bios`, an extlinux disk with
+//! Debian's stock kernel boots through vx86's own BIOS, and memtest86+ boots
+//! as `-kernel` through the Linux boot protocol.
 //!
 //! The payloads come from `scripts/fetch-firmware-payloads.sh` (cached under
 //! `$VX86_GUEST_CACHE/payloads`, default `./guest-cache`); when they are
@@ -98,9 +99,10 @@ impl Run {
             };
             if text.contains(marker) {
                 eprintln!(
-                    "marker {marker:?} on {what}: {:.2} s wall since this test's start, {:.2} s virtual",
+                    "marker {marker:?} on {what}: {:.2} s wall since this test's start, {:.2} s virtual, {} guest instructions",
                     self.start.elapsed().as_secs_f64(),
-                    self.m.cpu.icount as f64 / 1e9
+                    self.m.cpu.icount as f64 / 1e9,
+                    self.m.cpu.icount - self.m.idle_insns
                 );
                 return true;
             }
@@ -240,4 +242,185 @@ fn bochs_bios_boots_the_extlinux_disk() {
         r.serial.text(),
         r.debugcon.text()
     );
+}
+
+/// The prompt memtest86+ draws last on its first screen, under the system
+/// information it has just gathered.
+const MEMTEST_PROMPT: &str =
+    "Press <F1> to configure, <F2> to disable SMP, <Enter> to start testing";
+
+/// memtest86+ booted as `-kernel` with `console` described in boot_params.
+fn boot_memtest(console: vx86::boot::Console) -> Option<Run> {
+    let bin = payload("memtest86+x64.bin")?;
+    let mut r = Run::new(None);
+    let opts = vx86::boot::BootOptions {
+        console,
+        ..Default::default()
+    };
+    let k = vx86::boot::read_files(&bin.display().to_string(), None, None, opts).unwrap();
+    r.m.boot_kernel(k).unwrap();
+    Some(r)
+}
+
+/// memtest86+ 6.10 (Debian's package) as `-kernel memtest86+x64.bin`, as
+/// `qemu-system-x86_64 -M isapc -kernel` boots it: its header follows the
+/// Linux boot protocol (2.12, 64-bit entry, no compressed payload), it reads
+/// boot_params for the screen and the memory map, and draws its first screen
+/// into VGA text memory (about 52 M instructions). The CPU line is CPUID's
+/// brand string, CLK is the TSC counted over a 50 ms PIT channel 2 one-shot
+/// polled on port 61h (1000 MHz: vx86's TSC counts virtual nanoseconds),
+/// Memory is the e820 RAM. Before the fix the loader refused the image:
+/// syssize counts paragraphs rounded up, and the file ends 8 bytes before
+/// syssize * 16.
+#[test]
+fn memtest86plus_boots_to_its_first_screen() {
+    let Some(mut r) = boot_memtest(vx86::boot::Console::VgaText) else {
+        return;
+    };
+    let ok = r.wait_for("screen", MEMTEST_PROMPT, 500_000_000);
+    assert_memtest_first_screen(&r, ok);
+}
+
+/// The first screen's system information on the VGA text rows.
+fn assert_memtest_first_screen(r: &Run, ok: bool) {
+    let rows = r.m.plat.vga.text_rows().unwrap_or_default();
+    let screen = rows.join("\n");
+    eprintln!("memtest86+ screen:\n{screen}");
+    assert!(
+        ok,
+        "memtest86+ did not draw its first screen:\n{screen}\nCOM1:\n{}",
+        r.serial.text()
+    );
+    let row = |i: usize| rows.get(i).map_or("", |s| s.as_str());
+    assert!(row(0).contains("Memtest86+ v6."), "{screen}");
+    assert!(
+        row(0).contains("vx86 Virtual CPU (software x86-64)"),
+        "{screen}"
+    );
+    assert!(row(1).contains("CLK/Temp: 1000MHz"), "{screen}");
+    assert!(row(5).contains("Memory  :  256MB"), "{screen}");
+    assert!(row(7).contains("SMP: N/A"), "{screen}");
+    assert!(row(7).contains("Status: Init."), "{screen}");
+    assert!(row(24).contains("<ESC> Exit"), "{screen}");
+}
+
+/// The screen as the window would show it (text or VBE), rendered now.
+fn frame(m: &mut Machine) -> vx86::devices::vga::Frame {
+    let mut f = vx86::devices::vga::Frame::default();
+    let now = m.plat.clock.now(m.cpu.icount);
+    m.plat.vga.invalidate();
+    m.plat.vga.render(&mut f, now);
+    f
+}
+
+/// Which 8x16 cells of an 80x25 console at (`x0`, `y0`) in `f` hold a glyph
+/// (more than one colour), one string per row: '#' inked, ' ' blank.
+fn lfb_cells(f: &vx86::devices::vga::Frame, x0: u32, y0: u32) -> Vec<String> {
+    (0..25)
+        .map(|row| {
+            (0..80)
+                .map(|col| {
+                    let at = |x: u32, y: u32| {
+                        f.pixels
+                            .get(((y0 + row * 16 + y) * f.width + x0 + col * 8 + x) as usize)
+                            .copied()
+                    };
+                    let first = at(0, 0);
+                    let inked = (0..16).any(|y| (0..8).any(|x| at(x, y) != first));
+                    if inked {
+                        '#'
+                    } else {
+                        ' '
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// memtest86+ with `--boot-fb 1024x768`: screen_info says VIDEO_TYPE_VLFB, a
+/// 32-bpp Bochs VBE framebuffer, and memtest86+ draws its 80x25 console with
+/// its own 8x16 font, centred (640x400 at 192,184). Its first screen must
+/// hold the same text as on VGA text: every cell that has a character there
+/// has glyph pixels here, and every blank cell is a single colour.
+#[test]
+fn memtest86plus_draws_the_same_first_screen_on_a_vbe_framebuffer() {
+    let Some(mut text) = boot_memtest(vx86::boot::Console::VgaText) else {
+        return;
+    };
+    assert!(text.wait_for("screen", MEMTEST_PROMPT, 500_000_000));
+    let want: Vec<String> = text
+        .m
+        .plat
+        .vga
+        .text_rows()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            r.chars()
+                .map(|c| if c == ' ' { ' ' } else { '#' })
+                .collect()
+        })
+        .collect();
+    let Some(mut r) = boot_memtest(vx86::boot::Console::Framebuffer {
+        width: 1024,
+        height: 768,
+    }) else {
+        return;
+    };
+    let (x0, y0) = ((1024 - 640) / 2, (768 - 400) / 2);
+    let limit = 500_000_000;
+    let mut got = Vec::new();
+    while r.m.cpu.icount < limit {
+        r.m.cfg.max_insns = Some(r.m.cpu.icount + 2_000_000);
+        let exit = r.m.run();
+        assert_eq!(exit, RunExit::InstructionLimit, "{}", exit.describe());
+        let f = frame(&mut r.m);
+        assert_eq!((f.width, f.height), (1024, 768));
+        got = lfb_cells(&f, x0, y0);
+        if got.get(18) == want.get(18) {
+            // Nothing outside the console: the margins stay black.
+            let black = |x: u32, y: u32| f.pixels[(y * f.width + x) as usize] == 0;
+            assert!((0..1024).all(|x| black(x, y0 - 1) && black(x, y0 + 400)));
+            assert!((0..768).all(|y| black(x0 - 1, y) && black(x0 + 640, y)));
+            break;
+        }
+    }
+    eprintln!(
+        "memtest86+ framebuffer cells after {} guest instructions, {:.2} s wall:\n{}",
+        r.m.cpu.icount - r.m.idle_insns,
+        r.start.elapsed().as_secs_f64(),
+        got.join("\n")
+    );
+    assert_eq!(
+        got, want,
+        "the framebuffer's text layout differs from VGA text"
+    );
+}
+
+/// The package's hybrid ISO as a raw hard disk through vx86's BIOS (as
+/// `qemu -M isapc -hda memtest86+x64.iso`): its MBR is memtest86+'s own
+/// loader, which prints "Loading Memtest86+" with INT 10h AH=13h, reads the
+/// image with INT 13h AH=42h and jumps to memtest86+'s real-mode setup, which
+/// takes the memory map from INT 15h E820h, opens A20 and enters protected
+/// mode itself. The first screen is the one `-kernel` gives, memory included.
+#[test]
+fn memtest86plus_iso_boots_as_a_hard_disk_through_our_bios() {
+    let Some(iso) = payload("memtest86+x64.iso") else {
+        return;
+    };
+    let mut r = Run::new(None);
+    let spec = DriveSpec::parse(&format!(
+        "file={},format=raw,snapshot=on",
+        iso.display().to_string().replace(',', ",,")
+    ))
+    .unwrap();
+    r.m.attach_drive(0, open_drive(&spec).unwrap()).unwrap();
+    assert!(
+        r.wait_for("screen", "Loading Memtest86+", 200_000_000),
+        "memtest86+'s MBR loader printed nothing:\n{}",
+        r.m.plat.vga.text_rows().unwrap_or_default().join("\n")
+    );
+    let ok = r.wait_for("screen", MEMTEST_PROMPT, 500_000_000);
+    assert_memtest_first_screen(&r, ok);
 }

@@ -193,7 +193,10 @@ impl SetupHeader {
         if img.len() as u64 <= pm_off {
             return Err(truncated("setup code", pm_off + 1));
         }
-        let need = pm_off + h.syssize as u64 * 16;
+        // syssize counts 16-byte paragraphs rounded up (memtest86+ 6.x's
+        // header says `(_end - _start + 15) / 16`), so the last paragraph may
+        // be partial: only a file that ends before it is truncated.
+        let need = pm_off + (h.syssize as u64 * 16).saturating_sub(15);
         if (img.len() as u64) < need {
             return Err(truncated("protected-mode kernel (syssize)", need));
         }
@@ -493,6 +496,22 @@ mod tests {
         ));
         assert!(matches!(
             SetupHeader::parse(&img[..0x300]),
+            Err(ErrorKind::Truncated { .. })
+        ));
+    }
+
+    /// memtest86+ 6.10's x64 image is 8 bytes shorter than syssize * 16: a
+    /// partial last paragraph is a complete kernel, one short by a whole
+    /// paragraph is not.
+    #[test]
+    fn syssize_allows_a_partial_last_paragraph() {
+        let mut img = image(0x20C, XLF_KERNEL_64, &[0xF4; 0x400]);
+        img.put_u32(hdr::SYSSIZE, 0x400 / 16 + 1);
+        assert!(SetupHeader::parse(&img).is_err());
+        img.extend_from_slice(&[0; 8]);
+        assert!(SetupHeader::parse(&img).is_ok());
+        assert!(matches!(
+            SetupHeader::parse(&img[..img.len() - 16]),
             Err(ErrorKind::Truncated { .. })
         ));
     }
