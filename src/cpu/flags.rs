@@ -19,6 +19,12 @@ pub enum LazyOp {
     Sub,
     /// AND/OR/XOR/TEST: CF = OF = 0, AF = 0 (undefined on hardware).
     Logic,
+    /// Shifts and multiplies: the instruction computed CF and OF itself and
+    /// left them in `a` and `b` (all ones for set, zero for clear); SF, ZF
+    /// and PF follow the result, AF is 0 (undefined on hardware). Keeping
+    /// them lazy saves materializing the previous flags on every SHL/SHR/
+    /// SAR/IMUL, which bignum and hash loops issue back to back.
+    Given,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +93,13 @@ impl Flags {
     pub fn logic(&mut self, size: u8, res: u64) {
         self.set_lazy(LazyOp::Logic, size, 0, 0, res, STATUS);
     }
+    /// Records a result whose CF and OF the instruction computed; SF/ZF/PF
+    /// follow `res`, AF reads 0. All six flags become lazy.
+    #[inline(always)]
+    pub fn given(&mut self, size: u8, cf: bool, of: bool, res: u64) {
+        let all = |b: bool| (b as u64).wrapping_neg();
+        self.set_lazy(LazyOp::Given, size, all(cf), all(of), res, STATUS);
+    }
 
     #[inline(always)]
     fn res_m(&self) -> u64 {
@@ -104,6 +117,7 @@ impl Flags {
             LazyOp::Add => (a & b) | ((a | b) & !r),
             LazyOp::Sub => (!a & b) | ((!a | b) & r),
             LazyOp::Logic => 0,
+            LazyOp::Given => a,
         };
         (c >> self.msb) & 1 != 0
     }
@@ -131,6 +145,7 @@ impl Flags {
             LazyOp::Add => (a ^ r) & (b ^ r),
             LazyOp::Sub => (a ^ b) & (a ^ r),
             LazyOp::Logic => 0,
+            LazyOp::Given => b,
         };
         (o >> self.msb) & 1 != 0
     }
@@ -147,7 +162,7 @@ impl Flags {
             return self.bits & AF != 0;
         }
         match self.op {
-            LazyOp::Logic => false,
+            LazyOp::Logic | LazyOp::Given => false,
             _ => (self.a ^ self.b ^ self.res) & 0x10 != 0,
         }
     }
@@ -266,6 +281,29 @@ mod tests {
         assert!(!f.cf() && f.of() && !f.sf());
         assert!(f.cond(0)); // JO
         assert!(f.cond(0xC)); // JL: SF != OF
+    }
+
+    #[test]
+    fn given_flags_match_the_eager_form() {
+        for (sz, cf, of, res) in [
+            (1u8, true, false, 0x80u64),
+            (2, false, true, 0x1_0000),
+            (4, true, true, 0x3),
+            (8, false, false, 0x8000_0000_0000_0000),
+        ] {
+            let mut f = Flags::default();
+            f.set(FIXED1 | AF | CF | OF);
+            f.given(sz, cf, of, res);
+            let mut want = FIXED1 | szp(sz, res);
+            if cf {
+                want |= CF;
+            }
+            if of {
+                want |= OF;
+            }
+            assert_eq!(f.get(), want, "size {sz} res {res:#x}");
+            assert_eq!((f.cf(), f.of(), f.af()), (cf, of, false));
+        }
     }
 
     #[test]

@@ -3,8 +3,7 @@
 
 use super::{rd, wr};
 use crate::cpu::decode::Op;
-use crate::cpu::flags::{size_mask, szp};
-use crate::cpu::state::rflags::*;
+use crate::cpu::flags::size_mask;
 use crate::cpu::{vector, Bus, Cpu, Fault, Res};
 
 fn sext(v: u64, sz: u8) -> i64 {
@@ -23,12 +22,9 @@ fn store_wide(cpu: &mut Cpu, sz: u8, lo: u64, hi: u64) {
 }
 
 fn set_mul_flags(cpu: &mut Cpu, sz: u8, lo: u64, overflow: bool) {
-    // CF = OF = overflow; SF/ZF/AF/PF are undefined: SF/ZF/PF follow the low half.
-    let mut f = szp(sz, lo);
-    if overflow {
-        f |= CF | OF;
-    }
-    cpu.flags.set_status(STATUS, f);
+    // CF = OF = overflow; SF/ZF/AF/PF are undefined: SF/ZF/PF follow the
+    // low half, AF reads 0.
+    cpu.flags.given(sz, overflow, overflow, lo);
 }
 
 pub fn mul(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
@@ -69,6 +65,22 @@ pub fn imul_n(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let p = sext(a, sz) as i128 * sext(b & size_mask(sz), sz) as i128;
     let lo = (p as u64) & size_mask(sz);
     wr(cpu, bus, op, op.o[0], sz, lo)?;
+    set_mul_flags(cpu, sz, lo, p != sext(lo, sz) as i128);
+    Ok(())
+}
+
+/// IMUL r, r and IMUL r, r, imm (both operands in registers): the
+/// multiply of bignum and hash inner loops.
+pub fn imul_r(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let sz = op.osz;
+    let (a, b) = if op.o[2] != crate::cpu::decode::K_NONE {
+        (cpu.reg(op.o[1], sz), op.imm)
+    } else {
+        (cpu.reg(op.o[0], sz), cpu.reg(op.o[1], sz))
+    };
+    let p = sext(a, sz) as i128 * sext(b & size_mask(sz), sz) as i128;
+    let lo = (p as u64) & size_mask(sz);
+    cpu.set_reg(op.o[0], sz, lo);
     set_mul_flags(cpu, sz, lo, p != sext(lo, sz) as i128);
     Ok(())
 }

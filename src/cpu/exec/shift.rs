@@ -25,19 +25,16 @@ fn zero_count(cpu: &mut Cpu, op: &Op, a: u64) -> Res {
     Ok(())
 }
 
-pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
-    let sz = op.osz;
+/// The result, CF, OF and whether SF/ZF/PF follow the result (SHL/SHR/SAR)
+/// of rotating or shifting `a` by a masked, non-zero `cnt`; `None` when a
+/// rotate through carry comes out as a zero count (RCL/RCR modulo
+/// size + 1 for 8/16-bit operands).
+#[inline(always)]
+fn compute<const K: u8>(sz: u8, a: u64, cnt: u32, cf_in: bool) -> Option<(u64, bool, bool, bool)> {
     let bits = sz as u32 * 8;
     let m = size_mask(sz);
-    let cnt_raw = rd(cpu, bus, op, op.o[1], 1)? as u32;
-    let cnt = cnt_raw & if sz == 8 { 0x3F } else { 0x1F };
-    let a = rd(cpu, bus, op, op.o[0], sz)?;
-    if cnt == 0 {
-        return zero_count(cpu, op, a);
-    }
     let msb = |v: u64| (v >> (bits - 1)) & 1 != 0;
-    let cf_in = cpu.flags.cf();
-    let (res, cf, of, full) = match K {
+    Some(match K {
         ROL => {
             let c = cnt % bits;
             let r = if c == 0 {
@@ -61,7 +58,7 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         RCL => {
             let c = if bits < 32 { cnt % (bits + 1) } else { cnt };
             if c == 0 {
-                return zero_count(cpu, op, a);
+                return None;
             }
             let wide = (a as u128) | ((cf_in as u128) << bits);
             let n = bits + 1;
@@ -73,7 +70,7 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         RCR => {
             let c = if bits < 32 { cnt % (bits + 1) } else { cnt };
             if c == 0 {
-                return zero_count(cpu, op, a);
+                return None;
             }
             let wide = (a as u128) | ((cf_in as u128) << bits);
             let n = bits + 1;
@@ -108,23 +105,69 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
             let cf = ((sa >> (c - 1).min(63)) & 1) != 0;
             (r, cf, false, true)
         }
-    };
-    wr(cpu, bus, op, op.o[0], sz, res)?;
-    let mut f = 0;
-    if cf {
-        f |= CF;
-    }
-    if of {
-        f |= OF;
-    }
+    })
+}
+
+/// Sets the flags of a non-zero-count shift or rotate.
+#[inline(always)]
+fn set_flags(cpu: &mut Cpu, sz: u8, res: u64, cf: bool, of: bool, full: bool) {
     if full {
-        // Shifts set SF/ZF/PF from the result; AF is undefined (left clear).
-        f |= szp(sz, res);
-        cpu.flags.set_status(CF | OF | SF | ZF | PF | AF, f);
+        // Shifts set SF/ZF/PF from the result; AF is undefined (reads 0).
+        cpu.flags.given(sz, cf, of, res);
     } else {
+        let mut f = 0;
+        if cf {
+            f |= CF;
+        }
+        if of {
+            f |= OF;
+        }
         cpu.flags.set_status(CF | OF, f);
     }
+}
+
+/// Generic form: register or memory destination, count in CL or an immediate.
+pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let sz = op.osz;
+    let cnt_raw = rd(cpu, bus, op, op.o[1], 1)? as u32;
+    let cnt = cnt_raw & if sz == 8 { 0x3F } else { 0x1F };
+    let a = rd(cpu, bus, op, op.o[0], sz)?;
+    if cnt == 0 {
+        return zero_count(cpu, op, a);
+    }
+    let cf_in = cpu.flags.cf();
+    let Some((res, cf, of, full)) = compute::<K>(sz, a, cnt, cf_in) else {
+        return zero_count(cpu, op, a);
+    };
+    wr(cpu, bus, op, op.o[0], sz, res)?;
+    set_flags(cpu, sz, res, cf, of, full);
     Ok(())
+}
+
+/// SHL/SHR/SAR of a general register by an immediate count: the form
+/// compiled bignum, hash and address arithmetic is made of.
+pub fn shift_ri<const K: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let sz = op.osz;
+    let cnt = (op.imm as u32) & if sz == 8 { 0x3F } else { 0x1F };
+    let a = cpu.reg(op.o[0], sz);
+    if cnt == 0 {
+        return zero_count(cpu, op, a);
+    }
+    let Some((res, cf, of, full)) = compute::<K>(sz, a, cnt, false) else {
+        return zero_count(cpu, op, a);
+    };
+    cpu.set_reg(op.o[0], sz, res);
+    set_flags(cpu, sz, res, cf, of, full);
+    Ok(())
+}
+
+/// The handler for a shift or rotate form.
+pub fn pick<const K: u8>(op: &Op) -> crate::cpu::decode::Handler {
+    if matches!(K, SHL | SHR | SAR) && op.o[0] < 20 && op.o[1] == crate::cpu::decode::K_IMM {
+        shift_ri::<K>
+    } else {
+        shift::<K>
+    }
 }
 
 fn double_shift(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op, left: bool) -> Res {
