@@ -47,6 +47,12 @@ pub fn pick_mov(ins: &Instruction, op: &mut Op) -> Handler {
         }
         return mov_from_sreg;
     }
+    if o0 < 16 && o1 < 16 && op.osz == 8 {
+        return mov_rr64;
+    }
+    if o0 < 16 && o1 < 16 && op.osz == 4 {
+        return mov_rr32;
+    }
     if o0 < 20 && o1 < 20 {
         return mov_rr;
     }
@@ -78,6 +84,21 @@ pub fn mov_mi(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 pub fn mov_rr(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
     let v = cpu.reg(op.o[1], op.osz);
     cpu.set_reg(op.o[0], op.osz, v);
+    Ok(())
+}
+
+/// MOV r64, r64 (no byte registers, no merge): the most frequent form in
+/// compiled 64-bit code.
+pub fn mov_rr64(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let v = cpu.gpr[(op.o[1] & 15) as usize];
+    cpu.gpr[(op.o[0] & 15) as usize] = v;
+    Ok(())
+}
+
+/// MOV r32, r32: the write zero-extends (SDM Vol. 1 3.4.1.1).
+pub fn mov_rr32(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let v = cpu.gpr[(op.o[1] & 15) as usize] & 0xFFFF_FFFF;
+    cpu.gpr[(op.o[0] & 15) as usize] = v;
     Ok(())
 }
 

@@ -75,8 +75,8 @@ pub fn implemented_handler(ins: &Instruction, op: &mut Op) -> Option<Handler> {
     Some(match ins.mnemonic() {
         M::Add => pick_alu::<ADD>(op, reg_reg),
         M::Or => pick_alu::<OR>(op, reg_reg),
-        M::Adc => alu::<ADC>,
-        M::Sbb => alu::<SBB>,
+        M::Adc => pick_alu::<ADC>(op, reg_reg),
+        M::Sbb => pick_alu::<SBB>(op, reg_reg),
         M::And => pick_alu::<AND>(op, reg_reg),
         M::Sub => pick_alu::<SUB>(op, reg_reg),
         M::Xor => pick_alu::<XOR>(op, reg_reg),
