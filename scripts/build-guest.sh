@@ -85,8 +85,12 @@ fi
 busybox=$bbroot/bin/busybox
 
 # Writes a gzip'ed newc cpio of directory $1 to $2 (owned by root, as the kernel expects).
+# Reproducible: every file gets the same mtime and cpio's --reproducible drops
+# inode and device numbers, so the same packages give the same bytes on any
+# machine, and with them the same guest run, instruction for instruction.
 mkcpio() {
-    (cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) | gzip -9 -n > "$2.tmp"
+    find "$1" -exec touch -h -d @0 {} +
+    (cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n > "$2.tmp"
     mv "$2.tmp" "$2"
 }
 
