@@ -1,8 +1,8 @@
-//! Guest MIPS on an SSE2 loop: a 4 KiB MOVDQA memcpy followed by a
-//! PCMPEQB/PMOVMSKB strlen over the copy, as glibc's string routines do it.
-//! Run: `cargo bench --bench simd`. Measured on the shared 2-core machine
-//! (bench profile without LTO): 75 guest MIPS; criterion 53 ms per 5M
-//! instructions (about 94 MIPS).
+//! Guest MIPS on an SSE2 loop (a 4 KiB MOVDQA memcpy followed by a
+//! PCMPEQB/PMOVMSKB strlen over the copy, as glibc's string routines do it)
+//! and on an x87 loop (FILD/FMUL/FADDP: a sum of squares in 80-bit
+//! precision, stored with FISTP and checked against the exact integer).
+//! Run: `cargo bench --bench simd`; each prints its guest MIPS.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use iced_x86::code_asm::*;
@@ -45,6 +45,46 @@ fn program() -> Vec<u8> {
     })();
     r.expect("assemble");
     a.assemble(CODE).expect("encode")
+}
+
+/// Sum of the squares of the 1024 dwords at SRC (1..=1024), in ST(0), stored
+/// to DST as a qword; forever.
+fn x87_program() -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).expect("assembler");
+    let mut outer = a.create_label();
+    let mut sum = a.create_label();
+    let r = (|| -> Result<(), IcedError> {
+        a.set_label(&mut outer)?;
+        a.fninit()?;
+        a.mov(rsi, SRC)?;
+        a.mov(rdi, DST)?;
+        a.mov(ecx, 1024)?;
+        a.fldz()?;
+        a.set_label(&mut sum)?;
+        a.fild(dword_ptr(rsi))?;
+        a.fmul_2(st0, st0)?;
+        a.faddp(st1, st0)?;
+        a.add(rsi, 4)?;
+        a.dec(ecx)?;
+        a.jnz(sum)?;
+        a.fistp(qword_ptr(rdi))?;
+        a.jmp(outer)?;
+        Ok(())
+    })();
+    r.expect("assemble");
+    a.assemble(CODE).expect("encode")
+}
+
+fn x87_machine() -> Cpu {
+    let mut cpu = machine();
+    let code = x87_program();
+    let ram = cpu.mem.ram_mut();
+    ram[CODE as usize..CODE as usize + code.len()].copy_from_slice(&code);
+    for i in 0..1024u32 {
+        let at = SRC as usize + 4 * i as usize;
+        ram[at..at + 4].copy_from_slice(&(i + 1).to_le_bytes());
+    }
+    cpu
 }
 
 fn machine() -> Cpu {
@@ -94,6 +134,20 @@ fn bench(c: &mut Criterion) {
         "the guest memcpy copied the buffer"
     );
     println!("SSE2 memcpy+strlen loop: {mips:.1} guest MIPS");
+
+    let mut cpu = x87_machine();
+    let mut g = c.benchmark_group("x87_loop");
+    g.sample_size(10);
+    g.bench_function("sum_of_squares", |b| b.iter(|| run(&mut cpu, 5_000_000)));
+    g.finish();
+    let mut cpu = x87_machine();
+    let t = std::time::Instant::now();
+    let n = run(&mut cpu, 50_000_000);
+    let mips = n as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let out = &cpu.mem.ram()[DST as usize..DST as usize + 8];
+    let got = u64::from_le_bytes(out.try_into().expect("8 bytes"));
+    assert_eq!(got, 1024 * 1025 * 2049 / 6, "the guest's sum of squares");
+    println!("x87 FILD/FMUL/FADDP loop: {mips:.1} guest MIPS");
 }
 
 criterion_group!(benches, bench);
