@@ -161,6 +161,14 @@ impl F80 {
     pub fn is_nan(&self) -> bool {
         matches!(self.class(), Class::QNaN | Class::SNaN)
     }
+    /// A normal number (exponent 1..=7FFEh, integer bit set): the case
+    /// arithmetic sees almost always, tested first so it skips the NaN,
+    /// unsupported, infinity, zero and denormal screening.
+    #[inline(always)]
+    pub fn is_normal(&self) -> bool {
+        let e = self.exp();
+        e != 0 && e != 0x7FFF && self.signif >> 63 != 0
+    }
     /// Denormal or pseudo-denormal: raises DE when used in arithmetic.
     #[inline]
     pub fn is_denormal(&self) -> bool {
@@ -500,10 +508,15 @@ fn denormal_check(env: &mut Env, a: F80, b: F80) -> bool {
 
 /// a + b (b negated first if `sub`), rounded to `fmt`.
 pub fn add(env: &mut Env, a: F80, b: F80, sub: bool, fmt: Fmt) -> F80 {
+    let bn = if sub { b.negate() } else { b };
+    if a.is_normal() && bn.is_normal() {
+        return add_finite(env, a, bn, fmt);
+    }
+    // NaNs propagate with the sign they had, before FSUB's negation.
     if let Some(r) = screen2(env, a, b) {
         return r;
     }
-    let b = if sub { b.negate() } else { b };
+    let b = bn;
     let (ca, cb) = (a.class(), b.class());
     if ca == Class::Infinity && cb == Class::Infinity && a.sign() != b.sign() {
         env.raise_pre(IE);
@@ -532,6 +545,14 @@ pub fn add(env: &mut Env, a: F80, b: F80, sub: bool, fmt: Fmt) -> F80 {
         (false, true) => return round_f80(env, a, fmt),
         _ => {}
     }
+    add_finite(env, a, b, fmt)
+}
+
+/// a + b for nonzero finite operands (normal or, DE already raised,
+/// denormal).
+#[inline(always)]
+fn add_finite(env: &mut Env, a: F80, b: F80, fmt: Fmt) -> F80 {
+    let rdown = env.rc() == RC_DOWN;
     let (mut x, mut y) = (Fin::of(a), Fin::of(b));
     if (y.e, y.sig) > (x.e, x.sig) {
         std::mem::swap(&mut x, &mut y);
@@ -547,6 +568,11 @@ pub fn add(env: &mut Env, a: F80, b: F80, sub: bool, fmt: Fmt) -> F80 {
 
 /// a * b rounded to `fmt`.
 pub fn mul(env: &mut Env, a: F80, b: F80, fmt: Fmt) -> F80 {
+    if a.is_normal() && b.is_normal() {
+        let (x, y) = (Fin::of(a), Fin::of(b));
+        let p = x.sig as u128 * y.sig as u128;
+        return finish(env, a.sign() ^ b.sign(), x.e + y.e + 1, p, fmt);
+    }
     if let Some(r) = screen2(env, a, b) {
         return r;
     }
