@@ -46,12 +46,10 @@ pub trait BlockDevice {
 /// problem on one line.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    #[error("disk image {}: cannot open: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // The I/O error is part of the message, not a chained source, so the
+    // one-line report does not repeat it.
+    #[error("disk image {}: cannot open: {err}", path.display())]
+    Open { path: PathBuf, err: io::Error },
     #[error(
         "disk image {}: the host file is read-only but the drive was opened for writing \
          (use readonly=on or snapshot=on)",

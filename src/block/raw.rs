@@ -27,9 +27,9 @@ impl RawImage {
     /// Opens `path` as a disk. With `read_only` the file is opened for reading
     /// only and every write is refused; otherwise it must be writable.
     pub fn open(path: &Path, read_only: bool) -> Result<RawImage, BlockError> {
-        let meta = std::fs::metadata(path).map_err(|source| BlockError::Open {
+        let meta = std::fs::metadata(path).map_err(|err| BlockError::Open {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         if meta.is_dir() {
             return Err(BlockError::NotAFile {
@@ -53,16 +53,16 @@ impl RawImage {
                 } else {
                     BlockError::Open {
                         path: path.to_path_buf(),
-                        source,
+                        err: source,
                     }
                 }
             })?;
         // Seeking to the end also sizes a host block device, whose metadata length is 0.
         let size = file
             .seek(SeekFrom::End(0))
-            .map_err(|source| BlockError::Open {
+            .map_err(|err| BlockError::Open {
                 path: path.to_path_buf(),
-                source,
+                err,
             })?;
         if size == 0 {
             return Err(BlockError::Empty {
