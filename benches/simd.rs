@@ -118,16 +118,22 @@ fn run(cpu: &mut Cpu, insns: u64) -> u64 {
     cpu.icount - start
 }
 
-fn bench(c: &mut Criterion) {
-    let mut cpu = machine();
-    let mut g = c.benchmark_group("sse2_loop");
+/// Benchmarks `make()`'s loop with criterion as `group/name`, then runs a
+/// fresh one for 50 M instructions and returns it with its guest MIPS.
+fn measure(c: &mut Criterion, group: &str, name: &str, make: fn() -> Cpu) -> (Cpu, f64) {
+    let mut cpu = make();
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
-    g.bench_function("memcpy_strlen", |b| b.iter(|| run(&mut cpu, 5_000_000)));
+    g.bench_function(name, |b| b.iter(|| run(&mut cpu, 5_000_000)));
     g.finish();
-    let mut cpu = machine();
+    let mut cpu = make();
     let t = std::time::Instant::now();
     let n = run(&mut cpu, 50_000_000);
-    let mips = n as f64 / t.elapsed().as_secs_f64() / 1e6;
+    (cpu, n as f64 / t.elapsed().as_secs_f64() / 1e6)
+}
+
+fn bench(c: &mut Criterion) {
+    let (cpu, mips) = measure(c, "sse2_loop", "memcpy_strlen", machine);
     assert_eq!(
         &cpu.mem.ram()[DST as usize..DST as usize + 4096],
         &cpu.mem.ram()[SRC as usize..SRC as usize + 4096],
@@ -135,15 +141,7 @@ fn bench(c: &mut Criterion) {
     );
     println!("SSE2 memcpy+strlen loop: {mips:.1} guest MIPS");
 
-    let mut cpu = x87_machine();
-    let mut g = c.benchmark_group("x87_loop");
-    g.sample_size(10);
-    g.bench_function("sum_of_squares", |b| b.iter(|| run(&mut cpu, 5_000_000)));
-    g.finish();
-    let mut cpu = x87_machine();
-    let t = std::time::Instant::now();
-    let n = run(&mut cpu, 50_000_000);
-    let mips = n as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let (cpu, mips) = measure(c, "x87_loop", "sum_of_squares", x87_machine);
     let out = &cpu.mem.ram()[DST as usize..DST as usize + 8];
     let got = u64::from_le_bytes(out.try_into().expect("8 bytes"));
     assert_eq!(got, 1024 * 1025 * 2049 / 6, "the guest's sum of squares");

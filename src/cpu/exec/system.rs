@@ -834,14 +834,7 @@ mod tests {
         a.mov(ecx, 0x8Bu32).ok();
         a.mov(edx, 0xFFFF_FFFFu32).ok();
         a.rdmsr().ok();
-        let code = a.assemble(0x40_0000).expect("encode");
-        let mut cpu = Cpu::new_bare(16 << 20);
-        cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
-        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(&code);
-        cpu.rip = 0x40_0000;
-        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
-        assert_eq!(out.fault, None);
-        assert!(out.finished);
+        let cpu = run_long_snippet(a);
         assert_eq!(cpu.gpr[2], 0, "no microcode update signature");
     }
 
@@ -854,6 +847,13 @@ mod tests {
         a.mov(eax, 0xFFFF_FFFFu32).ok();
         a.mov(edx, 0xFFFF_FFFFu32).ok();
         a.rdmsr().ok();
+        let cpu = run_long_snippet(a);
+        assert_eq!((cpu.gpr[0], cpu.gpr[2]), (0, 0));
+    }
+
+    /// Runs the assembled code at 0x400000 in 64-bit mode at CPL0 to its
+    /// end; it must finish without a fault.
+    fn run_long_snippet(mut a: CodeAssembler) -> Cpu {
         let code = a.assemble(0x40_0000).expect("encode");
         let mut cpu = Cpu::new_bare(16 << 20);
         cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
@@ -861,6 +861,7 @@ mod tests {
         cpu.rip = 0x40_0000;
         let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
         assert_eq!(out.fault, None);
-        assert_eq!((cpu.gpr[0], cpu.gpr[2]), (0, 0));
+        assert!(out.finished);
+        cpu
     }
 }
