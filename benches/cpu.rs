@@ -16,7 +16,7 @@ fn run(no_block_cache: bool, insns: u64) -> u64 {
         ..MachineConfig::default()
     };
     let mut m = Machine::new(cfg).expect("machine");
-    m.cpu.mem.load_bios(path, &img).expect("rom");
+    m.mem.load_bios(path, &img).expect("rom");
     m.run();
     m.cpu.icount
 }

@@ -14,4 +14,6 @@ pub mod frontend;
 pub mod io;
 pub mod machine;
 pub mod memory;
+pub mod pci;
+pub mod platform;
 pub mod time;

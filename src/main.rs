@@ -93,7 +93,13 @@ fn run(cli: Cli) -> Result<i32> {
     cfg.no_reboot = cli.no_reboot;
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
-    cfg.realtime = cli.realtime;
+    if cli.realtime {
+        cfg.clock = vx86::time::ClockMode::Icount {
+            shift: 0,
+            sleep: true,
+            align: true,
+        };
+    }
     let serial = match &cli.serial {
         Some(s) => {
             config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?
@@ -302,7 +308,7 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
         Some(path) => {
             let img =
                 std::fs::read(path).with_context(|| format!("{path}: cannot read BIOS image"))?;
-            m.cpu.mem.load_bios(path, &img)?;
+            m.mem.load_bios(path, &img)?;
         }
         None => vx86::boot::builtin::load_bios(&mut m)?,
     }
@@ -323,10 +329,7 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
     let exit = m.run();
     let secs = start.elapsed().as_secs_f64();
     if let Some(path) = &setup.screenshot {
-        let mut frame = vx86::devices::vga::Frame::default();
-        let now = m.plat.clock.now(m.cpu.icount);
-        m.plat.vga.invalidate();
-        m.plat.vga.render(&mut frame, now);
+        let frame = m.screenshot();
         if let Err(e) = vx86::devices::vga::screenshot_png(&frame, std::path::Path::new(path)) {
             eprintln!("vx86: {e}");
         }

@@ -117,7 +117,7 @@ fn run_until(m: &mut Machine, until: u64) {
 }
 
 fn rd8(m: &Machine, a: usize) -> u8 {
-    m.cpu.mem.ram()[a]
+    m.mem.ram()[a]
 }
 fn rd16(m: &Machine, a: usize) -> u16 {
     u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
@@ -126,8 +126,8 @@ fn rd32(m: &Machine, a: usize) -> u32 {
     u32::from_le_bytes([rd8(m, a), rd8(m, a + 1), rd8(m, a + 2), rd8(m, a + 3)])
 }
 
-fn screen(m: &Machine) -> String {
-    m.plat.vga.text_rows().unwrap_or_default().join("\n")
+fn screen(m: &mut Machine) -> String {
+    m.vga().unwrap().text_rows().unwrap_or_default().join("\n")
 }
 
 /// A boot sector that writes "booted DL=xx" to port E9h and records DL at 0000:0600.
@@ -182,7 +182,7 @@ fn builtin_boot_disk_is_the_default_guest() {
     );
     assert!(out.contains("uptime 1 s  RTC 00:00:01"), "{out:?}");
     assert!(!out.contains("No bootable"), "{out:?}");
-    let scr = screen(&m);
+    let scr = screen(&mut m);
     assert!(scr.contains("vx86 boot disk"), "screen: {scr}");
     assert!(scr.contains("uptime 1 s"), "screen: {scr}");
 
@@ -196,7 +196,7 @@ fn builtin_boot_disk_is_the_default_guest() {
         (Key::I, true),
         (Key::I, false),
     ] {
-        m.plat.kbc.key_event(key, down);
+        m.kbc().unwrap().key_event(key, down);
     }
     run_until(&mut m, 40 * TICK_NS);
     let out = serial.text();
@@ -205,7 +205,7 @@ fn builtin_boot_disk_is_the_default_guest() {
         "{out:?}"
     );
     assert!(out.contains("hi"), "{out:?}");
-    let scr = screen(&m);
+    let scr = screen(&mut m);
     assert!(
         scr.contains("typed on COM1, longer than the 16-byte FIFO"),
         "screen: {scr}"
@@ -216,18 +216,23 @@ fn builtin_boot_disk_is_the_default_guest() {
 #[test]
 fn disk_without_boot_signature_says_no_bootable_device() {
     let (mut m, serial) = machine();
-    m.plat.ata[0]
+    m.ata(0)
+        .unwrap()
         .attach(0, Box::new(MemImage::writable(vec![0; 64 * 512])))
         .unwrap();
     run_until(&mut m, 10 * TICK_NS);
     let out = serial.text();
     assert!(out.contains("No bootable device."), "{out:?}");
     assert!(!out.contains("No bootable disk found."), "{out:?}");
-    assert!(screen(&m).contains("No bootable device."), "{}", screen(&m));
+    assert!(
+        screen(&mut m).contains("No bootable device."),
+        "{}",
+        screen(&mut m)
+    );
     assert_eq!(rd8(&m, 0x475), 1, "BDA: one hard disk");
     // The guest waits (HLT with interrupts on), it does not hang: a key retries.
-    m.plat.kbc.key_event(Key::Space, true);
-    m.plat.kbc.key_event(Key::Space, false);
+    m.kbc().unwrap().key_event(Key::Space, true);
+    m.kbc().unwrap().key_event(Key::Space, false);
     run_until(&mut m, 20 * TICK_NS);
     assert_eq!(serial.text().matches("No bootable device.").count(), 2);
 }
@@ -241,13 +246,16 @@ fn boots_the_first_disk_with_a_signature_on_any_channel() {
     bootable[..512].copy_from_slice(&boot_sector());
     // 80h: no signature (primary master); 81h: primary slave absent, so the
     // secondary master is 81h and boots; 82h: secondary slave, also bootable.
-    m.plat.ata[0]
+    m.ata(0)
+        .unwrap()
         .attach(0, Box::new(MemImage::writable(vec![0; 32 * 512])))
         .unwrap();
-    m.plat.ata[1]
+    m.ata(1)
+        .unwrap()
         .attach(0, Box::new(MemImage::writable(bootable.clone())))
         .unwrap();
-    m.plat.ata[1]
+    m.ata(1)
+        .unwrap()
         .attach(1, Box::new(MemImage::writable(bootable)))
         .unwrap();
     run_until(&mut m, 5 * TICK_NS);
@@ -441,11 +449,11 @@ fn int13_services_on_an_ata_disk() {
     // 600 MiB: above 504 MiB, so AH=08h reports the LBA-assist translation.
     let sectors = 600 * 2048;
     let (disk, written) = PatternDisk::new(sectors);
-    m.plat.ata[0].attach(0, Box::new(disk)).unwrap();
+    m.ata(0).unwrap().attach(0, Box::new(disk)).unwrap();
     let code = disk_probe();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     run_until(&mut m, 3 * TICK_NS);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     run_until(&mut m, 5 * TICK_NS);
     assert_eq!(rd16(&m, RES + 0x1FE), 0xBEEF, "probe did not run");
     let r = |i: usize| rd16(&m, RES + 2 * i);
@@ -486,11 +494,11 @@ fn int13_services_on_an_ata_disk() {
     assert_eq!(rd16(&m, EDD_BUF + 24), 512, "bytes per sector");
     assert_eq!(rd16(&m, EDD_BUF + 0x1E), 0xBEDD, "device path key");
     assert_eq!(
-        &m.cpu.mem.ram()[EDD_BUF + 0x24..EDD_BUF + 0x30],
+        &m.mem.ram()[EDD_BUF + 0x24..EDD_BUF + 0x30],
         b"ISA ATA     "
     );
     assert_eq!(rd16(&m, EDD_BUF + 0x30), 0x1F0, "interface path: base port");
-    let sum = m.cpu.mem.ram()[EDD_BUF + 0x1E..EDD_BUF + 0x42]
+    let sum = m.mem.ram()[EDD_BUF + 0x1E..EDD_BUF + 0x42]
         .iter()
         .fold(0u8, |s, &b| s.wrapping_add(b));
     assert_eq!(sum, 0, "device path checksum");
@@ -609,13 +617,14 @@ fn int13_with_arbitrary_registers_is_guest_behaviour() {
         a.assemble(PROBE)
     }
     let (mut m, _serial) = machine();
-    m.plat.ata[0]
+    m.ata(0)
+        .unwrap()
         .attach(0, Box::new(MemImage::writable(vec![0x11; 256 * 512])))
         .unwrap();
     let code = build(0x1234_5678).unwrap();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     run_until(&mut m, 3 * TICK_NS);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     // Whatever the calls did to memory, the emulator keeps running.
     m.cfg.max_insns = Some(40 * TICK_NS);
     let exit = m.run();

@@ -13,7 +13,7 @@ const CTRL_INFO: usize = 0x20000; // 2000:0000
 const MODE_INFO: usize = 0x21000; // 2100:0000, 256 bytes per query
 
 fn rd8(m: &Machine, a: usize) -> u8 {
-    m.cpu.mem.ram()[a]
+    m.mem.ram()[a]
 }
 fn rd16(m: &Machine, a: usize) -> u16 {
     u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
@@ -158,24 +158,24 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     .unwrap();
     vx86::boot::builtin::load_bios(&mut m).unwrap();
     let code = probe();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     m.cfg.max_insns = Some(3 * TICK_NS);
     assert_eq!(m.run(), RunExit::InstructionLimit);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     m.cfg.max_insns = Some(5 * TICK_NS);
     assert_eq!(m.run(), RunExit::InstructionLimit);
     assert_eq!(rd16(&m, RES + 0x1FE), 0xBEEF, "probe did not run");
-    let banked_byte = m.plat.vga.lfb_read(0x1_0010);
+    let banked_byte = m.vga().unwrap().lfb_read(0x1_0010);
     let r = |i: usize| rd16(&m, RES + 2 * i);
 
     // Controller information.
     assert_eq!(r(0), 0x004F, "4F00h");
-    assert_eq!(&m.cpu.mem.ram()[CTRL_INFO..CTRL_INFO + 4], b"VESA");
+    assert_eq!(&m.mem.ram()[CTRL_INFO..CTRL_INFO + 4], b"VESA");
     assert_eq!(rd16(&m, CTRL_INFO + 4), 0x0200, "VBE 2.0");
     assert_eq!(rd16(&m, CTRL_INFO + 18), 256, "16 MiB in 64 KiB blocks");
     let far = |a: usize| (rd16(&m, a + 2) as usize) * 16 + rd16(&m, a) as usize;
     let oem = far(CTRL_INFO + 6);
-    assert_eq!(&m.cpu.mem.ram()[oem..oem + 4], b"vx86");
+    assert_eq!(&m.mem.ram()[oem..oem + 4], b"vx86");
     let list = far(CTRL_INFO + 14);
     let modes: Vec<u16> = (0..)
         .map(|i| rd16(&m, list + 2 * i))
@@ -204,7 +204,7 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     assert_eq!(rd16(&m, mi + 16), 1024 * 3, "bytes per scan line");
     assert_eq!(rd8(&m, mi + 27), 6, "direct colour");
     assert_eq!(
-        &m.cpu.mem.ram()[mi + 31..mi + 37],
+        &m.mem.ram()[mi + 31..mi + 37],
         &[8, 16, 8, 8, 8, 0],
         "RGB masks"
     );
@@ -221,7 +221,7 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     );
     assert_eq!(rd16(&m, mi32 + 16), 640 * 4);
     assert_eq!(
-        &m.cpu.mem.ram()[mi32 + 37..mi32 + 39],
+        &m.mem.ram()[mi32 + 37..mi32 + 39],
         &[8, 24],
         "reserved byte"
     );
@@ -253,5 +253,8 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     assert_eq!(r(23) & 0xFF, 0x03, "AH=0Fh: mode 3");
     assert_eq!(r(24) & 0xFF, u16::from(b'Z'), "teletype after leaving VBE");
     assert_ne!(r(26), 0x004F, "4F77h is not supported");
-    assert!(m.plat.vga.text_rows().is_some(), "text mode on the VGA");
+    assert!(
+        m.vga().unwrap().text_rows().is_some(),
+        "text mode on the VGA"
+    );
 }

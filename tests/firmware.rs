@@ -45,7 +45,7 @@ fn boot(ram: u64) -> (Machine, Shared) {
         ..MachineConfig::default()
     };
     let mut m = Machine::new(cfg).unwrap();
-    m.cpu.mem.load_bios("firmware/bios.bin", BIOS).unwrap();
+    m.mem.load_bios("firmware/bios.bin", BIOS).unwrap();
     let serial = Shared::default();
     m.sinks.serial = Some(Box::new(serial.clone()));
     (m, serial)
@@ -59,7 +59,7 @@ fn run_until(m: &mut Machine, until: u64) {
 }
 
 fn rd8(m: &Machine, a: usize) -> u8 {
-    m.cpu.mem.ram()[a]
+    m.mem.ram()[a]
 }
 fn rd16(m: &Machine, a: usize) -> u16 {
     u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
@@ -211,7 +211,7 @@ fn echoes_serial_and_keyboard_input() {
         (Key::Digit7, true),
         (Key::Digit7, false),
     ] {
-        m.plat.kbc.key_event(key, down);
+        m.kbc().unwrap().key_event(key, down);
     }
     run_until(&mut m, 12 * TICK_NS);
     let out = serial.text();
@@ -401,10 +401,10 @@ fn service_probe() -> Vec<u8> {
 fn services_answer_like_an_at_bios() {
     let (mut m, serial) = boot(128 << 20);
     let code = service_probe();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     // Let POST and the boot screen finish, then hook INT 1Ch (user tick).
     run_until(&mut m, 40 * TICK_NS);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     run_until(&mut m, 45 * TICK_NS);
     assert_eq!(rd16(&m, RES + 0xFE), 0xBEEF, "probe did not run");
 
@@ -492,7 +492,7 @@ fn ctrl_alt_del_reboots() {
         (Key::AltLeft, false),
         (Key::ControlLeft, false),
     ] {
-        m.plat.kbc.key_event(key, down);
+        m.kbc().unwrap().key_event(key, down);
     }
     run_until(&mut m, 8 * TICK_NS);
     let out = serial.text();
@@ -502,8 +502,8 @@ fn ctrl_alt_del_reboots() {
         "no second POST: {out:?}"
     );
     // The keyboard still works after the warm boot.
-    m.plat.kbc.key_event(Key::Z, true);
-    m.plat.kbc.key_event(Key::Z, false);
+    m.kbc().unwrap().key_event(Key::Z, true);
+    m.kbc().unwrap().key_event(Key::Z, false);
     run_until(&mut m, 12 * TICK_NS);
     let out = serial.text();
     let after = &out[out.rfind("vx86 BIOS 0.1").unwrap_or(0)..];
@@ -613,7 +613,7 @@ fn disk_option_rom(sector: &[u8]) -> Vec<u8> {
 fn int19_boots_a_sector_from_an_option_rom_disk() {
     let (mut m, serial) = boot(16 << 20);
     let rom = disk_option_rom(&boot_sector());
-    m.cpu.mem.ram_mut()[0xC8000..0xC8000 + rom.len()].copy_from_slice(&rom);
+    m.mem.ram_mut()[0xC8000..0xC8000 + rom.len()].copy_from_slice(&rom);
     run_until(&mut m, 3 * TICK_NS);
     let out = serial.text();
     assert!(out.contains("boot sector running\r\n"), "{out:?}");
@@ -631,14 +631,18 @@ fn shutdown_code_0a_resumes_through_0040_0067() {
     // resume address at 0040:0067, as an OS leaves them before resetting.
     let mut code = vec![0xB0, b'R', 0xE6, 0xE9]; // mov al,'R'; out 0E9h,al
     code.extend([0xF4, 0xEB, 0xFD]); // hlt; jmp $-1
-    m.cpu.mem.ram_mut()[0x8000..0x8000 + code.len()].copy_from_slice(&code);
-    m.cpu.mem.ram_mut()[0x467..0x46B].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
-    m.plat.rtc.cmos_write_raw(0x0F, 0x0A);
+    m.mem.ram_mut()[0x8000..0x8000 + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[0x467..0x46B].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.rtc().unwrap().cmos_write_raw(0x0F, 0x0A);
     // The resumed code halts with interrupts off (POST runs with CLI).
     m.cfg.max_insns = Some(TICK_NS);
     assert_eq!(m.run(), RunExit::HaltedForever);
     assert_eq!(debugcon.text(), "R", "POST did not resume at 0000:8000");
-    assert_eq!(m.plat.rtc.cmos_read_raw(0x0F), 0, "shutdown code cleared");
+    assert_eq!(
+        m.rtc().unwrap().cmos_read_raw(0x0F),
+        0,
+        "shutdown code cleared"
+    );
 }
 
 /// A probe (INT 1Ch handler, runs once) for the INT 10h text functions that
@@ -741,9 +745,9 @@ fn video_probe() -> Vec<u8> {
 fn int10_text_functions_on_video_memory() {
     let (mut m, _serial) = boot(16 << 20);
     let code = video_probe();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     run_until(&mut m, 3 * TICK_NS);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     run_until(&mut m, 5 * TICK_NS);
     assert_eq!(rd16(&m, VRES + 0xFE), 0xBEEF, "probe did not run");
     let w = |i: usize| rd16(&m, VRES + 2 * i);
@@ -841,9 +845,9 @@ fn int10_mode_13h() {
     }
     let (mut m, _serial) = boot(16 << 20);
     let code = build().unwrap();
-    m.cpu.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
+    m.mem.ram_mut()[PROBE as usize..PROBE as usize + code.len()].copy_from_slice(&code);
     run_until(&mut m, 3 * TICK_NS);
-    m.cpu.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
+    m.mem.ram_mut()[0x1C * 4..0x1C * 4 + 4].copy_from_slice(&[0x00, 0x80, 0x00, 0x00]);
     run_until(&mut m, 5 * TICK_NS);
     assert_eq!(rd16(&m, VRES + 0xFE), 0xBEEF, "probe did not run");
     assert_eq!(rd8(&m, 0x449), 0x13, "BDA video mode");

@@ -69,7 +69,7 @@ impl Run {
         match bios {
             Some(p) => {
                 let img = std::fs::read(p).unwrap();
-                m.cpu.mem.load_bios(&p.display().to_string(), &img).unwrap();
+                m.mem.load_bios(&p.display().to_string(), &img).unwrap();
             }
             None => vx86::boot::builtin::load_bios(&mut m).unwrap(),
         }
@@ -95,7 +95,13 @@ impl Run {
             let text = match what {
                 "serial" => self.serial.text(),
                 "debugcon" => self.debugcon.text(),
-                _ => self.m.plat.vga.text_rows().unwrap_or_default().join("\n"),
+                _ => self
+                    .m
+                    .vga()
+                    .unwrap()
+                    .text_rows()
+                    .unwrap_or_default()
+                    .join("\n"),
             };
             if text.contains(marker) {
                 eprintln!(
@@ -167,7 +173,8 @@ fn extlinux_disk_boots_through_our_bios() {
         img.display().to_string().replace(',', ",,")
     ))
     .unwrap();
-    r.m.plat.ata[0]
+    r.m.ata(0)
+        .unwrap()
         .attach(0, open_drive(&spec).unwrap())
         .unwrap();
     assert!(
@@ -278,12 +285,12 @@ fn memtest86plus_boots_to_its_first_screen() {
         return;
     };
     let ok = r.wait_for("screen", MEMTEST_PROMPT, 500_000_000);
-    assert_memtest_first_screen(&r, ok);
+    assert_memtest_first_screen(&mut r, ok);
 }
 
 /// The first screen's system information on the VGA text rows.
-fn assert_memtest_first_screen(r: &Run, ok: bool) {
-    let rows = r.m.plat.vga.text_rows().unwrap_or_default();
+fn assert_memtest_first_screen(r: &mut Run, ok: bool) {
+    let rows = r.m.vga().unwrap().text_rows().unwrap_or_default();
     let screen = rows.join("\n");
     eprintln!("memtest86+ screen:\n{screen}");
     assert!(
@@ -308,8 +315,8 @@ fn assert_memtest_first_screen(r: &Run, ok: bool) {
 fn frame(m: &mut Machine) -> vx86::devices::vga::Frame {
     let mut f = vx86::devices::vga::Frame::default();
     let now = m.plat.clock.now(m.cpu.icount);
-    m.plat.vga.invalidate();
-    m.plat.vga.render(&mut f, now);
+    m.vga().unwrap().invalidate();
+    m.vga().unwrap().render(&mut f, now);
     f
 }
 
@@ -351,8 +358,8 @@ fn memtest86plus_draws_the_same_first_screen_on_a_vbe_framebuffer() {
     assert!(text.wait_for("screen", MEMTEST_PROMPT, 500_000_000));
     let want: Vec<String> = text
         .m
-        .plat
-        .vga
+        .vga()
+        .unwrap()
         .text_rows()
         .unwrap_or_default()
         .iter()
@@ -419,8 +426,12 @@ fn memtest86plus_iso_boots_as_a_hard_disk_through_our_bios() {
     assert!(
         r.wait_for("screen", "Loading Memtest86+", 200_000_000),
         "memtest86+'s MBR loader printed nothing:\n{}",
-        r.m.plat.vga.text_rows().unwrap_or_default().join("\n")
+        r.m.vga()
+            .unwrap()
+            .text_rows()
+            .unwrap_or_default()
+            .join("\n")
     );
     let ok = r.wait_for("screen", MEMTEST_PROMPT, 500_000_000);
-    assert_memtest_first_screen(&r, ok);
+    assert_memtest_first_screen(&mut r, ok);
 }

@@ -43,7 +43,7 @@ fn run_rom_with(
         ..MachineConfig::default()
     };
     let mut m = Machine::new(cfg).expect("machine");
-    m.cpu.mem.load_bios(&path, &img).expect("load ROM");
+    m.mem.load_bios(&path, &img).expect("load ROM");
     let cap = Capture::default();
     m.sinks.debugcon = Some(Box::new(cap.clone()));
     prepare(&mut m);
@@ -64,8 +64,8 @@ fn run_platform(mode13: bool, no_block_cache: bool) -> (RunExit, String, Machine
             .expect("drive spec");
     let (exit, out, mut m) = run_rom_with("platform.bin", 400_000_000, no_block_cache, |m| {
         let dev = vx86::block::open_drive(&spec).expect("open disk");
-        m.plat.ata[0].attach(0, dev).expect("attach");
-        m.cpu.mem.ram_mut()[0x500] = mode13 as u8;
+        m.ata(0).unwrap().attach(0, dev).expect("attach");
+        m.mem.ram_mut()[0x500] = mode13 as u8;
     });
     m.flush_disks().expect("flush");
     let bytes = std::fs::read(&disk).expect("read disk back");
@@ -111,12 +111,12 @@ fn platform_rom_programs_every_device() {
             .chain(&disk[8 * 512..])
             .all(|&b| b == 0));
         // Text mode 03h: 80x25 cells of 9x16 dots, the title white on blue.
-        let rows = m.plat.vga.text_rows().expect("text mode");
+        let rows = m.vga().unwrap().text_rows().expect("text mode");
         assert_eq!(rows.len(), 25);
         assert!(rows[0].starts_with("vx86 platform test ROM: text mode 03h"));
         let mut frame = vx86::devices::vga::Frame::default();
-        m.plat.vga.invalidate();
-        m.plat.vga.render(&mut frame, 0);
+        m.vga().unwrap().invalidate();
+        m.vga().unwrap().render(&mut frame, 0);
         assert_eq!((frame.width, frame.height), (720, 400));
         let px = |x: u32, y: u32| frame.pixels[(y * frame.width + x) as usize];
         // Cell (0,0) is 'v': its top row is background (blue), some dot in it is white.
@@ -132,10 +132,10 @@ fn platform_rom_draws_mode_13h() {
     let (exit, out, mut m, _) = run_platform(true, false);
     assert_eq!(exit, RunExit::DebugExit(1), "{out}");
     assert!(out.contains("PASS VGA mode 13h set"), "{out}");
-    assert!(m.plat.vga.text_rows().is_none());
+    assert!(m.vga().unwrap().text_rows().is_none());
     let mut frame = vx86::devices::vga::Frame::default();
-    m.plat.vga.invalidate();
-    m.plat.vga.render(&mut frame, 0);
+    m.vga().unwrap().invalidate();
+    m.vga().unwrap().render(&mut frame, 0);
     // 320x200, shown as 640x400 (pixels doubled) or 320x200.
     let (w, h) = (frame.width, frame.height);
     assert!((w, h) == (320, 200) || (w, h) == (640, 400), "{w}x{h}");

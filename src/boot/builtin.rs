@@ -16,7 +16,7 @@ pub const BOOT_DISK: &[u8] = include_bytes!("../../firmware/bootdisk.img");
 
 /// Loads the built-in BIOS.
 pub fn load_bios(m: &mut Machine) -> Result<(), crate::memory::MemoryError> {
-    m.cpu.mem.load_bios("built-in firmware", BIOS)
+    m.mem.load_bios("built-in firmware", BIOS)
 }
 
 /// Attaches the built-in boot disk as primary master (drive 80h), a snapshot:

@@ -134,11 +134,15 @@ impl Cpu {
             }
             return v;
         }
+        if self.mem.read_u8(addr).is_none() && self.mem.read_u8(addr + size as u64 - 1).is_none() {
+            // A device window: one sized access (the map splits it if it must).
+            return bus.mmio_read(addr, size, self.icount) & super::flags::size_mask(size);
+        }
         for i in 0..size as u64 {
             let a = addr + i;
             let b = match self.mem.read_u8(a) {
                 Some(b) => b,
-                None => bus.mmio_read(a, 1) as u8,
+                None => bus.mmio_read(a, 1, self.icount) as u8,
             };
             v |= (b as u64) << (8 * i);
         }
@@ -147,14 +151,29 @@ impl Cpu {
 
     pub fn phys_write(&mut self, bus: &mut dyn Bus, addr: u64, size: u8, v: u64) {
         let addr = addr & self.a20_mask;
+        if self.mem.read_u8(addr).is_none() && self.mem.read_u8(addr + size as u64 - 1).is_none() {
+            self.mmio_write(bus, addr, size, v);
+            return;
+        }
         for i in 0..size as u64 {
             let a = addr + i;
             let b = (v >> (8 * i)) as u8;
             if self.mem.write_u8(a, b) {
                 self.note_code_write(a, 1);
             } else if self.mem.read_u8(a).is_none() {
-                bus.mmio_write(a, 1, b as u64);
+                self.mmio_write(bus, a, 1, b as u64);
             }
+        }
+    }
+
+    /// A write to a device window. A device may act on it at once (a DMA, an
+    /// exit request): then the CPU stops after this instruction so the
+    /// machine can act before anything else runs.
+    fn mmio_write(&mut self, bus: &mut dyn Bus, addr: u64, size: u8, v: u64) {
+        bus.mmio_write(addr, size, v, self.icount);
+        if bus.needs_attention() {
+            self.stop_request = true;
+            self.stop_block = true;
         }
     }
 
@@ -170,6 +189,22 @@ impl Cpu {
     fn note_code_write(&mut self, phys: u64, len: u64) {
         if self.cache.page_has_code(phys) || self.cache.page_has_code(phys + len - 1) {
             self.invalidate_code(phys, len);
+        }
+    }
+
+    /// Someone outside the CPU (a device's DMA) wrote physical bytes
+    /// `[phys, phys+len)`: blocks decoded from them are dropped, as for a CPU
+    /// write (SDM Vol. 3A 11.6: self- and cross-modifying code).
+    pub fn invalidate_phys(&mut self, phys: u64, len: u64) {
+        let end = phys.saturating_add(len);
+        let mut page = phys & !0xFFF;
+        while page < end {
+            if self.cache.page_has_code(page) {
+                let s = page.max(phys);
+                let e = (page + 0x1000).min(end);
+                self.invalidate_code(s, e - s);
+            }
+            page += 0x1000;
         }
     }
 
@@ -422,7 +457,7 @@ impl Cpu {
             if self.mem.is_ram(phys) || self.mem.read_u8(phys).is_some() {
                 return Ok(self.phys_read(bus, phys, size));
             }
-            return Ok(bus.mmio_read(phys, size) & super::flags::size_mask(size));
+            return Ok(bus.mmio_read(phys, size, self.icount) & super::flags::size_mask(size));
         }
         // Crossing a page: translate both halves before touching anything.
         let p1 = self.translate(bus, lin, Access::Read, user)?;
@@ -478,7 +513,7 @@ impl Cpu {
             if self.mem.is_ram(phys) {
                 self.phys_write(bus, phys, size, v);
             } else if self.mem.read_u8(phys).is_none() {
-                bus.mmio_write(phys, size, v);
+                self.mmio_write(bus, phys, size, v);
             }
             return Ok(());
         }

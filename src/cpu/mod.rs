@@ -107,9 +107,9 @@ pub trait Bus {
     /// Port read; `now` is the CPU's retired-instruction count (virtual time).
     fn io_read(&mut self, port: u16, size: u8, now: u64) -> u32;
     fn io_write(&mut self, port: u16, size: u8, value: u32, now: u64);
-    /// Read from a physical address that is not RAM or ROM.
-    fn mmio_read(&mut self, addr: u64, size: u8) -> u64;
-    fn mmio_write(&mut self, addr: u64, size: u8, value: u64);
+    /// Read from a physical address that is not RAM or ROM; `now` as for ports.
+    fn mmio_read(&mut self, addr: u64, size: u8, now: u64) -> u64;
+    fn mmio_write(&mut self, addr: u64, size: u8, value: u64, now: u64);
     /// True while the interrupt controller asserts INTR.
     fn intr_pending(&mut self) -> bool;
     /// After a port write: the machine must act before the CPU goes on
@@ -130,10 +130,10 @@ impl Bus for NullBus {
         flags::size_mask(size) as u32
     }
     fn io_write(&mut self, _: u16, _: u8, _: u32, _: u64) {}
-    fn mmio_read(&mut self, _: u64, size: u8) -> u64 {
+    fn mmio_read(&mut self, _: u64, size: u8, _: u64) -> u64 {
         flags::size_mask(size)
     }
-    fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64, _: u64) {}
     fn intr_pending(&mut self) -> bool {
         false
     }
@@ -245,8 +245,10 @@ pub struct Cpu {
     pub capture_faults: bool,
     pub captured: Option<Fault>,
     pub a20_mask: u64,
-    /// Retired instructions since reset: the virtual clock.
+    /// Retired instructions since reset (the virtual clock in icount mode).
     pub icount: u64,
+    /// Guest time, the TSC's time base (a copy of the machine's clock).
+    pub clock: crate::time::VirtualClock,
     /// Nesting of exception delivery, for double and triple faults.
     pub(crate) delivering: u8,
 
@@ -305,6 +307,7 @@ impl Cpu {
             captured: None,
             a20_mask: !0,
             icount: 0,
+            clock: Default::default(),
             delivering: 0,
             mem,
             tlb: Tlb::new(),

@@ -264,10 +264,10 @@ mod tests {
             u32::MAX
         }
         fn io_write(&mut self, _: u16, _: u8, _: u32, _: u64) {}
-        fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
+        fn mmio_read(&mut self, _: u64, _: u8, _: u64) -> u64 {
             u64::MAX
         }
-        fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+        fn mmio_write(&mut self, _: u64, _: u8, _: u64, _: u64) {}
         fn intr_pending(&mut self) -> bool {
             true
         }

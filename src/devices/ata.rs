@@ -1123,6 +1123,38 @@ impl PortDevice for AtaChannel {
     }
 }
 
+impl AtaChannel {
+    /// The ISA IRQ of this channel: 14 for the primary (1F0h), 15 otherwise.
+    pub fn isa_irq(&self) -> u8 {
+        if self.base == 0x1F0 {
+            14
+        } else {
+            15
+        }
+    }
+}
+
+impl super::Device for AtaChannel {
+    fn name(&self) -> &'static str {
+        "ide"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default()
+            .ports(self.base..=self.base.saturating_add(7))
+            .ports(self.ctrl..=self.ctrl)
+            .irq(self.isa_irq())
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        let v = PortDevice::io_read(self, port, size, cx.now);
+        cx.set_irq(self.isa_irq(), self.irq());
+        v
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        cx.set_irq(self.isa_irq(), self.irq());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -300,6 +300,55 @@ impl PortDevice for PostCode {
     }
 }
 
+impl super::Device for DebugCon {
+    fn name(&self) -> &'static str {
+        "isa-debugcon"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default().ports(self.port..=self.port)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        PortDevice::io_read(self, port, size, cx.now)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        cx.output_ready();
+    }
+}
+
+impl super::Device for DebugExit {
+    fn name(&self) -> &'static str {
+        "isa-debug-exit"
+    }
+    fn resources(&self) -> super::Resources {
+        let end = self
+            .iobase()
+            .saturating_add(u16::from(self.iosize()).saturating_sub(1));
+        super::Resources::default().ports(self.iobase()..=end)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        if let Some(code) = self.take_exit_request() {
+            cx.request_exit(code);
+        }
+    }
+}
+
+impl super::Device for PostCode {
+    fn name(&self) -> &'static str {
+        "post-code"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default().ports(POST_CODE_PORT..=POST_CODE_PORT)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        PortDevice::io_read(self, port, size, cx.now)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

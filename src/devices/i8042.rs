@@ -1041,6 +1041,51 @@ impl PortDevice for I8042 {
     }
 }
 
+impl I8042 {
+    /// Hands the controller's outputs to the platform: IRQ1, IRQ12, the A20
+    /// gate and a pulsed reset line.
+    fn drive_outputs(&mut self, cx: &mut super::Ctx) {
+        cx.set_irq(1, self.irq1());
+        cx.set_irq(12, self.irq12());
+        cx.set_a20(self.a20());
+        if self.take_reset_request() {
+            cx.request_reset();
+        }
+    }
+}
+
+impl super::Device for I8042 {
+    fn name(&self) -> &'static str {
+        "i8042"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default()
+            .ports(0x60..=0x60)
+            .ports(0x64..=0x64)
+            .irq(1)
+            .irq(12)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        let v = PortDevice::io_read(self, port, size, cx.now);
+        self.drive_outputs(cx);
+        v
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        self.drive_outputs(cx);
+    }
+    fn power_on(&mut self, cx: &mut super::Ctx) {
+        self.drive_outputs(cx);
+    }
+    fn advance(&mut self, cx: &mut super::Ctx) {
+        I8042::advance(self, cx.now);
+        self.drive_outputs(cx);
+    }
+    fn next_deadline(&self) -> Option<Nanos> {
+        I8042::next_deadline(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -776,6 +776,38 @@ impl PortDevice for Pit {
     }
 }
 
+/// The 8254's ports: counters and control word at 40h-43h, and port 61h
+/// (speaker gate/data, channel 2 OUT), which the PC wires to it.
+impl super::Device for Pit {
+    fn name(&self) -> &'static str {
+        "isa-pit"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default()
+            .ports(0x40..=0x43)
+            .ports(0x61..=0x61)
+            .irq(0)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        PortDevice::io_read(self, port, size, cx.now)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        // Reprogramming may move the next deadline: re-plan.
+        cx.replan();
+    }
+    /// Channel 0's OUT rising edges become IRQ0 edges (one pulse for all
+    /// that fell due since the last call, as the PIC's IRR holds only one).
+    fn advance(&mut self, cx: &mut super::Ctx) {
+        if Pit::advance(self, cx.now) > 0 {
+            cx.pulse_irq(0);
+        }
+    }
+    fn next_deadline(&self) -> Option<Nanos> {
+        Pit::next_deadline(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -735,6 +735,32 @@ impl PortDevice for Rtc {
     }
 }
 
+impl super::Device for Rtc {
+    fn name(&self) -> &'static str {
+        "mc146818rtc"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default().ports(0x70..=0x71).irq(8)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        let v = PortDevice::io_read(self, port, size, cx.now);
+        cx.set_irq(8, self.irq());
+        v
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        cx.set_irq(8, self.irq());
+        cx.replan();
+    }
+    fn advance(&mut self, cx: &mut super::Ctx) {
+        Rtc::advance(self, cx.now);
+        cx.set_irq(8, self.irq());
+    }
+    fn next_deadline(&self) -> Option<Nanos> {
+        Rtc::next_deadline(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,51 @@ impl PortDevice for SystemControlPortA {
     }
 }
 
+impl super::Device for SystemControlPortA {
+    fn name(&self) -> &'static str {
+        "port92"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default().ports(SYSCTL_PORT_A..=SYSCTL_PORT_A)
+    }
+    fn power_on(&mut self, cx: &mut super::Ctx) {
+        cx.set_a20(self.a20());
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        PortDevice::io_read(self, port, size, cx.now)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        cx.set_a20(self.a20());
+        if self.take_reset_request() {
+            cx.request_reset();
+        }
+    }
+}
+
+/// PC/AT port F0h: a write clears the math coprocessor's error latch (FERR#,
+/// which the board turns into IRQ13; IBM PC/AT Technical Reference, "Math
+/// Coprocessor Controls"). The latch itself is the CPU's `ferr`.
+#[derive(Debug, Clone, Default)]
+pub struct CoprocessorErrorClear;
+
+/// The port of [`CoprocessorErrorClear`].
+pub const COPROCESSOR_CLEAR_PORT: u16 = 0xF0;
+
+impl super::Device for CoprocessorErrorClear {
+    fn name(&self) -> &'static str {
+        "fpu-error-clear"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default()
+            .ports(COPROCESSOR_CLEAR_PORT..=COPROCESSOR_CLEAR_PORT)
+            .irq(13)
+    }
+    fn io_write(&mut self, _port: u16, _size: u8, _value: u32, cx: &mut super::Ctx) {
+        cx.clear_ferr();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

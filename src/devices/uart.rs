@@ -667,6 +667,45 @@ impl PortDevice for Uart {
     }
 }
 
+impl Uart {
+    /// The ISA IRQ line of this COM port (COM1/COM3: 4, COM2/COM4: 3).
+    pub fn isa_irq(&self) -> u8 {
+        match self.base {
+            COM1_BASE | COM3_BASE => COM1_IRQ,
+            _ => COM2_IRQ,
+        }
+    }
+}
+
+impl super::Device for Uart {
+    fn name(&self) -> &'static str {
+        "isa-serial"
+    }
+    fn resources(&self) -> super::Resources {
+        super::Resources::default()
+            .ports(self.base..=self.base + (UART_PORT_COUNT - 1))
+            .irq(self.isa_irq())
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut super::Ctx) -> u32 {
+        let v = PortDevice::io_read(self, port, size, cx.now);
+        cx.set_irq(self.isa_irq(), self.irq());
+        v
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut super::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+        cx.set_irq(self.isa_irq(), self.irq());
+        // Output to flush, or a new character timeout to plan for.
+        cx.output_ready();
+    }
+    fn advance(&mut self, cx: &mut super::Ctx) {
+        Uart::advance(self, cx.now);
+        cx.set_irq(self.isa_irq(), self.irq());
+    }
+    fn next_deadline(&self) -> Option<Nanos> {
+        Uart::next_deadline(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

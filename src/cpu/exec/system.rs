@@ -106,9 +106,12 @@ pub fn cpuid(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
 }
 
 impl Cpu {
-    /// The time-stamp counter: retired instructions plus the guest's offset.
+    /// The time-stamp counter: guest nanoseconds (a 1 GHz TSC; in
+    /// deterministic time, retired instructions) plus the guest's offset.
     pub fn tsc(&self) -> u64 {
-        self.icount.wrapping_add(self.msr.tsc_offset)
+        self.clock
+            .now(self.icount)
+            .wrapping_add(self.msr.tsc_offset)
     }
 }
 
@@ -192,7 +195,7 @@ impl Cpu {
             }
         };
         match idx {
-            IA32_TSC => self.msr.tsc_offset = v.wrapping_sub(self.icount),
+            IA32_TSC => self.msr.tsc_offset = v.wrapping_sub(self.clock.now(self.icount)),
             IA32_APIC_BASE => {}
             IA32_SYSENTER_CS => self.msr.sysenter_cs = v & 0xFFFF,
             IA32_SYSENTER_ESP => self.msr.sysenter_esp = canon(v)?,

@@ -573,3 +573,52 @@ impl PortDevice for Vga {
         }
     }
 }
+
+/// The VGA decodes its register ports, the Bochs VBE DISPI ports and two
+/// memory windows: the legacy A0000h-BFFFFh aperture (planar memory through
+/// the graphics controller) and the VBE linear framebuffer.
+impl crate::devices::Device for Vga {
+    fn name(&self) -> &'static str {
+        "VGA"
+    }
+    fn resources(&self) -> crate::devices::Resources {
+        use crate::memory::{LFB_SIZE, VGA_WINDOW};
+        crate::devices::Resources::default()
+            .ports(0x3B0..=0x3DF)
+            .ports(PORT_VBE_INDEX..=PORT_VBE_DATA)
+            .mmio(VGA_WINDOW)
+            .mmio(LFB_BASE..LFB_BASE + LFB_SIZE)
+    }
+    fn io_read(&mut self, port: u16, size: u8, cx: &mut crate::devices::Ctx) -> u32 {
+        PortDevice::io_read(self, port, size, cx.now)
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut crate::devices::Ctx) {
+        PortDevice::io_write(self, port, size, value, cx.now);
+    }
+    /// Planar memory goes byte by byte through the latches and the graphics
+    /// controller (that is what the hardware does for each byte of a wider
+    /// access); the LFB is plain memory and is copied whole.
+    fn mmio_read(&mut self, addr: u64, size: u8, _cx: &mut crate::devices::Ctx) -> u64 {
+        let n = usize::from(size.clamp(1, 8));
+        let mut b = [0xFFu8; 8];
+        if addr >= LFB_BASE {
+            self.lfb_read_bytes((addr - LFB_BASE) as u32, &mut b[..n]);
+        } else {
+            for (i, v) in b.iter_mut().enumerate().take(n) {
+                *v = self.mem_read(addr as u32 + i as u32);
+            }
+        }
+        u64::from_le_bytes(b) & crate::cpu::flags::size_mask(size)
+    }
+    fn mmio_write(&mut self, addr: u64, size: u8, value: u64, _cx: &mut crate::devices::Ctx) {
+        let n = usize::from(size.clamp(1, 8));
+        let b = value.to_le_bytes();
+        if addr >= LFB_BASE {
+            self.lfb_write_bytes((addr - LFB_BASE) as u32, &b[..n]);
+        } else {
+            for (i, v) in b.iter().enumerate().take(n) {
+                self.mem_write(addr as u32 + i as u32, *v);
+            }
+        }
+    }
+}

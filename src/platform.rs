@@ -1,0 +1,497 @@
+//! The platform: every device of the machine behind one registry, and the
+//! [`Bus`] the CPU sees. A device is registered with one line
+//! ([`Platform::add`] or [`Platform::add_pci`]); from its declared
+//! [`Resources`] the platform builds the port table and the MMIO map, routes
+//! each access to it with a [`Ctx`], ORs its interrupt outputs into the
+//! lines, asks it for its next deadline and catches its timers up.
+//!
+//! What is not a registered device: the interrupt controller (the 8259 pair,
+//! which every line ends at) and PCI configuration mechanism #1 (ports
+//! 0xCF8/0xCFC, which reaches into the registered PCI functions). Both are
+//! part of the board itself.
+
+use crate::cpu::Bus;
+use crate::devices::{Ctx, Device, Events, IrqLines, Nanos, PortDevice, Resources};
+use crate::io::{MmioMap, PortMap, PortTarget};
+use crate::pci::{PciAddr, PciFunction};
+use crate::time::VirtualClock;
+use std::any::Any;
+use std::collections::BTreeMap;
+
+/// A registered device's handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DevId(usize);
+
+/// Most devices on one platform (each has one bit in the line masks).
+pub const MAX_DEVICES: usize = 64;
+
+/// PCI configuration mechanism #1 (PCI 3.0 section 3.2.2.3.2).
+const CONFIG_ADDRESS: u16 = 0xCF8;
+const CONFIG_DATA: u16 = 0xCFC;
+const CONFIG_ENABLE: u32 = 1 << 31;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{0}: too many devices (at most {MAX_DEVICES})")]
+    TooMany(&'static str),
+    #[error("{0}: its MMIO window {1:#x}..{2:#x} overlaps another device's")]
+    MmioOverlap(&'static str, u64, u64),
+    #[error("{0}: PCI slot {1:02x}.{2} is taken")]
+    SlotTaken(&'static str, u8, u8),
+    #[error("{0}: this machine has no PCI bus (use -M pc)")]
+    NoPci(&'static str),
+}
+
+/// All devices, and the `Bus` the CPU sees.
+pub struct Platform {
+    pub clock: VirtualClock,
+    pub pic: Pic,
+    irqs: IrqLines,
+    events: Events,
+    devices: Vec<Box<dyn Device>>,
+    ports: PortMap,
+    mmio: MmioMap,
+    /// PCI: CONFIG_ADDRESS and the functions on bus 0 (None on `-M isapc`).
+    pci: Option<PciBus>,
+    /// The PIIX3, whose PIRQ route registers steer lines 16-19.
+    piix3: Option<DevId>,
+}
+
+use crate::devices::pic::Pic;
+
+struct PciBus {
+    config_address: u32,
+    functions: BTreeMap<PciAddr, usize>,
+}
+
+impl Platform {
+    pub fn new(clock: VirtualClock, pci: bool) -> Self {
+        let mut p = Platform {
+            clock,
+            pic: Pic::new(),
+            irqs: IrqLines::default(),
+            events: Events::default(),
+            devices: Vec::new(),
+            ports: PortMap::default(),
+            mmio: MmioMap::default(),
+            pci: pci.then(|| PciBus {
+                config_address: 0,
+                functions: BTreeMap::new(),
+            }),
+            piix3: None,
+        };
+        p.remap_ports();
+        p
+    }
+
+    /// True on a machine with a PCI bus (`-M pc`).
+    pub fn has_pci(&self) -> bool {
+        self.pci.is_some()
+    }
+
+    /// Registers a device: its ports and MMIO windows start decoding now.
+    pub fn add<D: Device>(&mut self, dev: D) -> Result<DevId, PlatformError> {
+        self.add_boxed(Box::new(dev))
+    }
+
+    fn add_boxed(&mut self, dev: Box<dyn Device>) -> Result<DevId, PlatformError> {
+        if self.devices.len() >= MAX_DEVICES {
+            return Err(PlatformError::TooMany(dev.name()));
+        }
+        let id = self.devices.len();
+        let r = dev.resources();
+        for w in &r.mmio {
+            if !self.mmio_free(w.clone()) {
+                return Err(PlatformError::MmioOverlap(dev.name(), w.start, w.end));
+            }
+        }
+        self.devices.push(dev);
+        self.remap();
+        let now = self.clock.now(0);
+        self.with_dev(id, now, |d, cx| d.power_on(cx));
+        Ok(DevId(id))
+    }
+
+    /// Whether window `w` is free of every registered device's windows.
+    fn mmio_free(&self, w: std::ops::Range<u64>) -> bool {
+        let mut probe = MmioMap::default();
+        for (i, d) in self.devices.iter().enumerate() {
+            for x in d.resources().mmio {
+                probe.add(x, i);
+            }
+        }
+        probe.add(w, usize::MAX)
+    }
+
+    /// Registers a PCI function at bus 0 `slot`.`func`.
+    pub fn add_pci<D: Device>(
+        &mut self,
+        slot: u8,
+        func: u8,
+        dev: D,
+    ) -> Result<DevId, PlatformError> {
+        let name = dev.name();
+        let addr = PciAddr { slot, func };
+        match &self.pci {
+            None => return Err(PlatformError::NoPci(name)),
+            Some(b) if b.functions.contains_key(&addr) => {
+                return Err(PlatformError::SlotTaken(name, slot, func))
+            }
+            Some(_) => {}
+        }
+        let is_piix3 = (&dev as &dyn Any).is::<crate::pci::host::Piix3Isa>();
+        let id = self.add(dev)?;
+        if let Some(b) = self.pci.as_mut() {
+            b.functions.insert(addr, id.0);
+        }
+        if is_piix3 {
+            self.piix3 = Some(id);
+        }
+        Ok(id)
+    }
+
+    /// The PCI functions present, in slot order.
+    pub fn pci_functions(&self) -> Vec<(PciAddr, DevId)> {
+        self.pci
+            .as_ref()
+            .map(|b| b.functions.iter().map(|(a, &i)| (*a, DevId(i))).collect())
+            .unwrap_or_default()
+    }
+
+    /// The device `id`, as its own type.
+    pub fn get<T: Device>(&mut self, id: DevId) -> Option<&mut T> {
+        let d: &mut dyn Any = self.devices.get_mut(id.0)?.as_mut();
+        d.downcast_mut::<T>()
+    }
+
+    /// The first registered device of type `T`.
+    pub fn find<T: Device>(&mut self) -> Option<&mut T> {
+        self.devices
+            .iter_mut()
+            .find_map(|d| (d.as_mut() as &mut dyn Any).downcast_mut::<T>())
+    }
+
+    /// The `n`-th registered device of type `T` (registration order).
+    pub fn find_nth<T: Device>(&mut self, n: usize) -> Option<&mut T> {
+        self.devices
+            .iter_mut()
+            .filter_map(|d| (d.as_mut() as &mut dyn Any).downcast_mut::<T>())
+            .nth(n)
+    }
+
+    /// Every device's name and what it decodes (`info qtree`/`info mtree`).
+    pub fn describe(&self) -> Vec<(&'static str, Resources)> {
+        self.devices
+            .iter()
+            .map(|d| (d.name(), d.resources()))
+            .collect()
+    }
+
+    fn remap_ports(&mut self) {
+        self.ports.clear();
+        for r in [0x20..=0x21, 0xA0..=0xA1, 0x4D0..=0x4D1] {
+            self.ports.add(r, PortTarget::Pic);
+        }
+        if self.pci.is_some() {
+            self.ports
+                .add(CONFIG_ADDRESS..=CONFIG_ADDRESS + 3, PortTarget::PciConfig);
+            self.ports
+                .add(CONFIG_DATA..=CONFIG_DATA + 3, PortTarget::PciConfig);
+        }
+    }
+
+    /// Rebuilds the port table and the MMIO map from every device's resources.
+    pub fn remap(&mut self) {
+        self.remap_ports();
+        self.mmio.clear();
+        for (i, d) in self.devices.iter().enumerate() {
+            let r = d.resources();
+            for p in r.ports {
+                self.ports.add(p, PortTarget::Device(i));
+            }
+            for w in r.mmio {
+                // A window that overlaps an earlier one (a guest putting a BAR
+                // on top of another) is not decoded, rather than decoded twice.
+                self.mmio.add(w, i);
+            }
+        }
+    }
+
+    /// Runs `f` on device `i` with a context at `now`, then applies what it did.
+    fn with_dev<R>(
+        &mut self,
+        i: usize,
+        now: Nanos,
+        f: impl FnOnce(&mut dyn Device, &mut Ctx) -> R,
+    ) -> Option<R> {
+        let dev = self.devices.get_mut(i)?;
+        let mut cx = Ctx::new(now, 1 << i, &mut self.irqs, &mut self.events);
+        let r = f(dev.as_mut(), &mut cx);
+        self.after_access();
+        Some(r)
+    }
+
+    /// Applies line changes to the PIC, remaps, the A20 gate.
+    fn after_access(&mut self) {
+        if std::mem::take(&mut self.events.remap) {
+            self.remap();
+        }
+        self.apply_irqs();
+    }
+
+    /// The level of ISA line `line` at the PIC: its own drivers, plus every
+    /// PCI interrupt line the PIIX3 routes to it.
+    fn isa_level(&mut self, line: u8, routes: &[Option<u8>; 4]) -> bool {
+        self.irqs.level(line)
+            || routes.iter().enumerate().any(|(n, r)| {
+                *r == Some(line) && self.irqs.level(crate::pci::PIRQ_LINE_BASE + n as u8)
+            })
+    }
+
+    fn pirq_routes(&mut self) -> [Option<u8>; 4] {
+        let Some(id) = self.piix3 else {
+            return [None; 4];
+        };
+        match self.get::<crate::pci::host::Piix3Isa>(id) {
+            Some(p) => [p.pirq_irq(0), p.pirq_irq(1), p.pirq_irq(2), p.pirq_irq(3)],
+            None => [None; 4],
+        }
+    }
+
+    fn apply_irqs(&mut self) {
+        let (changed, pulsed) = self.irqs.take_changed();
+        if changed == 0 && pulsed == 0 {
+            return;
+        }
+        let routes = self.pirq_routes();
+        // Lines 16-19 (PIRQA-D) land on whichever ISA lines they are routed to.
+        let mut isa = changed & 0xFFFF;
+        for n in 0..4 {
+            if changed & (1 << (crate::pci::PIRQ_LINE_BASE + n)) != 0 {
+                if let Some(irq) = routes[usize::from(n)] {
+                    isa |= 1 << irq;
+                }
+            }
+        }
+        for line in 0..16u8 {
+            if pulsed & (1 << line) != 0 {
+                self.pic.set_irq(line, true);
+                let level = self.isa_level(line, &routes);
+                self.pic.set_irq(line, level);
+            } else if isa & (1 << line) != 0 {
+                let level = self.isa_level(line, &routes);
+                self.pic.set_irq(line, level);
+            }
+        }
+    }
+
+    /// Drives the CPU's FERR# onto IRQ13 (a board line, not a device's).
+    pub fn set_ferr_line(&mut self, level: bool) {
+        self.irqs.set(13, 1 << 63, level);
+        self.apply_irqs();
+    }
+
+    /// Catches every device up to `now` and raises the resulting IRQs.
+    pub fn advance(&mut self, now: Nanos) {
+        for i in 0..self.devices.len() {
+            let dev = &mut self.devices[i];
+            let mut cx = Ctx::new(now, 1 << i, &mut self.irqs, &mut self.events);
+            dev.advance(&mut cx);
+        }
+        self.after_access();
+    }
+
+    /// The earliest deadline of any device.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        self.devices.iter().filter_map(|d| d.next_deadline()).min()
+    }
+
+    /// Takes the requests devices made (exit, reset, FERR# clear); the A20
+    /// gate comes back through [`Platform::a20`].
+    pub fn take_events(&mut self) -> Events {
+        let (a20, gated) = (self.events.a20, self.events.a20_gated);
+        let ev = std::mem::take(&mut self.events);
+        self.events.a20 = a20;
+        self.events.a20_gated = gated;
+        ev
+    }
+
+    /// Whether anything asked for the machine's attention since the last
+    /// [`Platform::take_events`].
+    pub fn attention(&self) -> bool {
+        self.events.attention
+    }
+
+    /// The A20 gate: the OR of the inputs of the devices that gate it (the
+    /// 8042's output port, port 92h); on when no device gates it.
+    pub fn a20(&self) -> bool {
+        !self.events.a20_gated || self.events.a20 != 0
+    }
+
+    // ---- PCI configuration mechanism #1 ----
+
+    fn pci_target(&self) -> Option<(usize, usize)> {
+        let b = self.pci.as_ref()?;
+        let a = b.config_address;
+        if a & CONFIG_ENABLE == 0 || (a >> 16) & 0xFF != 0 {
+            return None;
+        }
+        let addr = PciAddr {
+            slot: ((a >> 11) & 0x1F) as u8,
+            func: ((a >> 8) & 7) as u8,
+        };
+        let dev = *b.functions.get(&addr)?;
+        Some((dev, (a & 0xFC) as usize))
+    }
+
+    fn pci_config_read(&mut self, port: u16, size: u8) -> u32 {
+        let ones = crate::cpu::flags::size_mask(size) as u32;
+        if (CONFIG_ADDRESS..CONFIG_ADDRESS + 4).contains(&port) {
+            let v = self.pci.as_ref().map_or(0, |b| b.config_address);
+            return if port == CONFIG_ADDRESS && size == 4 {
+                v
+            } else {
+                ones
+            };
+        }
+        let Some((dev, reg)) = self.pci_target() else {
+            return ones;
+        };
+        let off = reg + usize::from(port - CONFIG_DATA);
+        match self.devices.get_mut(dev).and_then(|d| d.pci()) {
+            Some(f) => f.config().read(off, size) & ones,
+            None => ones,
+        }
+    }
+
+    fn pci_config_write(&mut self, port: u16, size: u8, value: u32) {
+        if (CONFIG_ADDRESS..CONFIG_ADDRESS + 4).contains(&port) {
+            // Only a dword access to 0xCF8 is CONFIG_ADDRESS; bits 1:0 read 0.
+            if port == CONFIG_ADDRESS && size == 4 {
+                if let Some(b) = self.pci.as_mut() {
+                    b.config_address = value & 0x80FF_FFFC;
+                }
+            }
+            return;
+        }
+        let Some((dev, reg)) = self.pci_target() else {
+            return;
+        };
+        let off = reg + usize::from(port - CONFIG_DATA);
+        let moved = match self.devices.get_mut(dev).and_then(|d| d.pci()) {
+            Some(f) => {
+                let moved = f.config_mut().write(off, size, value);
+                f.config_written(off, size);
+                moved
+            }
+            None => false,
+        };
+        if moved {
+            self.remap();
+        }
+        // PIRQ routing may have changed: re-evaluate the ISA lines.
+        let routes = self.pirq_routes();
+        for line in 0..16u8 {
+            let level = self.isa_level(line, &routes);
+            self.pic.set_irq(line, level);
+        }
+    }
+
+    /// Writes a PCI function's configuration space as firmware would (BAR
+    /// assignment for direct kernel boots).
+    pub fn pci_config_write_direct(&mut self, id: DevId, off: usize, size: u8, value: u32) {
+        let moved = match self.devices.get_mut(id.0).and_then(|d| d.pci()) {
+            Some(f) => {
+                let m = f.config_mut().write(off, size, value);
+                f.config_written(off, size);
+                m
+            }
+            None => false,
+        };
+        if moved {
+            self.remap();
+        }
+    }
+
+    /// The function of device `id`, if it is a PCI device.
+    pub fn pci_function(&mut self, id: DevId) -> Option<&mut dyn PciFunction> {
+        self.devices.get_mut(id.0).and_then(|d| d.pci())
+    }
+
+    fn mmio_access(&mut self, addr: u64, size: u8) -> Option<(usize, bool)> {
+        let (dev, end) = self.mmio.find(addr)?;
+        Some((dev, addr + u64::from(size) <= end))
+    }
+}
+
+impl Bus for Platform {
+    fn io_read(&mut self, port: u16, size: u8, icount: u64) -> u32 {
+        let now = self.clock.now(icount);
+        let v = match self.ports.get(port) {
+            PortTarget::None => u32::MAX,
+            PortTarget::Pic => self.pic.io_read(port, size, now),
+            PortTarget::PciConfig => self.pci_config_read(port, size),
+            PortTarget::Device(i) => self
+                .with_dev(i, now, |d, cx| d.io_read(port, size, cx))
+                .unwrap_or(u32::MAX),
+        };
+        v & crate::cpu::flags::size_mask(size) as u32
+    }
+
+    fn io_write(&mut self, port: u16, size: u8, value: u32, icount: u64) {
+        let now = self.clock.now(icount);
+        match self.ports.get(port) {
+            PortTarget::None => {}
+            PortTarget::Pic => self.pic.io_write(port, size, value, now),
+            PortTarget::PciConfig => self.pci_config_write(port, size, value),
+            PortTarget::Device(i) => {
+                self.with_dev(i, now, |d, cx| d.io_write(port, size, value, cx));
+            }
+        }
+    }
+
+    fn mmio_read(&mut self, addr: u64, size: u8, icount: u64) -> u64 {
+        let now = self.clock.now(icount);
+        match self.mmio_access(addr, size) {
+            Some((dev, true)) => self
+                .with_dev(dev, now, |d, cx| d.mmio_read(addr, size, cx))
+                .unwrap_or(u64::MAX),
+            Some((_, false)) => {
+                // Straddles the end of a window: one byte at a time.
+                let mut v = 0u64;
+                for i in 0..u64::from(size) {
+                    v |= (self.mmio_read(addr + i, 1, icount) & 0xFF) << (8 * i);
+                }
+                v
+            }
+            None => u64::MAX,
+        }
+    }
+
+    fn mmio_write(&mut self, addr: u64, size: u8, value: u64, icount: u64) {
+        let now = self.clock.now(icount);
+        match self.mmio_access(addr, size) {
+            Some((dev, true)) => {
+                self.with_dev(dev, now, |d, cx| d.mmio_write(addr, size, value, cx));
+            }
+            Some((_, false)) => {
+                for i in 0..u64::from(size) {
+                    self.mmio_write(addr + i, 1, (value >> (8 * i)) & 0xFF, icount);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn intr_pending(&mut self) -> bool {
+        self.pic.intr()
+    }
+
+    fn needs_attention(&self) -> bool {
+        self.events.attention
+    }
+
+    fn intr_ack(&mut self) -> u8 {
+        self.pic.acknowledge()
+    }
+}
