@@ -175,6 +175,16 @@ fn extlinux_disk_boots_through_our_bios() {
         "no SYSLINUX banner on COM1:\n{}",
         r.serial.text()
     );
+    // The BIOS's banner and boot line, then SYSLINUX's first banner (the
+    // one with "EDD"), which it prints through INT 10h only: COM1 has it from
+    // the BIOS's serial console mirror, as SeaBIOS's sercon does.
+    let out = r.serial.text();
+    assert!(
+        out.starts_with(
+            "vx86 BIOS (version 0.1, 11/24/26)\r\nBooting from Hard Disk...\r\n\r\nSYSLINUX 6.04 EDD"
+        ),
+        "{out:?}"
+    );
     assert!(
         r.wait_for(
             "screen",
@@ -188,6 +198,12 @@ fn extlinux_disk_boots_through_our_bios() {
         "kernel not loaded through INT 13h:\n{}",
         r.serial.text()
     );
+    // syslinux.cfg's SERIAL programmed COM1 (MCR without the BIOS's OUT1
+    // mark): from then on SYSLINUX writes COM1 itself and the mirror is off,
+    // so nothing is doubled (under SeaBIOS this line comes out twice).
+    let out = r.serial.text();
+    assert_eq!(out.matches("Loading /vmlinuz").count(), 1, "{out:?}");
+    assert_eq!(out.matches("SYSLINUX 6.04 2021").count(), 1, "{out:?}");
     assert!(
         r.wait_for("serial", "Linux version 6.", 8_000_000_000),
         "Debian kernel did not print its first console line; COM1:\n{}",
