@@ -2010,7 +2010,8 @@ vga_dac_ega:
         ret
 
 ; DAC for mode 13h: 0-15 the EGA colours the mode 3 attribute palette picks,
-; 16-31 a grey ramp, 32-247 a 6x6x6 colour cube, 248-255 black.
+; 16-31 a grey ramp, 32-247 a 6x6x6 colour cube, 248-255 black. The tables
+; are read through CS: the VBE 8-bit modes call this with DS = BDA.
 vga_dac_256:
         mov dx, VGA_DAC_MASK
         mov al, 0xFF
@@ -2022,7 +2023,7 @@ vga_dac_256:
         xor si, si
         xor cx, cx
 .ega:
-        movzx bx, byte [vga_mode3_attr + si]
+        movzx bx, byte [cs:vga_mode3_attr + si]
         mov cl, 2
         call vga_dac_ega.component
         mov cl, 1
@@ -2070,7 +2071,7 @@ vga_dac_256:
         push ax
         push bx
         movzx bx, al
-        mov al, [cube_levels + bx]
+        mov al, [cs:cube_levels + bx]
         out dx, al
         pop bx
         pop ax
