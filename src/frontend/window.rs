@@ -172,6 +172,10 @@ pub struct KeyRouter {
     alt: [bool; 2],
     /// Keys pressed for the guest and not yet released to it.
     down: Vec<Key>,
+    /// The G or F of a hot key, while held: the host's typematic repeat
+    /// (minifb asks X11 for detectable auto-repeat: presses without
+    /// releases) must not toggle again.
+    held_hotkey: Option<minifb::Key>,
     grabbed: bool,
     hotkeys: Vec<Hotkey>,
 }
@@ -182,6 +186,7 @@ impl Default for KeyRouter {
             ctrl: [false; 2],
             alt: [false; 2],
             down: Vec::new(),
+            held_hotkey: None,
             grabbed: true,
             hotkeys: Vec::new(),
         }
@@ -204,23 +209,27 @@ impl KeyRouter {
             M::RightAlt => self.alt[1] = pressed,
             _ => {}
         }
+        if self.held_hotkey == Some(k) {
+            // The hot key's own G or F: repeats and its release are dropped,
+            // like the press (whether or not Ctrl and Alt are still down).
+            if !pressed {
+                self.held_hotkey = None;
+            }
+            return Vec::new();
+        }
         let chord = self.ctrl.contains(&true) && self.alt.contains(&true);
         let hotkey = match k {
-            M::G if chord => Some(Hotkey::ToggleGrab),
-            M::F if chord => Some(Hotkey::ToggleFullScreen),
+            M::G if pressed && chord => Some(Hotkey::ToggleGrab),
+            M::F if pressed && chord => Some(Hotkey::ToggleFullScreen),
             _ => None,
         };
         if let Some(h) = hotkey {
-            // Its release later finds G or F not down for the guest and is
-            // dropped, like the press.
-            if pressed {
-                self.hotkeys.push(h);
-                if h == Hotkey::ToggleGrab {
-                    self.grabbed = !self.grabbed;
-                }
-                return self.release_all();
+            self.held_hotkey = Some(k);
+            self.hotkeys.push(h);
+            if h == Hotkey::ToggleGrab {
+                self.grabbed = !self.grabbed;
             }
-            return Vec::new();
+            return self.release_all();
         }
         let Some(key) = ps2_key(k) else {
             return Vec::new();
@@ -256,6 +265,7 @@ impl KeyRouter {
     pub fn focus_lost(&mut self) -> Vec<HostInput> {
         self.ctrl = [false; 2];
         self.alt = [false; 2];
+        self.held_hotkey = None;
         self.release_all()
     }
 
@@ -555,6 +565,7 @@ pub fn run(
     let mut picture = Vec::new();
     let mut composed: Option<(usize, usize)> = None; // window size of `picture`
     let mut last_draw = Instant::now();
+    let mut draw_now = true;
     let mut active = true;
     while view.window.is_open() {
         loop {
@@ -618,11 +629,12 @@ pub fn run(
         if composed != Some(size) {
             compose(&frame, size.0, size.1, &mut picture);
             composed = Some(size);
-            last_draw = Instant::now() - REFRESH;
+            draw_now = true;
         }
-        if last_draw.elapsed() >= REFRESH {
+        if draw_now || last_draw.elapsed() >= REFRESH {
             view.window.update_with_buffer(&picture, size.0, size.1)?;
             last_draw = Instant::now();
+            draw_now = false;
         } else {
             view.window.update();
         }
@@ -668,6 +680,9 @@ mod tests {
             ]
         );
         assert!(!r.grabbed());
+        // Held long enough to repeat: still one toggle.
+        assert_eq!(keys(&mut r, &[(M::G, true), (M::G, true)]), vec![]);
+        assert!(!r.grabbed());
         assert_eq!(r.take_hotkeys(), vec![Hotkey::ToggleGrab]);
         // The physical releases are not sent again; while released, typing
         // sends nothing.
@@ -707,17 +722,27 @@ mod tests {
         let mut r = KeyRouter::default();
         let out = keys(
             &mut r,
-            &[
-                (M::LeftCtrl, true),
-                (M::RightAlt, true),
-                (M::F, true),
-                (M::F, false),
-            ],
+            &[(M::LeftCtrl, true), (M::RightAlt, true), (M::F, true)],
         );
         assert!(!out.contains(&HostInput::Key(Key::F, true)));
         assert_eq!(r.take_hotkeys(), vec![Hotkey::ToggleFullScreen]);
         assert!(r.grabbed(), "full screen does not release the keyboard");
-        keys(&mut r, &[(M::RightAlt, false), (M::LeftCtrl, false)]);
+        // A repeat, then the modifiers let go before F: F's release is
+        // still the hot key's.
+        let out = keys(
+            &mut r,
+            &[
+                (M::F, true),
+                (M::RightAlt, false),
+                (M::LeftCtrl, false),
+                (M::F, false),
+            ],
+        );
+        assert_eq!(out, vec![]);
+        assert!(
+            r.take_hotkeys().is_empty(),
+            "a repeat is not a second press"
+        );
         // Ctrl-F without Alt is the guest's.
         let out = keys(&mut r, &[(M::LeftCtrl, true), (M::F, true)]);
         assert_eq!(
