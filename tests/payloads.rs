@@ -8,32 +8,14 @@
 //! absent these tests say so and skip. Each test prints the virtual and wall
 //! time at which every marker appeared.
 
-use std::io::Write;
+mod common;
+
+use common::Shared;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use vx86::block::{open_drive, DriveSpec};
 use vx86::machine::{Machine, MachineConfig, RunExit};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn payload(name: &str) -> Option<PathBuf> {
     let base = std::env::var_os("VX86_GUEST_CACHE")
