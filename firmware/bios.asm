@@ -146,6 +146,7 @@ LCR_DLAB        equ 0b1000_0000
 LCR_8N1         equ 0b0000_0011
 FCR_ENABLE_RESET equ 0b0000_0111   ; enable FIFOs, reset RX and TX FIFOs
 MCR_DTR_RTS     equ 0b0000_0011
+MCR_OUT1        equ 0b0000_0100     ; spare output: POST's mark, see sercon.inc
 MCR_OUT2        equ 0b0000_1000     ; gates the UART interrupt onto the IRQ line
 IER_RX          equ 0b0000_0001
 LSR_DR          equ 0b0000_0001
@@ -386,6 +387,7 @@ post:
         rep stosw
         mov byte [es:EBDA_SIZE], EBDA_KIB
         pop ds
+        call sc_init
 
         ; ---- 8259A pair: master vectors 08h-0Fh, slave 70h-77h, cascade on IRQ2 ----
         mov al, ICW1_INIT_ICW4
@@ -417,7 +419,7 @@ post:
         mov al, 0x03
         out 0x80, al                    ; POST code 03: timer and PICs ready
 
-        ; ---- COM1: 115200 8N1, FIFOs on, no interrupts ----
+        ; ---- COM1: 115200 8N1, FIFOs on, no interrupts, OUT1 (sercon.inc) ----
         call uart_init_115200
 
         ; ---- RTC: 24-hour BCD, no interrupts; clear pending flags ----
@@ -455,6 +457,10 @@ post:
         mov al, 0x04
         out 0x80, al                    ; POST code 04: video ready
 
+        ; ---- Banner, on screen and (through the mirror) on COM1 ----
+        mov si, str_banner
+        call print_str
+
         ; ---- Fixed disks on the two ATA channels ----
         call ata_detect
 
@@ -463,6 +469,18 @@ post:
 
         mov al, 0x05
         out 0x80, al                    ; POST code 05: boot
+        ; An option ROM that hooked INT 19h boots the machine itself (QEMU's
+        ; linuxboot, network boot ROMs): say so, as SeaBIOS does.
+        xor ax, ax
+        mov es, ax
+        cmp word [es:0x19 * 4], int19_boot
+        jne .rom_boot
+        cmp word [es:0x19 * 4 + 2], 0xF000
+        je .int19
+.rom_boot:
+        mov si, str_boot_rom
+        call print_str
+.int19:
         sti
         int 0x19
         ; INT 19h does not return; if a hooked one does, idle.
@@ -505,7 +523,8 @@ vector_table:
 ; ---------------------------------------------------------------------------
 
 ; Program COM1: 115200 baud (divisor 1), 8N1, FIFOs enabled and reset,
-; DTR and RTS on, interrupts off.
+; DTR and RTS on, interrupts off; OUT1 marks the port as the BIOS's for the
+; serial console mirror (sercon.inc).
 uart_init_115200:
         push ax
         push dx
@@ -528,7 +547,7 @@ uart_init_115200:
         mov al, FCR_ENABLE_RESET
         out dx, al
         mov dx, COM1_BASE + UART_MCR
-        mov al, MCR_DTR_RTS
+        mov al, SC_MCR
         out dx, al
         pop dx
         pop ax
@@ -1110,6 +1129,7 @@ v_set_mode:
 .keep:
         call crtc_set_start
         call crtc_set_cursor
+        call sc_mode_set
         jmp v_done
 
 ; Mode 13h: 320x200 in 256 colours, one byte per pixel at A000:0000; text
@@ -1130,6 +1150,7 @@ v_set_mode13:
         pop es
         mov cx, 8
         rep stosw
+        call sc_mode_set
         test bl, 0x80
         jnz v_done
         mov ax, GFX_SEG
@@ -1335,7 +1356,10 @@ v_write_char_attr:
         mov es, dx
         mov ah, bl
         call clamp_count
+        push cx
         rep stosw
+        pop cx
+        call sc_cells
         jmp v_done
 
 ; AH=0Ah write char AL, CX times, keeping the attributes.
@@ -1347,15 +1371,19 @@ v_write_char:
         mov es, dx
         call clamp_count
         jcxz .done
+        push cx
 .l:
         mov [es:di], al
         add di, 2
         loop .l
+        pop cx
+        call sc_cells
 .done:
         jmp v_done
 
 ; AH=09h/0Ah in mode 13h: draw AL in colour BL, CX times from the cursor.
 v_gfx_write_chars:
+        call sc_cells
         movzx si, bh
         and si, 7
         shl si, 1
@@ -1483,27 +1511,44 @@ tty_core:
         cmp cl, 0x08
         je .bs
         cmp cl, 0x07
-        je .store                       ; BEL: no speaker yet
+        je .bel
         cmp byte [BDA_VMODE], 0x13
         jne .text_cell
         mov al, cl                      ; graphics: BL is the foreground colour
         call gfx_char
-        jmp .no_attr
+        push bx
+        and bl, 0x0F                    ; (the mirror's colour: on black)
+        jmp .mirror
 .text_cell:
         call cell_addr
         mov ax, VIDEO_SEG
         mov es, ax
         mov [es:di], cl
         test ch, ch
-        jz .no_attr
+        jz .keep_attr
         mov [es:di + 1], bl
-.no_attr:
+.keep_attr:
+        push bx
+        mov bl, [es:di + 1]
+.mirror:
+        cmp bh, [BDA_VPAGE]
+        jne .mirrored
+        mov al, cl
+        call sc_put_checked
+.mirrored:
+        pop bx
         inc dl
         cmp dl, [BDA_VCOLS]
         jb .store
         xor dl, dl
         jmp .lf
+.bel:
+        mov al, 0x07                    ; no speaker yet: only the mirror rings
+        call .mirror_control
+        jmp .store
 .cr:
+        mov al, 0x0D
+        call .mirror_control
         xor dl, dl
         jmp .store
 .bs:
@@ -1512,6 +1557,8 @@ tty_core:
         dec dl
         jmp .store
 .lf:
+        mov al, 0x0A
+        call .mirror_control
         inc dh
         cmp dh, [BDA_VROWS]
         jbe .store
@@ -1540,6 +1587,13 @@ tty_core:
         pop cx
         pop bx
         pop ax
+        ret
+; control character AL at cursor DX of page BH: to the mirror if BH is shown
+.mirror_control:
+        cmp bh, [BDA_VPAGE]
+        jne .mc_ret
+        call sc_control
+.mc_ret:
         ret
 
 ; DI = offset of the cursor of page BH.
@@ -1956,7 +2010,8 @@ vga_dac_ega:
         ret
 
 ; DAC for mode 13h: 0-15 the EGA colours the mode 3 attribute palette picks,
-; 16-31 a grey ramp, 32-247 a 6x6x6 colour cube, 248-255 black.
+; 16-31 a grey ramp, 32-247 a 6x6x6 colour cube, 248-255 black. The tables
+; are read through CS: the VBE 8-bit modes call this with DS = BDA.
 vga_dac_256:
         mov dx, VGA_DAC_MASK
         mov al, 0xFF
@@ -1968,7 +2023,7 @@ vga_dac_256:
         xor si, si
         xor cx, cx
 .ega:
-        movzx bx, byte [vga_mode3_attr + si]
+        movzx bx, byte [cs:vga_mode3_attr + si]
         mov cl, 2
         call vga_dac_ega.component
         mov cl, 1
@@ -2016,7 +2071,7 @@ vga_dac_256:
         push ax
         push bx
         movzx bx, al
-        mov al, [cube_levels + bx]
+        mov al, [cs:cube_levels + bx]
         out dx, al
         pop bx
         pop ax
@@ -2125,6 +2180,7 @@ int12_memory:
         iret
 
 %include "disk.inc"
+%include "sercon.inc"
 
 ; ---------------------------------------------------------------------------
 ; INT 14h - serial port services (DX = port number; COM1 only)
@@ -2720,13 +2776,27 @@ int19_boot:
 .hd:
         push cx
         push dx
+        cmp byte [0x400 + BDA_NUMHD], 0
+        je .quiet                       ; an option ROM's 80h, if any: no message
+        mov si, str_boot_hd
+        call boot_announced
+        jmp .hd_next
+.quiet:
         call boot_try
+.hd_next:
         pop dx
         pop cx
         inc dl
         loop .hd
         mov dl, 0x00
+        test byte [0x400 + BDA_EQUIP], 1
+        jz .no_fd                       ; no diskette drive: tried quietly
+        mov si, str_boot_fd
+        call boot_announced
+        jmp .fd_done
+.no_fd:
         call boot_try
+.fd_done:
         cmp byte [0x400 + BDA_NUMHD], 0
         jne no_bootable_device
         int 0x18
@@ -2782,7 +2852,20 @@ no_bootable_device:
 .retry:
         int 0x19
 
-; Try to boot drive DL; returns only if the drive has no boot sector.
+; Say "Booting from <CS:SI>", try drive DL, and if it returns say why it
+; failed (SeaBIOS's wording, so logs read the same under both BIOSes).
+boot_announced:
+        call print_str
+        call boot_try
+        mov si, str_fail_read
+        cmp al, BOOT_NO_SIGNATURE
+        jne .say
+        mov si, str_fail_sig
+.say:
+        jmp print_str
+
+; Try to boot drive DL; returns only if it cannot, with AL = BOOT_READ_ERROR
+; or BOOT_NO_SIGNATURE.
 boot_try:
         mov si, 3                       ; attempts, with a reset in between
 .again:
@@ -2798,6 +2881,7 @@ boot_try:
         int 0x13
         dec si
         jnz .again
+        mov al, BOOT_READ_ERROR
         ret
 .read:
         cmp word [es:0x7DFE], 0xAA55
@@ -2807,6 +2891,26 @@ boot_try:
         mov es, ax
         jmp 0x0000:0x7C00
 .no:
+        mov al, BOOT_NO_SIGNATURE
+        ret
+
+BOOT_READ_ERROR   equ 1
+BOOT_NO_SIGNATURE equ 2
+
+; Print the NUL-terminated string CS:SI at the cursor through INT 10h
+; teletype, so the serial console mirror copies it. Preserves registers.
+print_str:
+        pusha
+.l:
+        cs lodsb
+        test al, al
+        jz .done
+        mov ah, 0x0E
+        mov bx, 0x0007
+        int 0x10
+        jmp .l
+.done:
+        popa
         ret
 
 ; INT 18h - no bootable device (the PC's ROM BASIC entry): the vx86 screen.
@@ -3205,6 +3309,18 @@ lb_show:
 ; ---------------------------------------------------------------------------
 ; Strings
 ; ---------------------------------------------------------------------------
+str_banner:
+        db "vx86 BIOS (version ", BIOS_VERSION, ", ", BIOS_DATE, ")", 13, 10, 0
+str_boot_hd:
+        db "Booting from Hard Disk...", 13, 10, 0
+str_boot_fd:
+        db "Booting from Floppy...", 13, 10, 0
+str_boot_rom:
+        db "Booting from ROM...", 13, 10, 0
+str_fail_read:
+        db "Boot failed: could not read the boot disk", 13, 10, 13, 10, 0
+str_fail_sig:
+        db "Boot failed: not a bootable disk", 13, 10, 13, 10, 0
 str_title:
         db " vx86 BIOS ", BIOS_VERSION, "  -  virtual PC/AT, ", BIOS_DATE, 0
 str_mem1:

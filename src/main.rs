@@ -178,6 +178,12 @@ fn run(cli: Cli) -> Result<i32> {
             );
         }
     }
+    #[cfg(feature = "window")]
+    let guest = frontend::guest_name(
+        cli.kernel.as_deref().map(std::path::Path::new),
+        &drives.iter().map(|d| d.file.as_path()).collect::<Vec<_>>(),
+        cli.bios.as_deref().map(std::path::Path::new),
+    );
     let setup = Setup {
         cfg,
         drives,
@@ -236,11 +242,11 @@ fn run(cli: Cli) -> Result<i32> {
     #[cfg(feature = "window")]
     if display == Display::Window {
         if let Some(rx) = ch.display_rx.clone() {
-            if let Err(e) = frontend::window::run("vx86", ch.input_tx.clone(), rx) {
+            if let Err(e) = frontend::window::run(guest, ch.input_tx.clone(), rx) {
                 let _ = ch.input_tx.send(frontend::HostInput::Quit);
                 let _ = machine.join();
                 drop(raw);
-                bail!("-display window: cannot open the window: {e}");
+                bail!("-display window: cannot open the window: {e:?}");
             }
             // Window closed: the machine has been asked to quit.
         }

@@ -3,8 +3,10 @@
 //! codes, INT 19h boot order and the "No bootable device" message, and the
 //! built-in boot disk (the default guest) booted through INT 19h -> INT 13h.
 
+mod common;
+
+use common::{run_until, Shared};
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use iced_x86::code_asm::*;
@@ -14,25 +16,6 @@ use vx86::machine::{Machine, MachineConfig, RunExit};
 
 /// Virtual nanoseconds per PIT tick: 65536 / 1.193182 MHz.
 const TICK_NS: u64 = 54_925_493;
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// A disk whose sector `n` starts with `n` as a little-endian u64 followed by
 /// 0xA5 bytes, without storing it; written sectors are kept in a map.
@@ -109,11 +92,6 @@ fn machine() -> (Machine, Shared) {
     let serial = Shared::default();
     m.sinks.serial = Some(Box::new(serial.clone()));
     (m, serial)
-}
-
-fn run_until(m: &mut Machine, until: u64) {
-    m.cfg.max_insns = Some(until);
-    assert_eq!(m.run(), RunExit::InstructionLimit);
 }
 
 fn rd8(m: &Machine, a: usize) -> u8 {
@@ -261,7 +239,7 @@ fn boots_the_first_disk_with_a_signature_on_any_channel() {
     run_until(&mut m, 5 * TICK_NS);
     assert_eq!(rd8(&m, 0x475), 3, "BDA: three hard disks");
     assert_eq!(rd8(&m, 0x600), 0x81, "booted drive in DL");
-    assert_eq!(*debugcon.0.lock().unwrap(), vec![0x81]);
+    assert_eq!(debugcon.bytes(), vec![0x81]);
 }
 
 /// Where the INT 13h probe lives, its buffers and its results (segment 0).

@@ -11,6 +11,7 @@ const PROBE: u64 = 0x8000;
 const RES: usize = 0x9000;
 const CTRL_INFO: usize = 0x20000; // 2000:0000
 const MODE_INFO: usize = 0x21000; // 2100:0000, 256 bytes per query
+const DAC_READ: usize = RES + 0x100;
 
 fn rd8(m: &Machine, a: usize) -> u8 {
     m.mem.ram()[a]
@@ -77,6 +78,18 @@ fn probe() -> Vec<u8> {
         save(&mut a, &mut slot, ax)?;
         for idx in [1u32, 2, 3, 4] {
             dispi(&mut a, &mut slot, idx)?;
+        }
+        // The DAC the 8-bit mode loaded: entries 01h, 11h, 53h (R, G, B
+        // through ports 3C7h/3C9h) at DAC_READ.
+        for (k, entry) in [0x01u32, 0x11, 0x53].into_iter().enumerate() {
+            a.mov(dx, 0x3C7u32)?;
+            a.mov(al, entry)?;
+            a.out(dx, al)?;
+            a.mov(dx, 0x3C9u32)?;
+            for c in 0..3u32 {
+                a.in_(al, dx)?;
+                a.mov(byte_ptr(DAC_READ as u32 + 3 * k as u32 + c), al)?;
+            }
         }
         // 9: 4F05h window A to bank 1, then write A000:0010
         a.mov(ax, 0x4F05u32)?;
@@ -235,6 +248,13 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     assert_eq!(r(4), 0x004F, "4F02h 101h");
     assert_eq!((r(5), r(6), r(7)), (640, 480, 8));
     assert_eq!(r(8) & 0x41, 0x01, "enabled, no LFB");
+    // 8 bpp: the mode 13h palette (6-bit DAC values): 01h EGA blue, 11h the
+    // second grey, 53h cube entry 51 = red step 1, green 2, blue 3.
+    assert_eq!(
+        &m.cpu.mem.ram()[DAC_READ..DAC_READ + 9],
+        &[0, 0, 0x2A, 7, 7, 7, 12, 25, 38],
+        "DAC after 4F02h 101h"
+    );
     assert_eq!(
         (r(9), r(10), r(11)),
         (0x004F, 0x004F, 1),

@@ -3,6 +3,9 @@
 //! (COM1) and whose screen `--screenshot-on-exit` renders, compared pixel
 //! for pixel with a reviewed image.
 
+mod common;
+
+use common::read_png;
 use std::process::Command;
 
 #[test]
@@ -50,22 +53,6 @@ fn no_arguments_boot_the_builtin_disk() {
         png.display()
     );
     let _ = std::fs::remove_file(&png);
-}
-
-/// Width, height and 0xRRGGBB pixels of an 8-bit RGB PNG.
-fn read_png(path: &std::path::Path) -> (usize, usize, Vec<u32>) {
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r = png::Decoder::new(std::io::BufReader::new(f))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; r.output_buffer_size().expect("frame size")];
-    let info = r.next_frame(&mut buf).expect("a frame");
-    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
-    let px = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|c| (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32)
-        .collect();
-    (info.width as usize, info.height as usize, px)
 }
 
 #[test]

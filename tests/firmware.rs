@@ -5,9 +5,10 @@
 //! services. The disk services and the built-in boot disk (the default guest)
 //! are tested in `tests/bios_disk.rs`.
 
-use std::io::Write;
+mod common;
+
+use common::{run_until, Shared};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use iced_x86::code_asm::*;
 use iced_x86::BlockEncoderOptions;
@@ -19,26 +20,6 @@ const BIOS: &[u8] = include_bytes!("../firmware/bios.bin");
 /// Virtual nanoseconds per PIT tick: 65536 / 1.193182 MHz.
 const TICK_NS: u64 = 54_925_493;
 
-/// A `Write + Send` sink the test can read back.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 fn boot(ram: u64) -> (Machine, Shared) {
     let cfg = MachineConfig {
         ram,
@@ -49,13 +30,6 @@ fn boot(ram: u64) -> (Machine, Shared) {
     let serial = Shared::default();
     m.sinks.serial = Some(Box::new(serial.clone()));
     (m, serial)
-}
-
-/// Runs until virtual time (= instruction count at 1 ns per instruction,
-/// HLT time included) reaches `until`.
-fn run_until(m: &mut Machine, until: u64) {
-    m.cfg.max_insns = Some(until);
-    assert_eq!(m.run(), RunExit::InstructionLimit);
 }
 
 fn rd8(m: &Machine, a: usize) -> u8 {

@@ -8,32 +8,14 @@
 //! absent these tests say so and skip. Each test prints the virtual and wall
 //! time at which every marker appeared.
 
-use std::io::Write;
+mod common;
+
+use common::Shared;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use vx86::block::{open_drive, DriveSpec};
 use vx86::machine::{Machine, MachineConfig, RunExit};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn payload(name: &str) -> Option<PathBuf> {
     let base = std::env::var_os("VX86_GUEST_CACHE")
@@ -182,6 +164,16 @@ fn extlinux_disk_boots_through_our_bios() {
         "no SYSLINUX banner on COM1:\n{}",
         r.serial.text()
     );
+    // The BIOS's banner and boot line, then SYSLINUX's first banner (the
+    // one with "EDD"), which it prints through INT 10h only: COM1 has it from
+    // the BIOS's serial console mirror, as SeaBIOS's sercon does.
+    let out = r.serial.text();
+    assert!(
+        out.starts_with(
+            "vx86 BIOS (version 0.1, 11/24/26)\r\nBooting from Hard Disk...\r\n\r\nSYSLINUX 6.04 EDD"
+        ),
+        "{out:?}"
+    );
     assert!(
         r.wait_for(
             "screen",
@@ -195,6 +187,12 @@ fn extlinux_disk_boots_through_our_bios() {
         "kernel not loaded through INT 13h:\n{}",
         r.serial.text()
     );
+    // syslinux.cfg's SERIAL programmed COM1 (MCR without the BIOS's OUT1
+    // mark): from then on SYSLINUX writes COM1 itself and the mirror is off,
+    // so nothing is doubled (under SeaBIOS this line comes out twice).
+    let out = r.serial.text();
+    assert_eq!(out.matches("Loading /vmlinuz").count(), 1, "{out:?}");
+    assert_eq!(out.matches("SYSLINUX 6.04 2021").count(), 1, "{out:?}");
     assert!(
         r.wait_for("serial", "Linux version 6.", 8_000_000_000),
         "Debian kernel did not print its first console line; COM1:\n{}",

@@ -1,220 +1,411 @@
 //! The window frontend tested for real: vx86 runs `-display window` under
-//! Xvfb, the window is captured with `xwd`, and its pixels are compared with
-//! the frame vx86 renders headless (`--screenshot-on-exit`); keys typed into
-//! the window with `xdotool` must reach the guest through the PS/2 keyboard.
-//! Needs Xvfb and xwd (packages xvfb, x11-apps) and optionally xdotool; the
-//! test says so and skips when they are missing (`.ci/run` installs them).
+//! Xvfb (screens of chosen sizes), the window is measured with xwininfo and
+//! captured with xwd, and its pixels are compared with the frame vx86
+//! renders headless (`--screenshot-on-exit`) at the window's whole scale
+//! factor; hot keys and typed keys go in with xdotool and must reach the
+//! guest (echoed on COM1) or not. Needs Xvfb and xwd (packages xvfb,
+//! x11-apps) and for the keyboard parts xdotool; the tests say `SKIPPED:`
+//! when they are missing (`.ci/run` installs them).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::x11::{have, WindowInfo, Xvfb, Xwd};
+use common::{read_png, TempDir};
+use iced_x86::code_asm::*;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null 2>&1")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+const WAIT: Duration = Duration::from_secs(60);
 
-struct Killed(Child);
-impl Drop for Killed {
+/// A vx86 process, killed on drop.
+struct Vm(Child);
+impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-/// A decoded 24/32-bit ZPixmap XWD dump: `pixels[y * width + x]` = 0xRRGGBB.
-struct Xwd {
+/// A guest screen rendered headless: width, height, 0xRRGGBB pixels.
+struct Picture {
     width: usize,
     height: usize,
     pixels: Vec<u32>,
 }
 
-/// Parses the X Window Dump format (X11 XWDFile.h: a big-endian header of
-/// 25 CARD32 fields, the window name, the colormap, then the image).
-fn parse_xwd(b: &[u8]) -> Xwd {
-    let f = |i: usize| u32::from_be_bytes(b[i * 4..i * 4 + 4].try_into().unwrap()) as usize;
-    let (header_size, format, depth) = (f(0), f(2), f(3));
-    assert_eq!(format, 2, "ZPixmap");
-    assert!(depth == 24 || depth == 32, "depth {depth}");
-    let (width, height) = (f(4), f(5));
-    let byte_order = f(7);
-    let bpp = f(11);
-    assert_eq!(bpp, 32, "bits per pixel");
-    let bytes_per_line = f(12);
-    let ncolors = f(19);
-    let data = &b[header_size + ncolors * 12..];
-    let mut pixels = Vec::with_capacity(width * height);
-    for y in 0..height {
-        for x in 0..width {
-            let o = y * bytes_per_line + x * 4;
-            let p: [u8; 4] = data[o..o + 4].try_into().unwrap();
-            let v = if byte_order == 0 {
-                u32::from_le_bytes(p)
-            } else {
-                u32::from_be_bytes(p)
-            };
-            pixels.push(v & 0xFF_FFFF);
+impl Picture {
+    /// The picture each pixel repeated `k` times across and down.
+    fn scaled(&self, k: usize) -> Picture {
+        let (w, h) = (self.width * k, self.height * k);
+        let pixels = (0..w * h)
+            .map(|i| self.pixels[(i / w / k) * self.width + (i % w) / k])
+            .collect();
+        Picture {
+            width: w,
+            height: h,
+            pixels,
         }
     }
-    Xwd {
+}
+
+/// Renders the guest headless after `insns` instructions.
+fn headless(tmp: &TempDir, guest: &[&str], insns: u64) -> Picture {
+    let png = tmp.join("expected.png");
+    let st = Command::new(env!("CARGO_BIN_EXE_vx86"))
+        .args(["-display", "none", "-serial", "none", "--max-insns"])
+        .arg(insns.to_string())
+        .args(guest)
+        .arg("--screenshot-on-exit")
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (width, height, pixels) = read_png(&png);
+    Picture {
         width,
         height,
         pixels,
     }
 }
 
-fn read_png(path: &Path) -> (usize, usize, Vec<u32>) {
-    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut r = dec.read_info().unwrap();
-    let mut buf = vec![0; r.output_buffer_size().unwrap()];
-    let info = r.next_frame(&mut buf).unwrap();
-    let px = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|c| (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32)
-        .collect();
-    (info.width as usize, info.height as usize, px)
+/// Starts vx86 with a window on `x`'s display (in real time, so an idle
+/// guest waits instead of racing); COM1 goes to `serial`.
+fn windowed(x: &Xvfb, guest: &[&str], serial: &Path) -> Vm {
+    Vm(Command::new(env!("CARGO_BIN_EXE_vx86"))
+        .args(["-display", "window", "--realtime", "-serial"])
+        .arg(format!("file:{}", serial.display()))
+        .args(guest)
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap())
 }
 
-/// The window id of the vx86 window on `display`, once it is mapped.
-fn find_window(display: &str) -> Option<String> {
-    let out = Command::new("xwininfo")
-        .args(["-root", "-tree"])
-        .env("DISPLAY", display)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.contains("\"vx86"))
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-}
-
-fn capture(display: &str, id: &str) -> Option<Xwd> {
-    let out = Command::new("xwd")
-        .args(["-id", id, "-silent"])
-        .env("DISPLAY", display)
-        .output()
-        .ok()?;
-    out.status.success().then(|| parse_xwd(&out.stdout))
-}
-
-#[test]
-fn window_shows_the_vga_screen_and_takes_keys() {
-    for tool in ["Xvfb", "xwd", "xwininfo"] {
-        if !have(tool) {
-            eprintln!("SKIP: {tool} not installed (apt-get install xvfb x11-apps)");
-            return;
+/// Pixels of `img` in the rectangle at (`x`, `y`) of `want`'s size, and
+/// outside it (the border), that differ from `want` and from black.
+fn differences(img: &Xwd, x: usize, y: usize, want: &Picture, rows: usize) -> (usize, usize) {
+    let mut inside = 0;
+    let mut border = 0;
+    for yy in 0..img.height {
+        for xx in 0..img.width {
+            let p = img.pixels[yy * img.width + xx];
+            let in_rect = (x..x + want.width).contains(&xx) && (y..y + want.height).contains(&yy);
+            if in_rect {
+                let (wx, wy) = (xx - x, yy - y);
+                if wy < rows && p != want.pixels[wy * want.width + wx] {
+                    inside += 1;
+                }
+            } else if p != 0 {
+                border += 1;
+            }
         }
     }
-    let vx86 = env!("CARGO_BIN_EXE_vx86");
-    let tmp = std::env::temp_dir().join(format!("vx86-window-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    (inside, border)
+}
 
-    // The reference: the same guest rendered headless.
-    let shot: PathBuf = tmp.join("expected.png");
-    let st = Command::new(vx86)
-        .args([
-            "-display",
-            "none",
-            "-serial",
-            "none",
-            "--max-insns",
-            "3000000",
-        ])
-        .arg("--screenshot-on-exit")
-        .arg(&shot)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let (ew, eh, expected) = read_png(&shot);
-
-    let display = format!(":{}", 50 + std::process::id() % 200);
-    let _xvfb = Killed(
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(700));
-    let serial = tmp.join("serial.txt");
-    let _vm = Killed(
-        Command::new(vx86)
-            .args(["-display", "window", "--realtime"])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .env("DISPLAY", &display)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-
-    // The banner rows (everything above the clock line) never change: wait
-    // until the window shows them exactly as the headless render does.
-    let static_rows = 96.min(eh);
+/// Waits until a vx86 window is `size` and shows `want` at (`x`, `y`) (only
+/// its first `rows` rows compared: the rest may change), black around it.
+/// Returns the window id and what xwininfo said.
+fn wait_for_picture(
+    x: &Xvfb,
+    size: (usize, usize),
+    at: (usize, usize),
+    want: &Picture,
+    rows: usize,
+) -> (String, WindowInfo) {
     let start = Instant::now();
     let mut last = String::from("no window");
-    let id = loop {
+    loop {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "window never matched the headless frame: {last}"
+            start.elapsed() < WAIT,
+            "the window never showed the expected {}x{} picture at {at:?} in a {size:?} window: {last}",
+            want.width,
+            want.height
         );
         std::thread::sleep(Duration::from_millis(300));
-        let Some(id) = find_window(&display) else {
+        let Some(id) = x.find_window("vx86") else {
             continue;
         };
-        let Some(img) = capture(&display, &id) else {
+        let Some(info) = x.window_info(&id) else {
+            continue;
+        };
+        if (info.width, info.height) != size {
+            last = format!("window {}x{}", info.width, info.height);
+            continue;
+        }
+        let Some(img) = x.capture(&id) else {
             last = "xwd failed".into();
             continue;
         };
-        if img.width != ew || img.height != eh {
-            last = format!("window {}x{}, frame {ew}x{eh}", img.width, img.height);
-            continue;
+        let (inside, border) = differences(&img, at.0, at.1, want, rows);
+        if inside == 0 && border == 0 {
+            // Not all black: the guest's picture really is on screen.
+            assert!(img.pixels.iter().any(|&p| p != 0));
+            return (id, info);
         }
-        let diff = (0..static_rows * ew)
-            .filter(|&i| img.pixels[i] != expected[i])
-            .count();
-        if diff == 0 {
-            // Not all black: the banner really is on screen.
-            assert!(img.pixels[..static_rows * ew].iter().any(|&p| p != 0));
-            break id;
-        }
-        last = format!("{diff} pixels differ in the top {static_rows} rows");
-    };
-
-    if !have("xdotool") {
-        eprintln!("SKIP (keyboard part): xdotool not installed");
-        return;
+        last = format!("{inside} pixels differ, {border} border pixels not black");
     }
-    // Keys typed into the window arrive as PS/2 scan codes; the BIOS echoes
-    // them on COM1.
-    // Without a window manager, focus follows the pointer: put it on the window.
-    let xdo = |args: &[&str]| {
-        Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &display)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    assert!(xdo(&["mousemove", "--window", &id, "20", "20"]));
-    assert!(xdo(&["windowfocus", "--sync", &id]));
-    let typed = xdo(&["type", "--delay", "60", "vx86ok"]);
-    assert!(typed);
+}
+
+/// Puts the pointer on the window and the keyboard focus in it (there is no
+/// window manager to do it).
+fn focus(x: &Xvfb, id: &str) {
+    assert!(x.xdotool(&["mousemove", "--window", id, "20", "20"]));
+    assert!(x.xdotool(&["windowfocus", "--sync", id]));
+}
+
+/// What the default guest echoed of the keys typed so far: its COM1 log
+/// after the banner, without the clock lines (a clock line cuts the echo of
+/// a word typed across a second: "bac", "uptime 3 s ...", "k").
+fn echoed(log: &str) -> String {
+    let after = log
+        .find("driven by the PIT.\r\n")
+        .map_or("", |i| &log[i + "driven by the PIT.\r\n".len()..]);
+    after
+        .split("\r\n")
+        .filter(|l| !l.starts_with("uptime "))
+        .collect()
+}
+
+/// Waits until the guest has echoed `text`; returns all it echoed.
+fn wait_echo(serial: &Path, text: &str) -> String {
     let start = Instant::now();
     loop {
-        let text = std::fs::read_to_string(&serial).unwrap_or_default();
-        if text.contains("vx86ok") {
-            break;
+        let log = std::fs::read_to_string(serial).unwrap_or_default();
+        let typed = echoed(&log);
+        if typed.contains(text) {
+            return typed;
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "typed keys not echoed on COM1: {text:?}"
+            "{text:?} never echoed on COM1: {log:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Waits for the vx86 window's title to contain `text`.
+fn wait_title(x: &Xvfb, text: &str) -> WindowInfo {
+    let start = Instant::now();
+    loop {
+        if let Some(info) = x.find_window("vx86").and_then(|id| x.window_info(&id)) {
+            if info.title.contains(text) {
+                return info;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "title {:?} never said {text:?}",
+                info.title
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The default guest's banner rows (everything above the clock line) never
+/// change; 96 of its 400 rows.
+const STATIC_ROWS: usize = 96;
+
+#[test]
+fn window_shows_the_vga_screen_and_takes_keys() {
+    // 1024x768 has no room for 2x 720x400 (1440 wide): the text is 1:1.
+    let Some(x) = Xvfb::start("window_shows_the_vga_screen_and_takes_keys", 1024, 768) else {
+        return;
+    };
+    let tmp = TempDir::new("window-text");
+    let want = headless(&tmp, &[], 3_000_000);
+    assert_eq!((want.width, want.height), (720, 400));
+    let serial = tmp.join("serial.txt");
+    let _vm = windowed(&x, &[], &serial);
+    let (id, info) = wait_for_picture(&x, (720, 400), (0, 0), &want, STATIC_ROWS);
+    assert!(
+        info.title.starts_with("vx86 - built-in guest - ")
+            && info.title.ends_with(" - Ctrl-Alt-G releases input"),
+        "title {:?}",
+        info.title
+    );
+
+    if !have("xdotool") {
+        eprintln!("SKIPPED (keyboard part): xdotool not installed");
+        return;
+    }
+    // Keys typed into the window arrive as PS/2 scan codes; the guest echoes
+    // them on COM1.
+    focus(&x, &id);
+    assert!(x.xdotool(&["type", "--delay", "60", "vx86ok"]));
+    assert_eq!(wait_echo(&serial, "vx86ok"), "vx86ok");
+}
+
+#[test]
+fn text_mode_doubles_on_a_big_screen_and_the_hot_keys_work() {
+    // 1600x1000: 2x text mode (1440x800) fits, 3x does not.
+    let Some(x) = Xvfb::start(
+        "text_mode_doubles_on_a_big_screen_and_the_hot_keys_work",
+        1600,
+        1000,
+    ) else {
+        return;
+    };
+    let tmp = TempDir::new("window-scale");
+    let want = headless(&tmp, &[], 3_000_000).scaled(2);
+    let serial = tmp.join("serial.txt");
+    let _vm = windowed(&x, &[], &serial);
+    let rows = 2 * STATIC_ROWS;
+    let (id, info) = wait_for_picture(&x, (1440, 800), (0, 0), &want, rows);
+    assert_eq!((info.x, info.y), (80, 100), "centred on the screen");
+
+    if !have("xdotool") {
+        eprintln!("SKIPPED (hot keys): xdotool not installed");
+        return;
+    }
+    // Ctrl-Alt-F: full screen, the 2x picture centred on black.
+    focus(&x, &id);
+    assert!(x.xdotool(&["key", "ctrl+alt+f"]));
+    let (id, info) = wait_for_picture(&x, (1600, 1000), (80, 100), &want, rows);
+    assert_eq!((info.x, info.y), (0, 0));
+    // Ctrl-Alt-G releases the keyboard: typed keys stop reaching the guest.
+    focus(&x, &id);
+    assert!(x.xdotool(&["key", "ctrl+alt+g"]));
+    wait_title(&x, " - input released, Ctrl-Alt-G grabs");
+    assert!(x.xdotool(&["type", "--delay", "60", "lost"]));
+    // Ctrl-Alt-G again: keys reach it again.
+    assert!(x.xdotool(&["key", "ctrl+alt+g"]));
+    wait_title(&x, " - Ctrl-Alt-G releases input");
+    assert!(x.xdotool(&["type", "--delay", "60", "back"]));
+    // Neither the keys typed while released nor the hot keys' G reached the
+    // guest.
+    assert_eq!(wait_echo(&serial, "back"), "back");
+    // Ctrl-Alt-F again: the window as before.
+    assert!(x.xdotool(&["key", "ctrl+alt+f"]));
+    wait_for_picture(&x, (1440, 800), (0, 0), &want, rows);
+}
+
+/// Virtual time at which the VBE guest is still in text mode (the BIOS's
+/// banner on screen), and at which it has drawn its VBE picture.
+const VBE_GUEST_TEXT: u64 = 30_000_000;
+const VBE_GUEST_DRAWN: u64 = 1_300_000_000;
+
+/// A disk whose boot sector waits a second in text mode (INT 15h AH=86h),
+/// then sets VBE mode 105h (1024x768, 256 colours, banked) and fills it
+/// through the 64 KiB window at A000h (AX=4F05h): 16x12 blocks of 64x64
+/// pixels, colour = block column + 16 x block row, in the mode 13h palette
+/// the BIOS loads for 8-bit modes; then it idles.
+fn vbe_guest(dir: &TempDir) -> String {
+    fn build() -> Result<Vec<u8>, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        let mut bank = a.create_label();
+        let mut pixel = a.create_label();
+        let mut idle = a.create_label();
+        a.mov(ah, 0x86)?;
+        a.mov(cx, 0x000Fu32)?; // CX:DX = 1,000,000 microseconds
+        a.mov(dx, 0x4240u32)?;
+        a.int(0x15)?;
+        a.mov(ax, 0x4F02u32)?;
+        a.mov(bx, 0x0105u32)?;
+        a.int(0x10)?;
+        a.xor(bp, bp)?;
+        a.set_label(&mut bank)?;
+        a.mov(ax, 0x4F05u32)?;
+        a.xor(bx, bx)?;
+        a.mov(dx, bp)?;
+        a.int(0x10)?;
+        a.mov(ax, 0xA000u32)?;
+        a.mov(es, ax)?;
+        a.xor(di, di)?;
+        a.mov(cx, bp)?;
+        a.shl(cl, 4)?; // block row = bank (64 KiB = 64 rows of 1024)
+        a.cld()?;
+        a.set_label(&mut pixel)?;
+        a.mov(ax, di)?;
+        a.shr(ax, 6)?;
+        a.and(al, 0x0F)?; // block column = (offset mod 1024) / 64
+        a.or(al, cl)?;
+        a.stosb()?;
+        a.test(di, di)?;
+        a.jnz(pixel)?;
+        a.inc(bp)?;
+        a.cmp(bp, 12)?;
+        a.jb(bank)?;
+        a.sti()?;
+        a.set_label(&mut idle)?;
+        a.hlt()?;
+        a.jmp(idle)?;
+        let mut s = a.assemble(0x7C00)?;
+        s.resize(512, 0);
+        s[510] = 0x55;
+        s[511] = 0xAA;
+        Ok(s)
+    }
+    let mut disk = build().unwrap();
+    disk.resize(64 * 512, 0);
+    let path = dir.join("vbe-guest.img");
+    std::fs::write(&path, disk).unwrap();
+    format!("file={},format=raw,snapshot=on", path.display())
+}
+
+#[test]
+fn a_vbe_mode_resizes_the_window() {
+    // 1280x1024: 1024x768 fits at 1:1 (2x does not); text mode (1440 wide
+    // at 2x) too.
+    let Some(x) = Xvfb::start("a_vbe_mode_resizes_the_window", 1280, 1024) else {
+        return;
+    };
+    let tmp = TempDir::new("window-vbe");
+    let drive = vbe_guest(&tmp);
+    let guest = ["-drive", drive.as_str()];
+    let text = headless(&tmp, &guest, VBE_GUEST_TEXT);
+    assert_eq!((text.width, text.height), (720, 400));
+    let want = headless(&tmp, &guest, VBE_GUEST_DRAWN);
+    assert_eq!((want.width, want.height), (1024, 768));
+    // The pattern in the mode 13h palette: block (1, 0) is entry 01h, EGA
+    // blue; (2, 0) green; (3, 5) entry 53h of the colour cube, not black.
+    let block = |col: usize, row: usize| want.pixels[(row * 64 + 32) * 1024 + col * 64 + 32];
+    assert_eq!(block(1, 0) & 0xFFFF00, 0, "blue: {:06x}", block(1, 0));
+    assert!(block(1, 0) & 0xFF >= 0xA0, "blue: {:06x}", block(1, 0));
+    assert_eq!(block(2, 0) & 0xFF00FF, 0, "green: {:06x}", block(2, 0));
+    assert_ne!(block(3, 5), 0);
+    let serial = tmp.join("serial.txt");
+    let _vm = windowed(&x, &guest, &serial);
+    // First text mode at 1:1 (the BIOS's banner and boot line: the top 32
+    // rows; the cursor blinks below them) ...
+    wait_for_picture(&x, (720, 400), (0, 0), &text, 32);
+    // ... then the window follows the guest into 1024x768.
+    let (_, info) = wait_for_picture(&x, (1024, 768), (0, 0), &want, 768);
+    assert_eq!((info.x, info.y), (128, 128), "centred on the screen");
+    assert!(
+        info.title.starts_with("vx86 - vbe-guest.img - "),
+        "title {:?}",
+        info.title
+    );
+}
+
+#[test]
+fn a_screen_too_small_for_the_mode_keeps_its_aspect_ratio() {
+    // 800x600 less the window manager's margin (16x80): 1024x768 does not
+    // fit at 1:1, so it shrinks to 693x520 (1024:768 = 4:3 kept).
+    let Some(x) = Xvfb::start(
+        "a_screen_too_small_for_the_mode_keeps_its_aspect_ratio",
+        800,
+        600,
+    ) else {
+        return;
+    };
+    let tmp = TempDir::new("window-small");
+    let drive = vbe_guest(&tmp);
+    let guest = ["-drive", drive.as_str()];
+    let full = headless(&tmp, &guest, VBE_GUEST_DRAWN);
+    // The nearest pixel of the 1024x768 frame for each of 693x520.
+    let (w, h) = (693, 520);
+    let pixels = (0..w * h)
+        .map(|i| full.pixels[(i / w) * full.height / h * full.width + (i % w) * full.width / w])
+        .collect();
+    let want = Picture {
+        width: w,
+        height: h,
+        pixels,
+    };
+    let serial = tmp.join("serial.txt");
+    let _vm = windowed(&x, &guest, &serial);
+    wait_for_picture(&x, (w, h), (0, 0), &want, h);
 }

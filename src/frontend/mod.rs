@@ -4,8 +4,9 @@
 //! way, the window owns the main thread because macOS requires it).
 //!
 //! * [`stdio`]: COM1 on the terminal (raw mode, QEMU's Ctrl-a escapes);
-//! * [`window`] (feature `window`): the VGA frame in a minifb window, host keys
-//!   turned into PS/2 key events, MIPS in the title bar;
+//! * [`window`] (feature `window`): the VGA frame in a minifb window that
+//!   follows the guest's mode, host keys turned into PS/2 key events, QEMU's
+//!   Ctrl-Alt-G / Ctrl-Alt-F, what runs and its MIPS in the title bar;
 //! * headless (`-display none`, `-nographic`): no window, serial as chosen.
 
 use crate::devices::i8042::Key;
@@ -36,6 +37,27 @@ pub enum DisplayUpdate {
     Mips(f64),
     /// The machine stopped; the string says why.
     Stopped(String),
+}
+
+/// What the window title names as the running guest: the `-kernel` file,
+/// else the first disk image, else the `-bios` image, else the built-in
+/// default guest. File names only (no directories).
+pub fn guest_name(
+    kernel: Option<&std::path::Path>,
+    disks: &[&std::path::Path],
+    bios: Option<&std::path::Path>,
+) -> String {
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .unwrap_or(p.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    };
+    kernel
+        .or(disks.first().copied())
+        .or(bios)
+        .map(name)
+        .unwrap_or_else(|| "built-in guest".to_string())
 }
 
 /// The machine's ends of the frontend channels.
@@ -95,5 +117,22 @@ pub fn install_signal_handlers() {
         let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::signal(libc::SIGINT, h);
         libc::signal(libc::SIGTERM, h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn guest_name_is_the_kernel_then_the_disk_then_the_bios() {
+        let k = Path::new("/boot/vmlinuz-6.1");
+        let d = Path::new("images/disk.img");
+        let b = Path::new("/x/seabios.bin");
+        assert_eq!(guest_name(Some(k), &[d], Some(b)), "vmlinuz-6.1");
+        assert_eq!(guest_name(None, &[d], Some(b)), "disk.img");
+        assert_eq!(guest_name(None, &[], Some(b)), "seabios.bin");
+        assert_eq!(guest_name(None, &[], None), "built-in guest");
     }
 }

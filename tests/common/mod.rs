@@ -1,0 +1,79 @@
+//! Helpers shared by the integration tests (`mod common;` in each test
+//! crate). Not every test crate uses every helper, hence `dead_code`.
+#![allow(dead_code)]
+
+pub mod x11;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use vx86::machine::{Machine, RunExit};
+
+/// A `Write + Send` sink (a machine's COM1 or debugcon) the test reads back.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Runs until virtual time (one nanosecond per instruction, HLT time
+/// included) reaches `until`; anything else ending the run fails the test.
+pub fn run_until(m: &mut Machine, until: u64) {
+    m.cfg.max_insns = Some(until);
+    assert_eq!(m.run(), RunExit::InstructionLimit);
+}
+
+/// Width, height and 0xRRGGBB pixels of an 8-bit RGB PNG (what
+/// `--screenshot-on-exit` writes).
+pub fn read_png(path: &Path) -> (usize, usize, Vec<u32>) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = png::Decoder::new(std::io::BufReader::new(f))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: not a PNG: {e}", path.display()));
+    let mut buf = vec![0; r.output_buffer_size().expect("frame size")];
+    let info = r.next_frame(&mut buf).expect("a frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|c| (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32)
+        .collect();
+    (info.width as usize, info.height as usize, px)
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("vx86-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
