@@ -155,7 +155,7 @@ fn int10_text_is_mirrored_with_cursor_moves_and_colours_until_the_guest_programs
         "COM1 bytes"
     );
     // The screen has everything, including what COM1 no longer got.
-    let rows = m.plat.vga.text_rows().unwrap();
+    let rows = m.vga().unwrap().text_rows().unwrap();
     assert!(
         rows[0].starts_with("vx86 BIOS (version 0.1, 11/24/26)"),
         "{rows:?}"
@@ -215,7 +215,7 @@ fn int19_option_rom() -> Vec<u8> {
 fn an_option_rom_that_hooks_int19_is_announced() {
     let (mut m, serial) = machine();
     let rom = int19_option_rom();
-    m.cpu.mem.ram_mut()[0xC8000..0xC8000 + rom.len()].copy_from_slice(&rom);
+    m.mem.ram_mut()[0xC8000..0xC8000 + rom.len()].copy_from_slice(&rom);
     run_until(&mut m, 3 * TICK_NS);
     assert_eq!(
         serial.text(),

@@ -251,7 +251,7 @@ fn vbe_2_modes_on_the_bochs_vbe_device() {
     // 8 bpp: the mode 13h palette (6-bit DAC values): 01h EGA blue, 11h the
     // second grey, 53h cube entry 51 = red step 1, green 2, blue 3.
     assert_eq!(
-        &m.cpu.mem.ram()[DAC_READ..DAC_READ + 9],
+        &m.mem.ram()[DAC_READ..DAC_READ + 9],
         &[0, 0, 0x2A, 7, 7, 7, 12, 25, 38],
         "DAC after 4F02h 101h"
     );
