@@ -1,8 +1,9 @@
 //! The command line. vx86 speaks QEMU's option language for what it
 //! implements (`-m 512M -kernel K -drive file=X,format=raw -nographic ...`);
-//! its own features are `--long` flags and subcommands. QEMU's single-dash
-//! long options are accepted by rewriting `-opt` to `--opt` before clap sees
-//! them, so both spellings work.
+//! its own features are `--long` flags and subcommands. Every QEMU option a
+//! user is likely to type is in [`OPTIONS`]: the implemented ones are mapped
+//! to the parser (so `-opt` and `--opt` both work), the others are refused
+//! with one line saying what is missing and what to use instead.
 
 use clap::{Parser, Subcommand};
 use thiserror::Error;
@@ -11,21 +12,37 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("-m {0}: not a memory size (use e.g. 512M, 1G, or a number of MiB)")]
     BadMemSize(String),
-    #[error("-M {0}: unsupported machine (vx86 emulates QEMU's isapc: use -M isapc)")]
+    #[error("-M {0}: unsupported machine (vx86 has isapc and pc; -M help lists them)")]
     BadMachine(String),
+    #[error("-M {0}: vx86 has no hardware acceleration: it always emulates the CPU in software (use accel=tcg or drop it)")]
+    MachineAccel(String),
     #[error("-cpu {0}: unsupported (use qemu64, optionally with -feature to remove one, e.g. -apic, -ssse3)")]
     BadCpu(String),
+    #[error("-smp {0}: vx86 runs one CPU (use -smp 1 or drop the option)")]
+    BadSmp(String),
+    #[error("-accel {0}: vx86 has no hardware acceleration: it always emulates the CPU in software (use -accel tcg)")]
+    BadAccel(String),
+    #[error("-rtc {0}: {1}")]
+    BadRtc(String, String),
+    #[error("-icount {0}: {1}")]
+    BadIcount(String, String),
+    #[error("-boot {0}: vx86 boots only from the first hard disk (c); {1}")]
+    BadBoot(String, &'static str),
+    #[error("-vga {0}: vx86 has one video card, the standard VGA with Bochs VBE (use -vga std)")]
+    BadVga(String),
+    #[error("-parallel {0}: vx86's machines have no parallel port (use -parallel none)")]
+    BadParallel(String),
     #[error("-serial {0}: unsupported (use stdio, file:PATH or none)")]
     BadSerial(String),
-    #[error("-display {0}: unsupported (use window or none)")]
+    #[error("-display {0}: unsupported (use window or none, or -nographic)")]
     BadDisplay(String),
-    #[error("-device {0}: unsupported device (vx86 has isa-debug-exit)")]
-    BadDevice(String),
+    #[error("-device {0}: unsupported device (vx86 has {1}; -device help lists them)")]
+    BadDevice(String, &'static str),
     #[error("-device {0}: {1}")]
     BadDeviceArg(String, String),
     #[error("-debugcon {0}: unsupported (use stdio, file:PATH or none)")]
     BadDebugcon(String),
-    #[error("-monitor {0}: unsupported (only -monitor none)")]
+    #[error("-monitor {0}: not supported yet: vx86 has no monitor yet (only -monitor none)")]
     BadMonitor(String),
     #[error("--boot-entry {0}")]
     BadBootEntry(String),
@@ -40,90 +57,176 @@ pub enum ConfigError {
     name = "vx86",
     version,
     about = "vx86: a full-system x86 PC emulator in pure software",
+    long_about = "vx86: a full-system x86 PC emulator in pure software.\n\n\
+        QEMU's options are spelled as in QEMU (-m 512M, -kernel FILE, -nographic, ...); \
+        vx86's own options start with two dashes. With no arguments vx86 boots the \
+        Debian container guest if scripts/build-guest.sh has built it, else its \
+        built-in guest.",
     args_override_self = true
 )]
 pub struct Cli {
     /// Guest RAM size (QEMU syntax: 512M, 1G, or MiB); default 256M.
-    #[arg(short = 'm', value_name = "SIZE")]
+    #[arg(short = 'm', value_name = "SIZE", help_heading = "Standard options")]
     pub mem: Option<String>,
-    /// Machine type: isapc (also accepted: pc, q35 are refused).
-    #[arg(short = 'M', value_name = "MACHINE")]
+    /// Machine type: isapc (ISA-only PC, the default) or pc (with the
+    /// i440FX/PIIX3 PCI bus); `help` lists them. accel=tcg is accepted.
+    #[arg(short = 'M', value_name = "MACHINE", help_heading = "Standard options")]
     pub machine: Option<String>,
-    /// CPU model: qemu64[,-apic].
-    #[arg(long)]
+    /// CPU model: qemu64[,-feature...] (host and max mean the same model).
+    #[arg(long, value_name = "MODEL", help_heading = "Standard options")]
     pub cpu: Option<String>,
+    /// Number of CPUs: only 1.
+    #[arg(long, value_name = "N", help_heading = "Standard options")]
+    pub smp: Option<String>,
+    /// Accelerator: tcg (what vx86 does: software emulation).
+    #[arg(long, value_name = "tcg", help_heading = "Standard options")]
+    pub accel: Option<String>,
+    /// Name of the guest (window title).
+    #[arg(long, value_name = "NAME", help_heading = "Standard options")]
+    pub name: Option<String>,
+    /// RTC start: base=utc|localtime|YYYY-MM-DDTHH:MM:SS[,clock=host|rt|vm]
+    /// (default: the host's UTC time; in -icount mode 2026-01-01).
+    #[arg(long, value_name = "OPTS", help_heading = "Standard options")]
+    pub rtc: Option<String>,
+    /// Boot order: c (the first hard disk; the only boot device vx86 has).
+    #[arg(long, value_name = "ORDER", help_heading = "Standard options")]
+    pub boot: Option<String>,
+
+    /// Disk image: file=PATH[,format=raw][,readonly=on][,index=N][,if=ide][,snapshot=on][,cache=MODE].
+    #[arg(long, value_name = "OPTS", help_heading = "Block device options")]
+    pub drive: Vec<String>,
+    /// First hard disk (same as -drive file=FILE,index=0).
+    #[arg(long, value_name = "FILE", help_heading = "Block device options")]
+    pub hda: Option<String>,
+    /// Second hard disk (index 1).
+    #[arg(long, value_name = "FILE", help_heading = "Block device options")]
+    pub hdb: Option<String>,
+    /// Third hard disk (index 2, secondary master).
+    #[arg(long, value_name = "FILE", help_heading = "Block device options")]
+    pub hdc: Option<String>,
+    /// Fourth hard disk (index 3).
+    #[arg(long, value_name = "FILE", help_heading = "Block device options")]
+    pub hdd: Option<String>,
+    /// Write disk changes to a temporary overlay; images are never modified.
+    #[arg(long, help_heading = "Block device options")]
+    pub snapshot: bool,
+
+    /// No window: serial (and the monitor's escapes) on stdio.
+    #[arg(long, help_heading = "Display options")]
+    pub nographic: bool,
+    /// window (also sdl, gtk, cocoa) or none.
+    #[arg(long, value_name = "TYPE", help_heading = "Display options")]
+    pub display: Option<String>,
+    /// Video card: std (VGA with Bochs VBE, the only one).
+    #[arg(long, value_name = "TYPE", help_heading = "Display options")]
+    pub vga: Option<String>,
+    /// Start the window in full screen.
+    #[arg(long = "full-screen", help_heading = "Display options")]
+    pub full_screen: bool,
+
+    /// Network backend: user,id=ID[,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT][,restrict=on|off][,net=ADDR/MASK][,dhcpstart=ADDR].
+    #[arg(long, value_name = "OPTS", help_heading = "Network options")]
+    pub netdev: Vec<String>,
+    /// NIC and backend in one: user[,model=virtio-net-pci][,mac=MAC][,hostfwd=...], or none.
+    #[arg(long, value_name = "OPTS", help_heading = "Network options")]
+    pub nic: Vec<String>,
+    /// Legacy -net: only none.
+    #[arg(long, value_name = "OPTS", help_heading = "Network options")]
+    pub net: Vec<String>,
+
+    /// COM1 backend: stdio, file:PATH or none.
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub serial: Option<String>,
+    /// Debug console (ports 0xE9 and 0x402): stdio, file:PATH or none.
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub debugcon: Option<String>,
+    /// Monitor: only none (there is no monitor yet).
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub monitor: Option<String>,
+    /// Parallel port: only none (there is none).
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub parallel: Option<String>,
+
     /// Linux kernel (bzImage), ELF vmlinux or multiboot kernel to boot directly.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Linux/Multiboot boot specific"
+    )]
     pub kernel: Option<String>,
-    /// Initial ramdisk for -kernel.
-    #[arg(long)]
+    /// Initial ramdisk for -kernel (multiboot: modules "FILE ARGS,FILE2").
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Linux/Multiboot boot specific"
+    )]
     pub initrd: Option<String>,
     /// Kernel command line for -kernel.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        value_name = "CMDLINE",
+        help_heading = "Linux/Multiboot boot specific"
+    )]
     pub append: Option<String>,
-    /// Kernel entry for -kernel: auto (PVH if the kernel has it, else the
-    /// 64-bit Linux entry if it has one, else 32-bit), pvh, 64 or 32.
-    #[arg(long = "boot-entry", value_name = "auto|pvh|64|32")]
+
+    /// System BIOS image (64, 128 or 256 KiB).
+    #[arg(long, value_name = "FILE", help_heading = "Debug/expert options")]
+    pub bios: Option<String>,
+    /// Exit instead of rebooting on triple fault or reset.
+    #[arg(long = "no-reboot", help_heading = "Debug/expert options")]
+    pub no_reboot: bool,
+    /// Devices: isa-debug-exit[,iobase=0xf4][,iosize=0x04].
+    #[arg(
+        long,
+        value_name = "DRIVER[,OPTS]",
+        help_heading = "Debug/expert options"
+    )]
+    pub device: Vec<String>,
+    /// Deterministic time: shift=N[,sleep=on|off][,align=on|off] (2^N ns per
+    /// instruction; shift=0,sleep=off gives byte-identical runs).
+    #[arg(long, value_name = "OPTS", help_heading = "Debug/expert options")]
+    pub icount: Option<String>,
+    /// Write the process ID to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Debug/expert options")]
+    pub pidfile: Option<String>,
+
+    /// Kernel entry for -kernel: auto (a bzImage is decompressed on the host
+    /// and entered at its 64-bit entry with boot_params; PVH for an ELF with
+    /// the note), pvh, 64 or 32.
+    #[arg(
+        long = "boot-entry",
+        value_name = "auto|pvh|64|32",
+        help_heading = "vx86 options"
+    )]
     pub boot_entry: Option<String>,
-    /// Do not decompress a bzImage on the host for its PVH entry: load it
-    /// the classic way and let its own decompressor run in the guest.
-    #[arg(long = "no-host-decompress")]
+    /// Do not decompress a bzImage on the host: load it the classic way and
+    /// let its own decompressor run in the guest.
+    #[arg(long = "no-host-decompress", help_heading = "vx86 options")]
     pub no_host_decompress: bool,
     /// Enter a Linux kernel with a WIDTHxHEIGHT 32-bpp VBE linear framebuffer
     /// described in boot_params (graphical console) instead of VGA text.
-    #[arg(long = "boot-fb", value_name = "WxH")]
+    #[arg(long = "boot-fb", value_name = "WxH", help_heading = "vx86 options")]
     pub boot_fb: Option<String>,
-    /// System BIOS image (64, 128 or 256 KiB).
-    #[arg(long)]
-    pub bios: Option<String>,
-    /// Disk image: file=PATH,format=raw[,readonly=on][,index=N][,if=ide].
-    #[arg(long)]
-    pub drive: Vec<String>,
-    /// First hard disk (same as -drive file=FILE,index=0).
-    #[arg(long)]
-    pub hda: Option<String>,
-    #[arg(long)]
-    pub hdb: Option<String>,
-    /// Write disk changes to a temporary overlay; images are never modified.
-    #[arg(long)]
-    pub snapshot: bool,
-    /// No window: serial on stdio.
-    #[arg(long)]
-    pub nographic: bool,
-    /// COM1 backend: stdio, file:PATH or none.
-    #[arg(long)]
-    pub serial: Option<String>,
-    /// window or none.
-    #[arg(long)]
-    pub display: Option<String>,
-    /// Only "none" is accepted.
-    #[arg(long)]
-    pub monitor: Option<String>,
-    /// Exit instead of rebooting on triple fault or reset.
-    #[arg(long = "no-reboot")]
-    pub no_reboot: bool,
-    /// Devices: isa-debug-exit[,iobase=0xf4][,iosize=0x04].
-    #[arg(long)]
-    pub device: Vec<String>,
-    /// Debug console (ports 0xE9 and 0x402): stdio, file:PATH or none.
-    #[arg(long)]
-    pub debugcon: Option<String>,
     /// Stop cleanly after this many guest instructions.
-    #[arg(long = "max-insns")]
+    #[arg(long = "max-insns", value_name = "N", help_heading = "vx86 options")]
     pub max_insns: Option<u64>,
     /// Print instructions retired, MIPS, block-cache and TLB statistics at exit.
-    #[arg(long)]
+    #[arg(long, help_heading = "vx86 options")]
     pub stats: bool,
     /// Run one instruction per block with no caching (for bisecting).
-    #[arg(long = "no-block-cache")]
+    #[arg(long = "no-block-cache", help_heading = "vx86 options")]
     pub no_block_cache: bool,
-    /// Keep guest time from running ahead of host time (idle guests wait in
-    /// real time); without it time comes from retired instructions only and
-    /// runs are deterministic.
-    #[arg(long)]
+    /// Instruction time (-icount shift=N, default 0) with sleep=on,align=on:
+    /// deterministic, and never ahead of the host's clock.
+    #[arg(long, help_heading = "vx86 options")]
     pub realtime: bool,
     /// Save the screen as PNG when the run ends.
-    #[arg(long = "screenshot-on-exit")]
+    #[arg(
+        long = "screenshot-on-exit",
+        value_name = "FILE",
+        help_heading = "vx86 options"
+    )]
     pub screenshot_on_exit: Option<String>,
 
     #[command(subcommand)]
@@ -172,40 +275,319 @@ pub enum ConformCmd {
     },
 }
 
-/// Rewrites QEMU-style `-option` to `--option` (single letters stay short).
-pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut expect_value = false;
-    for (i, a) in args.into_iter().enumerate() {
-        if i == 0 || expect_value {
-            expect_value = false;
-            out.push(a);
+/// How vx86 treats one of QEMU's options.
+#[derive(Clone, Copy, Debug)]
+enum Handling {
+    /// vx86 implements it: passed to the parser as `--name` (or its short form).
+    Parse(&'static str),
+    /// Accepted and ignored; the note (if any) says why on stderr.
+    Ignore(&'static str),
+    /// Refused: the message says what is missing and what to use instead.
+    Refuse(&'static str),
+}
+
+/// One command-line option: its name without dashes, whether it takes a value.
+struct OptSpec {
+    name: &'static str,
+    value: bool,
+    how: Handling,
+}
+
+const fn opt(name: &'static str, value: bool, how: Handling) -> OptSpec {
+    OptSpec { name, value, how }
+}
+
+use Handling::{Ignore, Parse, Refuse};
+
+const NO_GDB: &str = "not supported yet: vx86 has no gdb stub yet";
+const NO_SNAPSHOTS: &str = "not supported yet: vx86 cannot save or load machine snapshots yet (use -snapshot for disposable disk writes)";
+const NO_KVM: &str = "vx86 has no hardware acceleration: it always emulates the CPU in software (drop the option, or use -accel tcg)";
+const NO_USB: &str = "not supported: vx86's machines have no USB controller (the keyboard is PS/2)";
+const NO_SOUND: &str = "not supported: vx86 has no sound device";
+const NO_FLOPPY: &str =
+    "not supported: vx86's machines have no floppy controller (use -drive/-hda for disk images)";
+const NO_CDROM: &str = "not supported yet: vx86 has no CD-ROM drive yet (a hybrid ISO boots as a disk: -drive file=X.iso,format=raw)";
+const NO_CHARDEV: &str =
+    "not supported yet: use -serial or -debugcon with stdio, file:PATH or none";
+const NO_REMOTE: &str =
+    "not supported: vx86 has no remote display (use the window, -display none or -nographic)";
+const NO_LOG: &str = "not supported: vx86 has no QEMU log items (use --stats for counters)";
+const GENERIC: &str = "not supported by vx86";
+
+/// Every QEMU option a user is likely to type, and vx86's own.
+const OPTIONS: &[OptSpec] = &[
+    // Implemented (QEMU's spelling).
+    opt("m", true, Parse("-m")),
+    opt("M", true, Parse("-M")),
+    opt("machine", true, Parse("-M")),
+    opt("cpu", true, Parse("--cpu")),
+    opt("smp", true, Parse("--smp")),
+    opt("accel", true, Parse("--accel")),
+    opt("name", true, Parse("--name")),
+    opt("rtc", true, Parse("--rtc")),
+    opt("boot", true, Parse("--boot")),
+    opt("drive", true, Parse("--drive")),
+    opt("hda", true, Parse("--hda")),
+    opt("hdb", true, Parse("--hdb")),
+    opt("hdc", true, Parse("--hdc")),
+    opt("hdd", true, Parse("--hdd")),
+    opt("snapshot", false, Parse("--snapshot")),
+    opt("nographic", false, Parse("--nographic")),
+    opt("display", true, Parse("--display")),
+    opt("vga", true, Parse("--vga")),
+    opt("full-screen", false, Parse("--full-screen")),
+    opt("serial", true, Parse("--serial")),
+    opt("debugcon", true, Parse("--debugcon")),
+    opt("monitor", true, Parse("--monitor")),
+    opt("parallel", true, Parse("--parallel")),
+    opt("kernel", true, Parse("--kernel")),
+    opt("initrd", true, Parse("--initrd")),
+    opt("append", true, Parse("--append")),
+    opt("bios", true, Parse("--bios")),
+    opt("no-reboot", false, Parse("--no-reboot")),
+    opt("device", true, Parse("--device")),
+    opt("icount", true, Parse("--icount")),
+    opt("pidfile", true, Parse("--pidfile")),
+    opt("h", false, Parse("--help")),
+    opt("help", false, Parse("--help")),
+    opt("version", false, Parse("--version")),
+    opt("V", false, Parse("--version")),
+    // vx86's own.
+    opt("boot-entry", true, Parse("--boot-entry")),
+    opt("no-host-decompress", false, Parse("--no-host-decompress")),
+    opt("boot-fb", true, Parse("--boot-fb")),
+    opt("max-insns", true, Parse("--max-insns")),
+    opt("stats", false, Parse("--stats")),
+    opt("no-block-cache", false, Parse("--no-block-cache")),
+    opt("realtime", false, Parse("--realtime")),
+    opt("screenshot-on-exit", true, Parse("--screenshot-on-exit")),
+    // Accepted: they ask for what vx86 does anyway, or only tune the host side.
+    opt("sdl", false, Parse("--display=window")),
+    opt("no-acpi", false, Ignore("")),
+    opt("no-hpet", false, Ignore("")),
+    opt("mem-prealloc", false, Ignore("")),
+    opt("no-user-config", false, Ignore("")),
+    opt("nodefconfig", false, Ignore("")),
+    opt("enable-sync-profile", false, Ignore("")),
+    opt("msg", true, Ignore("")),
+    opt("overcommit", true, Ignore("")),
+    opt(
+        "L",
+        true,
+        Ignore("ignored: vx86's firmware is built in (use -bios FILE for another)"),
+    ),
+    opt(
+        "k",
+        true,
+        Ignore("ignored: keys reach the guest by position, as on a US keyboard"),
+    ),
+    opt("uuid", true, Ignore("ignored: vx86 has no SMBIOS tables")),
+    // Not (yet) supported: one line each, exit status 1.
+    opt("enable-kvm", false, Refuse(NO_KVM)),
+    opt("netdev", true, Parse("--netdev")),
+    opt("nic", true, Parse("--nic")),
+    opt("net", true, Parse("--net")),
+    opt("cdrom", true, Refuse(NO_CDROM)),
+    opt("fda", true, Refuse(NO_FLOPPY)),
+    opt("fdb", true, Refuse(NO_FLOPPY)),
+    opt("s", false, Refuse(NO_GDB)),
+    opt("S", false, Refuse(NO_GDB)),
+    opt("gdb", true, Refuse(NO_GDB)),
+    opt("loadvm", true, Refuse(NO_SNAPSHOTS)),
+    opt("incoming", true, Refuse(NO_SNAPSHOTS)),
+    opt("chardev", true, Refuse(NO_CHARDEV)),
+    opt(
+        "mon",
+        true,
+        Refuse("not supported yet: vx86 has no monitor yet"),
+    ),
+    opt(
+        "qmp",
+        true,
+        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
+    ),
+    opt(
+        "qmp-pretty",
+        true,
+        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
+    ),
+    opt("usb", false, Refuse(NO_USB)),
+    opt("usbdevice", true, Refuse(NO_USB)),
+    opt("soundhw", true, Refuse(NO_SOUND)),
+    opt("audiodev", true, Refuse(NO_SOUND)),
+    opt("audio", true, Refuse(NO_SOUND)),
+    opt("vnc", true, Refuse(NO_REMOTE)),
+    opt("spice", true, Refuse(NO_REMOTE)),
+    opt(
+        "curses",
+        false,
+        Refuse("not supported: use -nographic (the serial console on this terminal) or the window"),
+    ),
+    opt(
+        "daemonize",
+        false,
+        Refuse("not supported: run vx86 in the background from your shell instead"),
+    ),
+    opt("D", true, Refuse(NO_LOG)),
+    opt("d", true, Refuse(NO_LOG)),
+    opt("trace", true, Refuse(NO_LOG)),
+    opt("no-shutdown", false, Refuse(GENERIC)),
+    opt("object", true, Refuse(GENERIC)),
+    opt("global", true, Refuse(GENERIC)),
+    opt("set", true, Refuse(GENERIC)),
+    opt("readconfig", true, Refuse(GENERIC)),
+    opt("writeconfig", true, Refuse(GENERIC)),
+    opt(
+        "blockdev",
+        true,
+        Refuse("not supported: use -drive file=...,format=raw"),
+    ),
+    opt("add-fd", true, Refuse(GENERIC)),
+    opt("fsdev", true, Refuse(GENERIC)),
+    opt("virtfs", true, Refuse(GENERIC)),
+    opt("tpmdev", true, Refuse(GENERIC)),
+    opt(
+        "numa",
+        true,
+        Refuse("not supported: vx86 has one CPU and one memory node"),
+    ),
+    opt("mem-path", true, Refuse(GENERIC)),
+    opt(
+        "smbios",
+        true,
+        Refuse("not supported: vx86 has no SMBIOS tables"),
+    ),
+    opt("option-rom", true, Refuse(GENERIC)),
+    opt("pflash", true, Refuse(GENERIC)),
+    opt("mtdblock", true, Refuse(GENERIC)),
+    opt("sd", true, Refuse(GENERIC)),
+    opt("semihosting", false, Refuse(GENERIC)),
+    opt("watchdog-action", true, Refuse(GENERIC)),
+    opt("action", true, Refuse(GENERIC)),
+    opt("plugin", true, Refuse(GENERIC)),
+    opt("runas", true, Refuse(GENERIC)),
+    opt("run-with", true, Refuse(GENERIC)),
+    opt("chroot", true, Refuse(GENERIC)),
+    opt("sandbox", true, Refuse(GENERIC)),
+    opt(
+        "acpitable",
+        true,
+        Refuse("not supported: vx86's machines have no ACPI yet"),
+    ),
+    opt("fw_cfg", true, Refuse(GENERIC)),
+    opt("iscsi", true, Refuse(GENERIC)),
+    opt("singlestep", false, Refuse(GENERIC)),
+];
+
+/// Why the command line was refused before parsing.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ArgError {
+    #[error("-{name}{}: {msg}", value.as_deref().map(|v| format!(" {v}")).unwrap_or_default())]
+    Refused {
+        name: String,
+        value: Option<String>,
+        msg: &'static str,
+    },
+    #[error("-{0}: unknown option (vx86 --help lists the options)")]
+    Unknown(String),
+    #[error("-{0}: needs a value")]
+    MissingValue(String),
+}
+
+/// The command line after QEMU's spellings were mapped to vx86's parser,
+/// with the notes to print for accepted-but-ignored options.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Normalized {
+    pub args: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Maps QEMU's single-dash options to the parser's spelling, refuses the
+/// options vx86 does not support with a message naming each, and treats a
+/// bare file name as QEMU does (the first hard disk). Subcommands
+/// (`vx86 conform ...`) pass through untouched.
+pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Result<Normalized, ArgError> {
+    let mut it = args.into_iter();
+    let mut out = Normalized::default();
+    out.args.extend(it.next());
+    let rest: Vec<String> = it.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        let a = &rest[i];
+        i += 1;
+        if !a.starts_with('-') || a == "-" {
+            if a == "conform" || a == "help" {
+                // A subcommand: clap parses the rest itself.
+                out.args.extend(rest[i - 1..].iter().cloned());
+                return Ok(out);
+            }
+            // QEMU: a bare argument is the first hard disk image.
+            out.args.push("--hda".into());
+            out.args.push(a.clone());
             continue;
         }
-        if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
-            out.push(format!("-{a}"));
+        let body = a.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let Some(spec) = OPTIONS.iter().find(|o| o.name == name) else {
+            return Err(ArgError::Unknown(name.to_string()));
+        };
+        let value = if spec.value {
+            match inline {
+                Some(v) => Some(v),
+                None => {
+                    let v = rest
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| ArgError::MissingValue(name.to_string()))?;
+                    i += 1;
+                    Some(v)
+                }
+            }
         } else {
-            out.push(a);
+            None
+        };
+        match spec.how {
+            Parse(to) => {
+                match to.split_once('=') {
+                    Some((flag, v)) => {
+                        out.args.push(flag.to_string());
+                        out.args.push(v.to_string());
+                    }
+                    None => out.args.push(to.to_string()),
+                }
+                out.args.extend(value);
+            }
+            Ignore(note) => {
+                if !note.is_empty() {
+                    let v = value.map(|v| format!(" {v}")).unwrap_or_default();
+                    out.notes.push(format!("-{name}{v}: {note}"));
+                }
+            }
+            Refuse(msg) => {
+                return Err(ArgError::Refused {
+                    name: name.to_string(),
+                    value,
+                    msg,
+                })
+            }
         }
-        // Values that start with '-' (e.g. `-append "-v"`) are never rewritten.
-        expect_value = matches!(
-            out.last().map(String::as_str),
-            Some(
-                "--append"
-                    | "--kernel"
-                    | "--initrd"
-                    | "--drive"
-                    | "--bios"
-                    | "--serial"
-                    | "--debugcon"
-                    | "--device"
-                    | "--cpu"
-                    | "-m"
-                    | "-M"
-            )
-        );
     }
-    out
+    Ok(out)
+}
+
+/// The QEMU options vx86 refuses, with their messages (for the README's
+/// table and the test that runs each).
+pub fn refused_options() -> Vec<(&'static str, bool, &'static str)> {
+    OPTIONS
+        .iter()
+        .filter_map(|o| match o.how {
+            Refuse(m) => Some((o.name, o.value, m)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Parses a QEMU memory size: plain numbers are MiB; suffixes K, M, G, T.
@@ -258,21 +640,237 @@ pub fn parse_boot_fb(s: &str) -> Result<(u16, u16), ConfigError> {
     Ok((w, h))
 }
 
-pub fn check_machine(m: &str) -> Result<(), ConfigError> {
-    let name = m.split(',').next().unwrap_or("");
-    match name {
-        "isapc" => Ok(()),
-        _ => Err(ConfigError::BadMachine(m.to_string())),
+/// The machine types vx86 has, as `-M help` lists them.
+pub const MACHINES: &[(&str, &str)] = &[
+    (
+        "isapc",
+        "ISA-only PC (the default): 8259, 8254, 16550, RTC, i8042, VGA, IDE",
+    ),
+    (
+        "pc",
+        "Standard PC (i440FX + PIIX3): the ISA PC plus a PCI bus",
+    ),
+];
+
+/// `-M NAME[,accel=tcg]`: isapc, or pc (also QEMU's versioned pc-i440fx-*).
+pub fn check_machine(m: &str) -> Result<crate::machine::MachineType, ConfigError> {
+    use crate::machine::MachineType;
+    let mut parts = m.split(',');
+    let name = parts.next().unwrap_or("");
+    let name = name.strip_prefix("type=").unwrap_or(name);
+    let t = match name {
+        "isapc" => MachineType::IsaPc,
+        "pc" => MachineType::Pc,
+        n if n.starts_with("pc-i440fx-") => MachineType::Pc,
+        _ => return Err(ConfigError::BadMachine(m.to_string())),
+    };
+    for p in parts {
+        match p.split_once('=') {
+            Some(("accel", "tcg")) => {}
+            Some(("accel", _)) => return Err(ConfigError::MachineAccel(m.to_string())),
+            // Host-side or absent-feature knobs QEMU users add: nothing to do.
+            Some(("usb" | "vmport" | "hpet" | "acpi" | "smm" | "dump-guest-core", "off")) => {}
+            _ => return Err(ConfigError::BadMachine(m.to_string())),
+        }
+    }
+    Ok(t)
+}
+
+/// `-smp N[,cpus=N,sockets=S,cores=C,threads=T,maxcpus=M]`: only one CPU.
+pub fn check_smp(s: &str) -> Result<(), ConfigError> {
+    for p in s.split(',') {
+        let v = p.split_once('=').map_or(p, |(_, v)| v);
+        if v != "1" {
+            return Err(ConfigError::BadSmp(s.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// `-accel tcg[,thread=single|multi][,tb-size=N]`: what vx86 does.
+pub fn check_accel(a: &str) -> Result<(), ConfigError> {
+    let mut parts = a.split(',');
+    if parts.next() != Some("tcg") {
+        return Err(ConfigError::BadAccel(a.to_string()));
+    }
+    for p in parts {
+        match p.split_once('=') {
+            Some(("thread", "single" | "multi")) | Some(("tb-size", _)) => {}
+            _ => return Err(ConfigError::BadAccel(a.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// `-boot [order=]c[,menu=on|off][,strict=on|off][,splash-time=N]...`.
+pub fn check_boot(b: &str) -> Result<(), ConfigError> {
+    for p in b.split(',') {
+        let (k, v) = p.split_once('=').unwrap_or(("order", p));
+        match k {
+            "order" | "once" => {
+                for c in v.chars() {
+                    match c {
+                        'c' => {}
+                        'd' => {
+                            return Err(ConfigError::BadBoot(
+                                b.into(),
+                                "there is no CD-ROM drive yet",
+                            ))
+                        }
+                        'a' | 'b' => {
+                            return Err(ConfigError::BadBoot(b.into(), "there is no floppy drive"))
+                        }
+                        'n' => {
+                            return Err(ConfigError::BadBoot(b.into(), "there is no network boot"))
+                        }
+                        _ => return Err(ConfigError::BadBoot(b.into(), "unknown boot device")),
+                    }
+                }
+            }
+            "menu" | "strict" | "splash" | "splash-time" | "reboot-timeout" => {}
+            _ => return Err(ConfigError::BadBoot(b.into(), "unknown option")),
+        }
+    }
+    Ok(())
+}
+
+/// `-vga std` (and `-vga none` is refused: vx86's BIOS draws on its VGA).
+pub fn check_vga(v: &str) -> Result<(), ConfigError> {
+    match v {
+        "std" => Ok(()),
+        _ => Err(ConfigError::BadVga(v.to_string())),
     }
 }
 
-/// `-cpu qemu64[,-feature...]`: the model must be one vx86 stands in for;
-/// `-name` removes a feature from CPUID (QEMU's flag names).
-pub fn check_cpu(c: &str) -> Result<crate::cpu::cpuid::FeatureMask, ConfigError> {
-    let mut parts = c.split(',');
-    if !matches!(parts.next(), Some("qemu64" | "max" | "host")) {
-        return Err(ConfigError::BadCpu(c.to_string()));
+/// `-name NAME` or `-name guest=NAME[,debug-threads=on]`: the guest's name.
+pub fn parse_name(n: &str) -> String {
+    for p in n.split(',') {
+        if let Some(g) = p.strip_prefix("guest=") {
+            return g.to_string();
+        }
     }
+    n.split(',').next().unwrap_or(n).to_string()
+}
+
+/// Where the RTC starts (`-rtc base=...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtcBase {
+    /// The host's UTC time when the machine starts (QEMU's default).
+    Utc,
+    /// The host's local time.
+    LocalTime,
+    /// A fixed time, Unix seconds.
+    Fixed(i64),
+}
+
+/// Parses `-rtc [base=utc|localtime|YYYY-MM-DD[THH:MM:SS]][,clock=host|rt|vm][,driftfix=none|slew]`.
+/// vx86's RTC always counts guest time, which follows the host clock by
+/// default (so `clock=host` and `clock=vm` agree there) and instructions
+/// under -icount (deterministic).
+pub fn parse_rtc(s: &str) -> Result<Option<RtcBase>, ConfigError> {
+    let bad = |m: &str| ConfigError::BadRtc(s.to_string(), m.to_string());
+    let mut base = None;
+    for p in s.split(',') {
+        let (k, v) = p.split_once('=').ok_or_else(|| bad("use key=value"))?;
+        match k {
+            "base" => {
+                base =
+                    Some(match v {
+                        "utc" => RtcBase::Utc,
+                        "localtime" => RtcBase::LocalTime,
+                        d => RtcBase::Fixed(parse_datetime(d).ok_or_else(|| {
+                            bad("base: use utc, localtime or YYYY-MM-DDTHH:MM:SS")
+                        })?),
+                    })
+            }
+            "clock" if matches!(v, "host" | "rt" | "vm") => {}
+            "driftfix" if matches!(v, "none" | "slew") => {}
+            _ => return Err(bad("unknown option (base, clock, driftfix)")),
+        }
+    }
+    Ok(base)
+}
+
+/// `YYYY-MM-DD[THH:MM:SS]` (UTC) as Unix seconds.
+fn parse_datetime(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (&[y, mo, da], &[h, mi, se]) = (d.as_slice(), t.as_slice()) else {
+        return None;
+    };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&mi)
+        || !(0..60).contains(&se)
+    {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian; March-based years).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// The RTC's start in Unix seconds for `base`, now.
+pub fn rtc_start(base: RtcBase) -> i64 {
+    let utc = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match base {
+        RtcBase::Utc => utc,
+        RtcBase::LocalTime => utc + local_utc_offset(utc),
+        RtcBase::Fixed(t) => t,
+    }
+}
+
+/// The host's offset from UTC in seconds at `utc` (0 where unknown).
+#[cfg(unix)]
+fn local_utc_offset(utc: i64) -> i64 {
+    let t = utc as libc::time_t;
+    // SAFETY: `localtime_r` writes only into `tm`, a plain C struct we own;
+    // both pointers are valid for the call.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+/// Windows: no libc time zone here; local time is taken as UTC.
+#[cfg(not(unix))]
+fn local_utc_offset(_utc: i64) -> i64 {
+    0
+}
+
+/// `-cpu qemu64[,-feature...]`: the model must be one vx86 stands in for;
+/// `-name` removes a feature from CPUID (QEMU's flag names). `host` and
+/// `max` mean vx86's one model; the returned note says so.
+pub fn check_cpu(c: &str) -> Result<(crate::cpu::cpuid::FeatureMask, Option<String>), ConfigError> {
+    let mut parts = c.split(',');
+    let model = parts.next();
+    let note = match model {
+        Some("qemu64") => None,
+        Some(m @ ("max" | "host")) => Some(format!(
+            "-cpu {m}: vx86 has one CPU model (qemu64-like: x86-64 with SSE3, no APIC); using it"
+        )),
+        _ => return Err(ConfigError::BadCpu(c.to_string())),
+    };
     let mut mask = crate::cpu::cpuid::FeatureMask::default();
     for p in parts {
         match p.strip_prefix('-') {
@@ -280,7 +878,7 @@ pub fn check_cpu(c: &str) -> Result<crate::cpu::cpuid::FeatureMask, ConfigError>
             _ => return Err(ConfigError::BadCpu(c.to_string())),
         }
     }
-    Ok(mask)
+    Ok((mask, note))
 }
 
 #[cfg(test)]
@@ -300,12 +898,105 @@ mod tests {
             "-nographic",
             "-no-reboot",
         ];
-        let cli = Cli::try_parse_from(normalize_args(args.iter().map(|s| s.to_string())))
-            .expect("parses");
+        let n = normalize_args(args.iter().map(|s| s.to_string())).expect("known options");
+        let cli = Cli::try_parse_from(n.args).expect("parses");
         assert_eq!(cli.mem.as_deref(), Some("512M"));
         assert_eq!(cli.kernel.as_deref(), Some("k"));
         assert_eq!(cli.append.as_deref(), Some("-x console=ttyS0"));
         assert!(cli.nographic && cli.no_reboot);
+    }
+
+    fn norm(args: &[&str]) -> Result<Normalized, ArgError> {
+        normalize_args(
+            std::iter::once("vx86")
+                .chain(args.iter().copied())
+                .map(String::from),
+        )
+    }
+
+    #[test]
+    fn qemu_options_are_mapped_refused_or_noted() {
+        let n = norm(&["-machine", "pc", "-hda", "d.img", "x.img", "-k", "de"]).expect("ok");
+        assert_eq!(
+            n.args,
+            ["vx86", "-M", "pc", "--hda", "d.img", "--hda", "x.img"]
+        );
+        assert_eq!(n.notes.len(), 1);
+        assert!(n.notes[0].starts_with("-k de: ignored"));
+        let e = norm(&["-m", "1G", "-enable-kvm"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("-enable-kvm: vx86 has no hardware acceleration"));
+        let e = norm(&["-cdrom", "x.iso"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("-cdrom x.iso: not supported yet"),
+            "{e}"
+        );
+        assert_eq!(
+            norm(&["-frobnicate"]).unwrap_err(),
+            ArgError::Unknown("frobnicate".into())
+        );
+        assert_eq!(
+            norm(&["-kernel"]).unwrap_err(),
+            ArgError::MissingValue("kernel".into())
+        );
+        // --opt=value and subcommands.
+        let n = norm(&["--max-insns=5", "conform", "host", "--count", "3"]).expect("ok");
+        assert_eq!(
+            n.args,
+            [
+                "vx86",
+                "--max-insns",
+                "5",
+                "conform",
+                "host",
+                "--count",
+                "3"
+            ]
+        );
+        // Every refused option has a message.
+        assert!(refused_options().iter().all(|(_, _, m)| !m.is_empty()));
+    }
+
+    #[test]
+    fn machine_smp_accel_boot_vga() {
+        use crate::machine::MachineType;
+        assert_eq!(check_machine("isapc").ok(), Some(MachineType::IsaPc));
+        assert_eq!(check_machine("pc,accel=tcg").ok(), Some(MachineType::Pc));
+        assert_eq!(check_machine("pc-i440fx-7.2").ok(), Some(MachineType::Pc));
+        assert!(matches!(
+            check_machine("pc,accel=kvm"),
+            Err(ConfigError::MachineAccel(_))
+        ));
+        assert!(check_machine("q35").is_err());
+        assert!(check_smp("1").is_ok() && check_smp("cpus=1,sockets=1").is_ok());
+        assert!(check_smp("4").is_err());
+        assert!(check_accel("tcg,thread=single").is_ok());
+        assert!(check_accel("kvm").is_err());
+        assert!(check_boot("order=c,menu=on").is_ok());
+        assert!(check_boot("d").is_err());
+        assert!(check_vga("std").is_ok() && check_vga("cirrus").is_err());
+        assert_eq!(parse_name("guest=web,debug-threads=on"), "web");
+        assert_eq!(parse_name("web"), "web");
+        let (_, note) = check_cpu("host").expect("host");
+        assert!(note.is_some_and(|n| n.contains("one CPU model")));
+    }
+
+    #[test]
+    fn rtc_bases() {
+        assert_eq!(parse_rtc("base=utc").ok(), Some(Some(RtcBase::Utc)));
+        assert_eq!(
+            parse_rtc("base=2026-01-01T00:00:00,clock=vm").ok(),
+            Some(Some(RtcBase::Fixed(1_767_225_600)))
+        );
+        assert_eq!(
+            parse_rtc("base=2000-02-29").ok(),
+            Some(Some(RtcBase::Fixed(951_782_400)))
+        );
+        assert!(parse_rtc("base=yesterday").is_err());
+        assert!(parse_rtc("clock=bogus").is_err());
+        let now = rtc_start(RtcBase::Utc);
+        assert!(now > 1_700_000_000);
     }
 
     #[test]

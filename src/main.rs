@@ -8,7 +8,22 @@ use vx86::frontend;
 use vx86::machine::{Machine, MachineConfig};
 
 fn main() {
-    let args = config::normalize_args(std::env::args());
+    let mut raw: Vec<String> = std::env::args().collect();
+    if raw.len() == 1 {
+        raw.extend(default_guest_args());
+    }
+    let args = match config::normalize_args(raw) {
+        Ok(n) => {
+            for note in &n.notes {
+                eprintln!("vx86: {note}");
+            }
+            n.args
+        }
+        Err(e) => {
+            eprintln!("vx86: {e}");
+            std::process::exit(1);
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -22,6 +37,43 @@ fn main() {
             eprintln!("vx86: {e:#}");
             std::process::exit(1);
         }
+    }
+}
+
+/// What `vx86` alone boots: the Debian container guest when
+/// `scripts/build-guest.sh` has built it (into its interactive shell, with a
+/// container already running), else nothing extra (the built-in guest).
+/// Says which on stderr.
+fn default_guest_args() -> Vec<String> {
+    let cache = std::env::var_os("VX86_GUEST_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("guest-cache"));
+    let out = cache.join("out");
+    let (k, i) = (out.join("vmlinuz"), out.join("initramfs-ctr.cpio.gz"));
+    if k.is_file() && i.is_file() {
+        eprintln!(
+            "vx86: booting the Debian container guest from {} (Ctrl-a x quits)",
+            out.display()
+        );
+        [
+            "-m",
+            "512M",
+            "-kernel",
+            &k.to_string_lossy(),
+            "-initrd",
+            &i.to_string_lossy(),
+            "-append",
+            "console=tty0 console=ttyS0 quiet vx86.interactive=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    } else {
+        eprintln!(
+            "vx86: booting the built-in guest; run scripts/build-guest.sh to build the Debian \
+             container guest, which plain `vx86` then boots"
+        );
+        Vec::new()
     }
 }
 
@@ -70,35 +122,102 @@ fn run(cli: Cli) -> Result<i32> {
         cfg.ram = config::parse_mem(m)?;
     }
     if let Some(m) = &cli.machine {
-        config::check_machine(m)?;
+        if m == "help" {
+            println!("Supported machines are:");
+            for (name, what) in config::MACHINES {
+                println!("{name:<12} {what}");
+            }
+            return Ok(0);
+        }
+        cfg.machine = config::check_machine(m)?;
     }
     if let Some(c) = &cli.cpu {
-        cfg.features = config::check_cpu(c)?;
+        if c == "help" {
+            println!("Available CPUs:\n  qemu64  x86-64 with SSE3, no APIC (also: host, max)");
+            return Ok(0);
+        }
+        let (features, note) = config::check_cpu(c)?;
+        cfg.features = features;
+        if let Some(n) = note {
+            eprintln!("vx86: {n}");
+        }
+    }
+    if let Some(s) = &cli.smp {
+        config::check_smp(s)?;
+    }
+    if let Some(a) = &cli.accel {
+        config::check_accel(a)?;
+    }
+    if let Some(b) = &cli.boot {
+        config::check_boot(b)?;
+    }
+    if let Some(v) = &cli.vga {
+        config::check_vga(v)?;
+    }
+    if let Some(p) = &cli.parallel {
+        if p != "none" {
+            return Err(config::ConfigError::BadParallel(p.clone()).into());
+        }
     }
     if let Some(m) = &cli.monitor {
         if m != "none" {
             return Err(config::ConfigError::BadMonitor(m.clone()).into());
         }
     }
+    for n in cli.net.iter().chain(&cli.nic).chain(&cli.netdev) {
+        if n != "none" {
+            bail!("-net/-nic/-netdev {n}: not supported yet: vx86 has no network card yet (-nic none is accepted)");
+        }
+    }
+    const DEVICES: &str = "isa-debug-exit";
     for d in &cli.device {
+        if d == "help" {
+            println!("Misc devices:\nname \"isa-debug-exit\", bus ISA, iobase=PORT, iosize=N");
+            return Ok(0);
+        }
         if d.starts_with("isa-debug-exit") {
             cfg.debug_exit = Some(
                 vx86::devices::debug_port::DebugExit::parse(d)
                     .map_err(|e| config::ConfigError::BadDeviceArg(d.clone(), e.to_string()))?,
             );
         } else {
-            return Err(config::ConfigError::BadDevice(d.clone()).into());
+            return Err(config::ConfigError::BadDevice(d.clone(), DEVICES).into());
         }
     }
     cfg.no_reboot = cli.no_reboot;
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
+    // Time: the host's clock unless -icount asks for instruction time.
+    cfg.clock = vx86::time::ClockMode::Host;
+    if let Some(ic) = &cli.icount {
+        cfg.clock = vx86::time::ClockMode::parse_icount(ic)
+            .map_err(|e| config::ConfigError::BadIcount(ic.clone(), e))?;
+    }
     if cli.realtime {
+        // Instruction time that never runs ahead of the host's clock.
+        let shift = match cfg.clock {
+            vx86::time::ClockMode::Icount { shift, .. } => shift,
+            vx86::time::ClockMode::Host => 0,
+        };
         cfg.clock = vx86::time::ClockMode::Icount {
-            shift: 0,
+            shift,
             sleep: true,
             align: true,
         };
+    }
+    // The RTC: the host's date, except in deterministic runs (fixed).
+    let rtc_base = match &cli.rtc {
+        Some(r) => config::parse_rtc(r)?,
+        None => None,
+    };
+    cfg.rtc_base = match (rtc_base, cfg.clock.is_deterministic()) {
+        (Some(b), _) => config::rtc_start(b),
+        (None, true) => vx86::machine::FIXED_RTC_BASE,
+        (None, false) => config::rtc_start(config::RtcBase::Utc),
+    };
+    if let Some(p) = &cli.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("-pidfile {p}: cannot write"))?;
     }
     let serial = match &cli.serial {
         Some(s) => {
@@ -170,7 +289,7 @@ fn run(cli: Cli) -> Result<i32> {
                 .map_err(|e| anyhow::anyhow!("-drive {d}: {e}"))?,
         );
     }
-    for (i, f) in [(0u8, &cli.hda), (1, &cli.hdb)] {
+    for (i, f) in [(0u8, &cli.hda), (1, &cli.hdb), (2, &cli.hdc), (3, &cli.hdd)] {
         if let Some(f) = f {
             drives.push(
                 vx86::block::drive_spec::DriveSpec::hd(i, f)
@@ -179,11 +298,14 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     #[cfg(feature = "window")]
-    let guest = frontend::guest_name(
-        cli.kernel.as_deref().map(std::path::Path::new),
-        &drives.iter().map(|d| d.file.as_path()).collect::<Vec<_>>(),
-        cli.bios.as_deref().map(std::path::Path::new),
-    );
+    let guest = match &cli.name {
+        Some(n) => config::parse_name(n),
+        None => frontend::guest_name(
+            cli.kernel.as_deref().map(std::path::Path::new),
+            &drives.iter().map(|d| d.file.as_path()).collect::<Vec<_>>(),
+            cli.bios.as_deref().map(std::path::Path::new),
+        ),
+    };
     let setup = Setup {
         cfg,
         drives,
@@ -242,7 +364,7 @@ fn run(cli: Cli) -> Result<i32> {
     #[cfg(feature = "window")]
     if display == Display::Window {
         if let Some(rx) = ch.display_rx.clone() {
-            if let Err(e) = frontend::window::run(guest, ch.input_tx.clone(), rx) {
+            if let Err(e) = frontend::window::run(guest, cli.full_screen, ch.input_tx.clone(), rx) {
                 let _ = ch.input_tx.send(frontend::HostInput::Quit);
                 let _ = machine.join();
                 drop(raw);

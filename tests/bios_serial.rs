@@ -228,7 +228,7 @@ fn an_option_rom_that_hooks_int19_is_announced() {
 /// itself (its own lines are not doubled by the mirror).
 #[test]
 fn nographic_default_guest_shows_the_bios_then_the_boot_disk() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let out = common::vx86()
         .args(["-nographic", "--max-insns", "300000000"])
         .stdin(std::process::Stdio::null())
         .output()

@@ -4,9 +4,10 @@
 //! the reports must match what the boot protocols say the loader passes.
 //! Bad inputs must fail with one error line naming the file, never a panic.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
 
 const RAM: &str = "64M";
 
@@ -32,7 +33,7 @@ struct Run {
 }
 
 fn vx86(args: &[&str]) -> Run {
-    let o = Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let o = common::vx86()
         .args([
             "-debugcon",
             "stdio",

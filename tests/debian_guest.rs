@@ -5,9 +5,11 @@
 //! `$VX86_GUEST_CACHE`, default `./guest-cache`); `.ci/run` builds them. When
 //! they are absent these tests say so and skip.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,7 @@ fn guest_dir() -> PathBuf {
 /// Runs vx86 with `args`, streaming COM1 (stdout) until it exits or `limit`
 /// passes; returns the exit status (None on timeout) and the serial log.
 fn run_guest(args: &[&str], limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let mut child = common::vx86()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

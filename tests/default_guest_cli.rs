@@ -6,12 +6,11 @@
 mod common;
 
 use common::read_png;
-use std::process::Command;
 
 #[test]
 fn no_arguments_boot_the_builtin_disk() {
     let png = std::env::temp_dir().join(format!("vx86-default-{}.png", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let out = common::vx86()
         .args([
             "-display",
             "none",
@@ -60,7 +59,7 @@ fn a_bios_without_a_disk_gets_no_builtin_disk() {
     // -bios names the firmware: the built-in disk is not added, so vx86's own
     // BIOS shows its no-disk screen.
     let bios = concat!(env!("CARGO_MANIFEST_DIR"), "/firmware/bios.bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let out = common::vx86()
         .args([
             "-bios",
             bios,

@@ -3,6 +3,8 @@
 //! same instruction budget writes the same serial bytes and retires the same
 //! number of instructions.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use vx86::machine::{Machine, MachineConfig, RunExit};
 
@@ -63,7 +65,7 @@ fn cli_default_guest_serial_file_is_identical_across_runs() {
     let mut outs = Vec::new();
     for i in 0..2 {
         let f = dir.join(format!("vx86-det-{}-{i}.txt", std::process::id()));
-        let st = std::process::Command::new(env!("CARGO_BIN_EXE_vx86"))
+        let st = common::vx86()
             .args(["-display", "none", "--max-insns", "200000000"])
             .arg("-serial")
             .arg(format!("file:{}", f.display()))

@@ -223,6 +223,7 @@ fn committed_roms_match_their_sources() {
         ("modes", "modes", &[][..]),
         ("loop", "loop", &[]),
         ("platform", "platform", &[]),
+        ("timing", "timing", &[]),
         ("x87", "x87", &[]),
         ("bzimage", "bzimage", &[]),
         ("pvh", "pvh", &[]),

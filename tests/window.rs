@@ -13,7 +13,7 @@ use common::x11::{have, WindowInfo, Xvfb, Xwd};
 use common::{read_png, TempDir};
 use iced_x86::code_asm::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -52,7 +52,7 @@ impl Picture {
 /// Renders the guest headless after `insns` instructions.
 fn headless(tmp: &TempDir, guest: &[&str], insns: u64) -> Picture {
     let png = tmp.join("expected.png");
-    let st = Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let st = common::vx86()
         .args(["-display", "none", "-serial", "none", "--max-insns"])
         .arg(insns.to_string())
         .args(guest)
@@ -72,7 +72,7 @@ fn headless(tmp: &TempDir, guest: &[&str], insns: u64) -> Picture {
 /// Starts vx86 with a window on `x`'s display (in real time, so an idle
 /// guest waits instead of racing); COM1 goes to `serial`.
 fn windowed(x: &Xvfb, guest: &[&str], serial: &Path) -> Vm {
-    Vm(Command::new(env!("CARGO_BIN_EXE_vx86"))
+    Vm(common::vx86()
         .args(["-display", "window", "--realtime", "-serial"])
         .arg(format!("file:{}", serial.display()))
         .args(guest)

@@ -39,6 +39,9 @@ pub struct DriveSpec {
     /// `snapshot=on`: writes go to a volatile in-memory overlay.
     pub snapshot: bool,
     pub cache: CacheMode,
+    /// `format=raw` was given: use the bytes as a raw disk even if they look
+    /// like another format.
+    pub format_raw: bool,
 }
 
 /// A `-drive` option vx86 cannot honour, with the offending key or value named.
@@ -91,6 +94,7 @@ impl DriveSpec {
             read_only: false,
             snapshot: false,
             cache: CacheMode::default(),
+            format_raw: false,
         })
     }
 
@@ -101,6 +105,7 @@ impl DriveSpec {
         let mut read_only = None;
         let mut snapshot = None;
         let mut cache = None;
+        let mut format_raw = false;
         let mut seen: Vec<String> = Vec::new();
         for (key, value) in split_options(opts)? {
             if seen.contains(&key) {
@@ -116,6 +121,7 @@ impl DriveSpec {
                     if v != "raw" {
                         return Err(DriveSpecError::UnsupportedFormat(v));
                     }
+                    format_raw = true;
                 }
                 "if" => {
                     let v = need(value)?;
@@ -174,6 +180,7 @@ impl DriveSpec {
             read_only: read_only.unwrap_or(false),
             snapshot: snapshot.unwrap_or(false),
             cache: cache.unwrap_or_default(),
+            format_raw,
         })
     }
 }
@@ -247,6 +254,7 @@ mod tests {
                 read_only: true,
                 snapshot: false,
                 cache: CacheMode::Unsafe,
+                format_raw: true,
             }
         );
     }

@@ -9,6 +9,7 @@
 pub mod drive_spec;
 pub mod mem;
 pub mod overlay;
+pub mod probe;
 pub mod raw;
 
 use std::io;
@@ -58,6 +59,11 @@ pub enum BlockError {
     ReadOnlyFile { path: PathBuf },
     #[error("disk image {}: not a regular file or block device", path.display())]
     NotAFile { path: PathBuf },
+    #[error("disk image {}: this is {} ({}); {}", path.display(), format.describe(), format.name(), format.advice(path))]
+    NotRaw {
+        path: PathBuf,
+        format: probe::ImageFormat,
+    },
     #[error("disk image {}: file is empty", path.display())]
     Empty { path: PathBuf },
     #[error(
@@ -90,6 +96,21 @@ pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> io::Result<u64>
 /// `readonly=on`, and wrapped in a copy-on-write [`Overlay`] if `snapshot=on`
 /// (then the file itself is opened read-only, so the host image can never change).
 pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, BlockError> {
+    // Probe first, as QEMU does: a non-raw image is refused by name unless
+    // format=raw says to use its bytes anyway (then a warning).
+    if let Some(format) = probe::probe(&spec.file) {
+        if !spec.format_raw {
+            return Err(BlockError::NotRaw {
+                path: spec.file.clone(),
+                format,
+            });
+        }
+        eprintln!(
+            "vx86: warning: disk image {} looks like {} but format=raw was given: using its bytes as a raw disk",
+            spec.file.display(),
+            format.describe()
+        );
+    }
     if spec.snapshot {
         let base = RawImage::open(&spec.file, true)?;
         Ok(Box::new(Overlay::new(Box::new(base))))

@@ -541,6 +541,7 @@ fn open(
 /// runs (a kernel or disk image name; empty for none) for the title.
 pub fn run(
     guest: String,
+    full_screen: bool,
     input: Sender<HostInput>,
     display: Receiver<DisplayUpdate>,
 ) -> Result<Option<String>, minifb::Error> {
@@ -554,13 +555,12 @@ pub fn run(
     };
     let mut mips = None;
     let mut shown_title = title(&guest, mips, true);
-    let mut view = open(
-        &shown_title,
-        window_size(TEXT_MODE, usable),
-        false,
-        &router,
-        &input,
-    )?;
+    // `-full-screen`: borderless at the screen's size, where it is known.
+    let (size, full) = match (full_screen, screen) {
+        (true, Some(s)) => (s, true),
+        _ => (window_size(TEXT_MODE, usable), false),
+    };
+    let mut view = open(&shown_title, size, full, &router, &input)?;
     drop(probe);
     let mut picture = Vec::new();
     let mut composed: Option<(usize, usize)> = None; // window size of `picture`

@@ -77,3 +77,17 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The vx86 binary with deterministic time (`-icount shift=0,sleep=off`:
+/// one nanosecond per instruction, idle time skipped, a fixed RTC), as every
+/// test that compares bytes runs it. Add arguments after it.
+pub fn vx86() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vx86"));
+    c.args(["-icount", "shift=0,sleep=off"]);
+    c
+}
+
+/// The vx86 binary as a user runs it (host time by default).
+pub fn vx86_host_time() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vx86"))
+}
