@@ -32,6 +32,14 @@ pub fn special_mac(ip: Ipv4Addr) -> Mac {
     [0x52, 0x55, o[0], o[1], o[2], o[3]]
 }
 
+/// What an ARP packet from the guest gives back.
+pub struct ArpOutcome {
+    /// The reply frame, for a request about the gateway or DNS address.
+    pub reply: Option<Vec<u8>>,
+    /// IP packets that were waiting for the sender's MAC.
+    pub released: Vec<Vec<u8>>,
+}
+
 #[derive(Default)]
 pub struct Neighbors {
     table: BTreeMap<Ipv4Addr, Mac>,
@@ -104,13 +112,8 @@ impl Neighbors {
     }
 
     /// An ARP packet from the guest: learns its sender, and answers a request
-    /// for the gateway or DNS address. Returns the reply frame and packets that
-    /// were waiting for the sender.
-    pub fn input(
-        &mut self,
-        cfg: &UserConfig,
-        payload: &[u8],
-    ) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>), DropReason> {
+    /// for the gateway or DNS address.
+    pub fn input(&mut self, cfg: &UserConfig, payload: &[u8]) -> Result<ArpOutcome, DropReason> {
         let p = payload.get(..ARP_LEN).ok_or(DropReason::Truncated)?;
         let (Some(htype), Some(ptype), Some(op), Some(sha), Some(spa), Some(tpa)) = (
             wire::be16(p, 0),
@@ -131,17 +134,26 @@ impl Neighbors {
         // RFC 826 "Packet Reception": merge the sender before looking at the target.
         let released = self.learn(cfg, spa, sha);
         if op == OP_REPLY {
-            return Ok((None, released));
+            return Ok(ArpOutcome {
+                reply: None,
+                released,
+            });
         }
         if tpa != cfg.host && tpa != cfg.dns {
             if released.is_empty() {
                 return Err(DropReason::NotForUs);
             }
-            return Ok((None, released));
+            return Ok(ArpOutcome {
+                reply: None,
+                released,
+            });
         }
         let reply = arp_packet(OP_REPLY, special_mac(tpa), tpa, sha, spa);
         let frame = wire::eth_frame(sha, special_mac(cfg.host), ETHERTYPE_ARP, &reply);
-        Ok((Some(frame), released))
+        Ok(ArpOutcome {
+            reply: Some(frame),
+            released,
+        })
     }
 }
 
@@ -177,7 +189,10 @@ mod tests {
             let req = arp_packet(OP_REQUEST, GUEST_MAC, guest, [0; 6], target);
             let r = n.input(&cfg, &req);
             assert_eq!(r.is_ok(), answered, "{target}");
-            if let Ok((Some(frame), _)) = r {
+            if let Ok(ArpOutcome {
+                reply: Some(frame), ..
+            }) = r
+            {
                 let reply = &frame[14..];
                 assert_eq!(wire::be16(reply, 6), Some(OP_REPLY));
                 assert_eq!(wire::mac_at(reply, 8), Some(special_mac(target)));
@@ -199,7 +214,7 @@ mod tests {
         let (again, _) = n.hold(&cfg, guest, vec![2], 1000);
         assert!(again.is_none(), "one request a second");
         let reply = arp_packet(OP_REPLY, GUEST_MAC, guest, special_mac(cfg.host), cfg.host);
-        let (_, released) = n.input(&cfg, &reply).unwrap();
+        let released = n.input(&cfg, &reply).unwrap().released;
         assert_eq!(released, vec![vec![1], vec![2]]);
         assert_eq!(
             n.input(&cfg, &reply[..20]).err(),

@@ -177,11 +177,11 @@ impl UserNet {
         }
         match eth.ethertype {
             ETHERTYPE_ARP => {
-                let (reply, released) = self.arp.input(&self.cfg, eth.payload)?;
-                if let Some(r) = reply {
+                let out = self.arp.input(&self.cfg, eth.payload)?;
+                if let Some(r) = out.reply {
                     self.frame_to_guest(r);
                 }
-                for p in released {
+                for p in out.released {
                     self.ip_to_guest(p);
                 }
                 Ok(())

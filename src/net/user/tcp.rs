@@ -40,6 +40,8 @@ pub const TO_HOST_INFLIGHT: usize = 256 * 1024;
 /// smoltcp's TCP initial sequence numbers come from this: fixed, for
 /// reproducible runs (the guest is the only one who sees them).
 const RANDOM_SEED: u64 = 0x7678_3836_2d6e_6574;
+/// How long smoltcp waits for a silent guest (a SYN unanswered, data unacked).
+const GUEST_TIMEOUT_SECS: u64 = 120;
 /// Ports of the gateway's active opens (`hostfwd`): the IANA dynamic range.
 const FIRST_PORT: u16 = 49152;
 
@@ -434,6 +436,9 @@ fn new_socket() -> tcp::Socket<'static> {
     );
     // The host side already coalesces; Nagle here would only add latency.
     s.set_nagle_enabled(false);
+    // A guest that stops answering (crashed, or no listener for a forward)
+    // loses the connection after this much virtual time, freeing the host socket.
+    s.set_timeout(Some(smoltcp::time::Duration::from_secs(GUEST_TIMEOUT_SECS)));
     s
 }
 

@@ -537,7 +537,7 @@ fn udp_nat_echo_forward_and_dns() {
 }
 
 /// Frames a guest could send: a starting point for mutation.
-fn templates() -> Vec<Vec<u8>> {
+fn templates(port: u16) -> Vec<Vec<u8>> {
     let gw = special_mac(GATEWAY);
     let ip = |proto: u8, dst: Ipv4Addr, payload: &[u8]| {
         let p = wire::ipv4_packets(GUEST_IP, dst, proto, 1, payload).remove(0);
@@ -584,11 +584,13 @@ fn templates() -> Vec<Vec<u8>> {
     ping[2..4].copy_from_slice(&sum.to_be_bytes());
     vec![
         wire::eth_frame(BROADCAST_MAC, GUEST_MAC, ETHERTYPE_ARP, &arp),
+        wire::eth_frame(gw, GUEST_MAC, 0x86dd, &[0x60; 48]),
         udp(Ipv4Addr::BROADCAST, 67, &dhcp),
         ip(wire::PROTO_ICMP, GATEWAY, &ping),
         tcp(wire::TCP_SYN, DNS, 80),
         tcp(wire::TCP_ACK, GATEWAY, 80),
-        tcp(wire::TCP_SYN, GATEWAY, 1),
+        tcp(wire::TCP_SYN, GATEWAY, port),
+        tcp(wire::TCP_ACK | wire::TCP_FIN, GATEWAY, port),
         udp(
             DNS,
             53,
@@ -599,15 +601,13 @@ fn templates() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Thousands of mutated frames, `poll` between them: no panic, no hang,
-/// drops counted by reason.
-#[test]
-fn fuzz_frames() {
-    let mut cfg = UserConfig::default();
-    // restrict=on: mutated addresses must not make connections to the world.
-    cfg.restrict = true;
-    let mut net = UserNet::new(&cfg).unwrap();
-    let templates = templates();
+/// Feeds `n` mutated frames to a backend, `poll` between them, and returns
+/// its stats. `only_local`: frames whose IPv4 destination is not the gateway,
+/// the DNS address or a broadcast are not sent, so an unrestricted backend
+/// talks to nothing but 127.0.0.1 (the closed `port`).
+fn fuzz(cfg: &UserConfig, n: u64, port: u16, only_local: bool) -> UserNet {
+    let mut net = UserNet::new(cfg).unwrap();
+    let templates = templates(port);
     let mut rng = 0x1234_5678_9abc_def0u64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -615,14 +615,13 @@ fn fuzz_frames() {
         rng ^= rng << 17;
         rng
     };
-    let start = RealInstant::now();
     let mut now = 0;
-    for i in 0..20_000u64 {
+    for i in 0..n {
         let mut f = templates[(next() % templates.len() as u64) as usize].clone();
         match i % 6 {
             0 => f.truncate((next() % (f.len() as u64 + 1)) as usize),
             1 => {
-                // Flip a few bytes anywhere (checksums mostly break).
+                // Flip a few bits anywhere (checksums mostly break).
                 for _ in 0..1 + next() % 4 {
                     let at = (next() % f.len() as u64) as usize;
                     f[at] ^= 1 << (next() % 8);
@@ -639,19 +638,52 @@ fn fuzz_frames() {
                 }
             }
             3 => {
-                // Random TCP flags (and IHL/offset bytes), checksums left as they are.
-                if f.len() > 47 {
+                // Random TCP flags, sequence and ack numbers, checksum fixed.
+                if f.len() > 54 && f[23] == wire::PROTO_TCP {
                     f[47] = next() as u8;
+                    for b in &mut f[38..46] {
+                        *b = next() as u8;
+                    }
+                    f[50..52].copy_from_slice(&[0, 0]);
+                    let sum = wire::checksum(
+                        &f[34..],
+                        wire::pseudo_header(
+                            GUEST_IP,
+                            Ipv4Addr::new(f[30], f[31], f[32], f[33]),
+                            6,
+                            f.len() - 34,
+                        ),
+                    );
+                    f[50..52].copy_from_slice(&sum.to_be_bytes());
                 }
             }
             4 => f = (0..next() % 1600).map(|_| next() as u8).collect(),
             _ => f.extend((0..next() % 64).map(|_| next() as u8)),
+        }
+        let local = |f: &[u8]| match wire::parse_eth(f).and_then(|e| wire::parse_ipv4(e.payload)) {
+            Ok(ip) => [GATEWAY, DNS, Ipv4Addr::BROADCAST].contains(&ip.dst),
+            Err(_) => true,
+        };
+        if only_local && !local(&f) {
+            continue;
         }
         net.transmit(&f, now);
         now += 10_000 + next() % 1_000_000;
         net.poll(now);
         while net.receive().is_some() {}
     }
+    net
+}
+
+/// Thousands of mutated frames: no panic, no hang, drops counted by reason.
+#[test]
+fn fuzz_frames() {
+    let start = RealInstant::now();
+    let restricted = UserConfig {
+        restrict: true,
+        ..UserConfig::default()
+    };
+    let net = fuzz(&restricted, 20_000, closed_port(), false);
     let st = net.stats();
     assert_eq!(st.from_guest.frames, 20_000);
     for r in [
@@ -663,16 +695,29 @@ fn fuzz_frames() {
         DropReason::Fragment,
         DropReason::Restricted,
         DropReason::NotForUs,
+        DropReason::Ethertype,
     ] {
         assert!(st.dropped(r) > 0, "no {} drops: {st}", r.name());
     }
     assert!(st.to_guest.frames > 0, "{st}");
+    assert_eq!(net.flows(), (0, 0), "restrict=on made flows");
+
+    // Unrestricted: TCP with random flags reaches smoltcp and the host
+    // connect path (a closed port on 127.0.0.1); DNS goes to a closed port.
+    let port = closed_port();
+    let open = UserConfig {
+        host_dns: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        ..UserConfig::default()
+    };
+    let net = fuzz(&open, 10_000, port, true);
+    let st = net.stats();
+    assert!(st.tcp_connects > 0 && st.udp_mappings > 0, "{st}");
+    assert!(st.to_guest.frames > 1000, "{st}");
     assert!(
         start.elapsed() < Duration::from_secs(60),
         "too slow: {:?}",
         start.elapsed()
     );
-    assert_eq!(net.flows(), (0, 0), "restrict=on made flows");
 }
 
 /// The same guest frames with no host traffic give the same frames back.
