@@ -241,6 +241,8 @@ struct TcpConn {
     /// EOF or an error was reported: nothing more to read or write.
     done_reading: bool,
     failed: bool,
+    /// The machine is done with it: close once `out` is written.
+    close_when_flushed: bool,
 }
 
 enum Sock {
@@ -286,6 +288,17 @@ impl HostIo {
             }
         }
         Ok(())
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(mut s) = self.socks.remove(&id) {
+            let r = self.poll.registry();
+            let _ = match &mut s {
+                Sock::Tcp(c) => r.deregister(&mut c.stream),
+                Sock::Listener(l, _) => r.deregister(l),
+                Sock::Udp(u) => r.deregister(u),
+            };
+        }
     }
 
     fn emit(&mut self, e: Event) {
@@ -370,14 +383,14 @@ impl HostIo {
                 }
             }
             Command::Close { id } => {
-                if let Some(mut s) = self.socks.remove(&id) {
-                    let r = self.poll.registry();
-                    let _ = match &mut s {
-                        Sock::Tcp(c) => r.deregister(&mut c.stream),
-                        Sock::Listener(l, _) => r.deregister(l),
-                        Sock::Udp(u) => r.deregister(u),
-                    };
+                if let Some(Sock::Tcp(c)) = self.socks.get_mut(&id) {
+                    // The guest's last bytes (and FIN) still go out first.
+                    if !c.failed && !c.connecting && (!c.out.is_empty() || c.shutdown_pending) {
+                        c.close_when_flushed = true;
+                        return;
+                    }
                 }
+                self.remove(id);
             }
             Command::Credit { id, bytes } => {
                 if let Some(Sock::Tcp(c)) = self.socks.get_mut(&id) {
@@ -507,6 +520,11 @@ impl HostIo {
             c.shutdown_pending = false;
             let _ = c.stream.shutdown(Shutdown::Write);
         }
+        let flushed = c.close_when_flushed && (c.out.is_empty() || c.failed);
+        if flushed {
+            self.remove(id);
+            return;
+        }
         if written > 0 {
             self.emit(Event::Written { id, bytes: written });
         }
@@ -597,6 +615,7 @@ impl TcpConn {
             read_stalled: false,
             done_reading: false,
             failed: false,
+            close_when_flushed: false,
         }
     }
 }

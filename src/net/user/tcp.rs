@@ -402,7 +402,10 @@ impl TcpNat {
                 again = true;
                 s.abort();
             }
-            if matches!(s.state(), State::Closed | State::Listen) && !again_needed(s) {
+            // Closed, the RST (if any) sent, and every guest byte passed on:
+            // smoltcp can reach CLOSED (LAST-ACK acked) with data still unread.
+            let drained = s.recv_queue() == 0;
+            if matches!(s.state(), State::Closed | State::Listen) && !rst_pending(s) && drained {
                 finished.push(id);
             }
         }
@@ -425,7 +428,7 @@ impl TcpNat {
 
 /// An aborted socket keeps its remote endpoint until smoltcp has sent the
 /// RST: keep it until then.
-fn again_needed(s: &tcp::Socket<'_>) -> bool {
+fn rst_pending(s: &tcp::Socket<'_>) -> bool {
     s.state() == State::Closed && s.remote_endpoint().is_some()
 }
 

@@ -347,6 +347,71 @@ fn tcp_to_host_both_ways_and_refused() {
     assert_eq!(h.net.stats().tcp_refused, 2);
 }
 
+/// A small receive buffer (inherited by accepted sockets), so data waits in
+/// the relay rather than in the kernel.
+fn small_receive_buffer(l: &TcpListener) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let size: libc::c_int = 4096;
+        // SAFETY: a valid socket descriptor and a pointer to a c_int of the given length.
+        let r = unsafe {
+            libc::setsockopt(
+                l.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    #[cfg(not(unix))]
+    let _ = l;
+}
+
+/// The guest sends its last bytes and closes while the host stalls, and
+/// the host half-closes after that: the guest sends its last bytes and
+/// closes: every byte still arrives (the relay drains smoltcp before reaping,
+/// and the host thread lingers to write what it holds).
+#[test]
+fn host_half_close_keeps_guest_data() {
+    const N: usize = 4 << 20;
+    const TAIL: usize = 512 << 10;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    small_receive_buffer(&l);
+    let port = l.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        // Read most, stall while the guest sends the rest and closes (the
+        // tail waits in the relay's buffers), then half-close and read it.
+        let mut got = vec![0; N - TAIL];
+        s.read_exact(&mut got).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        s.read_to_end(&mut got).unwrap();
+        fnv(&got)
+    });
+    let mut h = Harness::new(&UserConfig::default(), false);
+    let sock = h.add_tcp(256 * 1024);
+    h.connect(sock, SocketAddrV4::new(GATEWAY, port), 40000);
+    let out = pattern(11, N);
+    let mut sent = 0;
+    assert!(h.run_until(60, |h| {
+        let s = h.tcp(sock);
+        if sent < N && s.can_send() {
+            sent += s.send_slice(&out[sent..]).unwrap();
+            if sent == N {
+                s.close();
+            }
+        }
+        peer.is_finished()
+    }));
+    assert_eq!(peer.join().unwrap(), fnv(&out));
+}
+
 fn forward_cfg(proto: &str, restrict: bool) -> UserConfig {
     let mut cfg = UserConfig::default();
     cfg.forwards
