@@ -12,6 +12,14 @@
 //! virtual time passed in, so two runs without host traffic give the same
 //! frames. Host sockets are served off the machine thread; what they deliver
 //! waits until the machine calls `poll`.
+//!
+//! For the machine loop: call `poll(now)` when `host_pending()` is true (one
+//! atomic load a slice) and when `now` reaches `next_deadline()`, then hand
+//! `receive()` frames to the guest as it has room. A halted guest waiting
+//! for the network should not skip virtual time faster than real time while
+//! host connections are open (the peer answers in real time); it can block
+//! on `host_wakeup()` with a timeout instead. Dropping the backend stops its
+//! host thread and closes every host socket.
 
 pub mod spec;
 pub mod stats;

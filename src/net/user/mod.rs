@@ -349,7 +349,7 @@ impl UserNet {
                     None => self.link.send(Command::Close { id }),
                 }
             }
-            ev => self.tcp.host_event(ev, &mut self.stats),
+            ev => self.tcp.host_event(ev, &mut self.stats, &mut self.link),
         }
     }
 

@@ -270,7 +270,7 @@ impl TcpNat {
     }
 
     /// What the host thread said about a TCP connection.
-    pub fn host_event(&mut self, ev: Event, stats: &mut NetStats) {
+    pub fn host_event(&mut self, ev: Event, stats: &mut NetStats, link: &mut HostLink) {
         match ev {
             Event::Connected { id } => {
                 let Some(c) = self.conns.get_mut(&id) else {
@@ -280,9 +280,12 @@ impl TcpNat {
                     return;
                 };
                 let mut s = new_socket();
-                if s.listen(c.key.1).is_ok() {
-                    c.handle = Some(self.sockets.add(s));
+                if s.listen(c.key.1).is_err() {
+                    link.send(Command::Close { id });
+                    self.forget(id);
+                    return;
                 }
+                c.handle = Some(self.sockets.add(s));
                 // A socket that is still listening after this SYN is dropped by `relay`.
                 self.dev.rx.push_back(syn);
             }
