@@ -2,7 +2,7 @@
 //!
 //! Layout follows `../shared/STYLE.md`: `cpu` (interpreter, block cache, MMU),
 //! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
-//! `machine` (the run loop), `boot`, `frontend`, `conformance`.
+//! `machine` (the run loop), `net` (network backends), `boot`, `frontend`, `conformance`.
 
 pub mod block;
 pub mod boot;
@@ -14,6 +14,7 @@ pub mod frontend;
 pub mod io;
 pub mod machine;
 pub mod memory;
+pub mod net;
 pub mod pci;
 pub mod platform;
 pub mod time;

@@ -195,6 +195,11 @@ pub enum Protocol {
     Linux32,
     /// PVH entry with `hvm_start_info` (from a bzImage payload or an ELF).
     Pvh,
+    /// bzImage decompressed on the host, its vmlinux entered at startup_64
+    /// with boot_params.
+    Decompressed64,
+    /// The same for a 32-bit kernel (startup_32).
+    Decompressed32,
     /// ELF `e_entry` in 64-bit mode with a zero page.
     ElfZeroPage64,
     /// ELF `e_entry` in 32-bit mode with a zero page.
@@ -223,6 +228,8 @@ impl Booted {
             Protocol::Linux64 => "Linux 64-bit entry (startup_64) with boot_params",
             Protocol::Linux32 => "Linux 32-bit entry (startup_32) with boot_params",
             Protocol::Pvh => "PVH entry with hvm_start_info",
+            Protocol::Decompressed64 => "host-decompressed vmlinux, 64-bit entry with boot_params",
+            Protocol::Decompressed32 => "host-decompressed vmlinux, 32-bit entry with boot_params",
             Protocol::ElfZeroPage64 => "ELF entry in 64-bit mode with boot_params",
             Protocol::ElfZeroPage32 => "ELF entry in 32-bit mode with boot_params",
             Protocol::Multiboot => "multiboot entry",
@@ -373,6 +380,41 @@ fn load_bzimage(w: &mut GuestWriter, k: &KernelBoot) -> Result<Booted, BootError
                 Ok(vmlinux) => {
                     let elf =
                         Elf::parse(&vmlinux).map_err(|e| kerr(ErrorKind::PayloadNotElf(e)))?;
+                    if k.opts.entry == BootEntry::Auto {
+                        // The decompressed kernel's own entry with boot_params,
+                        // as its decompressor would enter it: unlike PVH this
+                        // carries screen_info, so the console appears on the
+                        // VGA (or the --boot-fb framebuffer) as under QEMU.
+                        let mode = if elf.class64 {
+                            EntryMode::Long64
+                        } else {
+                            EntryMode::Protected32
+                        };
+                        let (entry, kernel, initrd) = load_vmlinux_zero_page(
+                            w,
+                            &elf,
+                            &h.raw,
+                            rd,
+                            &k.cmdline,
+                            h.cmdline_size as u64,
+                            h.initrd_top(),
+                            &k.opts.console,
+                            mode,
+                        )
+                        .map_err(split)?;
+                        return Ok(Booted {
+                            protocol: if mode == EntryMode::Long64 {
+                                Protocol::Decompressed64
+                            } else {
+                                Protocol::Decompressed32
+                            },
+                            entry,
+                            kernel,
+                            initrd: initrd.into_iter().collect(),
+                            decompressed: Some((c, p.len(), vmlinux.len())),
+                            fallback: None,
+                        });
+                    }
                     match pvh::entry_point(&elf) {
                         Some(pe) => {
                             let (entry, kernel, initrd) = load_pvh(
@@ -532,38 +574,71 @@ fn load_elf(w: &mut GuestWriter, k: &KernelBoot) -> Result<Booted, BootError> {
         _ => EntryMode::Protected32,
     };
     let cmdline_max = CMDLINE_MAX - 1;
-    linux::check_cmdline(&k.cmdline, cmdline_max).map_err(kerr)?;
-    let kernel = load_segments(w, &elf).map_err(kerr)?;
-    let placed = place_initrd(w, rd, kernel.1, 0x8000_0000).map_err(|e| split((true, e)))?;
-    w.write_cstr("command line", CMDLINE_ADDR, &k.cmdline)
-        .map_err(kerr)?;
-    let zp = linux::build_zero_page(
+    let (entry, kernel, placed) = load_vmlinux_zero_page(
+        w,
+        &elf,
         &linux::synthetic_header(cmdline_max as u32),
-        &linux::ZeroPageInputs {
-            map: &w.map,
-            cmdline: &k.cmdline,
-            initrd: placed.map(|(a, b)| (a, b - a)),
-            console: &k.opts.console,
-        },
-    );
-    w.write("boot_params", ZERO_PAGE_ADDR, &zp).map_err(kerr)?;
+        rd,
+        &k.cmdline,
+        cmdline_max,
+        0x8000_0000,
+        &k.opts.console,
+        mode,
+    )
+    .map_err(split)?;
     Ok(Booted {
         protocol: if mode == EntryMode::Long64 {
             Protocol::ElfZeroPage64
         } else {
             Protocol::ElfZeroPage32
         },
-        entry: Entry {
-            mode,
-            rip: elf.physical_entry(),
-            regs: vec![(entry::reg::RSI, ZERO_PAGE_ADDR)],
-            tss: false,
-        },
+        entry,
         kernel,
         initrd: placed.into_iter().collect(),
         decompressed: None,
         fallback,
     })
+}
+
+/// Loads a `vmlinux` for its own entry (`e_entry`: startup_64 or
+/// startup_32, physical) with a zero page built from `setup_header`, as a
+/// kernel's decompressor hands over to it (RSI = boot_params). Initrd
+/// errors are `Err((true, _))`.
+#[allow(clippy::too_many_arguments)]
+fn load_vmlinux_zero_page(
+    w: &mut GuestWriter,
+    elf: &Elf,
+    setup_header: &[u8],
+    rd: Option<&[u8]>,
+    cmdline: &str,
+    cmdline_max: u64,
+    initrd_top: u64,
+    console: &Console,
+    mode: EntryMode,
+) -> Result<Placed, (bool, ErrorKind)> {
+    let k = |e| (false, e);
+    linux::check_cmdline(cmdline, cmdline_max).map_err(k)?;
+    let kernel = load_segments(w, elf).map_err(k)?;
+    let placed = place_initrd(w, rd, kernel.1, initrd_top).map_err(|e| (true, e))?;
+    w.write_cstr("command line", CMDLINE_ADDR, cmdline)
+        .map_err(k)?;
+    let zp = linux::build_zero_page(
+        setup_header,
+        &linux::ZeroPageInputs {
+            map: &w.map,
+            cmdline,
+            initrd: placed.map(|(a, b)| (a, b - a)),
+            console,
+        },
+    );
+    w.write("boot_params", ZERO_PAGE_ADDR, &zp).map_err(k)?;
+    let entry = Entry {
+        mode,
+        rip: elf.physical_entry(),
+        regs: vec![(entry::reg::RSI, ZERO_PAGE_ADDR)],
+        tss: false,
+    };
+    Ok((entry, kernel, placed))
 }
 
 fn load_multiboot(
