@@ -103,15 +103,29 @@ busybox_tree() {
 
 build_initramfs() {
     local t=$cache/initramfs-ctr
-    rm -rf "$t" && mkdir -p "$t"
+    rm -rf "$t" && mkdir -p "$t/lib/modules"
     busybox_tree "$t"
     install -m 755 "$here/guest/init-initramfs.sh" "$t/init"
+    install -m 755 "$here/guest/net.sh" "$t/bin/vx86-net"
+    install -m 755 "$here/guest/udhcpc.script" "$t/bin/udhcpc.script"
+    install -m 755 "$here/guest/run-container.sh" "$t/bin/run-container"
+    # Networking, loaded when the machine has a PCI bus: the virtio NIC,
+    # the bridge and veth pairs the containers are joined by.
+    local list=$t/lib/modules/load-order
+    : > "$list"
+    for p in $(resolve_modules virtio_pci virtio_net bridge veth); do
+        cp "$p" "$t/lib/modules/"
+        basename "$p" >> "$list"
+    done
+    log "container initramfs modules: $(tr '\n' ' ' < "$list")"
     # The container's root filesystem: its own busybox, nothing shared.
     busybox_tree "$t/ctr"
-    for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo; do
+    for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo \
+             ip nc httpd wget sha256sum mkdir sed; do
         ln -sf busybox "$t/ctr/bin/$a"
     done
     install -m 644 "$here/guest/container.sh" "$t/ctr/container.sh"
+    install -m 644 "$here/guest/net-container.sh" "$t/ctr/net-container.sh"
     mkcpio "$t" "$out/initramfs-ctr.cpio.gz"
     log "wrote $out/initramfs-ctr.cpio.gz ($(stat -c %s "$out/initramfs-ctr.cpio.gz") bytes)"
 }

@@ -50,6 +50,127 @@ pub enum ConfigError {
     BadBootFb(String),
     #[error("{0} needs -kernel")]
     NeedsKernel(&'static str),
+    #[error("{0}")]
+    Net(#[from] crate::net::spec::SpecError),
+    #[error("-device {0}: {1}")]
+    BadNicDevice(String, String),
+    #[error(
+        "-net {0}: not supported (use -nic user[,model=virtio-net-pci][,hostfwd=...] or -nic none)"
+    )]
+    BadNet(String),
+    #[error("--host-dns {0}: not an ADDR:PORT socket address")]
+    BadHostDns(String),
+    #[error("{0}: a network card needs a PCI bus; use -M pc")]
+    NicNeedsPci(String),
+}
+
+/// A network card to build: its MAC and its user-networking backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NicPlan {
+    pub mac: [u8; 6],
+    pub user: crate::net::spec::UserConfig,
+}
+
+/// QEMU's first NIC MAC; the n-th card gets the last byte plus n.
+pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+/// The network cards the command line asks for: `-nic user,...`, and
+/// `-netdev user,id=X` paired with `-device virtio-net-pci,netdev=X[,mac=M]`.
+/// `-nic none` / `-net none` ask for none.
+pub fn network_plan(cli: &Cli) -> Result<Vec<NicPlan>, ConfigError> {
+    use crate::net::spec::{parse_mac, parse_netdev, parse_nic, Nic};
+    let host_dns = match &cli.host_dns {
+        Some(s) => Some(
+            s.parse::<std::net::SocketAddr>()
+                .map_err(|_| ConfigError::BadHostDns(s.clone()))?,
+        ),
+        None => None,
+    };
+    let mut plans = Vec::new();
+    let mut macs: Vec<Option<[u8; 6]>> = Vec::new();
+    for n in &cli.net {
+        if n != "none" {
+            return Err(ConfigError::BadNet(n.clone()));
+        }
+    }
+    for n in &cli.nic {
+        match parse_nic(n)? {
+            Nic::None => {}
+            Nic::User { mac, user, .. } => {
+                macs.push(mac);
+                plans.push(user);
+            }
+        }
+    }
+    let mut netdevs: Vec<(String, crate::net::spec::UserConfig, bool)> = Vec::new();
+    for n in &cli.netdev {
+        let d = parse_netdev(n)?;
+        netdevs.push((d.id, d.user, false));
+    }
+    for d in &cli.device {
+        let Some(rest) = d.strip_prefix("virtio-net-pci") else {
+            continue;
+        };
+        let mut id = None;
+        let mut mac = None;
+        for kv in rest.split(',').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("netdev", v)) => id = Some(v.to_string()),
+                Some(("mac", v)) => {
+                    mac = Some(parse_mac(v).map_err(|e| {
+                        ConfigError::BadNicDevice(d.clone(), format!("mac={v}: {e}"))
+                    })?)
+                }
+                // Names and placement QEMU users give: harmless here.
+                Some(("id" | "bus" | "addr" | "romfile", _)) => {}
+                _ => {
+                    return Err(ConfigError::BadNicDevice(
+                        d.clone(),
+                        format!("{kv}: unknown option (virtio-net-pci takes netdev, mac, id)"),
+                    ))
+                }
+            }
+        }
+        let id =
+            id.ok_or_else(|| ConfigError::BadNicDevice(d.clone(), "netdev= is required".into()))?;
+        let Some(nd) = netdevs.iter_mut().find(|(i, _, _)| *i == id) else {
+            return Err(ConfigError::BadNicDevice(
+                d.clone(),
+                format!("netdev={id}: no -netdev with id={id}"),
+            ));
+        };
+        if nd.2 {
+            return Err(ConfigError::BadNicDevice(
+                d.clone(),
+                format!("netdev={id} is already used by another card"),
+            ));
+        }
+        nd.2 = true;
+        macs.push(mac);
+        plans.push(nd.1.clone());
+    }
+    if let Some((id, _, _)) = netdevs.iter().find(|(_, _, used)| !used) {
+        return Err(ConfigError::BadNicDevice(
+            format!("(none for netdev {id})"),
+            format!("-netdev id={id} has no card: add -device virtio-net-pci,netdev={id}"),
+        ));
+    }
+    Ok(plans
+        .into_iter()
+        .zip(macs)
+        .enumerate()
+        .map(|(i, (mut user, mac))| {
+            if user.host_dns.is_none() {
+                user.host_dns = host_dns;
+            }
+            let mut m = DEFAULT_MAC;
+            m[5] = m[5].wrapping_add(i as u8);
+            NicPlan {
+                mac: mac.unwrap_or(m),
+                user,
+            }
+        })
+        .collect())
 }
 
 #[derive(Parser, Debug, Default)]
@@ -130,9 +251,17 @@ pub struct Cli {
     /// NIC and backend in one: user[,model=virtio-net-pci][,mac=MAC][,hostfwd=...], or none.
     #[arg(long, value_name = "OPTS", help_heading = "Network options")]
     pub nic: Vec<String>,
-    /// Legacy -net: only none.
+    /// Legacy -net: only none (use -nic).
     #[arg(long, value_name = "OPTS", help_heading = "Network options")]
     pub net: Vec<String>,
+    /// Where user networking forwards the guest's DNS queries (10.0.2.3):
+    /// ADDR:PORT instead of the host's resolver.
+    #[arg(
+        long = "host-dns",
+        value_name = "ADDR:PORT",
+        help_heading = "vx86 options"
+    )]
+    pub host_dns: Option<String>,
 
     /// COM1 backend: stdio, file:PATH or none.
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
@@ -361,6 +490,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("no-block-cache", false, Parse("--no-block-cache")),
     opt("realtime", false, Parse("--realtime")),
     opt("screenshot-on-exit", true, Parse("--screenshot-on-exit")),
+    opt("host-dns", true, Parse("--host-dns")),
     // Accepted: they ask for what vx86 does anyway, or only tune the host side.
     opt("sdl", false, Parse("--display=window")),
     opt("no-acpi", false, Ignore("")),

@@ -155,6 +155,10 @@ pub struct Machine {
     /// Measured guest speed in instructions per host nanosecond (host time:
     /// sizes the slices so the CPU stops near each deadline).
     ips: f64,
+    /// Channels that wake an idle machine (network backends' host sockets).
+    wakers: Vec<crossbeam_channel::Receiver<()>>,
+    /// The virtio network cards, for `--stats`.
+    nics: Vec<DevId>,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -228,6 +232,8 @@ impl Machine {
             kernel: None,
             wiring,
             ips: 0.1,
+            wakers: Vec::new(),
+            nics: Vec::new(),
         })
     }
 
@@ -483,20 +489,68 @@ impl Machine {
         false
     }
 
-    /// Waits up to `wait` of host time for host input; returns true for Quit.
+    /// Waits up to `wait` of host time for host input or a network backend's
+    /// wake-up; returns true for Quit.
     fn wait_for_input(&mut self, wait: Duration) -> bool {
         self.flush_output();
-        let ev = match &self.host.input {
-            Some(rx) => rx.recv_timeout(wait).ok(),
-            None => {
-                std::thread::sleep(wait);
+        let mut sel = crossbeam_channel::Select::new();
+        let input = self.host.input.as_ref().map(|rx| sel.recv(rx));
+        for w in &self.wakers {
+            sel.recv(w);
+        }
+        if input.is_none() && self.wakers.is_empty() {
+            std::thread::sleep(wait);
+            return false;
+        }
+        let ev = match sel.select_timeout(wait) {
+            Ok(op) if Some(op.index()) == input => match &self.host.input {
+                Some(rx) => op.recv(rx).ok(),
+                None => None,
+            },
+            Ok(op) => {
+                // A backend has host data: take the token; the NIC polls it
+                // when the loop catches the devices up.
+                if let Some(w) = self.wakers.get(op.index() - usize::from(input.is_some())) {
+                    let _ = op.recv(w);
+                }
                 None
             }
+            Err(_) => None,
         };
         match ev {
             Some(ev) => self.take_input(ev),
             None => false,
         }
+    }
+
+    /// Adds a virtio-net-pci card on the PCI bus (slot 3 for the first, as
+    /// QEMU places it) with `backend` behind it.
+    pub fn add_virtio_net(
+        &mut self,
+        mac: [u8; 6],
+        backend: Box<dyn crate::net::NetBackend>,
+    ) -> Result<DevId, PlatformError> {
+        let slot = 3 + self.nics.len() as u8;
+        let waker = backend.host_wakeup();
+        let nic = crate::devices::virtio::net::VirtioNet::new(mac, backend);
+        let dev = crate::devices::virtio::pci::VirtioPci::new(nic, self.mem.dma(), slot);
+        let id = self.plat.add_pci(slot, 0, dev)?;
+        self.wakers.push(waker);
+        self.nics.push(id);
+        Ok(id)
+    }
+
+    /// One `--stats` line per network card.
+    pub fn nic_stats(&mut self) -> Vec<String> {
+        use crate::devices::virtio::{net::VirtioNet, pci::VirtioPci, VirtioDevice};
+        let ids = self.nics.clone();
+        ids.into_iter()
+            .filter_map(|id| {
+                self.plat
+                    .get::<VirtioPci<VirtioNet>>(id)
+                    .and_then(|d| d.device().stats_line())
+            })
+            .collect()
     }
 
     /// Takes host input, sends frames and speed to a window, and with

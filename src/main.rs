@@ -105,6 +105,7 @@ struct Setup {
     screenshot: Option<String>,
     stats: bool,
     kernel: Option<vx86::boot::KernelBoot>,
+    nics: Vec<config::NicPlan>,
 }
 
 /// What the machine thread reports when the run ends.
@@ -164,18 +165,27 @@ fn run(cli: Cli) -> Result<i32> {
             return Err(config::ConfigError::BadMonitor(m.clone()).into());
         }
     }
-    for n in cli.net.iter().chain(&cli.nic).chain(&cli.netdev) {
-        if n != "none" {
-            bail!("-net/-nic/-netdev {n}: not supported yet: vx86 has no network card yet (-nic none is accepted)");
+    let nics = config::network_plan(&cli)?;
+    if !nics.is_empty() {
+        match &cli.machine {
+            // QEMU's default machine has PCI; so does vx86's when a card is asked for.
+            None => cfg.machine = vx86::machine::MachineType::Pc,
+            Some(m) if cfg.machine != vx86::machine::MachineType::Pc => {
+                return Err(config::ConfigError::NicNeedsPci(format!("-M {m}")).into())
+            }
+            Some(_) => {}
         }
     }
-    const DEVICES: &str = "isa-debug-exit";
+    const DEVICES: &str = "isa-debug-exit and virtio-net-pci";
     for d in &cli.device {
         if d == "help" {
+            println!("Network devices:\nname \"virtio-net-pci\", bus PCI, netdev=ID, mac=MAC\n");
             println!("Misc devices:\nname \"isa-debug-exit\", bus ISA, iobase=PORT, iosize=N");
             return Ok(0);
         }
-        if d.starts_with("isa-debug-exit") {
+        if d.starts_with("virtio-net-pci") {
+            // Taken by network_plan.
+        } else if d.starts_with("isa-debug-exit") {
             cfg.debug_exit = Some(
                 vx86::devices::debug_port::DebugExit::parse(d)
                     .map_err(|e| config::ConfigError::BadDeviceArg(d.clone(), e.to_string()))?,
@@ -316,6 +326,7 @@ fn run(cli: Cli) -> Result<i32> {
         screenshot: cli.screenshot_on_exit.clone(),
         stats: cli.stats,
         kernel,
+        nics,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -430,6 +441,11 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
         m.attach_drive(index, dev)
             .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
     }
+    for nic in &setup.nics {
+        let backend =
+            vx86::net::user::UserNet::new(&nic.user).map_err(|e| anyhow::anyhow!("{e}"))?;
+        m.add_virtio_net(nic.mac, Box::new(backend))?;
+    }
     m.sinks.serial = open_sink(&setup.serial)?;
     m.sinks.debugcon = open_sink(&setup.debugcon)?;
     match &setup.bios {
@@ -465,10 +481,15 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
     if let Err(e) = m.flush_disks() {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
+    let nic_lines = if setup.stats {
+        m.nic_stats()
+    } else {
+        Vec::new()
+    };
     let stats_line = setup.stats.then(|| {
         let retired = m.cpu.icount - m.idle_insns;
         let s = &m.cpu.stats;
-        format!(
+        let mut line = format!(
             "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
             retired,
             secs,
@@ -477,7 +498,12 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
             s.blocks_decoded,
             s.tlb_misses,
             s.smc_invalidations
-        )
+        );
+        for l in &nic_lines {
+            line.push_str("\nvx86 stats: ");
+            line.push_str(l);
+        }
+        line
     });
     Outcome { exit, stats_line }
 }

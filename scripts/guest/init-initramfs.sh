@@ -3,7 +3,13 @@
 # Mounts the kernel filesystems, starts a container (namespaces + a cgroup v2
 # with memory.max and pids.max), prints the markers the integration test
 # looks for, and reboots (run vx86/QEMU with -no-reboot to make that an exit).
-# Kernel parameter vx86.shell=1 drops into an interactive shell instead.
+# With a virtio network card (-nic user) eth0 is configured by DHCP first.
+# Kernel parameters:
+#   vx86.shell=1        an interactive shell instead of the container test
+#   vx86.interactive=1  a container on the bridge already running, then a shell
+#   vx86.net=1          the network test: DHCP, DNS, two containers on a bridge,
+#                       port 8080 published from a container, a download from
+#                       the host (vx86.fetch=URL), then NET-READY and waiting
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -13,11 +19,57 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "GUEST-BOOT-OK kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)"
+cmdline=$(cat /proc/cmdline)
+has() { case " $cmdline " in *" $1 "*) return 0 ;; esac; return 1; }
 
-if grep -q 'vx86.shell=1' /proc/cmdline; then
+# A virtio NIC (vendor 1af4, class 02): bring the network up.
+if grep -qs 0x1af4 /sys/bus/pci/devices/*/vendor; then
+    vx86-net
+fi
+
+if has vx86.shell=1; then
     echo "vx86 guest shell: type 'reboot -f' to leave"
     setsid cttyhack sh
     reboot -f
+fi
+
+if has vx86.interactive=1; then
+    (run-container web 10.88.0.2 sleep 2147483647 >/dev/null 2>&1 &)
+    echo
+    echo "vx86: Debian $(uname -r) with a container 'web' running on the bridge br0"
+    echo "      (10.88.0.2, its page: wget -qO- http://10.88.0.2/)."
+    echo "      Start another: run-container NAME 10.88.0.N [COMMAND]   Leave: poweroff -f"
+    setsid cttyhack sh
+    poweroff -f
+fi
+
+if has vx86.net=1; then
+    vx86-net
+    # The answer's address follows the "Name:" line (the server's comes first).
+    answer=$(nslookup vx86-test.example 10.0.2.3 2>/dev/null | sed -n '/^Name:/,$ s/^Address: *//p' | tail -n 1)
+    echo "DNS-ANSWER vx86-test.example=${answer:-none}"
+    # Two containers on br0: ctr2 sends ctr1 a TCP message.
+    run-container ctr1 10.88.0.2 sh -c \
+        'nc -l -p 5000 | sed "s/^/BRIDGE-MSG-OK ctr1 got: /"; exec sleep 2147483647' &
+    run-container ctr2 10.88.0.3 sh -c \
+        'sleep 2; echo "hello from $(hostname)" | nc 10.88.0.2 5000; exec sleep 2147483647' &
+    # Publish ctr1's port 80 on the guest's port 8080 (docker run -p 8080:80).
+    printf '#!/bin/sh\nexec nc 10.88.0.2 80\n' > /bin/fwd-ctr1
+    chmod +x /bin/fwd-ctr1
+    nc -ll -p 8080 -e /bin/fwd-ctr1 &
+    url=$(echo "$cmdline" | sed -n 's/.*vx86.fetch=\([^ ]*\).*/\1/p')
+    if [ -n "$url" ]; then
+        if wget -q -O /tmp/blob "$url"; then
+            echo "FETCH-OK bytes=$(wc -c < /tmp/blob) sha256=$(sha256sum /tmp/blob | cut -d' ' -f1)"
+        else
+            echo "FETCH-FAILED $url"
+        fi
+        rm -f /tmp/blob
+    fi
+    i=0
+    while ! wget -q -O /dev/null http://10.88.0.2/ && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+    echo "NET-READY"
+    while true; do sleep 3600; done
 fi
 
 # The container's cgroup: enable the controllers for children, then limit.

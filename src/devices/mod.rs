@@ -25,6 +25,7 @@ pub mod pit;
 pub mod rtc;
 pub mod sysctl;
 pub mod uart;
+pub mod virtio;
 
 use std::any::Any;
 use std::ops::{Range, RangeInclusive};
