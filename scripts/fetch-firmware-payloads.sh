@@ -13,6 +13,9 @@
 #                        image, booted with -kernel
 #   memtest86+x64.iso    its hybrid ISO (/usr/lib/memtest86+/memtest86+x64.iso):
 #                        an MBR-bootable image, booted as a raw hard disk
+#   debian-installer-linux, debian-installer-initrd.gz
+#                        the netboot installer's text-frontend kernel and
+#                        initrd (package debian-installer-12-netboot-amd64)
 #   extlinux.img         raw disk: MBR (syslinux-common mbr.bin), one bootable
 #                        ext2 partition with extlinux, syslinux.cfg (SERIAL 0
 #                        115200, a SAY marker) and Debian's stock kernel
@@ -81,6 +84,13 @@ mt=$(unpack memtest86+)
 cp "$mt/boot/memtest86+x64.bin" "$out/memtest86+x64.bin"
 cp "$mt/usr/lib/memtest86+/memtest86+x64.iso" "$out/memtest86+x64.iso"
 log "memtest86+x64.bin $(wc -c < "$out/memtest86+x64.bin") bytes, memtest86+x64.iso $(wc -c < "$out/memtest86+x64.iso") bytes"
+
+# ---- The Debian installer (netboot, text frontend): booted with plain -kernel/-initrd ----
+di=$(unpack debian-installer-12-netboot-amd64)
+dd_=$di/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
+cp "$dd_/linux" "$out/debian-installer-linux"
+cp "$dd_/initrd.gz" "$out/debian-installer-initrd.gz"
+log "debian-installer-linux $(wc -c < "$out/debian-installer-linux") bytes, initrd $(wc -c < "$out/debian-installer-initrd.gz") bytes"
 
 # ---- Debian's kernel (shared with scripts/build-guest.sh's cache layout) ----
 kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')

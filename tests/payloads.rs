@@ -433,3 +433,53 @@ fn memtest86plus_iso_boots_as_a_hard_disk_through_our_bios() {
     let ok = r.wait_for("screen", MEMTEST_PROMPT, 500_000_000);
     assert_memtest_first_screen(&mut r, ok);
 }
+
+/// The Debian installer (netboot, text frontend) with plain `-kernel
+/// -initrd` and no other flag shows its first screen on the VGA, as under
+/// QEMU: the kernel is told about VGA text in boot_params, so its console
+/// (and the installer's newt screens on tty1) use the VGA.
+#[test]
+fn debian_installer_shows_its_language_screen_with_plain_kernel_initrd() {
+    let (Some(kernel), Some(initrd)) = (
+        payload("debian-installer-linux"),
+        payload("debian-installer-initrd.gz"),
+    ) else {
+        return;
+    };
+    let mut m = Machine::new(MachineConfig {
+        ram: 1 << 30,
+        no_reboot: true,
+        ..MachineConfig::default()
+    })
+    .unwrap();
+    vx86::boot::builtin::load_bios(&mut m).unwrap();
+    let k = vx86::boot::read_files(
+        &kernel.display().to_string(),
+        Some(&initrd.display().to_string()),
+        None,
+        vx86::boot::BootOptions::default(),
+    )
+    .unwrap();
+    m.boot_kernel(k).unwrap();
+    let mut r = Run {
+        m,
+        serial: Shared::default(),
+        debugcon: Shared::default(),
+        start: Instant::now(),
+    };
+    let ok = r.wait_for("screen", "Select a language", 16_000_000_000);
+    let rows = r.m.vga().unwrap().text_rows().unwrap_or_default();
+    let screen = rows.join("\n");
+    eprintln!("installer screen:\n{screen}");
+    assert!(ok, "no language screen on the VGA:\n{screen}");
+    assert!(
+        screen.contains("Choose the language to be used for the installation process"),
+        "{screen}"
+    );
+    assert!(screen.contains("English"), "{screen}");
+    // Drawn, not only stored: the dialog's grey and the backdrop's blue.
+    let frame = r.m.screenshot();
+    assert_eq!((frame.width, frame.height), (720, 400));
+    let has = |rgb: u32| frame.pixels.iter().any(|&p| p & 0xFF_FFFF == rgb);
+    assert!(has(0xAAAAAA) && has(0x0000AA), "the dialog is drawn in VGA colours");
+}
