@@ -195,3 +195,46 @@ fn images_are_recognised_not_guessed() {
     assert_eq!(o.status.code(), Some(1), "{lines:?}");
     assert!(lines[0].contains("an ISO 9660 CD image"), "{lines:?}");
 }
+
+#[test]
+fn bad_network_options_get_one_line() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let in_use = format!("user,hostfwd=tcp:127.0.0.1:{port}-:80");
+    for (args, want) in [
+        (
+            &["-netdev", "user,hostfwd=tcp::99999-:80"][..],
+            "-netdev user,hostfwd=tcp::99999-:80: port 99999 out of range",
+        ),
+        (
+            &["-netdev", "tap,id=n0"],
+            "-netdev tap: backend not supported",
+        ),
+        (
+            &["-nic", "user,model=e1000"],
+            "-nic user,model=e1000: model 'e1000' not supported",
+        ),
+        (&["-netdev", "user,id=n0"], "has no card"),
+        (
+            &["-device", "virtio-net-pci,netdev=n9"],
+            "no -netdev with id=n9",
+        ),
+        (&["-net", "user"], "-net user: not supported"),
+        (
+            &["-M", "isapc", "-nic", "user"],
+            "a network card needs a PCI bus; use -M pc",
+        ),
+        (&["-nic", &in_use], "cannot listen on 127.0.0.1"),
+    ] {
+        let o = run(args);
+        let lines = stderr_lines(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
+        assert!(lines[0].starts_with("vx86: "), "{args:?}: {lines:?}");
+        assert!(
+            lines[0].contains(want),
+            "{args:?}: want {want:?} in {lines:?}"
+        );
+    }
+    drop(busy);
+}

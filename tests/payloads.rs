@@ -481,5 +481,8 @@ fn debian_installer_shows_its_language_screen_with_plain_kernel_initrd() {
     let frame = r.m.screenshot();
     assert_eq!((frame.width, frame.height), (720, 400));
     let has = |rgb: u32| frame.pixels.iter().any(|&p| p & 0xFF_FFFF == rgb);
-    assert!(has(0xAAAAAA) && has(0x0000AA), "the dialog is drawn in VGA colours");
+    assert!(
+        has(0xAAAAAA) && has(0x0000AA),
+        "the dialog is drawn in VGA colours"
+    );
 }

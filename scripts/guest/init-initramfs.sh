@@ -69,6 +69,15 @@ if has vx86.net=1; then
     i=0
     while ! wget -q -O /dev/null http://10.88.0.2/ && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
     echo "NET-READY"
+    # benches/net-vs-qemu.py: take what the host sends to :9000 (through a
+    # hostfwd), then send 64 MiB to the host's port vx86.bench=PORT.
+    bport=$(echo "$cmdline" | sed -n 's/.*vx86.bench=\([0-9]*\).*/\1/p')
+    if [ -n "$bport" ]; then
+        nc -l -p 9000 > /dev/null
+        echo "BENCH-RX-DONE"
+        dd if=/dev/zero bs=65536 count=1024 2>/dev/null | nc 10.0.2.2 "$bport"
+        echo "BENCH-TX-DONE"
+    fi
     while true; do sleep 3600; done
 fi
 
