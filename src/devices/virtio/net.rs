@@ -414,7 +414,7 @@ mod tests {
                 0 => n % (4 << 20),
                 1 => (4 << 20) - (n % 64),
                 2 => n,
-                _ => n % 0x20_0000 & !0xF,
+                _ => (n % 0x20_0000) & !0xF,
             };
             let rings = [
                 (addr(next()), addr(next()), addr(next())),
