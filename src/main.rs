@@ -64,6 +64,9 @@ fn default_guest_args() -> Vec<String> {
             &i.to_string_lossy(),
             "-append",
             "console=tty0 console=ttyS0 quiet vx86.interactive=1",
+            // QEMU's default network: user-mode NAT on a virtio card.
+            "-nic",
+            "user,model=virtio-net-pci",
         ]
         .iter()
         .map(|s| s.to_string())
