@@ -272,6 +272,57 @@ fn assert_pvh(r: &Run, cmdline: &str, initrd: &[u8]) {
     assert_eq!(l, want, "{}", r.out);
 }
 
+/// The report of pvh.bin's startup_64 (its e_entry) entered with a zero
+/// page built from bzimage.bin's setup header, as vx86 enters a
+/// host-decompressed vmlinux by default.
+fn assert_decompressed_zp64(r: &Run, cmdline: &str, initrd: &[u8], initrd_at: u32) {
+    assert_eq!(r.status, 1, "stdout:\n{}\nstderr:\n{}", r.out, r.err);
+    let l = lines(&r.out);
+    assert!(l.len() >= 3, "report: {}", r.out);
+    assert_eq!(l[0], "ELF64 esi=00007000", "{}", r.out);
+    for want in ["cs=00000010", "cr0=80000011", "efer=00000500"] {
+        assert!(l[1].contains(want), "{want} missing in {:?}", l[1]);
+    }
+    let mut want = zp_expected(cmdline, initrd, initrd_at);
+    // The bzImage's own header (not the loader's code32_start: no setup code runs).
+    want[0] =
+        "hdr=53726448 version=0000020F loader=000000FF loadflags=00000001 code32_start=00100000"
+            .to_string();
+    assert_eq!(l[2..].to_vec(), want, "{}", r.out);
+}
+
+#[test]
+fn bzimage_host_decompression_enters_vmlinux_with_boot_params_gzip_and_xz() {
+    let elf = read_rom("pvh.bin");
+    let rd = initrd_data(7000);
+    let rdf = tmp("zp-bz-initrd", &rd);
+    for (fmt, packed) in [("gzip", gzip(&elf)), ("XZ", xz_x86(&elf))] {
+        let k = tmp(
+            &format!("bz-zp-{fmt}"),
+            &bzimage_with_payload(&packed, elf.len()),
+        );
+        let r = vx86(&[
+            "-m",
+            RAM,
+            "-kernel",
+            &k,
+            "-initrd",
+            &rdf,
+            "-append",
+            "root=/dev/vda",
+            "--stats",
+        ]);
+        assert_decompressed_zp64(&r, "root=/dev/vda", &rd, top_of_64m(7000));
+        assert!(
+            r.err
+                .contains("host-decompressed vmlinux, 64-bit entry with boot_params")
+                && r.err.contains(&format!("{fmt} payload")),
+            "{fmt}: {}",
+            r.err
+        );
+    }
+}
+
 #[test]
 fn bzimage_host_decompression_enters_pvh_gzip_and_xz() {
     let elf = read_rom("pvh.bin");
@@ -291,6 +342,8 @@ fn bzimage_host_decompression_enters_pvh_gzip_and_xz() {
             &rdf,
             "-append",
             "root=/dev/vda",
+            "--boot-entry",
+            "pvh",
             "--stats",
         ]);
         assert_pvh(&r, "root=/dev/vda", &rd);
@@ -338,13 +391,15 @@ fn no_host_decompress_takes_the_classic_path() {
 }
 
 #[test]
-fn payload_without_pvh_note_falls_back_to_the_classic_entry() {
+fn payload_without_pvh_note_still_enters_the_decompressed_vmlinux() {
     let mut elf = read_rom("pvh.bin");
     let at = elf.windows(4).position(|w| w == b"Xen\0").expect("note") - 4;
     elf[at..at + 4].copy_from_slice(&19u32.to_le_bytes());
     let k = tmp("bz-nonote", &bzimage_with_payload(&gzip(&elf), elf.len()));
     let r = vx86(&["-m", RAM, "-kernel", &k, "--stats"]);
-    assert_zp64(&r, "", &[], 0);
+    assert_decompressed_zp64(&r, "", &[], 0);
+    // --boot-entry pvh needs the note: refused by name.
+    let r = vx86(&["-m", RAM, "-kernel", &k, "--boot-entry", "pvh"]);
     assert!(r.err.contains("no PVH entry note"), "{}", r.err);
 }
 
