@@ -160,13 +160,15 @@ build_disk() {
     command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
     command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
     [ "$(id -u)" = 0 ] || die "the disk guest needs root (debootstrap)"
-    # The disk's initramfs: modules for the ISA ATA controller and ext4.
+    # The disk's initramfs: modules for the ISA ATA controller and ext4, and
+    # the bridge and veth that the OCI container's network needs (the
+    # rootfs has no /lib/modules: the initramfs loads them all).
     local t=$cache/initramfs-disk
     rm -rf "$t" && mkdir -p "$t/lib/modules"
     busybox_tree "$t"
     local list=$t/lib/modules/load-order
     : > "$list"
-    for p in $(resolve_modules pata_legacy sd_mod ext4 crc32c_generic); do
+    for p in $(resolve_modules pata_legacy sd_mod ext4 crc32c_generic bridge veth); do
         cp "$p" "$t/lib/modules/"
         basename "$p" >> "$list"
     done
@@ -192,6 +194,7 @@ build_disk() {
     ln -sf busybox "$bundle/rootfs/bin/hostname"
     python3 "$here/guest/oci-config.py" > "$bundle/config.json" || die "writing config.json failed"
     install -m 755 "$here/guest/vx86-init-disk.sh" "$rootfs/sbin/vx86-init"
+    install -D -m 755 "$here/guest/oci-net-hook.sh" "$rootfs/usr/local/sbin/vx86-oci-net"
     rm -f "$out/disk.img.tmp"
     truncate -s 1G "$out/disk.img.tmp"
     mkfs.ext4 -q -F -L vx86root -d "$rootfs" "$out/disk.img.tmp" || die "mkfs.ext4 failed"

@@ -180,6 +180,10 @@ fn disk_guest_runs_an_oci_container_with_crun() {
             "DISK-ROOT-OK",
             "DEBIAN-ROOTFS-OK",
             "OCI-CONTAINER-OK hostname=vx86-oci",
+            // Its own network namespace (only lo and eth0), on the guest's
+            // bridge through crun's createRuntime hook, reaching the
+            // bridge's HTTP server.
+            "OCI-NET-OK links=eth0,lo, eth0=10.88.0.2 page=\"hello from the disk guest's bridge\"",
             "crun exited with status 0",
             "GUEST-DONE",
         ],

@@ -3,17 +3,26 @@
 
 The shape follows the OCI runtime specification (config.md, config-linux.md)
 and the defaults of `crun spec`; the process prints the OCI-CONTAINER-OK
-marker with the hostname and PID it sees inside its namespaces.
+marker with the hostname and PID it sees inside its namespaces, then, on its
+own network namespace's eth0 (put on the guest's bridge by the
+createRuntime hook vx86-oci-net), OCI-NET-OK with its address and the page
+it fetched from the bridge's side (10.88.0.1).
 """
 import json
 
+SCRIPT = (
+    "echo OCI-CONTAINER-OK hostname=$(hostname) pid=$$; "
+    "addr=$(ip -o -4 addr show dev eth0 | sed -n 's|.* inet \\([0-9.]*\\)/.*|\\1|p'); "
+    "page=$(wget -q -O - http://10.88.0.1/); "
+    "echo OCI-NET-OK links=$(ls /sys/class/net | tr '\\n' ,) eth0=$addr page=\\\"$page\\\""
+)
 caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 config = {
     "ociVersion": "1.0.0",
     "process": {
         "terminal": False,
         "user": {"uid": 0, "gid": 0},
-        "args": ["/bin/sh", "-c", "echo OCI-CONTAINER-OK hostname=$(hostname) pid=$$"],
+        "args": ["/bin/sh", "-c", SCRIPT],
         "env": ["PATH=/bin", "TERM=xterm"],
         "cwd": "/",
         "capabilities": {k: caps for k in ("bounding", "effective", "inheritable", "permitted", "ambient")},
@@ -22,6 +31,7 @@ config = {
     },
     "root": {"path": "rootfs", "readonly": True},
     "hostname": "vx86-oci",
+    "hooks": {"createRuntime": [{"path": "/usr/local/sbin/vx86-oci-net"}]},
     "mounts": [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
