@@ -232,7 +232,7 @@ fn containers_on_a_bridge_reach_and_are_reached_through_user_networking() {
     let start = Instant::now();
     let mut log = String::new();
     let mut page = None;
-    while start.elapsed() < Duration::from_secs(400) {
+    while start.elapsed() < Duration::from_secs(400) * common::time_factor() {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             eprintln!("{:7.1}s | {line}", start.elapsed().as_secs_f64());
             log.push_str(&line);

@@ -82,12 +82,48 @@ impl Drop for TempDir {
 /// one nanosecond per instruction, idle time skipped, a fixed RTC), as every
 /// test that compares bytes runs it. Add arguments after it.
 pub fn vx86() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vx86"));
+    let mut c = vx86_host_time();
     c.args(["-icount", "shift=0,sleep=off"]);
     c
 }
 
 /// The vx86 binary as a user runs it (host time by default).
+///
+/// `VX86_TEST_RUNNER` (words separated by spaces) runs it through an
+/// emulator of another host, as cargo's target runner runs the test binary
+/// itself: `qemu-aarch64 -L /usr/aarch64-linux-gnu` for the ARM build
+/// (scripts/cross-hosts.sh). Under Wine the test binary is a Windows process
+/// already and starts vx86.exe directly, so no runner is set there.
 pub fn vx86_host_time() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_vx86"))
+    let bin = env!("CARGO_BIN_EXE_vx86");
+    let runner = std::env::var("VX86_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut c = std::process::Command::new(first);
+            c.args(words).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    }
+}
+
+/// How much longer than natively a guest may take: `VX86_TEST_TIME_FACTOR`,
+/// else 10 under an emulated host (qemu-user runs vx86 about that much
+/// slower), else 1. Scales the wall-clock limits of guest runs, never a
+/// measured bound.
+#[allow(dead_code)]
+pub fn time_factor() -> u32 {
+    std::env::var("VX86_TEST_TIME_FACTOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if emulated_host() { 10 } else { 1 })
+}
+
+/// Whether vx86 runs under an emulated host (see [`vx86_host_time`]): tests
+/// that measure wall-clock time against the host skip their timing bounds.
+#[allow(dead_code)]
+pub fn emulated_host() -> bool {
+    std::env::var("VX86_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+        || std::env::var("VX86_TEST_EMULATED_HOST").is_ok()
 }
