@@ -94,6 +94,16 @@ impl FarPtr for iced_x86::MemorySize {
     }
 }
 
+/// Whether a near branch to `target` passes the checks of [`branch`].
+#[inline(always)]
+pub(crate) fn branch_ok(cpu: &Cpu, target: u64) -> bool {
+    if cpu.long64 {
+        crate::cpu::mmu::canonical(target)
+    } else {
+        target <= cpu.seg[CS].limit as u64
+    }
+}
+
 #[inline(always)]
 fn branch(cpu: &mut Cpu, target: u64) -> Res {
     // In 64-bit mode a non-canonical target faults at the branch (#GP).
