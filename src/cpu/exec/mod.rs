@@ -239,7 +239,7 @@ pub fn implemented_handler(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         | M::Jle
         | M::Jg => control::pick_jcc(op),
         M::Call => control::pick_call(ins, op),
-        M::Ret => control::ret_near,
+        M::Ret => control::pick_ret(op),
         M::Retf => control::ret_far,
         M::Loop | M::Loope | M::Loopne => control::loop_,
         M::Jcxz | M::Jecxz | M::Jrcxz => control::jcxz,
