@@ -208,6 +208,14 @@ fn loop_rom_computes_the_known_prime_count_and_crc() {
 }
 
 #[test]
+fn callret_rom_computes_the_known_checksum() {
+    // The same checksum as under QEMU (benches/cpu-vs-qemu.py compares them).
+    let (exit, out) = run_rom("callret.bin", 400_000_000, false);
+    assert_eq!(exit, RunExit::DebugExit(1), "output: {out}");
+    assert_eq!(out.trim(), "s58959A00");
+}
+
+#[test]
 fn committed_roms_match_their_sources() {
     let dir = format!("{}/test-roms", env!("CARGO_MANIFEST_DIR"));
     if std::process::Command::new("nasm")
@@ -222,6 +230,7 @@ fn committed_roms_match_their_sources() {
     for (name, src, defines) in [
         ("modes", "modes", &[][..]),
         ("loop", "loop", &[]),
+        ("callret", "callret", &[]),
         ("platform", "platform", &[]),
         ("timing", "timing", &[]),
         ("x87", "x87", &[]),

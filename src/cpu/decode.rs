@@ -39,6 +39,10 @@ pub const NO_REG: u8 = 0xFF;
 pub const PFX_REP: u8 = 1;
 pub const PFX_REPNE: u8 = 2;
 pub const PFX_LOCK: u8 = 4;
+/// The op also runs the Jcc that follows it in its block (see
+/// [`exec::alu::pick_fused`]); `disp`, `base`, `index` and `aux` then hold
+/// the Jcc's displacement, length, operand size and condition.
+pub const PFX_FUSED: u8 = 8;
 
 #[derive(Clone)]
 pub struct Op {
@@ -84,13 +88,10 @@ impl Op {
     }
 }
 
+/// The mask of an address of `asz` bytes (2, 4 or 8).
 #[inline(always)]
 pub fn amask(asz: u8) -> u64 {
-    match asz {
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
+    super::flags::size_mask(asz)
 }
 
 /// Maps a general register to its operand descriptor.
@@ -511,6 +512,11 @@ impl Cpu {
             let n = ins.len();
             let op = make_op(&ins, slice, bitness);
             let stop = ends_block(&ins);
+            if limit > 1 && ins.is_jcc_short_or_near() && op.o[0] == K_IMM {
+                if let Some(prev) = ops.last_mut() {
+                    exec::alu::fuse_jcc(prev, &op);
+                }
+            }
             ops.push(op);
             off += n;
             ip = ip.wrapping_add(n as u64);

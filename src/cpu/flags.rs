@@ -54,14 +54,21 @@ impl Default for Flags {
     }
 }
 
+/// Operand masks indexed by size in bytes (mod 16): 1, 2 and 4 bytes get
+/// their mask, every other size (8, 10, 16, ...) all ones.
+const SIZE_MASKS: [u64; 16] = {
+    let mut t = [u64::MAX; 16];
+    t[1] = 0xFF;
+    t[2] = 0xFFFF;
+    t[4] = 0xFFFF_FFFF;
+    t
+};
+
+/// The mask of an operand of `size` bytes: one table load, no branches (a
+/// `match` here compiled to a jump table on every register and memory access).
 #[inline(always)]
 pub fn size_mask(size: u8) -> u64 {
-    match size {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
+    SIZE_MASKS[(size & 15) as usize]
 }
 
 #[inline(always)]

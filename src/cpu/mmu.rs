@@ -655,14 +655,92 @@ impl Cpu {
         Ok((sg.base.wrapping_add(off)) & 0xFFFF_FFFF)
     }
 
+    /// The linear address of `off` in segment `s` when the segment needs no
+    /// checks beyond the ones a TLB hit implies, else None (take [`Cpu::seg_lin`]).
+    ///
+    /// A hit needs the whole access inside one page whose tag matched, so the
+    /// access cannot wrap past 4 GiB (in legacy modes `off` is at most
+    /// 0xFFFF_FFFF and the pages are aligned) nor leave the canonical range
+    /// (64-bit tags are canonical and the boundary is page aligned). What is
+    /// left to check is done here: in 64-bit mode nothing; in legacy modes a
+    /// flat segment (base 0, 4 GiB limit) that is a present, not expand-down
+    /// data segment, writable for a write (SDM Vol. 3A 5.3-5.5).
+    #[inline(always)]
+    fn flat_lin(&self, s: usize, off: u64, write: bool) -> Option<u64> {
+        use super::state::attr::*;
+        let sg = &self.seg[s.min(5)];
+        if self.long64 {
+            return Some(if s >= 4 {
+                sg.base.wrapping_add(off)
+            } else {
+                off
+            });
+        }
+        let (mask, want) = if write {
+            (P | TYPE_CODE | TYPE_EC | TYPE_RW, P | TYPE_RW)
+        } else {
+            (P | TYPE_CODE | TYPE_EC, P)
+        };
+        (sg.base == 0 && sg.limit == 0xFFFF_FFFF && sg.attr & mask == want).then_some(off)
+    }
+
+    /// Reads `size` bytes at `off` in segment `s`: flat segment and TLB hit
+    /// inline, everything else (checks, faults, page walks, MMIO) out of line.
     #[inline(always)]
     pub fn read(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8) -> Res<u64> {
+        if let Some(lin) = self.flat_lin(s, off, false) {
+            let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+            let e = &self.tlb.e[self.mmu_user & 1][idx];
+            if e.tag_r == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
+                let p = e.addend.wrapping_add(lin) as *const u8;
+                // SAFETY: as in `read_lin`: a read tag is only installed for a RAM or
+                // ROM page mapped at `addend + page`, and the access stays in the page.
+                unsafe {
+                    return Ok(match size {
+                        1 => *p as u64,
+                        2 => (p as *const u16).read_unaligned() as u64,
+                        4 => (p as *const u32).read_unaligned() as u64,
+                        _ => (p as *const u64).read_unaligned(),
+                    });
+                }
+            }
+        }
+        self.read_seg_slow(bus, s, off, size)
+    }
+
+    #[inline(never)]
+    fn read_seg_slow(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8) -> Res<u64> {
         let lin = self.seg_lin(s, off, size, false)?;
         self.read_lin(bus, lin, size)
     }
 
+    /// Writes `size` bytes at `off` in segment `s`; fast path as for [`Cpu::read`].
     #[inline(always)]
     pub fn write(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8, v: u64) -> Res {
+        if let Some(lin) = self.flat_lin(s, off, true) {
+            let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+            let e = &self.tlb.e[self.mmu_user & 1][idx];
+            if e.tag_w == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
+                let p = e.addend.wrapping_add(lin) as *mut u8;
+                // SAFETY: as in `write_lin`: a write tag is only installed for a
+                // writable RAM page without cached code, mapped at `addend + page`;
+                // the access stays in the page.
+                unsafe {
+                    match size {
+                        1 => *p = v as u8,
+                        2 => (p as *mut u16).write_unaligned(v as u16),
+                        4 => (p as *mut u32).write_unaligned(v as u32),
+                        _ => (p as *mut u64).write_unaligned(v),
+                    }
+                }
+                return Ok(());
+            }
+        }
+        self.write_seg_slow(bus, s, off, size, v)
+    }
+
+    #[inline(never)]
+    fn write_seg_slow(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8, v: u64) -> Res {
         let lin = self.seg_lin(s, off, size, true)?;
         self.write_lin(bus, lin, size, v)
     }

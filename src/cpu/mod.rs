@@ -466,6 +466,26 @@ impl Cpu {
         };
     }
 
+    /// Reads general register `r` (0..15, never AH..BH) at a size known at
+    /// compile time: one load and a constant mask, no branches.
+    #[inline(always)]
+    pub fn gpr_get<const SZ: u8>(&self, r: u8) -> u64 {
+        self.gpr[(r & 15) as usize] & flags::size_mask(SZ)
+    }
+
+    /// Writes general register `r` (0..15) at a compile-time size, with the
+    /// merge rules of [`Cpu::set_reg`].
+    #[inline(always)]
+    pub fn gpr_set<const SZ: u8>(&mut self, r: u8, v: u64) {
+        let g = &mut self.gpr[(r & 15) as usize];
+        *g = match SZ {
+            1 => (*g & !0xFF) | (v & 0xFF),
+            2 => (*g & !0xFFFF) | (v & 0xFFFF),
+            4 => v & 0xFFFF_FFFF,
+            _ => v,
+        };
+    }
+
     pub fn rflags(&self) -> u64 {
         self.flags.get()
     }
@@ -548,7 +568,10 @@ impl Cpu {
             }
         };
         self.stats.blocks_run += 1;
-        let single = self.flags.bits & rflags::TF != 0;
+        if in_shadow || self.flags.bits & rflags::TF != 0 {
+            return self.step_one(bus, &ops);
+        }
+        // The hot loop: per op only RIP, the handler, the count and the stop flag.
         for op in ops.iter() {
             let start = self.rip;
             self.rip = start.wrapping_add(op.len as u64) & self.ip_mask;
@@ -557,14 +580,38 @@ impl Cpu {
                 return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()));
             }
             self.icount += 1;
-            if single {
-                // TF: single-step trap after the instruction (SDM Vol. 3A 17.3.1.4).
-                self.dr[6] |= 1 << 14;
-                return self.deliver_event(bus, vector::DB, exception::Source::Trap);
-            }
-            if self.stop_block || in_shadow {
+            if self.stop_block {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs only the first op of a block: the instruction in an interrupt
+    /// shadow, or one instruction under TF with its single-step trap after it
+    /// (SDM Vol. 3A 17.3.1.4).
+    #[inline(never)]
+    fn step_one(&mut self, bus: &mut dyn Bus, ops: &[decode::Op]) -> Result<(), Exit> {
+        let single = self.flags.bits & rflags::TF != 0;
+        let Some(op) = ops.first() else {
+            return Ok(());
+        };
+        let start = self.rip;
+        self.rip = start.wrapping_add(op.len as u64) & self.ip_mask;
+        // A fused op would run the Jcc after it too: run the first instruction alone.
+        let exec = if op.pfx & decode::PFX_FUSED != 0 {
+            exec::alu::unfused(op)
+        } else {
+            op.exec
+        };
+        if let Err(f) = exec(self, bus, op) {
+            self.rip = start;
+            return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()));
+        }
+        self.icount += 1;
+        if single {
+            self.dr[6] |= 1 << 14;
+            return self.deliver_event(bus, vector::DB, exception::Source::Trap);
         }
         Ok(())
     }

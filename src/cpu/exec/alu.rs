@@ -18,13 +18,53 @@ pub const CMP: u8 = 7;
 pub const TEST: u8 = 8;
 
 pub fn pick_alu<const K: u8>(op: &Op, reg_reg: bool) -> Handler {
+    use crate::cpu::decode::K_IMM;
+    let (o0, o1) = (op.o[0], op.o[1]);
+    if o0 < 16 && (o1 < 16 || o1 == K_IMM) {
+        // No AH..BH operand: the size-specialised forms.
+        let rr = o1 < 16;
+        return match (op.osz, rr) {
+            (1, true) => alu_rr_s::<K, 1>,
+            (2, true) => alu_rr_s::<K, 2>,
+            (4, true) => alu_rr_s::<K, 4>,
+            (8, true) => alu_rr_s::<K, 8>,
+            (1, false) => alu_ri_s::<K, 1>,
+            (2, false) => alu_ri_s::<K, 2>,
+            (4, false) => alu_ri_s::<K, 4>,
+            (8, false) => alu_ri_s::<K, 8>,
+            (_, true) => alu_rr::<K>,
+            (_, false) => alu_ri::<K>,
+        };
+    }
     if reg_reg {
         alu_rr::<K>
-    } else if op.o[0] < 20 && op.o[1] == crate::cpu::decode::K_IMM {
+    } else if o0 < 20 && o1 == K_IMM {
         alu_ri::<K>
     } else {
         alu::<K>
     }
+}
+
+/// Register, register at a compile-time size (no byte-high registers).
+pub fn alu_rr_s<const K: u8, const SZ: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let a = cpu.gpr_get::<SZ>(op.o[0]);
+    let b = cpu.gpr_get::<SZ>(op.o[1]);
+    let r = compute::<K>(cpu, SZ, a, b);
+    if K != CMP && K != TEST {
+        cpu.gpr_set::<SZ>(op.o[0], r);
+    }
+    Ok(())
+}
+
+/// Register, immediate at a compile-time size (no byte-high registers).
+pub fn alu_ri_s<const K: u8, const SZ: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let a = cpu.gpr_get::<SZ>(op.o[0]);
+    let b = op.imm & size_mask(SZ);
+    let r = compute::<K>(cpu, SZ, a, b);
+    if K != CMP && K != TEST {
+        cpu.gpr_set::<SZ>(op.o[0], r);
+    }
+    Ok(())
 }
 
 #[inline(always)]
@@ -140,6 +180,57 @@ pub fn dec(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     incdec(cpu, bus, op, true)
 }
 
+/// INC/DEC with a register operand (the loop counters): no operand-kind
+/// dispatch, no fault path.
+pub fn incdec_r<const DEC: bool>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let sz = op.osz;
+    let a = cpu.reg(op.o[0], sz);
+    let r = if DEC {
+        a.wrapping_sub(1)
+    } else {
+        a.wrapping_add(1)
+    };
+    cpu.set_reg(op.o[0], sz, r & size_mask(sz));
+    let cf = cpu.flags.cf() as u64;
+    cpu.flags.bits = (cpu.flags.bits & !CF) | cf;
+    let kind = if DEC { LazyOp::Sub } else { LazyOp::Add };
+    cpu.flags.set_lazy(kind, sz, a, 1, r, STATUS & !CF);
+    Ok(())
+}
+
+/// INC/DEC of a general register (no AH..BH) at a compile-time size.
+pub fn incdec_rs<const DEC: bool, const SZ: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+    let a = cpu.gpr_get::<SZ>(op.o[0]);
+    let r = if DEC {
+        a.wrapping_sub(1)
+    } else {
+        a.wrapping_add(1)
+    };
+    cpu.gpr_set::<SZ>(op.o[0], r);
+    let cf = cpu.flags.cf() as u64;
+    cpu.flags.bits = (cpu.flags.bits & !CF) | cf;
+    let kind = if DEC { LazyOp::Sub } else { LazyOp::Add };
+    cpu.flags.set_lazy(kind, SZ, a, 1, r, STATUS & !CF);
+    Ok(())
+}
+
+pub fn pick_incdec<const DEC: bool>(op: &Op) -> Handler {
+    if op.o[0] < 16 {
+        match op.osz {
+            1 => return incdec_rs::<DEC, 1>,
+            2 => return incdec_rs::<DEC, 2>,
+            4 => return incdec_rs::<DEC, 4>,
+            8 => return incdec_rs::<DEC, 8>,
+            _ => {}
+        }
+    }
+    match (op.o[0] < 20, DEC) {
+        (true, _) => incdec_r::<DEC>,
+        (false, false) => inc,
+        (false, true) => dec,
+    }
+}
+
 pub fn neg(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let a = rd(cpu, bus, op, op.o[0], sz)?;
@@ -153,4 +244,183 @@ pub fn not(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let a = rd(cpu, bus, op, op.o[0], sz)?;
     wr(cpu, bus, op, op.o[0], sz, !a & size_mask(sz))
+}
+
+// ---- compare-and-branch pairs ----
+//
+// A register-only ALU or INC/DEC op followed by a Jcc in the same block
+// (`cmp eax, N` / `jb`, `dec ecx` / `jnz`: the end of most loops) runs as one
+// op: one dispatch instead of two, and the condition is read straight from
+// the flags the first half just recorded. The Jcc op stays in the block after
+// the fused op: when the branch would fault (#GP on the CS limit or a
+// non-canonical target) the fused op stops after the ALU half and the Jcc op
+// then runs and faults as usual, so RIP, counts and flags are exactly those
+// of the two instructions run one by one. Otherwise the fused op retires both
+// (one count here, one in the run loop) and ends the block at the Jcc.
+
+/// Makes `prev` run the Jcc `jcc` after it, if `prev` is a fusable form.
+pub fn fuse_jcc(prev: &mut Op, jcc: &Op) {
+    use crate::cpu::decode::{K_IMM, PFX_FUSED, PFX_LOCK};
+    use iced_x86::Mnemonic as M;
+    let (o0, o1) = (prev.o[0], prev.o[1]);
+    if prev.pfx & PFX_LOCK != 0 || o0 >= 16 || !matches!(prev.osz, 1 | 2 | 4 | 8) {
+        return;
+    }
+    let ri = o1 == K_IMM;
+    if !ri && o1 >= 16 && !matches!(prev.ins.mnemonic(), M::Inc | M::Dec) {
+        return;
+    }
+    macro_rules! by_size {
+        ($f:ident, $($g:tt)*) => {
+            match prev.osz {
+                1 => $f::<$($g)*, 1>,
+                2 => $f::<$($g)*, 2>,
+                4 => $f::<$($g)*, 4>,
+                _ => $f::<$($g)*, 8>,
+            }
+        };
+    }
+    let h: Handler = match (prev.ins.mnemonic(), ri) {
+        (M::Cmp, false) => by_size!(alu_rr_jcc, CMP),
+        (M::Cmp, true) => by_size!(alu_ri_jcc, CMP),
+        (M::Test, false) => by_size!(alu_rr_jcc, TEST),
+        (M::Test, true) => by_size!(alu_ri_jcc, TEST),
+        (M::Add, false) => by_size!(alu_rr_jcc, ADD),
+        (M::Add, true) => by_size!(alu_ri_jcc, ADD),
+        (M::Sub, false) => by_size!(alu_rr_jcc, SUB),
+        (M::Sub, true) => by_size!(alu_ri_jcc, SUB),
+        (M::And, false) => by_size!(alu_rr_jcc, AND),
+        (M::And, true) => by_size!(alu_ri_jcc, AND),
+        (M::Or, false) => by_size!(alu_rr_jcc, OR),
+        (M::Xor, false) => by_size!(alu_rr_jcc, XOR),
+        (M::Inc, _) if prev.ins.op_count() == 1 => by_size!(incdec_jcc, false),
+        (M::Dec, _) if prev.ins.op_count() == 1 => by_size!(incdec_jcc, true),
+        _ => return,
+    };
+    prev.exec = h;
+    prev.pfx |= PFX_FUSED;
+    prev.disp = jcc.imm;
+    prev.base = jcc.len;
+    prev.index = jcc.osz;
+    prev.aux = jcc.aux & 15;
+}
+
+/// The handler of a fused op's first instruction alone (TF, interrupt shadow).
+pub fn unfused(op: &Op) -> Handler {
+    let mut tmp = op.clone();
+    crate::cpu::exec::handler_for(&op.ins, &mut tmp)
+}
+
+/// The Jcc half of a fused op; RIP already points after the first half.
+#[inline(always)]
+fn jcc_half(cpu: &mut Cpu, op: &Op) -> Res {
+    let next = cpu.rip.wrapping_add(op.base as u64) & cpu.ip_mask;
+    let target = if cpu.flags.cond(op.aux) {
+        let t = next.wrapping_add(op.disp) & size_mask(op.index);
+        if !crate::cpu::exec::control::branch_ok(cpu, t) {
+            // The Jcc op after this one raises the fault.
+            return Ok(());
+        }
+        t
+    } else {
+        next
+    };
+    cpu.rip = target;
+    cpu.icount += 1;
+    cpu.stop_block = true;
+    Ok(())
+}
+
+pub fn alu_rr_jcc<const K: u8, const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    alu_rr_s::<K, SZ>(cpu, bus, op)?;
+    jcc_half(cpu, op)
+}
+
+pub fn alu_ri_jcc<const K: u8, const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    alu_ri_s::<K, SZ>(cpu, bus, op)?;
+    jcc_half(cpu, op)
+}
+
+pub fn incdec_jcc<const DEC: bool, const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    incdec_rs::<DEC, SZ>(cpu, bus, op)?;
+    jcc_half(cpu, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::state::{rflags, CS};
+    use crate::cpu::{Cpu, Exit, Fault, NullBus};
+
+    /// Runs 16-bit `code` at 0100:0000 until HLT or a (captured) exception,
+    /// with the block cache (fused compare-and-branch ops) or one instruction
+    /// per block (no fusion).
+    fn run(
+        code: &[u8],
+        cache: bool,
+        setup: impl Fn(&mut Cpu),
+    ) -> (u64, u64, [u64; 16], u64, Option<Fault>) {
+        let mut cpu = Cpu::new_bare(1 << 20);
+        cpu.setup_real(0x100, 0);
+        cpu.mem.ram_mut()[0x1000..0x1000 + code.len()].copy_from_slice(code);
+        cpu.no_block_cache = !cache;
+        cpu.capture_faults = true;
+        setup(&mut cpu);
+        let mut bus = NullBus;
+        for _ in 0..1000 {
+            let until = cpu.icount + 1000;
+            if cpu.run(&mut bus, until) != Exit::Budget {
+                break;
+            }
+        }
+        (cpu.icount, cpu.rip, cpu.gpr, cpu.flags.get(), cpu.captured)
+    }
+
+    fn same_both_ways(
+        code: &[u8],
+        setup: impl Fn(&mut Cpu) + Copy,
+    ) -> (u64, u64, [u64; 16], u64, Option<Fault>) {
+        let fused = run(code, true, setup);
+        assert_eq!(fused, run(code, false, setup));
+        fused
+    }
+
+    #[test]
+    fn fused_loops_retire_every_instruction() {
+        let code = [
+            0xB9, 0x05, 0x00, // mov cx, 5
+            0x31, 0xC0, // xor ax, ax
+            0x40, // l: inc ax
+            0x49, // dec cx
+            0x75, 0xFC, // jnz l
+            0x83, 0xF8, 0x05, // cmp ax, 5
+            0x75, 0x04, // jne bad
+            0xBB, 0x34, 0x12, // mov bx, 0x1234
+            0xF4, // hlt
+            0xBB, 0xAD, 0xDE, // bad: mov bx, 0xdead
+            0xF4, // hlt
+        ];
+        let (icount, rip, gpr, _, fault) = same_both_ways(&code, |_| {});
+        assert_eq!(fault, None);
+        assert_eq!((gpr[0], gpr[3]), (5, 0x1234));
+        assert_eq!(icount, 2 + 5 * 3 + 4);
+        assert_eq!(rip, 0x12);
+    }
+
+    #[test]
+    fn fused_branch_past_the_cs_limit_faults_at_the_jcc() {
+        // cmp ax, ax; je +0x40 (beyond a 0x20-byte CS limit): #GP at the JE, after the CMP.
+        let code = [0x39, 0xC0, 0x74, 0x40, 0xF4];
+        let (icount, rip, _, flags, fault) = same_both_ways(&code, |cpu| cpu.seg[CS].limit = 0x20);
+        assert_eq!(fault, Some(Fault::gp(0)));
+        assert_eq!((icount, rip), (1, 2));
+        assert_ne!(flags & rflags::ZF, 0);
+    }
+
+    #[test]
+    fn single_step_runs_only_the_first_half() {
+        let code = [0x39, 0xC0, 0x74, 0x02, 0xF4, 0xF4, 0xF4];
+        let (icount, rip, _, _, fault) = same_both_ways(&code, |cpu| cpu.flags.bits |= rflags::TF);
+        assert_eq!(fault.map(|f| f.vector), Some(crate::cpu::vector::DB));
+        assert_eq!((icount, rip), (1, 2));
+    }
 }

@@ -62,7 +62,12 @@ pub fn pick_call(ins: &Instruction, op: &mut Op) -> Handler {
         ) {
             return call_far_imm;
         }
-        return call_rel;
+        return match op.osz {
+            2 => call_rel_s::<2>,
+            4 => call_rel_s::<4>,
+            8 => call_rel_s::<8>,
+            _ => call_rel,
+        };
     }
     if op.o[0] == K_MEM && ins.memory_size().is_far_pointer_mem() {
         op.osz = far_offset_size(ins);
@@ -91,6 +96,16 @@ impl FarPtr for iced_x86::MemorySize {
                 | iced_x86::MemorySize::SegPtr32
                 | iced_x86::MemorySize::SegPtr64
         )
+    }
+}
+
+/// Whether a near branch to `target` passes the checks of [`branch`].
+#[inline(always)]
+pub(crate) fn branch_ok(cpu: &Cpu, target: u64) -> bool {
+    if cpu.long64 {
+        crate::cpu::mmu::canonical(target)
+    } else {
+        target <= cpu.seg[CS].limit as u64
     }
 }
 
@@ -136,6 +151,44 @@ pub fn call_rel(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     }
     cpu.push(bus, op.osz, ret)?;
     branch(cpu, t)
+}
+
+/// CALL rel at a compile-time operand size.
+pub fn call_rel_s<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    // The same checks in the same order as `call_rel`.
+    let t = cpu.rip.wrapping_add(op.imm) & size_mask(SZ);
+    if !cpu.long64 && t > cpu.seg[CS].limit as u64 {
+        return Err(Fault::gp(0));
+    }
+    cpu.push_s::<SZ>(bus, cpu.rip)?;
+    branch(cpu, t)
+}
+
+pub fn pick_ret(op: &Op) -> Handler {
+    match op.osz {
+        2 => ret_near_s::<2>,
+        4 => ret_near_s::<4>,
+        8 => ret_near_s::<8>,
+        _ => ret_near,
+    }
+}
+
+/// RET / RET imm16 at a compile-time operand size: one stack read; a target
+/// outside CS (or non-canonical) faults with rSP unchanged.
+pub fn ret_near_s<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let m = cpu.sp_mask;
+    let sp = cpu.gpr[4] & m;
+    let t = cpu.read(bus, SS, sp, SZ)?;
+    if !branch_ok(cpu, t) {
+        return Err(Fault::gp(0));
+    }
+    let mut nsp = sp.wrapping_add(SZ as u64);
+    if op.o[0] == K_IMM {
+        nsp = nsp.wrapping_add(op.imm & 0xFFFF);
+    }
+    cpu.gpr[4] = (cpu.gpr[4] & !m) | (nsp & m);
+    cpu.rip = t;
+    Ok(())
 }
 
 pub fn call_rm(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {

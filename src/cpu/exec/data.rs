@@ -59,6 +59,33 @@ pub fn pick_mov(ins: &Instruction, op: &mut Op) -> Handler {
     if o0 < 20 && o1 == K_IMM {
         return mov_ri;
     }
+    if o0 < 16 && o1 == K_MEM {
+        match op.osz {
+            1 => return mov_rm_s::<1>,
+            2 => return mov_rm_s::<2>,
+            4 => return mov_rm_s::<4>,
+            8 => return mov_rm_s::<8>,
+            _ => {}
+        }
+    }
+    if o0 == K_MEM && o1 < 16 {
+        match op.osz {
+            1 => return mov_mr_s::<1>,
+            2 => return mov_mr_s::<2>,
+            4 => return mov_mr_s::<4>,
+            8 => return mov_mr_s::<8>,
+            _ => {}
+        }
+    }
+    if o0 == K_MEM && o1 == K_IMM {
+        match op.osz {
+            1 => return mov_mi_s::<1>,
+            2 => return mov_mi_s::<2>,
+            4 => return mov_mi_s::<4>,
+            8 => return mov_mi_s::<8>,
+            _ => {}
+        }
+    }
     if o0 < 20 && o1 == K_MEM {
         return mov_rm;
     }
@@ -69,6 +96,74 @@ pub fn pick_mov(ins: &Instruction, op: &mut Op) -> Handler {
         return mov_mi;
     }
     mov
+}
+
+/// MOV r, m at a compile-time size (no AH..BH destination).
+pub fn mov_rm_s<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let ea = op.ea(cpu);
+    let v = cpu.read(bus, op.seg as usize, ea, SZ)?;
+    cpu.gpr_set::<SZ>(op.o[0], v);
+    Ok(())
+}
+
+/// MOV m, r at a compile-time size (no AH..BH source).
+pub fn mov_mr_s<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let ea = op.ea(cpu);
+    let v = cpu.gpr_get::<SZ>(op.o[1]);
+    cpu.write(bus, op.seg as usize, ea, SZ, v)
+}
+
+/// MOV m, imm at a compile-time size.
+pub fn mov_mi_s<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let ea = op.ea(cpu);
+    cpu.write(bus, op.seg as usize, ea, SZ, op.imm & size_mask(SZ))
+}
+
+/// MOVZX/MOVSX r, m (no AH..BH destination) with compile-time source and
+/// destination sizes.
+pub fn movx_rm_s<const SIGNED: bool, const SRC: u8, const DST: u8>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    op: &Op,
+) -> Res {
+    let ea = op.ea(cpu);
+    let v = cpu.read(bus, op.seg as usize, ea, SRC)?;
+    let v = if SIGNED {
+        let sh = 64 - 8 * SRC as u32;
+        (((v << sh) as i64) >> sh) as u64
+    } else {
+        v
+    };
+    cpu.gpr_set::<DST>(op.o[0], v);
+    Ok(())
+}
+
+/// The handler for MOVZX/MOVSX/MOVSXD (`op.aux` holds the source size).
+pub fn pick_movx(signed: bool, op: &Op) -> Handler {
+    if op.o[0] < 16 && op.o[1] == K_MEM {
+        let h: Option<Handler> = match (signed, op.aux, op.osz) {
+            (false, 1, 2) => Some(movx_rm_s::<false, 1, 2>),
+            (false, 1, 4) => Some(movx_rm_s::<false, 1, 4>),
+            (false, 1, 8) => Some(movx_rm_s::<false, 1, 8>),
+            (false, 2, 4) => Some(movx_rm_s::<false, 2, 4>),
+            (false, 2, 8) => Some(movx_rm_s::<false, 2, 8>),
+            (true, 1, 2) => Some(movx_rm_s::<true, 1, 2>),
+            (true, 1, 4) => Some(movx_rm_s::<true, 1, 4>),
+            (true, 1, 8) => Some(movx_rm_s::<true, 1, 8>),
+            (true, 2, 4) => Some(movx_rm_s::<true, 2, 4>),
+            (true, 2, 8) => Some(movx_rm_s::<true, 2, 8>),
+            (true, 4, 8) => Some(movx_rm_s::<true, 4, 8>),
+            _ => None,
+        };
+        if let Some(h) = h {
+            return h;
+        }
+    }
+    if signed {
+        movsx
+    } else {
+        movzx
+    }
 }
 
 pub fn mov(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {

@@ -82,19 +82,15 @@ pub fn implemented_handler(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         M::Xor => pick_alu::<XOR>(op, reg_reg),
         M::Cmp => pick_alu::<CMP>(op, reg_reg),
         M::Test => pick_alu::<TEST>(op, reg_reg),
-        M::Inc => inc,
-        M::Dec => dec,
+        M::Inc => pick_incdec::<false>(op),
+        M::Dec => pick_incdec::<true>(op),
         M::Neg => neg,
         M::Not => not,
 
         M::Mov => data::pick_mov(ins, op),
         M::Movzx | M::Movsx | M::Movsxd => {
             op.aux = operand_size(ins, 1);
-            if ins.mnemonic() == M::Movzx {
-                data::movzx
-            } else {
-                data::movsx
-            }
+            data::pick_movx(ins.mnemonic() != M::Movzx, op)
         }
         M::Lea => data::lea,
         M::Xchg => data::xchg,
@@ -243,7 +239,7 @@ pub fn implemented_handler(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         | M::Jle
         | M::Jg => control::pick_jcc(op),
         M::Call => control::pick_call(ins, op),
-        M::Ret => control::ret_near,
+        M::Ret => control::pick_ret(op),
         M::Retf => control::ret_far,
         M::Loop | M::Loope | M::Loopne => control::loop_,
         M::Jcxz | M::Jecxz | M::Jrcxz => control::jcxz,

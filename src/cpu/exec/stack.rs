@@ -29,6 +29,26 @@ impl Cpu {
         Ok(v)
     }
 
+    /// [`Cpu::push`] at a compile-time size.
+    #[inline(always)]
+    pub fn push_s<const SZ: u8>(&mut self, bus: &mut dyn Bus, v: u64) -> Res {
+        let m = self.sp_mask;
+        let sp = self.gpr[4].wrapping_sub(SZ as u64) & m;
+        self.write(bus, SS, sp, SZ, v)?;
+        self.gpr[4] = (self.gpr[4] & !m) | sp;
+        Ok(())
+    }
+
+    /// [`Cpu::pop`] at a compile-time size.
+    #[inline(always)]
+    pub fn pop_s<const SZ: u8>(&mut self, bus: &mut dyn Bus) -> Res<u64> {
+        let m = self.sp_mask;
+        let sp = self.gpr[4] & m;
+        let v = self.read(bus, SS, sp, SZ)?;
+        self.gpr[4] = (self.gpr[4] & !m) | (sp.wrapping_add(SZ as u64) & m);
+        Ok(v)
+    }
+
     /// Reads the stack `off` bytes above rSP without popping.
     pub fn peek(&mut self, bus: &mut dyn Bus, off: u64, size: u8) -> Res<u64> {
         let sp = self.gpr[4].wrapping_add(off) & self.sp_mask;
@@ -43,6 +63,14 @@ fn stack_size(ins: &Instruction) -> u8 {
 
 pub fn pick_push(ins: &Instruction, op: &mut Op) -> Handler {
     op.osz = stack_size(ins);
+    if op.o[0] < 16 {
+        match op.osz {
+            2 => return push_rs::<2>,
+            4 => return push_rs::<4>,
+            8 => return push_rs::<8>,
+            _ => {}
+        }
+    }
     if op.o[0] < 20 {
         push_r
     } else if (K_SEG..K_SEG + 6).contains(&op.o[0]) {
@@ -54,6 +82,14 @@ pub fn pick_push(ins: &Instruction, op: &mut Op) -> Handler {
 
 pub fn pick_pop(ins: &Instruction, op: &mut Op) -> Handler {
     op.osz = stack_size(ins);
+    if op.o[0] < 16 {
+        match op.osz {
+            2 => return pop_rs::<2>,
+            4 => return pop_rs::<4>,
+            8 => return pop_rs::<8>,
+            _ => {}
+        }
+    }
     if op.o[0] < 20 {
         pop_r
     } else if (K_SEG..K_SEG + 6).contains(&op.o[0]) {
@@ -61,6 +97,19 @@ pub fn pick_pop(ins: &Instruction, op: &mut Op) -> Handler {
     } else {
         pop_m
     }
+}
+
+/// PUSH r (a general register, not AH..BH) at a compile-time stack size.
+fn push_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let v = cpu.gpr_get::<SZ>(op.o[0]);
+    cpu.push_s::<SZ>(bus, v)
+}
+
+/// POP r at a compile-time stack size; POP rSP loads the popped value.
+fn pop_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+    let v = cpu.pop_s::<SZ>(bus)?;
+    cpu.gpr_set::<SZ>(op.o[0], v);
+    Ok(())
 }
 
 fn push_r(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
