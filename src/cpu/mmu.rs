@@ -255,7 +255,13 @@ impl Cpu {
             path[depth] = (pde_addr, pde, 4);
             depth += 1;
             if pde & 0x80 != 0 && self.cr4 & cr4::PSE != 0 {
-                phys = (pde & 0xFFC0_0000) | ((pde & 0x1_E000) << 19) | (lin & 0x3F_FFFF);
+                // SDM Vol. 3A 4.3, Table 4-4: a 4-MByte PDE holds physical
+                // address bits 39:32 in bits 20:13 (MAXPHYADDR is 40 here,
+                // PSE-36 advertised); bit 21 is reserved: #PF with RSVD.
+                if pde & (1 << 21) != 0 {
+                    return Err(pf(self, err | PF_P | PF_RSVD));
+                }
+                phys = (pde & 0xFFC0_0000) | ((pde & 0x1F_E000) << 19) | (lin & 0x3F_FFFF);
                 leaf_global = pde & 0x100 != 0;
                 leaf_dirty = pde & 0x40 != 0;
             } else {

@@ -394,10 +394,13 @@ pub fn lar(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     })?;
     match d {
         Some(d) => {
+            // SDM Vol. 2A LAR: the second descriptor dword "masked by
+            // 00FxFF00H", bits 19:16 undefined. Intel CPUs and Bochs leave
+            // limit[19:16] there (test-roms/sys/segments.expected), so do we.
             cpu.set_reg(
                 op.o[0],
                 op.osz,
-                (d.hi & 0x00F0_FF00) as u64 & size_mask(op.osz),
+                (d.hi & 0x00FF_FF00) as u64 & size_mask(op.osz),
             );
             cpu.flags.set_status(ZF, ZF);
         }
