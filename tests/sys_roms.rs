@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use vx86::machine::RunExit;
 
 /// The diagnostic ROMs, each `test-roms/sys/NAME.asm` -> `NAME.bin`.
-const ROMS: &[&str] = &["stack", "segments", "paging", "v86", "gates", "faults"];
+const ROMS: &[&str] = &[
+    "stack", "segments", "paging", "v86", "gates", "faults", "pae",
+];
 
 fn sys_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-roms/sys")

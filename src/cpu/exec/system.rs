@@ -560,18 +560,32 @@ impl Cpu {
     }
 }
 
-pub fn mov_to_cr(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+pub fn mov_to_cr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     need_cpl0(cpu)?;
     let sz = if cpu.long64 { 8 } else { 4 };
     let v = cpu.reg(op.o[1], sz);
     match cr_index(op, 0) {
-        0 => cpu.set_cr0(v),
+        n @ (0 | 3 | 4) => {
+            let saved = (cpu.cr0, cpu.cr3, cpu.cr4, cpu.efer);
+            match n {
+                0 => cpu.set_cr0(v)?,
+                3 => cpu.set_cr3(v)?,
+                _ => cpu.set_cr4(v)?,
+            }
+            // Under PAE paging the MOV loads the PDPTEs and faults, changing
+            // nothing, if one is bad (SDM Vol. 3A 4.4.1).
+            if let Err(f) = cpu.check_pae_pdptes(bus) {
+                (cpu.cr0, cpu.cr3, cpu.cr4, cpu.efer) = saved;
+                cpu.tlb.flush_all();
+                cpu.update_mode();
+                return Err(f);
+            }
+            Ok(())
+        }
         2 => {
             cpu.cr2 = v;
             Ok(())
         }
-        3 => cpu.set_cr3(v),
-        4 => cpu.set_cr4(v),
         8 => {
             if v > 15 {
                 return Err(Fault::gp(0));
