@@ -42,6 +42,10 @@ pub enum ConfigError {
     BadDeviceArg(String, String),
     #[error("-debugcon {0}: unsupported (use stdio, file:PATH or none)")]
     BadDebugcon(String),
+    #[error("-chardev {0}: {1}")]
+    BadChardev(String, String),
+    #[error("-device {0}: {1}")]
+    BadDebugconDevice(String, String),
     #[error("-monitor {0}: not supported yet: vx86 has no monitor yet (only -monitor none)")]
     BadMonitor(String),
     #[error("--boot-entry {0}")]
@@ -305,13 +309,22 @@ pub struct Cli {
     /// Exit instead of rebooting on triple fault or reset.
     #[arg(long = "no-reboot", help_heading = "Debug/expert options")]
     pub no_reboot: bool,
-    /// Devices: isa-debug-exit[,iobase=0xf4][,iosize=0x04].
+    /// Devices: isa-debug-exit[,iobase=0xf4][,iosize=0x04],
+    /// isa-debugcon,iobase=PORT,chardev=ID, virtio-net-pci,netdev=ID.
     #[arg(
         long,
         value_name = "DRIVER[,OPTS]",
         help_heading = "Debug/expert options"
     )]
     pub device: Vec<String>,
+    /// Character devices for -device isa-debugcon: file,id=ID,path=FILE,
+    /// stdio,id=ID or null,id=ID.
+    #[arg(
+        long,
+        value_name = "BACKEND,id=ID[,path=FILE]",
+        help_heading = "Character device options"
+    )]
+    pub chardev: Vec<String>,
     /// Deterministic time: shift=N[,sleep=on|off][,align=on|off] (2^N ns per
     /// instruction; shift=0,sleep=off gives byte-identical runs).
     #[arg(long, value_name = "OPTS", help_heading = "Debug/expert options")]
@@ -436,8 +449,6 @@ const NO_SOUND: &str = "not supported: vx86 has no sound device";
 const NO_FLOPPY: &str =
     "not supported: vx86's machines have no floppy controller (use -drive/-hda for disk images)";
 const NO_CDROM: &str = "not supported yet: vx86 has no CD-ROM drive yet (a hybrid ISO boots as a disk: -drive file=X.iso,format=raw)";
-const NO_CHARDEV: &str =
-    "not supported yet: use -serial or -debugcon with stdio, file:PATH or none";
 const NO_REMOTE: &str =
     "not supported: vx86 has no remote display (use the window, -display none or -nographic)";
 const NO_LOG: &str = "not supported: vx86 has no QEMU log items (use --stats for counters)";
@@ -525,7 +536,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("gdb", true, Refuse(NO_GDB)),
     opt("loadvm", true, Refuse(NO_SNAPSHOTS)),
     opt("incoming", true, Refuse(NO_SNAPSHOTS)),
-    opt("chardev", true, Refuse(NO_CHARDEV)),
+    opt("chardev", true, Parse("--chardev")),
     opt(
         "mon",
         true,
@@ -755,6 +766,106 @@ pub fn parse_chardev(s: &str) -> Option<CharDev> {
             .strip_prefix("file:")
             .map(|p| CharDev::File(p.to_string())),
     }
+}
+
+/// The `-chardev` backends vx86 has, as the error for another one lists them.
+const CHARDEV_BACKENDS: &str = "file, stdio, null";
+
+/// A QEMU option string's first word and its `key=value` properties.
+type QemuProps<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+
+/// Splits a QEMU option string `first,key=value,...` into its first word and
+/// its properties; a property without `=` is an error naming it.
+fn qemu_props(s: &str) -> Result<QemuProps<'_>, String> {
+    let mut parts = s.split(',');
+    let first = parts.next().unwrap_or("");
+    let mut props = Vec::new();
+    for p in parts {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("property `{p}` needs a value (`{p}=...`)"))?;
+        props.push((k, v));
+    }
+    Ok((first, props))
+}
+
+/// Parses `-chardev BACKEND,id=ID[,path=FILE]` (QEMU's spelling) into the id
+/// and where its bytes go. Backends: `file` (created or truncated, as QEMU
+/// does), `stdio`, `null`; any other gets an error naming the ones there are.
+pub fn parse_chardev_option(s: &str) -> Result<(String, CharDev), ConfigError> {
+    let bad = |m: String| ConfigError::BadChardev(s.to_string(), m);
+    let (backend, props) = qemu_props(s).map_err(bad)?;
+    if !matches!(backend, "file" | "stdio" | "null") {
+        return Err(bad(format!(
+            "unknown backend `{backend}` (vx86 has {CHARDEV_BACKENDS})"
+        )));
+    }
+    let mut id = None;
+    let mut path = None;
+    for (k, v) in props {
+        match k {
+            "id" => id = Some(v),
+            "path" if backend == "file" => path = Some(v),
+            // QEMU's stdio options that change nothing for an output-only device.
+            "signal" | "mux" | "logfile" | "logappend" if backend == "stdio" => {}
+            _ => return Err(bad(format!("unknown `{backend}` property `{k}`"))),
+        }
+    }
+    let id = match id {
+        Some(i) if !i.is_empty() => i.to_string(),
+        _ => return Err(bad("needs id=ID".into())),
+    };
+    let dev = match backend {
+        "file" => match path {
+            Some(p) if !p.is_empty() => CharDev::File(p.to_string()),
+            _ => return Err(bad("the file backend needs path=FILE".into())),
+        },
+        "stdio" => CharDev::Stdio,
+        _ => CharDev::None,
+    };
+    Ok((id, dev))
+}
+
+/// `-device isa-debugcon,iobase=PORT,chardev=ID`: a debug console at any
+/// port (QEMU's default iobase is 0xE9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebugconDevice {
+    pub iobase: u16,
+    pub chardev: String,
+}
+
+/// Parses the properties of `-device isa-debugcon,...`.
+pub fn parse_isa_debugcon(s: &str) -> Result<DebugconDevice, ConfigError> {
+    let bad = |m: String| ConfigError::BadDebugconDevice(s.to_string(), m);
+    let (_, props) = qemu_props(s).map_err(bad)?;
+    let mut iobase = crate::devices::debug_port::DEBUGCON_PORT;
+    let mut chardev = None;
+    for (k, v) in props {
+        match k {
+            "iobase" => {
+                let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+                    Some(h) => u32::from_str_radix(h, 16),
+                    None => v.parse::<u32>(),
+                };
+                iobase = n
+                    .ok()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("iobase={v} is not a port (0 to 0xffff)")))?;
+            }
+            "chardev" => chardev = Some(v.to_string()),
+            // QEMU's properties without an effect here.
+            "id" | "readback" => {}
+            _ => {
+                return Err(bad(format!(
+                    "unknown isa-debugcon property `{k}` (known: iobase, chardev, id)"
+                )))
+            }
+        }
+    }
+    let chardev = chardev
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad("needs chardev=ID (a -chardev with that id)".into()))?;
+    Ok(DebugconDevice { iobase, chardev })
 }
 
 /// Parses `--boot-fb WIDTHxHEIGHT` (within the Bochs VBE limits and the

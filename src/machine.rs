@@ -11,7 +11,9 @@
 
 use crate::cpu::{Cpu, Exit};
 use crate::devices::ata::AtaChannel;
-use crate::devices::debug_port::{DebugCon, DebugExit, PostCode};
+use crate::devices::debug_port::{
+    DebugCon, DebugExit, PostCode, DEBUGCON_PORT, POST_CODE_PORT, SEABIOS_DEBUG_PORT,
+};
 use crate::devices::i8042::I8042;
 use crate::devices::pit::Pit;
 use crate::devices::rtc::Rtc;
@@ -72,6 +74,9 @@ impl RunExit {
 pub struct Sinks {
     pub serial: Option<Box<dyn Write + Send>>,
     pub debugcon: Option<Box<dyn Write + Send>>,
+    /// One sink per `MachineConfig::debugcons` entry, in the same order
+    /// (`None`, or a missing entry, discards that console's bytes).
+    pub debugcons: Vec<Option<Box<dyn Write + Send>>>,
 }
 
 /// Which board: QEMU's ISA-only PC, or its PC with the i440FX PCI host.
@@ -97,6 +102,10 @@ pub struct MachineConfig {
     pub features: crate::cpu::cpuid::FeatureMask,
     /// How guest time is kept (host clock, or `-icount`).
     pub clock: ClockMode,
+    /// Ports of the extra debug consoles (`-device isa-debugcon,iobase=P`),
+    /// each with its own sink in `Sinks::debugcons`. A console at 0xE9, 0x402
+    /// or 0x80 takes the port from the built-in console or POST code latch.
+    pub debugcons: Vec<u16>,
 }
 
 /// 2026-01-01T00:00:00Z: the RTC's fixed start in deterministic runs.
@@ -116,6 +125,7 @@ impl Default for MachineConfig {
             no_block_cache: false,
             features: Default::default(),
             clock: ClockMode::DETERMINISTIC,
+            debugcons: Vec::new(),
         }
     }
 }
@@ -130,6 +140,8 @@ struct Wiring {
     ata: [DevId; 2],
     /// Debug consoles whose bytes go to `Sinks::debugcon`.
     debugcon: Vec<DevId>,
+    /// The `MachineConfig::debugcons` consoles, in order.
+    debugcons: Vec<DevId>,
     piix3: Option<DevId>,
 }
 
@@ -262,8 +274,19 @@ impl Machine {
         ];
         let kbc = p.add(I8042::new())?;
         p.add(SystemControlPortA::new())?;
-        let debugcon = vec![p.add(DebugCon::new(0xE9))?, p.add(DebugCon::new(0x402))?];
-        p.add(PostCode::new())?;
+        let mut debugcon = Vec::new();
+        for port in [DEBUGCON_PORT, SEABIOS_DEBUG_PORT] {
+            if !cfg.debugcons.contains(&port) {
+                debugcon.push(p.add(DebugCon::new(port))?);
+            }
+        }
+        let mut debugcons = Vec::new();
+        for &port in &cfg.debugcons {
+            debugcons.push(p.add(DebugCon::new(port))?);
+        }
+        if !cfg.debugcons.contains(&POST_CODE_PORT) {
+            p.add(PostCode::new())?;
+        }
         p.add(CoprocessorErrorClear)?;
         let vga = p.add(Vga::new())?;
         let ata = [
@@ -280,6 +303,7 @@ impl Machine {
             vga,
             ata,
             debugcon,
+            debugcons,
             piix3,
         })
     }
@@ -336,6 +360,18 @@ impl Machine {
             if let Some(s) = self.sinks.debugcon.as_mut() {
                 let _ = s.write_all(&buf);
                 let _ = s.flush();
+            }
+        }
+        for (i, id) in self.wiring.debugcons.clone().into_iter().enumerate() {
+            buf.clear();
+            if let Some(d) = self.plat.get::<DebugCon>(id) {
+                d.drain_output(&mut buf);
+            }
+            if let Some(Some(s)) = self.sinks.debugcons.get_mut(i) {
+                if !buf.is_empty() {
+                    let _ = s.write_all(&buf);
+                    let _ = s.flush();
+                }
             }
         }
     }

@@ -104,6 +104,8 @@ struct Setup {
     snapshot: bool,
     serial: CharDev,
     debugcon: CharDev,
+    /// Sinks of the `-device isa-debugcon` consoles, as `cfg.debugcons`.
+    debugcon_devs: Vec<CharDev>,
     bios: Option<String>,
     screenshot: Option<String>,
     stats: bool,
@@ -179,15 +181,50 @@ fn run(cli: Cli) -> Result<i32> {
             Some(_) => {}
         }
     }
-    const DEVICES: &str = "isa-debug-exit and virtio-net-pci";
+    const DEVICES: &str = "isa-debug-exit, isa-debugcon and virtio-net-pci";
+    let mut chardevs: Vec<(String, CharDev)> = Vec::new();
+    for c in &cli.chardev {
+        let (id, dev) = config::parse_chardev_option(c)?;
+        if chardevs.iter().any(|(i, _)| *i == id) {
+            return Err(
+                config::ConfigError::BadChardev(c.clone(), format!("duplicate id `{id}`")).into(),
+            );
+        }
+        chardevs.push((id, dev));
+    }
+    let mut debugcon_devs: Vec<CharDev> = Vec::new();
+    let mut used_chardevs: Vec<String> = Vec::new();
     for d in &cli.device {
         if d == "help" {
             println!("Network devices:\nname \"virtio-net-pci\", bus PCI, netdev=ID, mac=MAC\n");
             println!("Misc devices:\nname \"isa-debug-exit\", bus ISA, iobase=PORT, iosize=N");
+            println!("name \"isa-debugcon\", bus ISA, iobase=PORT, chardev=ID");
             return Ok(0);
         }
         if d.starts_with("virtio-net-pci") {
             // Taken by network_plan.
+        } else if d == "isa-debugcon" || d.starts_with("isa-debugcon,") {
+            let dc = config::parse_isa_debugcon(d)?;
+            let bad = |m: String| config::ConfigError::BadDebugconDevice(d.clone(), m);
+            let dev = chardevs
+                .iter()
+                .find(|(i, _)| *i == dc.chardev)
+                .map(|(_, c)| c.clone())
+                .ok_or_else(|| bad(format!("no -chardev with id `{}`", dc.chardev)))?;
+            // As QEMU: a chardev feeds one device (a second would reopen the file).
+            if used_chardevs.contains(&dc.chardev) {
+                return Err(bad(format!("chardev `{}` is already in use", dc.chardev)).into());
+            }
+            used_chardevs.push(dc.chardev.clone());
+            if cfg.debugcons.contains(&dc.iobase) {
+                return Err(bad(format!(
+                    "another isa-debugcon is at iobase={:#x}",
+                    dc.iobase
+                ))
+                .into());
+            }
+            cfg.debugcons.push(dc.iobase);
+            debugcon_devs.push(dev);
         } else if d.starts_with("isa-debug-exit") {
             cfg.debug_exit = Some(
                 vx86::devices::debug_port::DebugExit::parse(d)
@@ -325,6 +362,7 @@ fn run(cli: Cli) -> Result<i32> {
         snapshot: cli.snapshot,
         serial: serial.clone(),
         debugcon,
+        debugcon_devs,
         bios: cli.bios.clone(),
         screenshot: cli.screenshot_on_exit.clone(),
         stats: cli.stats,
@@ -451,6 +489,10 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
     }
     m.sinks.serial = open_sink(&setup.serial)?;
     m.sinks.debugcon = open_sink(&setup.debugcon)?;
+    for c in &setup.debugcon_devs {
+        let sink = open_sink(c)?;
+        m.sinks.debugcons.push(sink);
+    }
     match &setup.bios {
         Some(path) => {
             let img =

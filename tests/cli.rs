@@ -247,3 +247,124 @@ fn bad_network_options_get_one_line() {
     }
     drop(busy);
 }
+
+/// POST codes as QEMU captures them: `-chardev file` + `-device
+/// isa-debugcon,iobase=P,chardev=ID` at 0x80, 0x190, 0xE9 and 0x402 at once
+/// (test-roms/postcodes.bin writes to all four); each file holds exactly its
+/// port's bytes. `-debugcon` keeps working beside them.
+#[test]
+fn isa_debugcon_captures_post_codes_at_any_port() {
+    let dir = common::TempDir::new("postcodes");
+    let rom = format!("{}/test-roms/postcodes.bin", env!("CARGO_MANIFEST_DIR"));
+    let f = |n: &str| dir.join(n).display().to_string();
+    let (p80, p190, pe9, p402) = (f("80.bin"), f("190.bin"), f("e9.txt"), f("402.txt"));
+    let args: Vec<String> = vec![
+        "-bios".into(),
+        rom.clone(),
+        "-chardev".into(),
+        format!("file,id=post,path={p80}"),
+        "-device".into(),
+        "isa-debugcon,iobase=0x80,chardev=post".into(),
+        "-chardev".into(),
+        format!("file,id=p190,path={p190}"),
+        "-device".into(),
+        "isa-debugcon,iobase=0x190,chardev=p190".into(),
+        "-chardev".into(),
+        format!("file,id=con,path={pe9}"),
+        "-device".into(),
+        "isa-debugcon,iobase=0xe9,chardev=con".into(),
+        "-chardev".into(),
+        format!("file,id=sb,path={p402}"),
+        "-device".into(),
+        "isa-debugcon,iobase=0x402,chardev=sb".into(),
+        "-chardev".into(),
+        "null,id=nothing".into(),
+        "-device".into(),
+        "isa-debugcon,iobase=0x500,chardev=nothing".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1), "{:?}", stderr_lines(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("guest halted with interrupts disabled"),
+        "{:?}",
+        stderr_lines(&o)
+    );
+    let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(read(&p80), [0x01, 0x02, 0x55, 0xAA]);
+    assert_eq!(read(&p190), [0x10, 0x20, 0xFF]);
+    assert_eq!(read(&pe9), b"post: ok\n");
+    assert_eq!(read(&p402), b"seabios\n");
+
+    // -debugcon still gets 0xE9 and 0x402 when no isa-debugcon takes them;
+    // -chardev stdio writes to stdout.
+    let o = run(&[
+        "-bios",
+        &rom,
+        "-debugcon",
+        &format!("file:{pe9}"),
+        "-chardev",
+        "stdio,id=out",
+        "-device",
+        "isa-debugcon,iobase=0x190,chardev=out",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", stderr_lines(&o));
+    assert_eq!(read(&pe9), b"post: ok\nseabios\n");
+    assert_eq!(o.stdout, [0x10, 0x20, 0xFF]);
+}
+
+#[test]
+fn bad_chardev_and_debugcon_specs_get_one_line() {
+    let dir = common::TempDir::new("chardev-bad");
+    let unwritable = dir.join("no/such/dir/out").display().to_string();
+    let file_c = format!("file,id=c,path={unwritable}");
+    for (args, want) in [
+        (
+            &["-chardev", "socket,id=c,path=/tmp/s"][..],
+            "vx86: -chardev socket,id=c,path=/tmp/s: unknown backend `socket` (vx86 has file, stdio, null)",
+        ),
+        (&["-chardev", "file,path=/tmp/x"], "vx86: -chardev file,path=/tmp/x: needs id=ID"),
+        (&["-chardev", "file,id=c"], "vx86: -chardev file,id=c: the file backend needs path=FILE"),
+        (
+            &["-chardev", "null,id=c", "-device", "isa-debugcon,iobase=0x10000,chardev=c"],
+            "vx86: -device isa-debugcon,iobase=0x10000,chardev=c: iobase=0x10000 is not a port",
+        ),
+        (
+            &["-chardev", "null,id=c", "-device", "isa-debugcon,iobase=zz,chardev=c"],
+            "vx86: -device isa-debugcon,iobase=zz,chardev=c: iobase=zz is not a port",
+        ),
+        (
+            &["-device", "isa-debugcon,iobase=0x80"],
+            "vx86: -device isa-debugcon,iobase=0x80: needs chardev=ID",
+        ),
+        (
+            &["-device", "isa-debugcon,iobase=0x80,chardev=missing"],
+            "vx86: -device isa-debugcon,iobase=0x80,chardev=missing: no -chardev with id `missing`",
+        ),
+        (
+            &["-chardev", "null,id=c", "-chardev", "null,id=c"],
+            "vx86: -chardev null,id=c: duplicate id `c`",
+        ),
+        (
+            &[
+                "-chardev",
+                "null,id=c",
+                "-device",
+                "isa-debugcon,iobase=0x80,chardev=c",
+                "-device",
+                "isa-debugcon,iobase=0x81,chardev=c",
+            ],
+            "vx86: -device isa-debugcon,iobase=0x81,chardev=c: chardev `c` is already in use",
+        ),
+        (
+            &["-chardev", &file_c, "-device", "isa-debugcon,iobase=0x80,chardev=c"],
+            "vx86: ",
+        ),
+    ] {
+        let o = run(args);
+        let lines = stderr_lines(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
+        assert!(lines[0].starts_with(want), "{args:?}: {lines:?}");
+    }
+}

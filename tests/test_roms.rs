@@ -234,6 +234,7 @@ fn committed_roms_match_their_sources() {
         ("platform", "platform", &[]),
         ("timing", "timing", &[]),
         ("x87", "x87", &[]),
+        ("postcodes", "postcodes", &[]),
         ("bzimage", "bzimage", &[]),
         ("pvh", "pvh", &[]),
         ("multiboot", "multiboot", &[]),

@@ -48,8 +48,14 @@ impl Cpu {
                     if vec == vector::DF {
                         return Err(Exit::TripleFault);
                     }
-                    let first_pf = vec == vector::PF;
-                    let df = (contributory(vec) && contributory(f2.vector))
+                    // Only an exception combines into #DF: a fault while
+                    // delivering INT n or an external interrupt is delivered
+                    // on its own, whatever the vector number (SDM Vol. 3A
+                    // 6.15, Table 6-5 lists exception classes; INT 0Dh with a
+                    // not-present gate is #NP, test-roms/sys/faults.asm).
+                    let first_exc = matches!(src, Source::Fault(_));
+                    let first_pf = first_exc && vec == vector::PF;
+                    let df = (first_exc && contributory(vec) && contributory(f2.vector))
                         || (first_pf && (f2.vector == vector::PF || contributory(f2.vector)));
                     if df {
                         vec = vector::DF;
@@ -188,13 +194,12 @@ impl Cpu {
                     self.seg[ES].selector as u64,
                 ]);
             }
-            frame.extend([
-                old_ss,
-                old_sp & self.sp_mask_for_size(),
-                old_flags,
-                old_cs,
-                old_ip,
-            ]);
+            // The whole ESP is pushed whatever the old stack's size (a
+            // 32-bit gate stores 32 bits; the write size truncates a 16-bit
+            // one): SDM Vol. 2A INT n, INTER-PRIVILEGE-LEVEL-INTERRUPT pushes
+            // "ESP" (Bochs pushes ESP too). Masking with the old stack size
+            // lost ESP[31:16] when the interrupted code ran on a 16-bit stack.
+            frame.extend([old_ss, old_sp & 0xFFFF_FFFF, old_flags, old_cs, old_ip]);
             if let Some(e) = error {
                 frame.push(e as u64);
             }
@@ -205,7 +210,11 @@ impl Cpu {
                 self.write_lin_slow(bus, lin, size, *v, false)?;
             }
             self.seg[SS] = new_ss;
-            self.gpr[4] = (self.gpr[4] & !sp_mask) | (nsp & sp_mask);
+            // ESP is loaded whole from the TSS, then the pushes move SP only
+            // when the new stack is 16-bit: SDM Vol. 2A INT n,
+            // INTER-PRIVILEGE-LEVEL-INTERRUPT ("ESP <- NewESP"). Bochs keeps
+            // the interrupted ESP[31:16] instead (test-roms/sys/stack.expected).
+            self.gpr[4] = (sp & 0xFFFF_FFFF & !sp_mask) | (nsp & sp_mask);
             if vm {
                 for s in [ES, DS, FS, GS] {
                     self.seg[s] = Segment::default();
@@ -243,10 +252,6 @@ impl Cpu {
         self.flags.bits = old_flags & !clear;
         self.flags.lazy = 0;
         self.set_cs(sel, d, cpl);
-    }
-
-    fn sp_mask_for_size(&self) -> u64 {
-        self.sp_mask
     }
 
     /// IA-32e mode: 16-byte gates, optional IST, 64-bit frame always with SS:RSP,

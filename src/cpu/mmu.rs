@@ -123,6 +123,23 @@ pub fn canonical(a: u64) -> bool {
 }
 
 impl Cpu {
+    /// PAE paging (not IA-32e) loads the four PDPTEs when CR3 is written or
+    /// CR0/CR4 turn it on, and a present one with a reserved bit set (2:1,
+    /// 8:5, 63:MAXPHYADDR) makes that MOV #GP(0) (SDM Vol. 3A 4.4.1). The
+    /// walk still reads them from memory; this is the load-time check.
+    pub(crate) fn check_pae_pdptes(&mut self, bus: &mut dyn Bus) -> Res {
+        if self.cr0 & cr0::PG == 0 || self.cr4 & cr4::PAE == 0 || self.efer & efer::LMA != 0 {
+            return Ok(());
+        }
+        let base = self.cr3 & 0xFFFF_FFE0;
+        for i in 0..4u64 {
+            let e = self.phys_read(bus, base + 8 * i, 8);
+            if e & 1 != 0 && (e & 0x1E6 != 0 || e & !PHYS_MASK & !0xFFF != 0) {
+                return Err(Fault::gp(0));
+            }
+        }
+        Ok(())
+    }
     // ---- physical access helpers used by the walker and system code ----
 
     pub fn phys_read(&mut self, bus: &mut dyn Bus, addr: u64, size: u8) -> u64 {
@@ -255,7 +272,13 @@ impl Cpu {
             path[depth] = (pde_addr, pde, 4);
             depth += 1;
             if pde & 0x80 != 0 && self.cr4 & cr4::PSE != 0 {
-                phys = (pde & 0xFFC0_0000) | ((pde & 0x1_E000) << 19) | (lin & 0x3F_FFFF);
+                // SDM Vol. 3A 4.3, Table 4-4: a 4-MByte PDE holds physical
+                // address bits 39:32 in bits 20:13 (MAXPHYADDR is 40 here,
+                // PSE-36 advertised); bit 21 is reserved: #PF with RSVD.
+                if pde & (1 << 21) != 0 {
+                    return Err(pf(self, err | PF_P | PF_RSVD));
+                }
+                phys = (pde & 0xFFC0_0000) | ((pde & 0x1F_E000) << 19) | (lin & 0x3F_FFFF);
                 leaf_global = pde & 0x100 != 0;
                 leaf_dirty = pde & 0x40 != 0;
             } else {
@@ -274,10 +297,16 @@ impl Cpu {
             }
         } else {
             // PAE (SDM 4.4) or 4-level (SDM 4.5) paging.
-            let rsvd = |e: u64, nxe: bool| {
-                (e & !PHYS_MASK & 0x000F_FFFF_FFFF_F000) != 0 || (!nxe && e & (1 << 63) != 0)
-            };
             let long = self.efer & efer::LMA != 0;
+            // Bits 51:MAXPHYADDR are reserved; so are bits 62:52 under PAE
+            // paging (SDM Vol. 3A 4.4.2, Tables 4-8 to 4-11: "Reserved (must
+            // be 0)"), which 4-level paging ignores (Tables 4-14 to 4-19).
+            let high_rsvd: u64 = if long { 0 } else { 0x7FF0_0000_0000_0000 };
+            let rsvd = |e: u64, nxe: bool| {
+                (e & !PHYS_MASK & 0x000F_FFFF_FFFF_F000) != 0
+                    || e & high_rsvd != 0
+                    || (!nxe && e & (1 << 63) != 0)
+            };
             let mut table;
             let levels;
             if long {
@@ -289,7 +318,9 @@ impl Cpu {
                 if pdpte & 1 == 0 {
                     return Err(pf(self, err));
                 }
-                if rsvd(pdpte, nxe) || pdpte & 0x1E6 != 0 {
+                // A PDPTE has no XD bit: bit 63 is reserved even with
+                // EFER.NXE (SDM Vol. 3A 4.4.1, Table 4-8).
+                if rsvd(pdpte, false) || pdpte & 0x1E6 != 0 {
                     return Err(pf(self, err | PF_P | PF_RSVD));
                 }
                 table = pdpte & PHYS_MASK;

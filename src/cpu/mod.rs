@@ -404,9 +404,14 @@ impl Cpu {
             32 => 0xFFFF_FFFF,
             _ => 0xFFFF,
         };
+        // The stack-address size is SS.B's in real mode too: protected mode
+        // can leave a B=1 cache behind and real-mode loads of SS change only
+        // the selector and base ("big real" stack; SDM Vol. 3A 9.9.2 has
+        // software reload SS with a 16-bit descriptor first; Bochs does the
+        // same, test-roms/sys/stack.asm). V86 loads always make B=0.
         self.sp_mask = if self.long64 {
             u64::MAX
-        } else if self.pmode && self.seg[SS].big() {
+        } else if !vm && self.seg[SS].big() {
             0xFFFF_FFFF
         } else {
             0xFFFF

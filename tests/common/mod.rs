@@ -127,3 +127,34 @@ pub fn emulated_host() -> bool {
     std::env::var("VX86_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
         || std::env::var("VX86_TEST_EMULATED_HOST").is_ok()
 }
+
+/// Runs a 64 KiB ROM image as the BIOS (32 MiB of RAM, `-no-reboot`, at most
+/// `max_insns` instructions) and returns how the run ended and what the ROM
+/// wrote to the debug console (ports 0xE9 and 0x402).
+pub fn run_bios_rom(path: &Path, max_insns: u64) -> (RunExit, Vec<u8>) {
+    let img = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cfg = vx86::machine::MachineConfig {
+        ram: 32 << 20,
+        max_insns: Some(max_insns),
+        no_reboot: true,
+        ..vx86::machine::MachineConfig::default()
+    };
+    let mut m = Machine::new(cfg).expect("machine");
+    m.mem
+        .load_bios(&path.display().to_string(), &img)
+        .expect("load ROM");
+    let cap = Shared::default();
+    m.sinks.debugcon = Some(Box::new(cap.clone()));
+    let exit = m.run();
+    (exit, cap.bytes())
+}
+
+/// Whether `prog --version`-style probing finds `prog` on PATH.
+pub fn have_program(prog: &str, arg: &str) -> bool {
+    std::process::Command::new(prog)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}

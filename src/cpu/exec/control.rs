@@ -444,6 +444,12 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
     if !d.is_code() || d.dpl() > cpu.cpl || (long && (!d.long() || d.hi & (1 << 22) != 0)) {
         return Err(err);
     }
+    // JMP through a call gate never changes privilege: a non-conforming
+    // target must have DPL = CPL (SDM Vol. 2A JMP, call gate: "#GP(code
+    // segment selector)"; test-roms/sys/gates.asm).
+    if !call && !d.conforming() && d.dpl() != cpu.cpl {
+        return Err(err);
+    }
     if !d.present() {
         return Err(Fault::code(vector::NP, csel as u32 & 0xFFFC));
     }
@@ -483,7 +489,10 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
             let m = if s.big() { 0xFFFF_FFFF } else { 0xFFFF };
             (s, m)
         };
-        let mut frame = vec![old_ss, old_sp & cpu.sp_mask];
+        // The full ESP is pushed, not ESP masked by the old stack's size:
+        // SDM Vol. 2A CALL, MORE-PRIVILEGE ("Push(oldESP)"; a 16-bit gate
+        // pushes its low word, which the write size does).
+        let mut frame = vec![old_ss, old_sp & 0xFFFF_FFFF];
         frame.extend(copied.iter().rev());
         frame.push(old_cs);
         frame.push(old_ip);
@@ -498,10 +507,12 @@ fn call_gate(cpu: &mut Cpu, bus: &mut dyn Bus, gsel: u16, g: Desc, call: bool) -
             cpu.write_lin_slow(bus, lin, size, v, new_cpl == 3)?;
         }
         cpu.seg[SS] = new_ss;
+        // ESP <- NewESP from the TSS, whole, then the pushes (SDM Vol. 2A
+        // CALL, MORE-PRIVILEGE): a 16-bit new stack moves SP only.
         cpu.gpr[4] = if long {
             nsp
         } else {
-            (cpu.gpr[4] & !sp_mask) | nsp
+            (sp & 0xFFFF_FFFF & !sp_mask) | nsp
         };
         cpu.set_cs(csel, &d, new_cpl);
     } else {

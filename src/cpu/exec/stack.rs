@@ -154,11 +154,19 @@ fn pop_m(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     Ok(())
 }
 
+/// POP Sreg. The stack pointer moves by the stack-address size of the stack
+/// the value was popped from: POP SS that loads a 32-bit stack segment while
+/// on a 16-bit one adds the operand size to SP, not ESP, and the reverse
+/// (SDM Vol. 2B POP: "the stack-address size ... of the current stack when
+/// the pop is performed"; Bochs does the same). The selector is read first
+/// and rSP moves only after the load succeeds, so a fault leaves both intact.
 fn pop_sreg(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let s = ((op.o[0] - K_SEG) as usize).min(5);
-    let v = cpu.peek(bus, 0, op.osz)? as u16;
+    let m = cpu.sp_mask;
+    let sp = cpu.gpr[4] & m;
+    let v = cpu.read(bus, SS, sp, op.osz)? as u16;
     cpu.load_seg(bus, s, v)?;
-    cpu.pop(bus, op.osz)?;
+    cpu.gpr[4] = (cpu.gpr[4] & !m) | (sp.wrapping_add(op.osz as u64) & m);
     if s == SS {
         cpu.shadow = true;
     }

@@ -394,10 +394,13 @@ pub fn lar(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     })?;
     match d {
         Some(d) => {
+            // SDM Vol. 2A LAR: the second descriptor dword "masked by
+            // 00FxFF00H", bits 19:16 undefined. Intel CPUs and Bochs leave
+            // limit[19:16] there (test-roms/sys/segments.expected), so do we.
             cpu.set_reg(
                 op.o[0],
                 op.osz,
-                (d.hi & 0x00F0_FF00) as u64 & size_mask(op.osz),
+                (d.hi & 0x00FF_FF00) as u64 & size_mask(op.osz),
             );
             cpu.flags.set_status(ZF, ZF);
         }
@@ -557,18 +560,32 @@ impl Cpu {
     }
 }
 
-pub fn mov_to_cr(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+pub fn mov_to_cr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     need_cpl0(cpu)?;
     let sz = if cpu.long64 { 8 } else { 4 };
     let v = cpu.reg(op.o[1], sz);
     match cr_index(op, 0) {
-        0 => cpu.set_cr0(v),
+        n @ (0 | 3 | 4) => {
+            let saved = (cpu.cr0, cpu.cr3, cpu.cr4, cpu.efer);
+            match n {
+                0 => cpu.set_cr0(v)?,
+                3 => cpu.set_cr3(v)?,
+                _ => cpu.set_cr4(v)?,
+            }
+            // Under PAE paging the MOV loads the PDPTEs and faults, changing
+            // nothing, if one is bad (SDM Vol. 3A 4.4.1).
+            if let Err(f) = cpu.check_pae_pdptes(bus) {
+                (cpu.cr0, cpu.cr3, cpu.cr4, cpu.efer) = saved;
+                cpu.tlb.flush_all();
+                cpu.update_mode();
+                return Err(f);
+            }
+            Ok(())
+        }
         2 => {
             cpu.cr2 = v;
             Ok(())
         }
-        3 => cpu.set_cr3(v),
-        4 => cpu.set_cr4(v),
         8 => {
             if v > 15 {
                 return Err(Fault::gp(0));
