@@ -59,6 +59,13 @@ pub enum BlockError {
     ReadOnlyFile { path: PathBuf },
     #[error("disk image {}: not a regular file or block device", path.display())]
     NotAFile { path: PathBuf },
+    #[error(
+        "disk image {}: locked by another process (another vx86 using it{}); \
+         use -snapshot to run from a copy-on-write view",
+        path.display(),
+        if *writable { "" } else { " for writing" }
+    )]
+    Locked { path: PathBuf, writable: bool },
     #[error("disk image {}: this is {} ({}); {}", path.display(), format.describe(), format.name(), format.advice(path))]
     NotRaw {
         path: PathBuf,

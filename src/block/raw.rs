@@ -57,6 +57,28 @@ impl RawImage {
                     }
                 }
             })?;
+        // Two writers, or a writer and a reader, on one image corrupt what the
+        // guest sees: take the host's advisory lock, exclusive for a writable
+        // drive and shared for a read-only one (flock on Unix, LockFileEx on
+        // Windows through std). `-snapshot` drives open read-only, so any
+        // number of them share an image nobody writes.
+        let locked = if read_only {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(BlockError::Locked {
+                    path: path.to_path_buf(),
+                    writable: !read_only,
+                })
+            }
+            // A file system without locks (some network mounts): run unlocked,
+            // as QEMU does when its lock request is not supported.
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
         // Seeking to the end also sizes a host block device, whose metadata length is 0.
         let size = file
             .seek(SeekFrom::End(0))
@@ -221,6 +243,31 @@ mod tests {
         let on_disk = std::fs::read(&tmp.0).unwrap();
         assert_eq!(&on_disk[6 * 512..], &data[..]);
         assert!(on_disk[5 * 512..6 * 512].iter().all(|&b| b == 5));
+    }
+
+    #[test]
+    fn a_writer_locks_the_image_and_readers_share_it() {
+        let tmp = TempFile::with_contents(&patterned(4));
+        let writer = RawImage::open(&tmp.0, false).unwrap();
+        for read_only in [false, true] {
+            match RawImage::open(&tmp.0, read_only) {
+                Err(e @ BlockError::Locked { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&*tmp.0.to_string_lossy()), "{msg}");
+                    assert!(msg.contains("locked by another process"), "{msg}");
+                }
+                other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+            }
+        }
+        drop(writer);
+        let r1 = RawImage::open(&tmp.0, true).unwrap();
+        let r2 = RawImage::open(&tmp.0, true).unwrap();
+        assert!(matches!(
+            RawImage::open(&tmp.0, false),
+            Err(BlockError::Locked { writable: true, .. })
+        ));
+        drop((r1, r2));
+        RawImage::open(&tmp.0, false).unwrap();
     }
 
     #[test]
