@@ -179,15 +179,16 @@ fn run(cli: Cli) -> Result<i32> {
             Some(_) => {}
         }
     }
-    const DEVICES: &str = "isa-debug-exit and virtio-net-pci";
+    const DEVICES: &str = "isa-debug-exit, virtio-net-pci and virtio-blk-pci";
     for d in &cli.device {
         if d == "help" {
+            println!("Storage devices:\nname \"virtio-blk-pci\", bus PCI, drive=ID, serial=STR\n");
             println!("Network devices:\nname \"virtio-net-pci\", bus PCI, netdev=ID, mac=MAC\n");
             println!("Misc devices:\nname \"isa-debug-exit\", bus ISA, iobase=PORT, iosize=N");
             return Ok(0);
         }
-        if d.starts_with("virtio-net-pci") {
-            // Taken by network_plan.
+        if d.starts_with("virtio-net-pci") || d.starts_with("virtio-blk-pci") {
+            // Taken by network_plan and attach_blk_devices.
         } else if d.starts_with("isa-debug-exit") {
             cfg.debug_exit = Some(
                 vx86::devices::debug_port::DebugExit::parse(d)
@@ -308,6 +309,20 @@ fn run(cli: Cli) -> Result<i32> {
                 vx86::block::drive_spec::DriveSpec::hd(i, f)
                     .map_err(|e| anyhow::anyhow!("-hd {f}: {e}"))?,
             );
+        }
+    }
+    config::attach_blk_devices(&cli.device, &mut drives)?;
+    if drives
+        .iter()
+        .any(|d| d.interface == vx86::block::drive_spec::Interface::Virtio)
+    {
+        match &cli.machine {
+            // As for a network card: QEMU's default machine has PCI.
+            None => cfg.machine = vx86::machine::MachineType::Pc,
+            Some(m) if cfg.machine != vx86::machine::MachineType::Pc => {
+                return Err(config::ConfigError::BlkNeedsPci(format!("-M {m}")).into())
+            }
+            Some(_) => {}
         }
     }
     #[cfg(feature = "window")]
@@ -432,6 +447,16 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
         if setup.snapshot {
             spec.snapshot = true;
         }
+        match spec.interface {
+            vx86::block::drive_spec::Interface::Ide => {}
+            // A drive no -device took: QEMU leaves it unattached too.
+            vx86::block::drive_spec::Interface::None => continue,
+            vx86::block::drive_spec::Interface::Virtio => {
+                let dev = vx86::block::open_drive(&spec)?;
+                m.add_virtio_blk(dev, spec.serial.as_deref().unwrap_or(""))?;
+                continue;
+            }
+        }
         let index = spec.index.unwrap_or_else(|| {
             let i = next_index;
             next_index += 1;
@@ -485,7 +510,9 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
     let nic_lines = if setup.stats {
-        m.nic_stats()
+        let mut l = m.nic_stats();
+        l.extend(m.blk_stats());
+        l
     } else {
         Vec::new()
     };
