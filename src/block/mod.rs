@@ -139,12 +139,14 @@ pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, Block
         (_, None) => false,
     };
     if qcow2 {
+        // Opened (read-only) first, so a missing or corrupt file is named
+        // for what it is; the file is never written either way.
+        let img = Qcow2Image::open(&spec.file)?;
         if !spec.snapshot && !spec.read_only {
             return Err(BlockError::Qcow2Write {
                 path: spec.file.clone(),
             });
         }
-        let img = Qcow2Image::open(&spec.file)?;
         return Ok(if spec.snapshot {
             Box::new(Overlay::new(Box::new(img)))
         } else {

@@ -569,3 +569,98 @@ impl BlockDevice for Qcow2Image {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::test_util::TempFile;
+
+    /// A version 3 image by hand (qcow2.txt), 512-byte clusters, 4 clusters
+    /// of virtual size: cluster 0 data, 1 zero flag, 2 compressed, 3
+    /// unallocated. Layout: header at 0, L1 at 0x200, L2 at 0x400, data at
+    /// 0x600, compressed bytes at 0x800.
+    fn hand_made(compressed: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 0x800];
+        f[..4].copy_from_slice(&QCOW2_MAGIC);
+        f[4..8].copy_from_slice(&3u32.to_be_bytes());
+        f[20..24].copy_from_slice(&9u32.to_be_bytes());
+        f[24..32].copy_from_slice(&(4u64 * 512).to_be_bytes());
+        f[36..40].copy_from_slice(&1u32.to_be_bytes());
+        f[40..48].copy_from_slice(&0x200u64.to_be_bytes());
+        f[100..104].copy_from_slice(&104u32.to_be_bytes());
+        f[0x200..0x208].copy_from_slice(&((1u64 << 63) | 0x400).to_be_bytes());
+        let l2 = |i: usize, v: u64, f: &mut Vec<u8>| {
+            f[0x400 + 8 * i..0x408 + 8 * i].copy_from_slice(&v.to_be_bytes())
+        };
+        l2(0, (1 << 63) | 0x600, &mut f);
+        l2(1, 1, &mut f);
+        // Compressed: offset in the low x = 62 - (9 - 8) = 61 bits, then
+        // additional sectors (0: it fits in one).
+        assert!(compressed.len() <= 512);
+        l2(2, L2_COMPRESSED | 0x800, &mut f);
+        f[0x600..0x800].fill(0xAA);
+        f.extend_from_slice(compressed);
+        f
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut out = Vec::with_capacity(1024);
+        c.compress_vec(data, &mut out, flate2::FlushCompress::Finish)
+            .expect("deflate");
+        out
+    }
+
+    #[test]
+    fn data_zero_compressed_and_unallocated_clusters() {
+        let plain: Vec<u8> = (0..512).map(|i| (i % 251) as u8).collect();
+        let t = TempFile::with_contents(&hand_made(&deflate(&plain)));
+        let mut img = Qcow2Image::open(&t.0).expect("open");
+        assert_eq!(img.sector_count(), 4);
+        let mut b = vec![0xFFu8; 2048];
+        img.read_sectors(0, &mut b).expect("read");
+        assert!(b[..512].iter().all(|&x| x == 0xAA));
+        assert!(b[512..1024].iter().all(|&x| x == 0));
+        assert_eq!(&b[1024..1536], &plain[..]);
+        assert!(b[1536..].iter().all(|&x| x == 0));
+        assert!(img.write_sectors(0, &[0; 512]).is_err());
+        assert!(img.read_sectors(4, &mut [0; 512]).is_err());
+    }
+
+    #[test]
+    fn damage_is_refused_at_open_or_fails_the_read() {
+        let plain = vec![7u8; 512];
+        let good = hand_made(&deflate(&plain));
+        let open = |b: &[u8]| {
+            let t = TempFile::with_contents(b);
+            Qcow2Image::open(&t.0)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(open(&good).is_ok());
+        // Data cluster past the end of the file.
+        let mut b = good.clone();
+        b[0x400..0x408].copy_from_slice(&((1u64 << 63) | 0x10_0000).to_be_bytes());
+        assert!(open(&b).unwrap_err().contains("outside the file"));
+        // L2 table past the end of the file.
+        let mut b = good.clone();
+        b[0x200..0x208].copy_from_slice(&0x10_0000u64.to_be_bytes());
+        assert!(open(&b).unwrap_err().contains("L1 entry 0"));
+        // A compressed stream that is garbage: opens, the read fails.
+        let mut b = hand_made(&[0xFF; 16]);
+        b.truncate(0x810);
+        let t = TempFile::with_contents(&b);
+        let mut img = Qcow2Image::open(&t.0).expect("open");
+        assert!(img.read_sectors(2, &mut [0; 512]).is_err());
+        assert!(img.read_sectors(0, &mut [0; 512]).is_ok());
+        // Unknown incompatible feature, a zstd compression type.
+        let mut b = good.clone();
+        b[72..80].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        assert!(open(&b).unwrap_err().contains("unknown incompatible"));
+        let mut b = good;
+        b[72..80].copy_from_slice(&INCOMPAT_COMPRESSION.to_be_bytes());
+        b[100..104].copy_from_slice(&112u32.to_be_bytes());
+        b[104] = 1;
+        assert!(open(&b).unwrap_err().contains("compression type 1"));
+    }
+}
