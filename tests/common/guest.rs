@@ -86,3 +86,31 @@ pub fn need(files: &[&str]) -> Option<PathBuf> {
     }
     Some(dir)
 }
+
+/// True when the gzip'ed cpio `initramfs` holds a file whose name
+/// ends in `path` (e.g. `bin/vx86-blk`): a guest cache built by an older
+/// `scripts/build-guest.sh` lacks newer test modes, and the test skips
+/// with a SKIP line instead of failing.
+pub fn initramfs_has(initramfs: &std::path::Path, path: &str) -> bool {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(initramfs) else {
+        return false;
+    };
+    let mut cpio = Vec::new();
+    if flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut cpio)
+        .is_err()
+    {
+        return false;
+    }
+    // newc: the name follows its header NUL-terminated.
+    let name = format!("{path}\0");
+    let found = cpio.windows(name.len()).any(|w| w == name.as_bytes());
+    if !found {
+        eprintln!(
+            "SKIP: {} has no {path}; rebuild it with scripts/build-guest.sh initramfs",
+            initramfs.display()
+        );
+    }
+    found
+}
