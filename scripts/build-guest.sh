@@ -109,6 +109,7 @@ build_initramfs() {
     install -m 755 "$here/guest/net.sh" "$t/bin/vx86-net"
     install -m 755 "$here/guest/udhcpc.script" "$t/bin/udhcpc.script"
     install -m 755 "$here/guest/run-container.sh" "$t/bin/run-container"
+    install -m 755 "$here/guest/blk.sh" "$t/bin/vx86-blk"
     # Networking, loaded when the machine has a PCI bus: the virtio NIC,
     # the bridge and veth pairs the containers are joined by.
     local list=$t/lib/modules/load-order
@@ -118,6 +119,15 @@ build_initramfs() {
         basename "$p" >> "$list"
     done
     log "container initramfs modules: $(tr '\n' ' ' < "$list")"
+    # A disk test (vx86.blk=1): the virtio-blk driver over the same transport,
+    local blist=$t/lib/modules/blk-load-order
+    : > "$blist"
+    # and, for benches/blk-vs-qemu.py's comparison, the ISA ATA disk driver.
+    for p in $(resolve_modules virtio_pci virtio_blk pata_legacy sd_mod); do
+        cp "$p" "$t/lib/modules/"
+        basename "$p" >> "$blist"
+    done
+    log "container initramfs disk modules: $(tr '\n' ' ' < "$blist")"
     # The container's root filesystem: its own busybox, nothing shared.
     busybox_tree "$t/ctr"
     for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo \

@@ -66,6 +66,67 @@ pub enum ConfigError {
     BadHostDns(String),
     #[error("{0}: a network card needs a PCI bus; use -M pc")]
     NicNeedsPci(String),
+    #[error("{0}: a virtio disk (virtio-blk-pci) needs a PCI bus; use -M pc")]
+    BlkNeedsPci(String),
+}
+
+/// `-device virtio-blk-pci,drive=ID[,serial=S]`: puts the `-drive
+/// if=none,id=ID` it names on a virtio-blk-pci device of its own (QEMU's
+/// two-option spelling of `-drive ...,if=virtio`).
+pub fn attach_blk_devices(
+    devices: &[String],
+    drives: &mut [crate::block::DriveSpec],
+) -> Result<(), ConfigError> {
+    use crate::block::drive_spec::{Interface, MAX_SERIAL_LEN};
+    for d in devices {
+        let Some(rest) = d.strip_prefix("virtio-blk-pci") else {
+            continue;
+        };
+        let mut drive = None;
+        let mut serial = None;
+        for kv in rest.split(',').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("drive", v)) => drive = Some(v.to_string()),
+                Some(("serial", v)) if v.len() <= MAX_SERIAL_LEN => serial = Some(v.to_string()),
+                Some(("serial", v)) => {
+                    return Err(ConfigError::BadDeviceArg(
+                        d.clone(),
+                        format!("serial={v}: at most {MAX_SERIAL_LEN} bytes"),
+                    ))
+                }
+                // Names and placement QEMU users give: harmless here.
+                Some(("id" | "bus" | "addr" | "romfile" | "bootindex", _)) => {}
+                _ => {
+                    return Err(ConfigError::BadDeviceArg(
+                        d.clone(),
+                        format!("{kv}: unknown option (virtio-blk-pci takes drive, serial, id)"),
+                    ))
+                }
+            }
+        }
+        let id = drive
+            .ok_or_else(|| ConfigError::BadDeviceArg(d.clone(), "drive= is required".into()))?;
+        let Some(spec) = drives
+            .iter_mut()
+            .find(|s| s.id.as_deref() == Some(id.as_str()))
+        else {
+            return Err(ConfigError::BadDeviceArg(
+                d.clone(),
+                format!("drive={id}: no -drive with id={id}"),
+            ));
+        };
+        if spec.interface != Interface::None {
+            return Err(ConfigError::BadDeviceArg(
+                d.clone(),
+                format!("drive={id} is already attached (give it if=none)"),
+            ));
+        }
+        spec.interface = Interface::Virtio;
+        if serial.is_some() {
+            spec.serial = serial;
+        }
+    }
+    Ok(())
 }
 
 /// A network card to build: its MAC and its user-networking backend.

@@ -171,6 +171,11 @@ pub struct Machine {
     wakers: Vec<crossbeam_channel::Receiver<()>>,
     /// The virtio network cards, for `--stats`.
     nics: Vec<DevId>,
+    /// The virtio disks, for `--stats` and the flush at exit.
+    blks: Vec<DevId>,
+    /// The next PCI slot a card added at run setup takes (QEMU's order:
+    /// the host bridge at 0, the PIIX3 at 1, VGA at 2, then the cards).
+    next_slot: u8,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -207,6 +212,11 @@ const HOST_SLICE_NS: u64 = 2_000_000;
 const MIN_HOST_SLICE: u64 = 1_000;
 /// Host time: longest sleep of an idle guest before the loop looks around.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// The PCI slot of the first card added by `-nic`/`-device`/`-drive if=virtio`.
+const FIRST_CARD_SLOT: u8 = 3;
+/// Slots on the one PCI bus (PCI 3.0: 5 device-number bits).
+const PCI_SLOTS: u8 = 32;
 
 /// Machine construction failures.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +256,8 @@ impl Machine {
             ips: 0.1,
             wakers: Vec::new(),
             nics: Vec::new(),
+            blks: Vec::new(),
+            next_slot: FIRST_CARD_SLOT,
         })
     }
 
@@ -495,7 +507,13 @@ impl Machine {
     pub fn flush_disks(&mut self) -> std::io::Result<()> {
         let a = self.ata(0).map_or(Ok(()), |c| c.flush_all());
         let b = self.ata(1).map_or(Ok(()), |c| c.flush_all());
-        a.and(b)
+        let mut r = a.and(b);
+        for n in 0..self.blks.len() {
+            if let Some(d) = self.virtio_blk(n) {
+                r = r.and(d.device_mut().flush());
+            }
+        }
+        r
     }
 
     /// Renders the screen as it is now (for `--screenshot-on-exit`).
@@ -566,7 +584,7 @@ impl Machine {
         mac: [u8; 6],
         backend: Box<dyn crate::net::NetBackend>,
     ) -> Result<DevId, PlatformError> {
-        let slot = 3 + self.nics.len() as u8;
+        let slot = self.take_slot("virtio-net-pci")?;
         let waker = backend.host_wakeup();
         let nic = crate::devices::virtio::net::VirtioNet::new(mac, backend);
         let dev = crate::devices::virtio::pci::VirtioPci::new(nic, self.mem.dma(), slot);
@@ -574,6 +592,53 @@ impl Machine {
         self.wakers.push(waker);
         self.nics.push(id);
         Ok(id)
+    }
+
+    /// The next free PCI slot for a card.
+    fn take_slot(&mut self, name: &'static str) -> Result<u8, PlatformError> {
+        if self.next_slot >= PCI_SLOTS {
+            return Err(PlatformError::NoFreeSlot(name));
+        }
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        Ok(slot)
+    }
+
+    /// Adds a virtio-blk-pci disk on the PCI bus (the next free slot) over
+    /// `disk`; `serial` is its GET_ID string. `-M pc` only: on the ISA PC
+    /// this is [`PlatformError::NoPci`].
+    pub fn add_virtio_blk(
+        &mut self,
+        disk: Box<dyn crate::block::BlockDevice + Send>,
+        serial: &str,
+    ) -> Result<DevId, PlatformError> {
+        if self.cfg.machine != MachineType::Pc {
+            return Err(PlatformError::NoPci("virtio-blk-pci"));
+        }
+        let slot = self.take_slot("virtio-blk-pci")?;
+        let blk = crate::devices::virtio::blk::VirtioBlk::new(disk, serial);
+        let dev = crate::devices::virtio::pci::VirtioPci::new(blk, self.mem.dma(), slot);
+        let id = self.plat.add_pci(slot, 0, dev)?;
+        self.blks.push(id);
+        Ok(id)
+    }
+
+    /// The `n`-th virtio disk.
+    pub fn virtio_blk(
+        &mut self,
+        n: usize,
+    ) -> Option<&mut crate::devices::virtio::pci::VirtioPci<crate::devices::virtio::blk::VirtioBlk>>
+    {
+        let id = *self.blks.get(n)?;
+        self.plat.get(id)
+    }
+
+    /// One `--stats` line per virtio disk.
+    pub fn blk_stats(&mut self) -> Vec<String> {
+        use crate::devices::virtio::VirtioDevice;
+        (0..self.blks.len())
+            .filter_map(|n| self.virtio_blk(n).and_then(|d| d.device().stats_line()))
+            .collect()
     }
 
     /// One `--stats` line per network card.

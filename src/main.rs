@@ -181,7 +181,7 @@ fn run(cli: Cli) -> Result<i32> {
             Some(_) => {}
         }
     }
-    const DEVICES: &str = "isa-debug-exit, isa-debugcon and virtio-net-pci";
+    const DEVICES: &str = "isa-debug-exit, isa-debugcon, virtio-net-pci and virtio-blk-pci";
     let mut chardevs: Vec<(String, CharDev)> = Vec::new();
     for c in &cli.chardev {
         let (id, dev) = config::parse_chardev_option(c)?;
@@ -196,13 +196,14 @@ fn run(cli: Cli) -> Result<i32> {
     let mut used_chardevs: Vec<String> = Vec::new();
     for d in &cli.device {
         if d == "help" {
+            println!("Storage devices:\nname \"virtio-blk-pci\", bus PCI, drive=ID, serial=STR\n");
             println!("Network devices:\nname \"virtio-net-pci\", bus PCI, netdev=ID, mac=MAC\n");
             println!("Misc devices:\nname \"isa-debug-exit\", bus ISA, iobase=PORT, iosize=N");
             println!("name \"isa-debugcon\", bus ISA, iobase=PORT, chardev=ID");
             return Ok(0);
         }
-        if d.starts_with("virtio-net-pci") {
-            // Taken by network_plan.
+        if d.starts_with("virtio-net-pci") || d.starts_with("virtio-blk-pci") {
+            // Taken by network_plan and attach_blk_devices.
         } else if d == "isa-debugcon" || d.starts_with("isa-debugcon,") {
             let dc = config::parse_isa_debugcon(d)?;
             let bad = |m: String| config::ConfigError::BadDebugconDevice(d.clone(), m);
@@ -347,6 +348,20 @@ fn run(cli: Cli) -> Result<i32> {
             );
         }
     }
+    config::attach_blk_devices(&cli.device, &mut drives)?;
+    if drives
+        .iter()
+        .any(|d| d.interface == vx86::block::drive_spec::Interface::Virtio)
+    {
+        match &cli.machine {
+            // As for a network card: QEMU's default machine has PCI.
+            None => cfg.machine = vx86::machine::MachineType::Pc,
+            Some(m) if cfg.machine != vx86::machine::MachineType::Pc => {
+                return Err(config::ConfigError::BlkNeedsPci(format!("-M {m}")).into())
+            }
+            Some(_) => {}
+        }
+    }
     #[cfg(feature = "window")]
     let guest = match &cli.name {
         Some(n) => config::parse_name(n),
@@ -470,6 +485,16 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
         if setup.snapshot {
             spec.snapshot = true;
         }
+        match spec.interface {
+            vx86::block::drive_spec::Interface::Ide => {}
+            // A drive no -device took: QEMU leaves it unattached too.
+            vx86::block::drive_spec::Interface::None => continue,
+            vx86::block::drive_spec::Interface::Virtio => {
+                let dev = vx86::block::open_drive(&spec)?;
+                m.add_virtio_blk(dev, spec.serial.as_deref().unwrap_or(""))?;
+                continue;
+            }
+        }
         let index = spec.index.unwrap_or_else(|| {
             let i = next_index;
             next_index += 1;
@@ -527,7 +552,9 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
     let nic_lines = if setup.stats {
-        m.nic_stats()
+        let mut l = m.nic_stats();
+        l.extend(m.blk_stats());
+        l
     } else {
         Vec::new()
     };

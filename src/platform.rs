@@ -40,6 +40,8 @@ pub enum PlatformError {
     SlotTaken(&'static str, u8, u8),
     #[error("{0}: this machine has no PCI bus (use -M pc)")]
     NoPci(&'static str),
+    #[error("{0}: no free PCI slot (the bus has 32)")]
+    NoFreeSlot(&'static str),
 }
 
 /// All devices, and the `Bus` the CPU sees.

@@ -10,6 +10,8 @@
 #   vx86.net=1          the network test: DHCP, DNS, two containers on a bridge,
 #                       port 8080 published from a container, a download from
 #                       the host (vx86.fetch=URL), then NET-READY and waiting
+#   vx86.blk=1          the virtio disk test (vx86-blk: /dev/vda read, written,
+#                       flushed), then a reboot
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -23,8 +25,15 @@ cmdline=$(cat /proc/cmdline)
 has() { case " $cmdline " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # A virtio NIC (vendor 1af4, class 02): bring the network up.
-if grep -qs 0x1af4 /sys/bus/pci/devices/*/vendor; then
-    vx86-net
+for d in /sys/bus/pci/devices/*; do
+    if [ "$(cat "$d/vendor" 2>/dev/null)" = 0x1af4 ]; then
+        case $(cat "$d/class" 2>/dev/null) in 0x02*) vx86-net; break ;; esac
+    fi
+done
+
+if has vx86.blk=1; then
+    vx86-blk
+    reboot -f
 fi
 
 if has vx86.shell=1; then

@@ -1,10 +1,12 @@
-//! QEMU's `-drive` option string, as far as vx86's IDE disks need it.
+//! QEMU's `-drive` option string, as far as vx86's disks need it.
 //!
 //! Syntax (QEMU's option syntax): `key=value` pairs separated by commas; a comma
 //! inside a value is written `,,`; a boolean key given alone (`snapshot`) means
-//! `on`. Recognised keys: `file`, `format` (`raw` only), `if` (`ide` only),
-//! `index` (0..=3: primary master, primary slave, secondary master, secondary
-//! slave), `media` (`disk` only), `readonly`, `snapshot`, `cache`. Anything else
+//! `on`. Recognised keys: `file`, `format` (`raw` or `qcow2`), `if` (`ide`,
+//! `virtio`, or `none` for a drive a `-device virtio-blk-pci,drive=ID` takes),
+//! `id`, `serial`, `index` (0..=3: primary master, primary slave, secondary
+//! master, secondary slave), `media` (`disk` only), `readonly`, `snapshot`,
+//! `cache`. Anything else
 //! is refused by name rather than silently ignored, so a command line that
 //! works here means the same as in QEMU.
 
@@ -27,6 +29,29 @@ pub enum CacheMode {
     Unsafe,
 }
 
+/// Which controller a drive hangs on (`if=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interface {
+    /// An ATA disk on the IDE channels.
+    #[default]
+    Ide,
+    /// A virtio-blk-pci device of its own (`-M pc`).
+    Virtio,
+    /// No device: a `-device virtio-blk-pci,drive=ID` names it.
+    None,
+}
+
+/// The image format `format=` asks for; without it the file is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    Raw,
+    Qcow2,
+}
+
+/// Longest `serial=`: the virtio-blk ID string is 20 bytes (virtio 1.0
+/// 5.2.6, VIRTIO_BLK_ID_BYTES).
+pub const MAX_SERIAL_LEN: usize = 20;
+
 /// One parsed `-drive` (or `-hda`..`-hdd`) option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriveSpec {
@@ -39,22 +64,28 @@ pub struct DriveSpec {
     /// `snapshot=on`: writes go to a volatile in-memory overlay.
     pub snapshot: bool,
     pub cache: CacheMode,
-    /// `format=raw` was given: use the bytes as a raw disk even if they look
-    /// like another format.
-    pub format_raw: bool,
+    /// `format=`: `raw` uses the bytes as a raw disk even if they look like
+    /// another format; `None` probes the file as QEMU does.
+    pub format: Option<DiskFormat>,
+    /// `if=`.
+    pub interface: Interface,
+    /// `id=`: the name a `-device ...,drive=ID` refers to.
+    pub id: Option<String>,
+    /// `serial=`: the disk's serial number (virtio-blk GET_ID).
+    pub serial: Option<String>,
 }
 
 /// A `-drive` option vx86 cannot honour, with the offending key or value named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriveSpecError {
     #[error(
-        "-drive: unknown option '{0}' (supported: file, format, if, index, media, readonly, \
-         snapshot, cache)"
+        "-drive: unknown option '{0}' (supported: file, format, if, id, serial, index, media, \
+         readonly, snapshot, cache)"
     )]
     UnknownKey(String),
-    #[error("-drive: format '{0}' is not supported, only format=raw (convert with: qemu-img convert -O raw IN OUT)")]
+    #[error("-drive: format '{0}' is not supported, only format=raw or format=qcow2 (convert with: qemu-img convert -O raw IN OUT)")]
     UnsupportedFormat(String),
-    #[error("-drive: interface if={0} is not supported, only if=ide")]
+    #[error("-drive: interface if={0} is not supported, only if=ide, if=virtio or if=none")]
     UnsupportedInterface(String),
     #[error("-drive: media={0} is not supported, only media=disk (there is no ATAPI CD-ROM)")]
     UnsupportedMedia(String),
@@ -94,7 +125,10 @@ impl DriveSpec {
             read_only: false,
             snapshot: false,
             cache: CacheMode::default(),
-            format_raw: false,
+            format: None,
+            interface: Interface::Ide,
+            id: None,
+            serial: None,
         })
     }
 
@@ -105,7 +139,10 @@ impl DriveSpec {
         let mut read_only = None;
         let mut snapshot = None;
         let mut cache = None;
-        let mut format_raw = false;
+        let mut format = None;
+        let mut interface = Interface::Ide;
+        let mut id = None;
+        let mut serial = None;
         let mut seen: Vec<String> = Vec::new();
         for (key, value) in split_options(opts)? {
             if seen.contains(&key) {
@@ -118,16 +155,32 @@ impl DriveSpec {
                 "file" => file = Some(need(value)?),
                 "format" => {
                     let v = need(value)?;
-                    if v != "raw" {
-                        return Err(DriveSpecError::UnsupportedFormat(v));
-                    }
-                    format_raw = true;
+                    format = Some(match v.as_str() {
+                        "raw" => DiskFormat::Raw,
+                        "qcow2" => DiskFormat::Qcow2,
+                        _ => return Err(DriveSpecError::UnsupportedFormat(v)),
+                    });
                 }
                 "if" => {
                     let v = need(value)?;
-                    if v != "ide" {
-                        return Err(DriveSpecError::UnsupportedInterface(v));
+                    interface = match v.as_str() {
+                        "ide" => Interface::Ide,
+                        "virtio" => Interface::Virtio,
+                        "none" => Interface::None,
+                        _ => return Err(DriveSpecError::UnsupportedInterface(v)),
+                    };
+                }
+                "id" => id = Some(need(value)?),
+                "serial" => {
+                    let v = need(value)?;
+                    if v.len() > MAX_SERIAL_LEN {
+                        return Err(DriveSpecError::BadValue {
+                            key,
+                            value: v,
+                            expected: "at most 20 bytes",
+                        });
                     }
+                    serial = Some(v);
                 }
                 "media" => {
                     let v = need(value)?;
@@ -180,7 +233,10 @@ impl DriveSpec {
             read_only: read_only.unwrap_or(false),
             snapshot: snapshot.unwrap_or(false),
             cache: cache.unwrap_or_default(),
-            format_raw,
+            format,
+            interface,
+            id,
+            serial,
         })
     }
 }
@@ -254,7 +310,10 @@ mod tests {
                 read_only: true,
                 snapshot: false,
                 cache: CacheMode::Unsafe,
-                format_raw: true,
+                format: Some(DiskFormat::Raw),
+                interface: Interface::Ide,
+                id: None,
+                serial: None,
             }
         );
     }
@@ -293,18 +352,29 @@ mod tests {
 
     #[test]
     fn other_formats_are_refused_by_name() {
-        let e = DriveSpec::parse("file=x.qcow2,format=qcow2").unwrap_err();
-        assert_eq!(e, DriveSpecError::UnsupportedFormat("qcow2".into()));
-        assert!(e.to_string().contains("format 'qcow2'"));
-        assert!(e.to_string().contains("only format=raw"));
+        let e = DriveSpec::parse("file=x.vmdk,format=vmdk").unwrap_err();
+        assert_eq!(e, DriveSpecError::UnsupportedFormat("vmdk".into()));
+        assert!(e.to_string().contains("format 'vmdk'"));
+        assert!(e.to_string().contains("only format=raw or format=qcow2"));
+        let q = DriveSpec::parse("file=x.qcow2,format=qcow2").unwrap();
+        assert_eq!(q.format, Some(DiskFormat::Qcow2));
     }
 
     #[test]
     fn other_interfaces_and_media_are_refused() {
         assert_eq!(
-            DriveSpec::parse("file=x,if=virtio").unwrap_err(),
-            DriveSpecError::UnsupportedInterface("virtio".into())
+            DriveSpec::parse("file=x,if=scsi").unwrap_err(),
+            DriveSpecError::UnsupportedInterface("scsi".into())
         );
+        let v = DriveSpec::parse("file=x,if=virtio,serial=abc").unwrap();
+        assert_eq!(v.interface, Interface::Virtio);
+        assert_eq!(v.serial.as_deref(), Some("abc"));
+        let n = DriveSpec::parse("file=x,if=none,id=d0").unwrap();
+        assert_eq!(
+            (n.interface, n.id.as_deref()),
+            (Interface::None, Some("d0"))
+        );
+        assert!(DriveSpec::parse("file=x,serial=123456789012345678901").is_err());
         assert_eq!(
             DriveSpec::parse("file=x,media=cdrom").unwrap_err(),
             DriveSpecError::UnsupportedMedia("cdrom".into())

@@ -3,13 +3,15 @@
 //! A [`BlockDevice`] is a linear array of 512-byte sectors. The ATA disk
 //! (`crate::devices::ata`) sees only this trait, so the same controller code runs
 //! over a raw host file ([`RawImage`]) or a copy-on-write layer over one
-//! ([`Overlay`], QEMU's `-snapshot`). [`open_drive`] turns a parsed `-drive`
-//! option ([`DriveSpec`]) into a ready backend.
+//! ([`Overlay`], QEMU's `-snapshot`), or a qcow2 image ([`Qcow2Image`], read
+//! side). [`open_drive`] turns a parsed `-drive` option ([`DriveSpec`]) into a
+//! ready backend.
 
 pub mod drive_spec;
 pub mod mem;
 pub mod overlay;
 pub mod probe;
+pub mod qcow2;
 pub mod raw;
 
 use std::io;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 pub use drive_spec::{CacheMode, DriveSpec, DriveSpecError};
 pub use mem::MemImage;
 pub use overlay::Overlay;
+pub use qcow2::Qcow2Image;
 pub use raw::RawImage;
 
 /// Bytes in one sector; the only sector size the ATA-6 PIO commands know
@@ -71,6 +74,15 @@ pub enum BlockError {
         path: PathBuf,
         format: probe::ImageFormat,
     },
+    #[error("disk image {}: corrupt or unsupported qcow2: {problem}", path.display())]
+    Qcow2 { path: PathBuf, problem: String },
+    #[error(
+        "disk image {}: qcow2 write is not supported yet; use -snapshot or readonly=on",
+        path.display()
+    )]
+    Qcow2Write { path: PathBuf },
+    #[error("disk image {}: format=qcow2 was given but this is not a qcow2 image", path.display())]
+    NotQcow2 { path: PathBuf },
     #[error("disk image {}: file is empty", path.display())]
     Empty { path: PathBuf },
     #[error(
@@ -103,20 +115,50 @@ pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> io::Result<u64>
 /// `readonly=on`, and wrapped in a copy-on-write [`Overlay`] if `snapshot=on`
 /// (then the file itself is opened read-only, so the host image can never change).
 pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, BlockError> {
-    // Probe first, as QEMU does: a non-raw image is refused by name unless
-    // format=raw says to use its bytes anyway (then a warning).
-    if let Some(format) = probe::probe(&spec.file) {
-        if !spec.format_raw {
+    use drive_spec::DiskFormat;
+    // Probe first, as QEMU does: a qcow2 is opened as qcow2, never used as
+    // raw; another non-raw image is refused by name unless format=raw says
+    // to use its bytes anyway (then a warning).
+    let probed = probe::probe(&spec.file);
+    let qcow2 = match (spec.format, probed) {
+        (Some(DiskFormat::Qcow2), Some(probe::ImageFormat::Qcow2)) => true,
+        (Some(DiskFormat::Qcow2), _) if spec.file.exists() => {
+            return Err(BlockError::NotQcow2 {
+                path: spec.file.clone(),
+            })
+        }
+        (Some(DiskFormat::Qcow2), _) => true,
+        (None, Some(probe::ImageFormat::Qcow2)) => true,
+        (None, Some(format)) => {
             return Err(BlockError::NotRaw {
                 path: spec.file.clone(),
                 format,
+            })
+        }
+        (Some(DiskFormat::Raw), Some(format)) => {
+            eprintln!(
+                "vx86: warning: disk image {} looks like {} but format=raw was given: using its bytes as a raw disk",
+                spec.file.display(),
+                format.describe()
+            );
+            false
+        }
+        (_, None) => false,
+    };
+    if qcow2 {
+        // Opened (read-only) first, so a missing or corrupt file is named
+        // for what it is; the file is never written either way.
+        let img = Qcow2Image::open(&spec.file)?;
+        if !spec.snapshot && !spec.read_only {
+            return Err(BlockError::Qcow2Write {
+                path: spec.file.clone(),
             });
         }
-        eprintln!(
-            "vx86: warning: disk image {} looks like {} but format=raw was given: using its bytes as a raw disk",
-            spec.file.display(),
-            format.describe()
-        );
+        return Ok(if spec.snapshot {
+            Box::new(Overlay::new(Box::new(img)))
+        } else {
+            Box::new(img)
+        });
     }
     if spec.snapshot {
         let base = RawImage::open(&spec.file, true)?;

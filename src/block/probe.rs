@@ -1,6 +1,6 @@
 //! Image format probing, as QEMU does it before it opens an image: the
 //! signatures of the formats people have (qcow2, VMDK, VHD, VHDX, VDI) and
-//! an ISO 9660 volume. vx86 reads raw images only; anything else is named,
+//! an ISO 9660 volume. vx86 reads raw and qcow2 images; anything else is named,
 //! with the conversion to run, instead of being used as raw and failing at
 //! boot ("No bootable device").
 
@@ -57,7 +57,7 @@ impl ImageFormat {
                 path.display()
             ),
             f => format!(
-                "vx86 reads raw images only: convert it with `qemu-img convert -f {} -O raw {} {}.raw`",
+                "vx86 reads raw and qcow2 images only: convert it with `qemu-img convert -f {} -O raw {} {}.raw`",
                 f.name(),
                 path.display(),
                 path.display()

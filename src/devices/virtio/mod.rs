@@ -1,9 +1,10 @@
 //! Virtio devices (Virtual I/O Device (VIRTIO) Version 1.0, OASIS): the
 //! split virtqueue ([`queue`]), the PCI transport with the capability
 //! layout Linux's `virtio_pci` (modern) driver looks for ([`pci`]), and the
-//! device types ([`net`]). A device type implements [`VirtioDevice`]; the
+//! device types ([`net`], [`blk`]). A device type implements [`VirtioDevice`]; the
 //! transport makes it a PCI function.
 
+pub mod blk;
 pub mod net;
 pub mod pci;
 pub mod queue;

@@ -150,6 +150,11 @@ impl<D: VirtioDevice> VirtioPci<D> {
         &self.dev
     }
 
+    /// The device type behind the transport, to change (flush at exit).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
     pub fn status(&self) -> u8 {
         self.status
     }

@@ -1,0 +1,116 @@
+//! The Debian guests `scripts/build-guest.sh` builds: where they are, and
+//! running one with its serial log streamed and collected.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `$VX86_GUEST_CACHE/out` (default `./guest-cache/out`).
+pub fn guest_dir() -> PathBuf {
+    let base = std::env::var_os("VX86_GUEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-cache"));
+    base.join("out")
+}
+
+/// Runs vx86 with `args`, streaming COM1 (stdout) until it exits or `limit`
+/// passes; returns the exit status (None on timeout) and the serial log.
+pub fn run_guest(args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut child = super::vx86()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vx86");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            let _ = tx2.send(format!("[stderr] {}", String::from_utf8_lossy(&line)));
+        }
+    });
+    let start = Instant::now();
+    let mut log = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                eprintln!("{:7.1}s | {line}", start.elapsed().as_secs_f64());
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, log);
+        }
+    }
+    let status = child.wait().expect("wait vx86");
+    (status.code(), log)
+}
+
+/// Asserts that `markers` appear in `log` in this order.
+pub fn assert_in_order(log: &str, markers: &[&str]) {
+    let mut at = 0;
+    for m in markers {
+        match log[at..].find(m) {
+            Some(i) => at += i + m.len(),
+            None => panic!("marker {m:?} missing (or out of order) in the serial log:\n{log}"),
+        }
+    }
+}
+
+/// The guest directory if all `files` are in it; else a SKIP line and None.
+pub fn need(files: &[&str]) -> Option<PathBuf> {
+    let dir = guest_dir();
+    for f in files {
+        if !dir.join(f).exists() {
+            eprintln!(
+                "SKIP: {} not found; build the guests with scripts/build-guest.sh",
+                dir.join(f).display()
+            );
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// True when the gzip'ed cpio `initramfs` holds a file whose name
+/// ends in `path` (e.g. `bin/vx86-blk`): a guest cache built by an older
+/// `scripts/build-guest.sh` lacks newer test modes, and the test skips
+/// with a SKIP line instead of failing.
+pub fn initramfs_has(initramfs: &std::path::Path, path: &str) -> bool {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(initramfs) else {
+        return false;
+    };
+    let mut cpio = Vec::new();
+    if flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut cpio)
+        .is_err()
+    {
+        return false;
+    }
+    // newc: the name follows its header NUL-terminated.
+    let name = format!("{path}\0");
+    let found = cpio.windows(name.len()).any(|w| w == name.as_bytes());
+    if !found {
+        eprintln!(
+            "SKIP: {} has no {path}; rebuild it with scripts/build-guest.sh initramfs",
+            initramfs.display()
+        );
+    }
+    found
+}
