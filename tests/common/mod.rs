@@ -199,3 +199,44 @@ impl Drop for Watched {
         let _ = self.child.wait();
     }
 }
+
+/// Guest RAM byte, word and dword at physical address `a` (below the end of RAM).
+pub fn rd8(m: &Machine, a: usize) -> u8 {
+    m.mem.ram()[a]
+}
+pub fn rd16(m: &Machine, a: usize) -> u16 {
+    u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
+}
+pub fn rd32(m: &Machine, a: usize) -> u32 {
+    u32::from_le_bytes([rd8(m, a), rd8(m, a + 1), rd8(m, a + 2), rd8(m, a + 3)])
+}
+
+/// A network backend with no network behind it: frames the guest sends are
+/// dropped, nothing arrives (for tests that only need the card on the bus).
+pub struct NullNet(crossbeam_channel::Receiver<()>);
+
+impl NullNet {
+    pub fn boxed() -> Box<dyn vx86::net::NetBackend> {
+        Box::new(NullNet(crossbeam_channel::never()))
+    }
+}
+
+impl vx86::net::NetBackend for NullNet {
+    fn transmit(&mut self, _frame: &[u8], _now: vx86::devices::Nanos) {}
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    fn poll(&mut self, _now: vx86::devices::Nanos) {}
+    fn next_deadline(&self) -> Option<vx86::devices::Nanos> {
+        None
+    }
+    fn host_pending(&self) -> bool {
+        false
+    }
+    fn host_wakeup(&self) -> crossbeam_channel::Receiver<()> {
+        self.0.clone()
+    }
+    fn stats(&self) -> vx86::net::NetStats {
+        vx86::net::NetStats::default()
+    }
+}
