@@ -102,3 +102,44 @@ fn grub_without_timeout_stays_at_the_menu() {
     assert!(!out.contains("Booting `"), "GRUB booted:\n{out}");
     assert!(!out.contains(KERNEL_FIRST), "the kernel ran:\n{out}");
 }
+
+/// The GRUB disk on `-M pc` with a virtio-net card (`-nic
+/// user,model=virtio-net-pci`): nothing but vx86's BIOS set the PCI bus up
+/// (no `-kernel`, so vx86 does no firmware work itself), and the Debian
+/// kernel finds the card at the BAR the BIOS assigned and gets a DHCP lease
+/// through it, which needs its interrupt on the line the BIOS reported.
+#[test]
+fn grub_booted_guest_gets_its_network_from_the_bios_pci_setup() {
+    let Some(img) = payload("grub.img") else {
+        return;
+    };
+    let mut c = common::vx86_host_time();
+    c.args(["-m", "512M", "-nographic", "-no-reboot", "-drive"])
+        .arg(format!(
+            "file={},format=raw,snapshot=on",
+            img.display().to_string().replace(',', ",,")
+        ))
+        .args(["-nic", "user,model=virtio-net-pci"]);
+    let mut w = Watched::spawn(c);
+    assert!(
+        w.wait_for("DHCP-LEASE ip=10.0.2.15", Duration::from_secs(400))
+            .is_some(),
+        "no DHCP lease:\n{}",
+        w.text()
+    );
+    let out = w.text();
+    assert!(
+        out.contains("pci 0000:00:03.0: [1af4:1041] type 00 class 0x020000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pci 0000:00:03.0: BAR 0 [mem 0xfe000000-0xfe003fff]"),
+        "the kernel did not keep the BIOS's BAR:\n{out}"
+    );
+    assert!(
+        w.wait_for("CONTAINER-OK", Duration::from_secs(120))
+            .is_some(),
+        "{}",
+        w.text()
+    );
+}
