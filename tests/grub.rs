@@ -69,7 +69,7 @@ fn grub_countdown_takes_five_seconds_and_the_guest_boots() {
         assert!(out.contains(&line), "no {line:?}:\n{out}");
     }
     assert!(
-        w.wait_for("CONTAINER-OK", Duration::from_secs(400))
+        w.wait_for("CONTAINER-OK", Duration::from_secs(900))
             .is_some(),
         "the container guest did not reach CONTAINER-OK:\n{}",
         w.text()
@@ -122,7 +122,7 @@ fn grub_booted_guest_gets_its_network_from_the_bios_pci_setup() {
         .args(["-nic", "user,model=virtio-net-pci"]);
     let mut w = Watched::spawn(c);
     assert!(
-        w.wait_for("DHCP-LEASE ip=10.0.2.15", Duration::from_secs(400))
+        w.wait_for("DHCP-LEASE ip=10.0.2.15", Duration::from_secs(900))
             .is_some(),
         "no DHCP lease:\n{}",
         w.text()
@@ -137,7 +137,7 @@ fn grub_booted_guest_gets_its_network_from_the_bios_pci_setup() {
         "the kernel did not keep the BIOS's BAR:\n{out}"
     );
     assert!(
-        w.wait_for("CONTAINER-OK", Duration::from_secs(120))
+        w.wait_for("CONTAINER-OK", Duration::from_secs(300))
             .is_some(),
         "{}",
         w.text()
