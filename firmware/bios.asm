@@ -461,6 +461,9 @@ post:
         mov si, str_banner
         call print_str
 
+        ; ---- PCI (-M pc): PIRQ routing, BARs, interrupt lines (pci.inc) ----
+        call pci_setup
+
         ; ---- Fixed disks on the two ATA channels ----
         call ata_detect
 
@@ -2181,6 +2184,7 @@ int12_memory:
 
 %include "disk.inc"
 %include "sercon.inc"
+%include "pci.inc"
 
 ; ---------------------------------------------------------------------------
 ; INT 14h - serial port services (DX = port number; COM1 only)
@@ -2614,6 +2618,8 @@ int17_printer:
 int1a_time:
         sti
         SVC_ENTER
+        cmp ah, 0xB1
+        je pci_bios                     ; the PCI BIOS (pci.inc)
         cmp ah, 0x00
         je .get_ticks
         cmp ah, 0x01

@@ -21,6 +21,15 @@
 #                        115200, a SAY marker) and Debian's stock kernel
 #                        (linux-image-amd64's versioned package) with
 #                        console=ttyS0
+#   grub.img             raw disk booted by GRUB 2 from Debian's grub-pc-bin:
+#                        boot.img in the MBR, a core.img made with
+#                        grub-mkimage (package grub-common) in the gap before
+#                        the partition, one ext2 partition (mke2fs -d) with
+#                        GRUB's modules, grub.cfg (menu on COM1 and the screen,
+#                        `set timeout=5`) and the Debian container guest's
+#                        kernel and initramfs from scripts/build-guest.sh
+#                        ($VX86_GUEST_CACHE/out/; skipped when not built yet)
+#   grub-menu.img        the same with `set timeout=-1`: it stays at the menu
 #
 # Packages come from `apt-get download` (the machine's own apt sources; no
 # mirror is named here) and are unpacked with `dpkg-deb -x`: nothing is
@@ -110,6 +119,94 @@ if [ ! -f "$kroot/boot/vmlinuz-$kver" ]; then
 fi
 vmlinuz=$kroot/boot/vmlinuz-$kver
 
+# Little-endian 32-bit value as printf escapes.
+le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+
+# ---- GRUB disks: the container guest booted by GRUB 2 (issue 17's proof) ----
+# Built without root and without loop mounts: grub-mkimage makes core.img from
+# the package's modules, mke2fs -d fills the ext2 partition, and what
+# grub-bios-setup would do (it wants a block device) is done by hand: boot.img's
+# code in the MBR (its default kernel_sector 1 points at core.img, whose first
+# sector, diskboot.img, carries the default blocklist "sector 2 on", both as
+# grub-mkimage leaves them), the boot-drive check replaced by two NOPs for a
+# hard disk as grub-bios-setup does.
+#
+# The kernel is entered with linux16/initrd16 (its 16-bit real-mode setup), so
+# that its first output, "early console in setup code" (the `debug` option;
+# `loglevel=7` restores the usual console level), comes right after GRUB's
+# countdown and the load: through `linux` GRUB enters the 32-bit decompressor,
+# which prints nothing in Debian's kernel (no CONFIG_X86_VERBOSE_BOOTUP), and
+# the first line would come only after its XZ decompression (4.5 G
+# instructions).
+guest=$cache/out
+if [ ! -f "$guest/vmlinuz" ] || [ ! -f "$guest/initramfs-ctr.cpio.gz" ]; then
+    log "no container guest in $guest (scripts/build-guest.sh builds it): GRUB disks skipped"
+else
+    grub_stamp="grub-v1 $(cksum < "$guest/vmlinuz") $(cksum < "$guest/initramfs-ctr.cpio.gz")"
+    if [ -f "$out/grub.img" ] && [ -f "$out/grub-menu.img" ] \
+        && [ "$(cat "$out/grub.stamp" 2>/dev/null)" = "$grub_stamp" ]; then
+        log "grub.img, grub-menu.img up to date"
+    else
+        command -v mke2fs >/dev/null || die "mke2fs not found (package e2fsprogs)"
+        grubpc=$(unpack grub-pc-bin)/usr/lib/grub/i386-pc
+        mkimage=$(unpack grub-common)/usr/bin/grub-mkimage
+        [ -f "$grubpc/boot.img" ] || die "grub-pc-bin has no boot.img"
+        core=$out/grub-core.img.tmp
+        # What core.img needs to find and read its partition and to show the
+        # menu on the serial line; the rest loads from /boot/grub/i386-pc.
+        "$mkimage" -O i386-pc -d "$grubpc" -p '(hd0,msdos1)/boot/grub' -o "$core" \
+            biosdisk part_msdos ext2 normal serial terminal linux16 linux boot echo test configfile \
+            || die "grub-mkimage failed"
+        grub_part_start=2048
+        grub_disk_mib=32
+        grub_part_sectors=$(( grub_disk_mib * 2048 - grub_part_start ))
+        core_sectors=$(( ($(stat -c %s "$core") + 511) / 512 ))
+        [ $(( core_sectors + 1 )) -le $grub_part_start ] \
+            || die "core.img ($core_sectors sectors) does not fit before the partition"
+        # make_grub_disk IMAGE TIMEOUT
+        make_grub_disk() {
+            local img=$1 timeout=$2 root=$out/grub-root.tmp part=$out/grub-part.tmp
+            rm -rf "$root" "$part" "$img.tmp"
+            mkdir -p "$root/boot/grub/i386-pc"
+            cp "$grubpc"/*.mod "$grubpc"/*.lst "$root/boot/grub/i386-pc/"
+            cp "$guest/vmlinuz" "$root/vmlinuz"
+            cp "$guest/initramfs-ctr.cpio.gz" "$root/initrd.img"
+            {
+                echo "# vx86 GRUB disk: the menu on COM1 and on the screen, then the"
+                echo "# Debian container guest with its console on COM1."
+                echo "serial --unit=0 --speed=115200"
+                echo "terminal_input serial console"
+                echo "terminal_output serial console"
+                echo "set default=0"
+                echo "set timeout=$timeout"
+                echo "menuentry 'Debian container guest (vx86)' {"
+                echo "  linux16 /vmlinuz console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 debug loglevel=7 panic=-1"
+                echo "  initrd16 /initrd.img"
+                echo "}"
+            } > "$root/boot/grub/grub.cfg"
+            mke2fs -q -F -t ext2 -L vx86grub -d "$root" "$part" $(( grub_part_sectors / 2 ))k \
+                || die "mke2fs -d failed (e2fsprogs 1.43 or later is needed)"
+            dd if=/dev/zero of="$img.tmp" bs=1M count=0 seek=$grub_disk_mib status=none
+            # boot.img's code up to the disk signature (440 bytes), the
+            # boot-drive check NOPed, one active Linux partition, 55AA.
+            dd if="$grubpc/boot.img" of="$img.tmp" bs=440 count=1 conv=notrunc status=none
+            printf '\x90\x90' | dd of="$img.tmp" bs=1 seek=$((0x66)) conv=notrunc status=none
+            printf "\\x80\\xfe\\xff\\xff\\x83\\xfe\\xff\\xff$(le32 $grub_part_start)$(le32 $grub_part_sectors)" |
+                dd of="$img.tmp" bs=1 seek=446 conv=notrunc status=none
+            printf '\x55\xaa' | dd of="$img.tmp" bs=1 seek=510 conv=notrunc status=none
+            dd if="$core" of="$img.tmp" bs=512 seek=1 conv=notrunc status=none
+            dd if="$part" of="$img.tmp" bs=512 seek=$grub_part_start conv=notrunc status=none
+            rm -rf "$root" "$part"
+            mv "$img.tmp" "$img"
+        }
+        make_grub_disk "$out/grub.img" 5
+        make_grub_disk "$out/grub-menu.img" -1
+        rm -f "$core"
+        echo "$grub_stamp" > "$out/grub.stamp"
+        log "grub.img, grub-menu.img built ($(basename "$(fetch grub-pc-bin)" .deb))"
+    fi
+fi
+
 # ---- The extlinux disk ----
 img=$out/extlinux.img
 stamp="$kver extlinux-v4"
@@ -144,8 +241,6 @@ LABEL linux
 EOF
 }
 
-# Little-endian 32-bit value as printf escapes.
-le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
 
 # MBR boot code + one active partition entry of type $1 + 55AA.
 write_mbr() {

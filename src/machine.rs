@@ -467,13 +467,33 @@ impl Machine {
     }
 
     /// What a PC BIOS does to the PCI bus before it boots an OS (for direct
-    /// kernel boots, where no BIOS runs): PIRQ routing as QEMU's firmware
-    /// sets it, and every function's BARs assigned, decoding enabled, bus
-    /// mastering on and its interrupt line written.
+    /// kernel boots, where no BIOS runs), as vx86's BIOS does it
+    /// (`firmware/pci.inc`) and SeaBIOS under QEMU: PIRQ routing, the routed
+    /// IRQs level-triggered in the ELCR (PCI interrupts are shared, active
+    /// low levels: PIIX3 datasheet 4.1, ELCR1/ELCR2), and every function's
+    /// BARs assigned, decoding enabled, bus mastering on and its interrupt
+    /// line written.
     pub fn setup_pci_as_firmware(&mut self) {
         if let Some(id) = self.wiring.piix3 {
             if let Some(p) = self.plat.get::<crate::pci::host::Piix3Isa>(id) {
                 p.set_default_routing();
+            }
+            let mut elcr = [0u8; 2];
+            for irq in crate::pci::host::DEFAULT_PIRQ_IRQS {
+                elcr[usize::from(irq >> 3) & 1] |= 1 << (irq & 7);
+            }
+            let now = self.plat.clock.now(self.cpu.icount);
+            use crate::devices::PortDevice;
+            let pic = &mut self.plat.pic;
+            for (port, v) in [
+                crate::devices::pic::PORT_ELCR_MASTER,
+                crate::devices::pic::PORT_ELCR_SLAVE,
+            ]
+            .into_iter()
+            .zip(elcr)
+            {
+                let old = pic.io_read(port, 1, now) as u8;
+                pic.io_write(port, 1, u32::from(old | v), now);
             }
         }
         crate::pci::firmware::assign(&mut self.plat);

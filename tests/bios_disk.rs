@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run_until, Shared};
+use common::{rd16, rd32, rd8, run_until, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -92,16 +92,6 @@ fn machine() -> (Machine, Shared) {
     let serial = Shared::default();
     m.sinks.serial = Some(Box::new(serial.clone()));
     (m, serial)
-}
-
-fn rd8(m: &Machine, a: usize) -> u8 {
-    m.mem.ram()[a]
-}
-fn rd16(m: &Machine, a: usize) -> u16 {
-    u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
-}
-fn rd32(m: &Machine, a: usize) -> u32 {
-    u32::from_le_bytes([rd8(m, a), rd8(m, a + 1), rd8(m, a + 2), rd8(m, a + 3)])
 }
 
 fn screen(m: &mut Machine) -> String {

@@ -10,28 +10,12 @@
 
 mod common;
 
-use common::Shared;
+use common::{payload, Shared};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use vx86::block::{open_drive, DriveSpec};
 use vx86::machine::{Machine, MachineConfig, RunExit};
-
-fn payload(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VX86_GUEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-cache"));
-    let p = base.join("payloads").join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-firmware-payloads.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 struct Run {
     m: Machine,

@@ -49,10 +49,13 @@ pub const CAP_ID_VENDOR: u8 = 0x09;
 /// PIRQRC registers (and which an I/O APIC sees as pins 16-19, as on QEMU).
 pub const PIRQ_LINE_BASE: u8 = 16;
 
-/// The PIRQ an INTx pin of device `slot` reaches on QEMU's i440FX board
-/// (`(slot + pin - 1) mod 4`, the usual swizzle), as an interrupt line.
+/// The PIRQ an INTx pin (1 = INTA) of device `slot` reaches on QEMU's
+/// i440FX/PIIX3 board, as an interrupt line: PIRQ `(slot - 1 + pin - 1) mod
+/// 4` (QEMU's `pci_slot_get_pirq` for the PIIX3; SeaBIOS and vx86's BIOS,
+/// `firmware/pci.inc`, assume the same wiring when they write the Interrupt
+/// Line register, so the three must agree).
 pub fn pirq_line(slot: u8, pin: u8) -> u8 {
-    PIRQ_LINE_BASE + ((slot + pin.saturating_sub(1)) & 3)
+    PIRQ_LINE_BASE + (slot.wrapping_add(pin).wrapping_sub(2) & 3)
 }
 
 /// What a BAR decodes.
@@ -392,9 +395,12 @@ mod tests {
     }
 
     #[test]
-    fn swizzle() {
-        assert_eq!(pirq_line(3, 1), 19);
-        assert_eq!(pirq_line(4, 1), 16);
-        assert_eq!(pirq_line(4, 2), 17);
+    fn swizzle_is_qemus_piix3_wiring() {
+        // Slot 1 INTA is PIRQA; each slot and each pin moves one PIRQ on.
+        assert_eq!(pirq_line(1, 1), 16);
+        assert_eq!(pirq_line(3, 1), 18);
+        assert_eq!(pirq_line(4, 1), 19);
+        assert_eq!(pirq_line(4, 2), 16);
+        assert_eq!(pirq_line(0, 1), 19);
     }
 }

@@ -244,3 +244,152 @@ pub fn sha256(data: &[u8]) -> String {
     }
     h.iter().map(|x| format!("{x:08x}")).collect()
 }
+
+/// A payload from `scripts/fetch-firmware-payloads.sh` (under
+/// `$VX86_GUEST_CACHE/payloads`, default `./guest-cache`), or `None` after a
+/// `SKIPPED:` line saying how to make it.
+pub fn payload(name: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("VX86_GUEST_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-cache"));
+    let p = base.join("payloads").join(name);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; run scripts/fetch-firmware-payloads.sh",
+            p.display()
+        );
+        None
+    }
+}
+
+/// Bytes read, and (end offset, arrival time) for each chunk.
+type Stamped = (Vec<u8>, Vec<(usize, std::time::Instant)>);
+
+/// A running vx86 process whose stdout (the serial console with
+/// `-nographic`) is read on a thread that stamps every chunk with the wall
+/// time it arrived, so a test can say when a marker first appeared. The
+/// process is killed when this is dropped.
+pub struct Watched {
+    child: std::process::Child,
+    out: Arc<Mutex<Stamped>>,
+    pub start: std::time::Instant,
+}
+
+impl Watched {
+    pub fn spawn(mut cmd: std::process::Command) -> Watched {
+        use std::io::Read;
+        use std::process::Stdio;
+        let start = std::time::Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run vx86");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let out = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                let mut g = sink.lock().unwrap();
+                g.0.extend_from_slice(&buf[..n]);
+                let end = g.0.len();
+                g.1.push((end, now));
+            }
+        });
+        Watched { child, out, start }
+    }
+
+    /// Everything read so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap().0).into_owned()
+    }
+
+    /// When the first occurrence of `marker` had fully arrived, if it has.
+    pub fn seen(&self, marker: &str) -> Option<std::time::Instant> {
+        let g = self.out.lock().unwrap();
+        let m = marker.as_bytes();
+        let at = g.0.windows(m.len()).position(|w| w == m)? + m.len();
+        g.1.iter().find(|(end, _)| *end >= at).map(|(_, t)| *t)
+    }
+
+    /// Waits up to `timeout` for `marker`; prints when it came (seconds since
+    /// the process started).
+    pub fn wait_for(
+        &mut self,
+        marker: &str,
+        timeout: std::time::Duration,
+    ) -> Option<std::time::Instant> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(t) = self.seen(marker) {
+                eprintln!(
+                    "marker {marker:?}: {:.2} s wall after start",
+                    (t - self.start).as_secs_f64()
+                );
+                return Some(t);
+            }
+            if std::time::Instant::now() >= deadline
+                || self.child.try_wait().ok().flatten().is_some()
+            {
+                return self.seen(marker);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Guest RAM byte, word and dword at physical address `a` (below the end of RAM).
+pub fn rd8(m: &Machine, a: usize) -> u8 {
+    m.mem.ram()[a]
+}
+pub fn rd16(m: &Machine, a: usize) -> u16 {
+    u16::from_le_bytes([rd8(m, a), rd8(m, a + 1)])
+}
+pub fn rd32(m: &Machine, a: usize) -> u32 {
+    u32::from_le_bytes([rd8(m, a), rd8(m, a + 1), rd8(m, a + 2), rd8(m, a + 3)])
+}
+
+/// A network backend with no network behind it: frames the guest sends are
+/// dropped, nothing arrives (for tests that only need the card on the bus).
+pub struct NullNet(crossbeam_channel::Receiver<()>);
+
+impl NullNet {
+    pub fn boxed() -> Box<dyn vx86::net::NetBackend> {
+        Box::new(NullNet(crossbeam_channel::never()))
+    }
+}
+
+impl vx86::net::NetBackend for NullNet {
+    fn transmit(&mut self, _frame: &[u8], _now: vx86::devices::Nanos) {}
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    fn poll(&mut self, _now: vx86::devices::Nanos) {}
+    fn next_deadline(&self) -> Option<vx86::devices::Nanos> {
+        None
+    }
+    fn host_pending(&self) -> bool {
+        false
+    }
+    fn host_wakeup(&self) -> crossbeam_channel::Receiver<()> {
+        self.0.clone()
+    }
+    fn stats(&self) -> vx86::net::NetStats {
+        vx86::net::NetStats::default()
+    }
+}
