@@ -57,9 +57,69 @@ impl EscapeParser {
 }
 
 /// Puts the terminal into raw mode while alive; restores it on drop.
+///
+/// Unix: termios `cfmakeraw` on fd 0. Windows: the console input mode without
+/// line editing, echo and Ctrl-C processing (so Ctrl-a and Ctrl-C arrive as
+/// bytes 01h and 03h, as on a Unix terminal), and VT processing on the
+/// output so the guest's escape sequences draw; both modes restored on drop.
 pub struct RawTerminal {
     #[cfg(unix)]
     saved: Option<libc::termios>,
+    /// The console input and output modes before raw mode.
+    #[cfg(windows)]
+    saved: Option<(u32, Option<u32>)>,
+}
+
+#[cfg(windows)]
+mod console {
+    use winapi::um::consoleapi::{GetConsoleMode, SetConsoleMode};
+    use winapi::um::processenv::GetStdHandle;
+    use winapi::um::winbase::{STD_INPUT_HANDLE, STD_OUTPUT_HANDLE};
+    use winapi::um::wincon::{
+        ENABLE_ECHO_INPUT, ENABLE_LINE_INPUT, ENABLE_PROCESSED_INPUT,
+        ENABLE_VIRTUAL_TERMINAL_INPUT, ENABLE_VIRTUAL_TERMINAL_PROCESSING,
+    };
+
+    fn mode(which: u32) -> Option<u32> {
+        let mut m = 0u32;
+        // SAFETY: GetStdHandle has no preconditions; GetConsoleMode writes one
+        // u32 through a valid pointer and fails (0) for a non-console handle.
+        unsafe {
+            let h = GetStdHandle(which);
+            (GetConsoleMode(h, &mut m) != 0).then_some(m)
+        }
+    }
+
+    fn set(which: u32, m: u32) -> bool {
+        // SAFETY: SetConsoleMode on the process's own standard handle.
+        unsafe { SetConsoleMode(GetStdHandle(which), m) != 0 }
+    }
+
+    /// Raw input (and VT output where the console supports it); `None` when
+    /// stdin is not a console (a pipe, a file).
+    pub fn enable() -> Option<(u32, Option<u32>)> {
+        let input = mode(STD_INPUT_HANDLE)?;
+        let raw = (input & !(ENABLE_LINE_INPUT | ENABLE_ECHO_INPUT | ENABLE_PROCESSED_INPUT))
+            | ENABLE_VIRTUAL_TERMINAL_INPUT;
+        // Older consoles refuse VT input: raw without it still gives bytes.
+        if !set(STD_INPUT_HANDLE, raw)
+            && !set(STD_INPUT_HANDLE, raw & !ENABLE_VIRTUAL_TERMINAL_INPUT)
+        {
+            return None;
+        }
+        let output = mode(STD_OUTPUT_HANDLE);
+        if let Some(o) = output {
+            set(STD_OUTPUT_HANDLE, o | ENABLE_VIRTUAL_TERMINAL_PROCESSING);
+        }
+        Some((input, output))
+    }
+
+    pub fn restore((input, output): (u32, Option<u32>)) {
+        set(STD_INPUT_HANDLE, input);
+        if let Some(o) = output {
+            set(STD_OUTPUT_HANDLE, o);
+        }
+    }
 }
 
 impl RawTerminal {
@@ -87,32 +147,42 @@ impl RawTerminal {
                 RawTerminal { saved: Some(saved) }
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            RawTerminal {
+                saved: console::enable(),
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
         RawTerminal {}
     }
 
     /// A guard that changes nothing (serial not on the terminal).
     pub fn disabled() -> RawTerminal {
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         {
             RawTerminal { saved: None }
         }
-        #[cfg(not(unix))]
+        #[cfg(not(any(unix, windows)))]
         RawTerminal {}
     }
 
     pub fn is_raw(&self) -> bool {
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         {
             self.saved.is_some()
         }
-        #[cfg(not(unix))]
+        #[cfg(not(any(unix, windows)))]
         false
     }
 }
 
 impl Drop for RawTerminal {
     fn drop(&mut self) {
+        #[cfg(windows)]
+        if let Some(m) = self.saved {
+            console::restore(m);
+        }
         #[cfg(unix)]
         if let Some(t) = self.saved {
             // SAFETY: restores the attributes read by `enable` on the same fd.

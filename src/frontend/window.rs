@@ -561,6 +561,8 @@ pub fn run(
         _ => (window_size(TEXT_MODE, usable), false),
     };
     let mut view = open(&shown_title, size, full, &router, &input)?;
+    // Closes the X11 connection of the query; on Windows there is none.
+    #[allow(clippy::drop_non_drop)]
     drop(probe);
     let mut picture = Vec::new();
     let mut composed: Option<(usize, usize)> = None; // window size of `picture`
