@@ -391,3 +391,67 @@ fn bad_chardev_and_debugcon_specs_get_one_line() {
         assert!(lines[0].starts_with(want), "{args:?}: {lines:?}");
     }
 }
+
+/// Bad input on every host: an image another process has locked, a
+/// read-only file opened for writing, a path that does not exist: one line
+/// naming the file, exit 1, and the image's bytes untouched. (The lock is
+/// std's File::try_lock: flock on Unix, LockFileEx on Windows, where this
+/// test also runs under Wine.)
+#[test]
+fn images_in_use_read_only_or_missing_get_one_line() {
+    let dir = common::TempDir::new("badimg");
+    let img = dir.join("disk.img");
+    let bytes: Vec<u8> = (0..64 * 512).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&img, &bytes).expect("write");
+    let p = img.to_string_lossy().to_string();
+    let drive = format!("file={},format=raw", p.replace(',', ",,"));
+    let holder = std::fs::File::open(&img).expect("open");
+    holder
+        .try_lock_shared()
+        .expect("the test takes a shared lock");
+    // A writer is refused while another process reads the image ...
+    let o = run(&["-drive", &drive, "--max-insns", "1000"]);
+    let lines = stderr_lines(&o);
+    assert_eq!(o.status.code(), Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&p) && lines[0].contains("locked by another process"),
+        "{lines:?}"
+    );
+    // ... and a -snapshot reader shares it.
+    let o = run(&["-drive", &drive, "-snapshot", "--max-insns", "1000"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", stderr_lines(&o));
+    drop(holder);
+    // A read-only host file opened for writing.
+    let mut perm = std::fs::metadata(&img).expect("stat").permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(&img, perm.clone()).expect("chmod");
+    let o = run(&["-drive", &drive, "--max-insns", "1000"]);
+    let lines = stderr_lines(&o);
+    // root may write anyway on Unix; where the open is refused, it is one line.
+    if o.status.code() != Some(0) {
+        assert_eq!(o.status.code(), Some(1), "{lines:?}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains(&p) && lines[0].contains("read-only"),
+            "{lines:?}"
+        );
+    }
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&img, perm).expect("chmod");
+    assert_eq!(std::fs::read(&img).expect("read"), bytes, "image untouched");
+    // A path that does not exist.
+    let missing = dir.join("missing.img");
+    let m = missing.to_string_lossy().to_string();
+    let o = run(&[
+        "-drive",
+        &format!("file={m},format=raw"),
+        "--max-insns",
+        "1000",
+    ]);
+    let lines = stderr_lines(&o);
+    assert_eq!(o.status.code(), Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(&m), "{lines:?}");
+}
