@@ -1,7 +1,7 @@
 //! Guest time as QEMU keeps it (issue: "real time by default, determinism on
 //! request"). `test-roms/timing.asm` prints the RTC's date, then waits two
 //! seconds of PIT time busy (polling the counter with interrupts off) and
-//! two idle (HLT until 2000 IRQ0 ticks). By default guest time follows the
+//! two idle (HLT until 36 IRQ0 ticks of 54.9 ms). By default guest time follows the
 //! host's clock, so each wait takes two seconds of wall time and the RTC
 //! reads the host's date; under `-icount` the same ROM runs on instruction
 //! time with the fixed RTC start.
@@ -82,7 +82,7 @@ fn default_time_follows_the_host_clock() {
     );
     for (phase, start, end) in [
         ("busy-waiting on the PIT counter", "BUSY START", "BUSY END"),
-        ("halted until 2000 PIT interrupts", "IDLE START", "IDLE END"),
+        ("halted until 36 PIT interrupts", "IDLE START", "IDLE END"),
     ] {
         let took = at(end) - at(start);
         eprintln!("{phase}: {took:?} of wall time for 2 s of guest time");
