@@ -305,7 +305,9 @@ impl Qcow2Image {
             let Some(l2_off) = self.l2_offset(i).map_err(|e| e.to_string())? else {
                 continue;
             };
-            let table = self.load_l2(l2_off).map_err(|e| e.to_string())?;
+            self.cache_l2(l2_off).map_err(|e| e.to_string())?;
+            // Taken out of the cache (it is cleared below anyway): no copy.
+            let table = self.l2_cache.remove(&l2_off).unwrap_or_default();
             for j in 0..l2_entries as usize {
                 let e = table.get(j).copied().unwrap_or(0);
                 self.decode_l2(e)
@@ -333,9 +335,10 @@ impl Qcow2Image {
         Ok(Some(off))
     }
 
-    fn load_l2(&mut self, off: u64) -> io::Result<Vec<u64>> {
-        if let Some(t) = self.l2_cache.get(&off) {
-            return Ok(t.clone());
+    /// Makes sure the L2 table at `off` is in the cache.
+    fn cache_l2(&mut self, off: u64) -> io::Result<()> {
+        if self.l2_cache.contains_key(&off) {
+            return Ok(());
         }
         let mut raw = vec![0u8; self.cluster_size() as usize];
         read_exact_at(&self.file, &mut raw, off)?;
@@ -343,8 +346,20 @@ impl Qcow2Image {
         if self.l2_cache.len() >= L2_CACHE_TABLES {
             self.l2_cache.clear();
         }
-        self.l2_cache.insert(off, t.clone());
-        Ok(t)
+        self.l2_cache.insert(off, t);
+        Ok(())
+    }
+
+    /// Entry `j` of the L2 table at `off`, read through the cache without
+    /// copying the table (a lookup per cluster the guest reads).
+    fn l2_entry(&mut self, off: u64, j: usize) -> io::Result<u64> {
+        self.cache_l2(off)?;
+        Ok(self
+            .l2_cache
+            .get(&off)
+            .and_then(|t| t.get(j))
+            .copied()
+            .unwrap_or(0))
     }
 
     /// What an L2 entry says (qcow2.txt "Cluster mapping").
@@ -389,8 +404,8 @@ impl Qcow2Image {
         let Some(l2_off) = self.l2_offset(l1_index)? else {
             return Ok(Cluster::Unallocated);
         };
-        let table = self.load_l2(l2_off)?;
-        self.decode_l2(table.get(l2_index).copied().unwrap_or(0))
+        let e = self.l2_entry(l2_off, l2_index)?;
+        self.decode_l2(e)
     }
 
     /// Reads host bytes at `off`; bytes past the end of the file read as

@@ -457,24 +457,57 @@ impl Cpu {
 
     // ---- linear-address access ----
 
+    /// The TLB hit of a read: the value when `lin`'s page has a read tag in
+    /// the current privilege's set and the access stays inside the page.
+    #[inline(always)]
+    fn tlb_read(&self, lin: u64, size: u8) -> Option<u64> {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_r != lin & !0xFFF || (lin & 0xFFF) > 0x1000 - size as u64 {
+            return None;
+        }
+        let p = e.addend.wrapping_add(lin) as *const u8;
+        // SAFETY: a read tag is only installed for a RAM or ROM page whose host
+        // mapping starts at `addend + page`, and the check above keeps the whole
+        // access inside that page; unaligned reads are allowed on every host.
+        unsafe {
+            Some(match size {
+                1 => *p as u64,
+                2 => (p as *const u16).read_unaligned() as u64,
+                4 => (p as *const u32).read_unaligned() as u64,
+                _ => (p as *const u64).read_unaligned(),
+            })
+        }
+    }
+
+    /// The TLB hit of a write: true when `lin`'s page has a write tag (RAM,
+    /// writable, dirty, no cached code) and the access stays inside the page.
+    #[inline(always)]
+    fn tlb_write(&mut self, lin: u64, size: u8, v: u64) -> bool {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        if e.tag_w != lin & !0xFFF || (lin & 0xFFF) > 0x1000 - size as u64 {
+            return false;
+        }
+        let p = e.addend.wrapping_add(lin) as *mut u8;
+        // SAFETY: a write tag is only installed for a writable RAM page without
+        // cached code, mapped at `addend + page`; the access stays in the page.
+        unsafe {
+            match size {
+                1 => *p = v as u8,
+                2 => (p as *mut u16).write_unaligned(v as u16),
+                4 => (p as *mut u32).write_unaligned(v as u32),
+                _ => (p as *mut u64).write_unaligned(v),
+            }
+        }
+        true
+    }
+
     /// Reads `size` (1, 2, 4, 8) bytes at a linear address.
     #[inline(always)]
     pub fn read_lin(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res<u64> {
-        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
-        let e = &self.tlb.e[self.mmu_user & 1][idx];
-        if e.tag_r == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
-            let p = e.addend.wrapping_add(lin) as *const u8;
-            // SAFETY: a read tag is only installed for a RAM or ROM page whose host
-            // mapping starts at `addend + page`, and the check above keeps the whole
-            // access inside that page; unaligned reads are allowed on every host.
-            unsafe {
-                return Ok(match size {
-                    1 => *p as u64,
-                    2 => (p as *const u16).read_unaligned() as u64,
-                    4 => (p as *const u32).read_unaligned() as u64,
-                    _ => (p as *const u64).read_unaligned(),
-                });
-            }
+        if let Some(v) = self.tlb_read(lin, size) {
+            return Ok(v);
         }
         self.read_lin_slow(bus, lin, size, self.mmu_user == 1)
     }
@@ -509,20 +542,7 @@ impl Cpu {
     /// Writes `size` bytes at a linear address.
     #[inline(always)]
     pub fn write_lin(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64) -> Res {
-        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
-        let e = &self.tlb.e[self.mmu_user & 1][idx];
-        if e.tag_w == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
-            let p = e.addend.wrapping_add(lin) as *mut u8;
-            // SAFETY: a write tag is only installed for a writable RAM page without
-            // cached code, mapped at `addend + page`; the access stays in the page.
-            unsafe {
-                match size {
-                    1 => *p = v as u8,
-                    2 => (p as *mut u16).write_unaligned(v as u16),
-                    4 => (p as *mut u32).write_unaligned(v as u32),
-                    _ => (p as *mut u64).write_unaligned(v),
-                }
-            }
+        if self.tlb_write(lin, size, v) {
             return Ok(());
         }
         self.write_lin_slow(bus, lin, size, v, self.mmu_user == 1)
@@ -719,22 +739,11 @@ impl Cpu {
     /// inline, everything else (checks, faults, page walks, MMIO) out of line.
     #[inline(always)]
     pub fn read(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8) -> Res<u64> {
-        if let Some(lin) = self.flat_lin(s, off, false) {
-            let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
-            let e = &self.tlb.e[self.mmu_user & 1][idx];
-            if e.tag_r == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
-                let p = e.addend.wrapping_add(lin) as *const u8;
-                // SAFETY: as in `read_lin`: a read tag is only installed for a RAM or
-                // ROM page mapped at `addend + page`, and the access stays in the page.
-                unsafe {
-                    return Ok(match size {
-                        1 => *p as u64,
-                        2 => (p as *const u16).read_unaligned() as u64,
-                        4 => (p as *const u32).read_unaligned() as u64,
-                        _ => (p as *const u64).read_unaligned(),
-                    });
-                }
-            }
+        if let Some(v) = self
+            .flat_lin(s, off, false)
+            .and_then(|l| self.tlb_read(l, size))
+        {
+            return Ok(v);
         }
         self.read_seg_slow(bus, s, off, size)
     }
@@ -749,21 +758,7 @@ impl Cpu {
     #[inline(always)]
     pub fn write(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8, v: u64) -> Res {
         if let Some(lin) = self.flat_lin(s, off, true) {
-            let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
-            let e = &self.tlb.e[self.mmu_user & 1][idx];
-            if e.tag_w == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - size as u64 {
-                let p = e.addend.wrapping_add(lin) as *mut u8;
-                // SAFETY: as in `write_lin`: a write tag is only installed for a
-                // writable RAM page without cached code, mapped at `addend + page`;
-                // the access stays in the page.
-                unsafe {
-                    match size {
-                        1 => *p = v as u8,
-                        2 => (p as *mut u16).write_unaligned(v as u16),
-                        4 => (p as *mut u32).write_unaligned(v as u32),
-                        _ => (p as *mut u64).write_unaligned(v),
-                    }
-                }
+            if self.tlb_write(lin, size, v) {
                 return Ok(());
             }
         }

@@ -330,7 +330,8 @@ fn tcp_to_host_both_ways_and_refused() {
     assert!(h.run_until(10, |h| !h.tcp(sock).may_recv()));
     h.tcp(sock).close();
     assert!(
-        h.run_until(10, |h| h.net.flows().0 == 0),
+        // Real-time bound only: generous for a loaded 2-core CI machine.
+        h.run_until(60, |h| h.net.flows().0 == 0),
         "connection not reaped"
     );
 
@@ -457,7 +458,8 @@ fn check_tcp_forward(h: &mut Harness) {
     assert!(h.run_until(30, |_| client.is_finished()));
     assert_eq!(client.join().unwrap(), b"HELLO FROM THE GUEST");
     assert!(
-        h.run_until(10, |h| h.net.flows().0 == 0),
+        // Real-time bound only: generous for a loaded 2-core CI machine.
+        h.run_until(60, |h| h.net.flows().0 == 0),
         "connection not reaped"
     );
 }
