@@ -19,6 +19,16 @@ fn stderr_lines(o: &std::process::Output) -> Vec<String> {
         .collect()
 }
 
+/// Runs vx86 with `args`, which it must refuse: exit status 1 and one line
+/// on stderr, which is returned.
+fn refused(args: &[&str]) -> String {
+    let o = run(args);
+    let lines = stderr_lines(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {lines:?}");
+    assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
+    lines[0].clone()
+}
+
 #[test]
 fn every_refused_option_gets_one_line_and_status_1() {
     let refused = vx86::config::refused_options();
@@ -75,11 +85,8 @@ fn value_checked_options_are_refused_with_a_reason() {
         (&["-frobnicate"], "vx86: -frobnicate: unknown option"),
         (&["-kernel"], "vx86: -kernel: needs a value"),
     ] {
-        let o = run(args);
-        let lines = stderr_lines(&o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {lines:?}");
-        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
-        assert!(lines[0].starts_with(want), "{args:?}: {lines:?}");
+        let line = refused(args);
+        assert!(line.starts_with(want), "{args:?}: {line:?}");
     }
 }
 
@@ -384,11 +391,8 @@ fn bad_chardev_and_debugcon_specs_get_one_line() {
             "vx86: ",
         ),
     ] {
-        let o = run(args);
-        let lines = stderr_lines(&o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {lines:?}");
-        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
-        assert!(lines[0].starts_with(want), "{args:?}: {lines:?}");
+        let line = refused(args);
+        assert!(line.starts_with(want), "{args:?}: {line:?}");
     }
 }
 
@@ -410,13 +414,10 @@ fn images_in_use_read_only_or_missing_get_one_line() {
         .try_lock_shared()
         .expect("the test takes a shared lock");
     // A writer is refused while another process reads the image ...
-    let o = run(&["-drive", &drive, "--max-insns", "1000"]);
-    let lines = stderr_lines(&o);
-    assert_eq!(o.status.code(), Some(1), "{lines:?}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = refused(&["-drive", &drive, "--max-insns", "1000"]);
     assert!(
-        lines[0].contains(&p) && lines[0].contains("locked by another process"),
-        "{lines:?}"
+        line.contains(&p) && line.contains("locked by another process"),
+        "{line:?}"
     );
     // ... and a -snapshot reader shares it.
     let o = run(&["-drive", &drive, "-snapshot", "--max-insns", "1000"]);
@@ -444,14 +445,11 @@ fn images_in_use_read_only_or_missing_get_one_line() {
     // A path that does not exist.
     let missing = dir.join("missing.img");
     let m = missing.to_string_lossy().to_string();
-    let o = run(&[
+    let line = refused(&[
         "-drive",
         &format!("file={m},format=raw"),
         "--max-insns",
         "1000",
     ]);
-    let lines = stderr_lines(&o);
-    assert_eq!(o.status.code(), Some(1), "{lines:?}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains(&m), "{lines:?}");
+    assert!(line.contains(&m), "{line:?}");
 }
