@@ -3,9 +3,12 @@
 //! decoding (Bochs's trace cache / v86's jit cache idea).
 //!
 //! Self-modifying code: every physical page that holds the bytes of a cached
-//! block is marked as a code page; writes to it leave the TLB fast path, and
-//! a write invalidates exactly the blocks whose bytes it touches (each block
-//! remembers its byte range; the page keeps the list of its blocks).
+//! block is marked as a code page, with a bit per 128-byte chunk that holds
+//! block bytes (Bochs's fine-grained SMC map); writes to a code page leave the
+//! TLB fast path, a write to a chunk without code costs one mask test, and a
+//! write into a code chunk invalidates exactly the blocks whose bytes it
+//! touches (each block remembers its byte range; the page keeps the list of
+//! its blocks).
 
 use super::decode::Op;
 use std::collections::HashMap;
@@ -27,12 +30,39 @@ pub struct Block {
     pub valid: bool,
 }
 
+/// Bytes per bit of a page's code-chunk mask.
+const CHUNK_SHIFT: u64 = 7;
+
+/// The mask of the 128-byte chunks of one page that bytes `[start, end)` of
+/// that page (offsets within it, `start < end <= 4096`) touch.
+#[inline(always)]
+fn chunk_mask(start: u64, end: u64) -> u32 {
+    let first = (start >> CHUNK_SHIFT) as u32;
+    let last = ((end - 1) >> CHUNK_SHIFT) as u32;
+    (u32::MAX >> (31 - last)) & (u32::MAX << first)
+}
+
+/// Calls `f(page, mask)` for each page that physical bytes `[start, end)` touch.
+fn for_each_page_chunks(start: u64, end: u64, mut f: impl FnMut(u64, u32)) {
+    let mut a = start;
+    while a < end {
+        let page = a >> 12;
+        let page_end = ((page + 1) << 12).min(end);
+        f(page, chunk_mask(a & 0xFFF, page_end - (page << 12)));
+        a = page_end;
+    }
+}
+
 pub struct BlockCache {
     slots: Vec<Option<Block>>,
-    /// Per 4 KiB physical page below 4 GiB: does any cached block come from it?
-    code_page: Vec<u8>,
+    /// Per 4 KiB physical page below 4 GiB: which 128-byte chunks hold bytes
+    /// of a cached block (0: not a code page).
+    code_chunks: Vec<u32>,
     /// Page number -> cache slots of the blocks decoded from it.
-    page_blocks: HashMap<u64, Vec<u32>>,
+    /// Page number -> cache slots of the blocks decoded from it, each with
+    /// the chunks of the page it covers (a write tests these masks and looks
+    /// only at the blocks whose chunks it touches).
+    page_blocks: HashMap<u64, Vec<(u32, u32)>>,
     /// Bumped whenever a block is invalidated or the cache cleared.
     pub gen: u64,
 }
@@ -41,7 +71,7 @@ impl BlockCache {
     pub fn new(_ram_pages: usize) -> Self {
         BlockCache {
             slots: vec![None; CACHE_SIZE],
-            code_page: vec![0; 1 << 20],
+            code_chunks: vec![0; 1 << 20],
             page_blocks: HashMap::new(),
             gen: 0,
         }
@@ -65,32 +95,47 @@ impl BlockCache {
     #[inline(always)]
     pub fn page_has_code(&self, phys: u64) -> bool {
         let p = (phys >> 12) as usize;
-        matches!(self.code_page.get(p), Some(&c) if c != 0)
+        matches!(self.code_chunks.get(p), Some(&c) if c != 0)
+    }
+
+    /// Do physical bytes `[phys, phys+len)` touch a chunk holding block bytes?
+    #[inline]
+    pub fn range_has_code(&self, phys: u64, len: u64) -> bool {
+        let mut hit = false;
+        for_each_page_chunks(phys, phys.saturating_add(len), |page, mask| {
+            if let Some(&c) = self.code_chunks.get(page as usize) {
+                hit |= c & mask != 0;
+            }
+        });
+        hit
     }
 
     /// Inserts a block; returns the pages that just became code pages (the
     /// caller removes their fast-write TLB entries).
     pub fn insert(&mut self, block: Block) -> Vec<u64> {
         let slot = Self::slot_of(block.phys, block.mode);
-        let mut new_pages = Vec::new();
-        for &(start, end) in block.ranges.iter() {
-            if end <= start {
-                continue;
-            }
-            let mut p = start >> 12;
-            while p <= (end - 1) >> 12 {
-                if let Some(c) = self.code_page.get_mut(p as usize) {
-                    if *c == 0 {
-                        *c = 1;
-                        new_pages.push(p << 12);
-                    }
-                    self.page_blocks.entry(p).or_default().push(slot as u32);
-                }
-                p += 1;
-            }
+        let mut pages: Vec<(u64, u32)> = Vec::with_capacity(2);
+        for &(start, end) in block.ranges.iter().filter(|&&(s, e)| e > s) {
+            for_each_page_chunks(start, end, |p, mask| pages.push((p, mask)));
         }
+        // The block goes in first: compacting a page's list looks at what
+        // each slot holds now.
         if let Some(s) = self.slots.get_mut(slot) {
             *s = Some(block);
+        }
+        let mut new_pages = Vec::new();
+        for (p, mask) in pages {
+            if let Some(c) = self.code_chunks.get_mut(p as usize) {
+                if *c == 0 {
+                    new_pages.push(p << 12);
+                }
+                *c |= mask;
+                let list = self.page_blocks.entry(p).or_default();
+                list.push((slot as u32, mask));
+                if list.len() >= 64 && list.len().is_power_of_two() {
+                    compact(list, &self.slots, p);
+                }
+            }
         }
         new_pages
     }
@@ -99,14 +144,26 @@ impl BlockCache {
     /// was decoded from any of them. Returns true if a block was invalidated.
     pub fn invalidate(&mut self, phys: u64, len: u64) -> bool {
         let mut hit = false;
+        if !self.range_has_code(phys, len) {
+            return false;
+        }
         let first = phys >> 12;
         let last = (phys + len - 1) >> 12;
         for page in first..=last {
             let Some(list) = self.page_blocks.get_mut(&page) else {
                 continue;
             };
-            let mut keep_any = false;
-            list.retain(|&slot| {
+            let write = {
+                let (ps, pe) = (page << 12, (page + 1) << 12);
+                chunk_mask(phys.max(ps) - ps, (phys + len).min(pe) - ps)
+            };
+            // The chunks of the blocks that stay.
+            let mut keep = 0u32;
+            list.retain(|&(slot, mask)| {
+                if mask & write == 0 {
+                    keep |= mask;
+                    return true;
+                }
                 let Some(Some(b)) = self.slots.get_mut(slot as usize) else {
                     return false;
                 };
@@ -127,14 +184,14 @@ impl BlockCache {
                     hit = true;
                     return false;
                 }
-                keep_any = true;
+                keep |= mask;
                 true
             });
-            if !keep_any {
+            if keep == 0 {
                 self.page_blocks.remove(&page);
-                if let Some(c) = self.code_page.get_mut(page as usize) {
-                    *c = 0;
-                }
+            }
+            if let Some(c) = self.code_chunks.get_mut(page as usize) {
+                *c = keep;
             }
         }
         hit
@@ -144,7 +201,107 @@ impl BlockCache {
     pub fn clear(&mut self) {
         self.gen += 1;
         self.slots.iter_mut().for_each(|s| *s = None);
-        self.code_page.iter_mut().for_each(|c| *c = 0);
+        self.code_chunks.iter_mut().for_each(|c| *c = 0);
         self.page_blocks.clear();
+    }
+}
+
+/// Drops the entries of a page's list whose slot no longer holds a valid
+/// block from that page, and duplicates: a page whose blocks are evicted
+/// and decoded again without ever being written keeps a bounded list.
+fn compact(list: &mut Vec<(u32, u32)>, slots: &[Option<Block>], page: u64) {
+    let (ps, pe) = (page << 12, (page + 1) << 12);
+    list.retain_mut(|(slot, mask)| {
+        let Some(Some(b)) = slots.get(*slot as usize) else {
+            return false;
+        };
+        // The chunks of the block the slot holds now.
+        *mask = b
+            .ranges
+            .iter()
+            .filter(|&&(s, e)| b.valid && e > s && s < pe && e > ps)
+            .fold(0, |m, &(s, e)| {
+                m | chunk_mask(s.max(ps) - ps, e.min(pe) - ps)
+            });
+        *mask != 0
+    });
+    list.sort_unstable();
+    list.dedup_by_key(|e| e.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_masks_cover_exactly_the_touched_chunks() {
+        assert_eq!(chunk_mask(0, 1), 1);
+        assert_eq!(chunk_mask(127, 129), 0b11);
+        assert_eq!(chunk_mask(128, 256), 0b10);
+        assert_eq!(chunk_mask(0, 4096), u32::MAX);
+        assert_eq!(chunk_mask(4095, 4096), 1 << 31);
+        let mut seen = Vec::new();
+        for_each_page_chunks(0x1FF0, 0x2090, |p, m| seen.push((p, m)));
+        assert_eq!(seen, vec![(1, 1 << 31), (2, 0b11)]);
+    }
+
+    fn block(phys: u64, end: u64) -> Block {
+        Block {
+            phys,
+            mode: 0,
+            ranges: [(phys, end), (0, 0)],
+            ops: Rc::from(Vec::new()),
+            valid: true,
+        }
+    }
+
+    #[test]
+    fn writes_beside_code_keep_the_block_and_writes_into_it_drop_it() {
+        let mut c = BlockCache::new(0);
+        assert_eq!(c.insert(block(0x5010, 0x5030)), vec![0x5000]);
+        assert!(c.page_has_code(0x5FFF));
+        // Same page, another chunk: no code there.
+        assert!(!c.range_has_code(0x5100, 4));
+        assert!(!c.invalidate(0x5100, 4));
+        // Same chunk, outside the block's bytes: the block stays.
+        assert!(c.range_has_code(0x5040, 1));
+        assert!(!c.invalidate(0x5040, 1));
+        assert!(c.lookup(0x5010, 0).is_some());
+        // Into the block: dropped, and the page is no code page any more.
+        assert!(c.invalidate(0x502F, 2));
+        assert!(c.lookup(0x5010, 0).is_none());
+        assert!(!c.page_has_code(0x5000));
+    }
+
+    #[test]
+    fn a_page_list_stays_bounded_and_tracks_every_block() {
+        let mut c = BlockCache::new(0);
+        // 120 blocks on one page: the list is compacted at 64 entries, while
+        // the newest block is being inserted.
+        for i in 0..120u64 {
+            c.insert(block(0x9000 + i * 0x20, 0x9010 + i * 0x20));
+        }
+        // The same blocks decoded again and again (evicted, re-inserted).
+        for _ in 0..300 {
+            c.insert(block(0x9000, 0x9010));
+        }
+        assert!(c.page_blocks.get(&9).map_or(0, |l| l.len()) <= 256);
+        // A write into each block still finds it.
+        for i in 0..120u64 {
+            assert!(c.invalidate(0x900F + i * 0x20, 1), "block {i}");
+        }
+        assert!(!c.page_has_code(0x9000));
+    }
+
+    #[test]
+    fn a_page_keeps_the_chunks_of_the_blocks_that_stay() {
+        let mut c = BlockCache::new(0);
+        c.insert(block(0x7000, 0x7010));
+        c.insert(block(0x7F00, 0x8010));
+        assert!(c.invalidate(0x7008, 1));
+        assert!(!c.range_has_code(0x7000, 0x80));
+        assert!(c.range_has_code(0x7F80, 1));
+        assert!(c.range_has_code(0x8000, 1));
+        assert!(c.lookup(0x7F00, 0).is_some());
     }
 }

@@ -7,8 +7,12 @@
 //! host address offset. A tag is the page-aligned linear address when that
 //! access is allowed on the fast path, or an impossible value otherwise; so a
 //! hit is one compare. Writes are only fast when the guest page is RAM,
-//! writable, already dirty and holds no cached code (the has-code bit keeps
-//! self-modifying code on the slow path where it invalidates blocks).
+//! writable, already dirty and holds no cached code. A writable page that
+//! holds cached code gets a second write tag instead (`tag_wc`): a write
+//! there skips the page walk, stores through the host pointer and drops only
+//! the blocks whose bytes it changed (a store of the bytes already there,
+//! as GRUB's real-mode trampolines do on every BIOS call, drops nothing:
+//! the instructions are the same; SDM Vol. 3A 11.6).
 
 use super::state::{cr0, cr4, efer, CS, SS};
 use super::{vector, Bus, Cpu, Fault, Res};
@@ -22,6 +26,8 @@ const NO_TAG: u64 = 1;
 pub struct TlbEntry {
     pub tag_r: u64,
     pub tag_w: u64,
+    /// Write tag of a writable RAM page holding cached code (see module doc).
+    pub tag_wc: u64,
     pub tag_x: u64,
     /// host address of the page minus the linear page address (wrapping).
     pub addend: u64,
@@ -32,6 +38,7 @@ pub struct TlbEntry {
 const EMPTY: TlbEntry = TlbEntry {
     tag_r: NO_TAG,
     tag_w: NO_TAG,
+    tag_wc: NO_TAG,
     tag_x: NO_TAG,
     addend: 0,
     phys: 0,
@@ -40,6 +47,10 @@ const EMPTY: TlbEntry = TlbEntry {
 
 pub struct Tlb {
     pub e: [[TlbEntry; TLB_SIZE]; 2],
+    /// Which entries of each set were filled since the last flush: a flush
+    /// clears only those (a guest that switches modes on every BIOS call, as
+    /// GRUB does, would otherwise clear 2 x 1024 entries each time).
+    used: [[u64; TLB_SIZE / 64]; 2],
     /// Bumped on every flush: cached linear->block lookups older than this are stale.
     pub gen: u64,
 }
@@ -48,25 +59,48 @@ impl Tlb {
     pub fn new() -> Box<Tlb> {
         Box::new(Tlb {
             e: [[EMPTY; TLB_SIZE]; 2],
+            used: [[0; TLB_SIZE / 64]; 2],
             gen: 0,
         })
     }
-    pub fn flush_all(&mut self) {
-        self.gen += 1;
-        for set in self.e.iter_mut() {
-            set.fill(EMPTY);
+
+    /// Installs an entry (the page walk's result).
+    #[inline]
+    pub fn fill(&mut self, set: usize, idx: usize, e: TlbEntry) {
+        if let Some(slot) = self.e.get_mut(set).and_then(|s| s.get_mut(idx)) {
+            *slot = e;
+        }
+        if let Some(w) = self.used.get_mut(set).and_then(|u| u.get_mut(idx / 64)) {
+            *w |= 1 << (idx % 64);
         }
     }
-    /// CR3 write: flush everything but global pages (SDM Vol. 3A 4.10.4.1).
-    pub fn flush_non_global(&mut self) {
+
+    /// Clears the used entries for which `drop` says so.
+    fn flush_where(&mut self, drop: impl Fn(&TlbEntry) -> bool) {
         self.gen += 1;
-        for set in self.e.iter_mut() {
-            for e in set.iter_mut() {
-                if !e.global {
-                    *e = EMPTY;
+        for (set, used) in self.e.iter_mut().zip(self.used.iter_mut()) {
+            for (wi, word) in used.iter_mut().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let idx = wi * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if let Some(e) = set.get_mut(idx) {
+                        if drop(e) {
+                            *e = EMPTY;
+                            *word &= !(1 << (idx % 64));
+                        }
+                    }
                 }
             }
         }
+    }
+
+    pub fn flush_all(&mut self) {
+        self.flush_where(|_| true);
+    }
+    /// CR3 write: flush everything but global pages (SDM Vol. 3A 4.10.4.1).
+    pub fn flush_non_global(&mut self) {
+        self.flush_where(|e| !e.global);
     }
     pub fn flush_page(&mut self, lin: u64) {
         self.gen += 1;
@@ -77,12 +111,21 @@ impl Tlb {
             }
         }
     }
-    /// Removes fast write access to one physical page (it now holds code).
+    /// Moves fast write access to one physical page (it now holds code) to
+    /// the code-page write tag.
     pub fn protect_phys(&mut self, phys_page: u64) {
-        for set in self.e.iter_mut() {
-            for e in set.iter_mut() {
-                if e.phys == phys_page {
-                    e.tag_w = NO_TAG;
+        for (set, used) in self.e.iter_mut().zip(self.used.iter()) {
+            for (wi, word) in used.iter().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let idx = wi * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if let Some(e) = set.get_mut(idx) {
+                        if e.phys == phys_page && e.tag_w != NO_TAG {
+                            e.tag_wc = e.tag_w;
+                            e.tag_w = NO_TAG;
+                        }
+                    }
                 }
             }
         }
@@ -175,8 +218,11 @@ impl Cpu {
         for i in 0..size as u64 {
             let a = addr + i;
             let b = (v >> (8 * i)) as u8;
+            let old = self.mem.read_u8(a);
             if self.mem.write_u8(a, b) {
-                self.note_code_write(a, 1);
+                if old != Some(b) {
+                    self.note_code_write(a, 1);
+                }
             } else if self.mem.read_u8(a).is_none() {
                 self.mmio_write(bus, a, 1, b as u64);
             }
@@ -204,7 +250,7 @@ impl Cpu {
 
     #[inline]
     fn note_code_write(&mut self, phys: u64, len: u64) {
-        if self.cache.page_has_code(phys) || self.cache.page_has_code(phys + len - 1) {
+        if self.cache.range_has_code(phys, len) {
             self.invalidate_code(phys, len);
         }
     }
@@ -216,9 +262,9 @@ impl Cpu {
         let end = phys.saturating_add(len);
         let mut page = phys & !0xFFF;
         while page < end {
-            if self.cache.page_has_code(page) {
-                let s = page.max(phys);
-                let e = (page + 0x1000).min(end);
+            let s = page.max(phys);
+            let e = (page + 0x1000).min(end);
+            if self.cache.range_has_code(s, e - s) {
                 self.invalidate_code(s, e - s);
             }
             page += 0x1000;
@@ -443,15 +489,17 @@ impl Cpu {
                     e.tag_x = lpage;
                 }
             }
-            if ram && can_write && !self.cache.page_has_code(page) {
-                e.tag_w = lpage;
+            if ram && can_write {
+                if self.cache.page_has_code(page) {
+                    e.tag_wc = lpage;
+                } else {
+                    e.tag_w = lpage;
+                }
             }
         }
         e.phys = page;
         e.global = w.global;
-        if let Some(slot) = self.tlb.e.get_mut(set).and_then(|s| s.get_mut(idx)) {
-            *slot = e;
-        }
+        self.tlb.fill(set, idx, e);
         Ok(phys)
     }
 
@@ -558,6 +606,9 @@ impl Cpu {
         user: bool,
     ) -> Res {
         let lin = self.lin_wrap(lin);
+        if self.tlb_write_code(lin, size, v, user) {
+            return Ok(());
+        }
         let end = lin.wrapping_add(size as u64 - 1);
         if lin & !0xFFF == end & !0xFFF {
             let phys = self.translate(bus, lin, Access::Write, user)?;
@@ -580,6 +631,45 @@ impl Cpu {
             self.phys_write(bus, pa, 1, (v >> (8 * i)) & 0xFF);
         }
         Ok(())
+    }
+
+    /// A write to a page holding cached code through its `tag_wc` TLB entry:
+    /// no page walk; only a change of bytes invalidates blocks.
+    fn tlb_write_code(&mut self, lin: u64, size: u8, v: u64, user: bool) -> bool {
+        let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
+        let Some(e) = self.tlb.e.get(user as usize).and_then(|s| s.get(idx)) else {
+            return false;
+        };
+        if e.tag_wc != lin & !0xFFF || (lin & 0xFFF) > 0x1000 - size as u64 {
+            return false;
+        }
+        let phys = e.phys | (lin & 0xFFF);
+        let p = e.addend.wrapping_add(lin) as *mut u8;
+        let v = v & super::flags::size_mask(size);
+        // SAFETY: a code-page write tag is only installed for a writable RAM
+        // page mapped at `addend + page` (as `tag_w`), and the check above
+        // keeps the access inside that page.
+        let old = unsafe {
+            match size {
+                1 => *p as u64,
+                2 => (p as *const u16).read_unaligned() as u64,
+                4 => (p as *const u32).read_unaligned() as u64,
+                _ => (p as *const u64).read_unaligned(),
+            }
+        };
+        if old != v {
+            // SAFETY: as above.
+            unsafe {
+                match size {
+                    1 => *p = v as u8,
+                    2 => (p as *mut u16).write_unaligned(v as u16),
+                    4 => (p as *mut u32).write_unaligned(v as u32),
+                    _ => (p as *mut u64).write_unaligned(v),
+                }
+            }
+            self.note_code_write(phys, size as u64);
+        }
+        true
     }
 
     /// Host address of linear `lin` for a bulk write within its page (REP

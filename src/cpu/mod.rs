@@ -227,6 +227,10 @@ pub struct Cpu {
     mode: u32,
     /// Bumped by every `update_mode` (CS, SS, CR0, EFER, VM changes).
     mode_gen: u64,
+    /// What the jump cache's RIP -> block mapping depends on besides the TLB
+    /// and the block cache: the mode key, CS base and CS limit. `mode_gen`
+    /// moves only when this changes.
+    fetch_ctx: (u32, u64, u32),
     /// RIP-indexed cache in front of the block cache.
     jump: Vec<decode::JumpEntry>,
 
@@ -295,6 +299,7 @@ impl Cpu {
             mmu_user: 0,
             mode: 0,
             mode_gen: 0,
+            fetch_ctx: (u32::MAX, 0, 0),
             jump: vec![decode::JumpEntry::default(); decode::JUMP_CACHE],
             halted: false,
             shadow: false,
@@ -423,7 +428,11 @@ impl Cpu {
         }
         self.mmu_user = (self.cpl == 3) as usize;
         self.mode = self.compute_mode_key();
-        self.mode_gen += 1;
+        let ctx = (self.mode, self.seg[CS].base, self.seg[CS].limit);
+        if ctx != self.fetch_ctx {
+            self.fetch_ctx = ctx;
+            self.mode_gen += 1;
+        }
     }
 
     /// The mode bits that change how bytes decode and how handlers behave; part

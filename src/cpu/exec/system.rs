@@ -522,7 +522,10 @@ impl Cpu {
             self.efer &= !efer::LMA;
         }
         self.cr0 = v;
-        if (old ^ v) & (cr0::PG | cr0::WP | cr0::PE) != 0 {
+        // PE alone changes no translation (with PG=0 every linear address is
+        // its physical one, and the TLB's privilege sets follow CPL), so
+        // GRUB's real/protected switches on every BIOS call keep the TLB.
+        if (old ^ v) & (cr0::PG | cr0::WP) != 0 {
             self.tlb.flush_all();
         }
         self.update_mode();
