@@ -667,6 +667,17 @@ fn vx86_writes_pass_qemu_img_check_and_qemu_reads_them() {
             &p("zero.qcow2"),
         ],
     );
+    // lazy_refcounts=on: vx86 keeps them exact all the same.
+    img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        "lazy_refcounts=on",
+        &p("lazy.qcow2"),
+        "8M",
+    ]);
     // An internal snapshot: every cluster shared, writes must copy.
     img(&["convert", "-O", "qcow2", &p("base.raw"), &p("snap.qcow2")]);
     img(&["snapshot", "-c", "s1", &p("snap.qcow2")]);
@@ -679,6 +690,7 @@ fn vx86_writes_pass_qemu_img_check_and_qemu_reads_them() {
         "bit.qcow2",
         "comp.qcow2",
         "zero.qcow2",
+        "lazy.qcow2",
         "snap.qcow2",
     ] {
         let path = dir.join(name);
@@ -696,6 +708,23 @@ fn vx86_writes_pass_qemu_img_check_and_qemu_reads_them() {
             );
         }
         assert_reads_like_qemu(&dir, &path);
+        // QEMU goes on writing what vx86 wrote.
+        sh(
+            "qemu-io",
+            &[
+                "-c",
+                "write -P 0x3c 4000k 200k",
+                &path.display().to_string(),
+            ],
+        );
+        shadow[4000 << 10..4200 << 10].fill(0x3c);
+        let (code, out) = qemu_check(&path);
+        assert_eq!(code, 0, "{name} after qemu-io: {out}");
+        assert_reads_like_qemu(&dir, &path);
+        assert!(
+            qemu_reads(&dir, &path, &[]) == shadow,
+            "{name} after qemu-io"
+        );
         if name == "snap.qcow2" {
             let s1 = qemu_reads(&dir, &path, &["-l", "snapshot.name=s1"]);
             assert!(s1 == before, "the snapshot's bytes changed");
