@@ -10,7 +10,11 @@ directory, removed at the end), three times:
 
 * vx86 -M pc, the image on virtio-blk-pci (`-drive ...,if=virtio`, /dev/vda);
 * vx86 -M pc, the image on the ATA disk (`-drive ...,if=ide`, pata_legacy, /dev/sda);
-* qemu-system-x86_64 -M pc -cpu qemu64,-apic -accel tcg, virtio-blk (/dev/vda).
+* qemu-system-x86_64 -M pc -cpu qemu64,-apic -accel tcg, virtio-blk (/dev/vda);
+* when qemu-img is installed, vx86 and QEMU once more on virtio-blk with a
+  qcow2 over the raw image (`qemu-img create -f qcow2 -b RAW -F raw`, made
+  fresh for each run): reads come from the backing file, the sequential
+  write allocates 64 KiB clusters.
 
 In the guest (scripts/guest/blk.sh), all O_DIRECT so the guest's page
 cache does not answer: a sequential read of N MiB (dd bs=1M), 4 KiB reads at
@@ -22,6 +26,7 @@ configuration and the ratios. QEMU is a reference, never a dependency of vx86.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,7 +108,8 @@ def main():
     ap.add_argument("--mib", type=int, default=64, help="MiB read and written sequentially")
     ap.add_argument("--rand", type=int, default=300, help="random 4 KiB reads")
     ap.add_argument("--limit", type=float, default=900.0)
-    ap.add_argument("--only", default="", help="comma-separated subset: vx86-virtio,vx86-ata,qemu-virtio")
+    ap.add_argument("--only", default="", help="comma-separated subset: vx86-virtio,vx86-ata,"
+                    "qemu-virtio,vx86-virtio-qcow2,qemu-virtio-qcow2")
     a = ap.parse_args()
     k = os.path.join(a.guest_dir, "vmlinuz")
     i = os.path.join(a.guest_dir, "initramfs-ctr.cpio.gz")
@@ -132,11 +138,26 @@ def main():
             + ["-drive", f"file={img},format=raw,if=ide"],
             "qemu-virtio": qemu + common("vda") + ["-drive", f"file={img},format=raw,if=virtio"],
         }
+        qcow = img + ".qcow2"
+        have_qemu_img = subprocess.run(["qemu-img", "--version"], capture_output=True).returncode == 0 \
+            if shutil.which("qemu-img") else False
+        if have_qemu_img:
+            runs["vx86-virtio-qcow2"] = [a.vx86, "-M", "pc"] + common("vda") \
+                + ["-drive", f"file={qcow},format=qcow2,if=virtio"]
+            runs["qemu-virtio-qcow2"] = qemu + common("vda") \
+                + ["-drive", f"file={qcow},format=qcow2,if=virtio"]
+        else:
+            print("qemu-img not installed: no qcow2 rows", flush=True)
         only = [s for s in a.only.split(",") if s]
         res = {}
         for name, cmd in runs.items():
             if only and name not in only:
                 continue
+            if name.endswith("-qcow2"):
+                if os.path.exists(qcow):
+                    os.unlink(qcow)
+                subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", img, "-F", "raw", qcow],
+                               check=True)
             t0 = time.monotonic()
             res[name] = r = measure(name, cmd, a.mib, a.rand, a.limit)
             nan = float("nan")
@@ -147,13 +168,17 @@ def main():
                   f"{r.get('noop_loop_s', nan):.1f} s); run {time.monotonic() - t0:.0f} s",
                   flush=True)
         keys = ["seqread_mib_s", "seqwrite_mib_s", "rand_loop_iops", "rand_disk_iops"]
-        for a_name, b_name in [("vx86-virtio", "qemu-virtio"), ("vx86-virtio", "vx86-ata")]:
+        for a_name, b_name in [("vx86-virtio", "qemu-virtio"), ("vx86-virtio", "vx86-ata"),
+                               ("vx86-virtio-qcow2", "qemu-virtio-qcow2"),
+                               ("vx86-virtio-qcow2", "vx86-virtio")]:
             x, y = res.get(a_name, {}), res.get(b_name, {})
             for key in keys:
                 if key in x and key in y and y[key] > 0:
                     print(f"ratio {a_name}/{b_name} {key}: {x[key] / y[key]:.2f} (higher is better)")
     finally:
         os.unlink(img)
+        if os.path.exists(img + ".qcow2"):
+            os.unlink(img + ".qcow2")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 //! `/dev/vda`, copies part of it elsewhere and writes a marker, both with
 //! fsync (a VIRTIO_BLK_T_FLUSH); the host checks the image's bytes. Under
 //! `-snapshot` the same writes leave the image (a compressed qcow2 when
-//! qemu-img is installed) untouched. The guests come
+//! qemu-img is installed) untouched; a qcow2 over a raw backing file is
+//! written and passes `qemu-img check`. The guests come
 //! from `scripts/build-guest.sh`; without them these tests skip.
 
 mod common;
@@ -82,6 +83,12 @@ fn guest_reads_the_pattern_and_its_flushed_writes_reach_the_image() {
     assert!(!log.contains("BLK-WRITE-FAILED"), "{log}");
     assert_eq!(status, Some(0), "guest reboot -> exit 0 with -no-reboot");
     let now = std::fs::read(&img).expect("read image");
+    assert_guest_wrote(&now, &orig);
+}
+
+/// The disk after `vx86-blk`: the first 64 KiB copied to 1 MiB, the marker
+/// line after it, nothing else changed.
+fn assert_guest_wrote(now: &[u8], orig: &[u8]) {
     assert_eq!(now.len(), orig.len());
     assert_eq!(&now[MIB..MIB + 65536], &orig[..65536], "copied 64 KiB");
     let marker = b"VX86-BLK-WRITE-OK\n";
@@ -93,6 +100,68 @@ fn guest_reads_the_pattern_and_its_flushed_writes_reach_the_image() {
         &orig[MIB + 65536 + 512..],
         "bytes after the marker sector"
     );
+}
+
+/// A qcow2 made by `qemu-img create -b disk.raw -F raw` (so every guest
+/// write copies the rest of its 64 KiB cluster from the backing file): the
+/// guest reads the backing pattern through it and writes with fsync; then
+/// `qemu-img check` finds no errors or leaks, `qemu-img convert` reads the
+/// guest's bytes over the backing file's, and the backing file is untouched.
+#[test]
+fn guest_writes_a_backed_qcow2_that_qemu_img_checks_clean() {
+    let Some(dir) = need(&["vmlinuz", "initramfs-ctr.cpio.gz"]) else {
+        return;
+    };
+    if !initramfs_has(&dir.join("initramfs-ctr.cpio.gz"), "bin/vx86-blk") {
+        return;
+    }
+    if !common::have_program("qemu-img", "--version") {
+        println!("SKIPPED: qemu-img not installed (apt-get install qemu-utils)");
+        return;
+    }
+    let tmp = common::TempDir::new("virtio-blk-qcow2");
+    let orig = pattern();
+    std::fs::write(tmp.join("disk.raw"), &orig).expect("write image");
+    let qcow = tmp.join("disk.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-b", "disk.raw", "-F", "raw"])
+        .arg(&qcow)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "qemu-img create");
+    let drive = format!("file={},if=virtio", qcow.display());
+    let args = guest_args(
+        &dir.join("vmlinuz").display().to_string(),
+        &dir.join("initramfs-ctr.cpio.gz").display().to_string(),
+        &["-drive", &drive],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, log) = run_guest(&args, LIMIT);
+    let want_read = format!("BLK-READ sha256={}", common::sha256(&orig[..MIB]));
+    assert_in_order(&log, &[&want_read, "BLK-WRITE-DONE"]);
+    assert!(!log.contains("BLK-WRITE-FAILED"), "{log}");
+    assert_eq!(status, Some(0));
+    let check = std::process::Command::new("qemu-img")
+        .arg("check")
+        .arg(&qcow)
+        .output()
+        .expect("qemu-img check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let out = tmp.join("now.raw");
+    let conv = std::process::Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(&qcow)
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(conv, "qemu-img convert");
+    assert_guest_wrote(&std::fs::read(&out).expect("read"), &orig);
+    assert!(std::fs::read(tmp.join("disk.raw")).expect("read") == orig);
 }
 
 /// `-snapshot`, the `-drive if=none` + `-device` spelling, and (when

@@ -3,8 +3,8 @@
 //! A [`BlockDevice`] is a linear array of 512-byte sectors. The ATA disk
 //! (`crate::devices::ata`) sees only this trait, so the same controller code runs
 //! over a raw host file ([`RawImage`]) or a copy-on-write layer over one
-//! ([`Overlay`], QEMU's `-snapshot`), or a qcow2 image ([`Qcow2Image`], read
-//! side). [`open_drive`] turns a parsed `-drive` option ([`DriveSpec`]) into a
+//! ([`Overlay`], QEMU's `-snapshot`), or a qcow2 image ([`Qcow2Image`]).
+//! [`open_drive`] turns a parsed `-drive` option ([`DriveSpec`]) into a
 //! ready backend.
 
 pub mod drive_spec;
@@ -76,11 +76,6 @@ pub enum BlockError {
     },
     #[error("disk image {}: corrupt or unsupported qcow2: {problem}", path.display())]
     Qcow2 { path: PathBuf, problem: String },
-    #[error(
-        "disk image {}: qcow2 write is not supported yet; use -snapshot or readonly=on",
-        path.display()
-    )]
-    Qcow2Write { path: PathBuf },
     #[error("disk image {}: format=qcow2 was given but this is not a qcow2 image", path.display())]
     NotQcow2 { path: PathBuf },
     #[error("disk image {}: file is empty", path.display())]
@@ -111,9 +106,10 @@ pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> io::Result<u64>
     }
 }
 
-/// Opens the backend a `-drive` option describes: the raw file, read-only if
-/// `readonly=on`, and wrapped in a copy-on-write [`Overlay`] if `snapshot=on`
-/// (then the file itself is opened read-only, so the host image can never change).
+/// Opens the backend a `-drive` option describes: the raw or qcow2 file,
+/// read-only if `readonly=on`, and wrapped in a copy-on-write [`Overlay`] if
+/// `snapshot=on` (then the file itself is opened read-only, so the host image
+/// can never change).
 pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, BlockError> {
     use drive_spec::DiskFormat;
     // Probe first, as QEMU does: a qcow2 is opened as qcow2, never used as
@@ -146,19 +142,22 @@ pub fn open_drive(spec: &DriveSpec) -> Result<Box<dyn BlockDevice + Send>, Block
         (_, None) => false,
     };
     if qcow2 {
-        // Opened (read-only) first, so a missing or corrupt file is named
-        // for what it is; the file is never written either way.
-        let img = Qcow2Image::open(&spec.file)?;
-        if !spec.snapshot && !spec.read_only {
-            return Err(BlockError::Qcow2Write {
-                path: spec.file.clone(),
+        // -snapshot and readonly=on open the file read-only: it never changes.
+        if spec.snapshot || spec.read_only {
+            let img = Qcow2Image::open(&spec.file)?;
+            return Ok(if spec.snapshot {
+                Box::new(Overlay::new(Box::new(img)))
+            } else {
+                Box::new(img)
             });
         }
-        return Ok(if spec.snapshot {
-            Box::new(Overlay::new(Box::new(img)))
-        } else {
-            Box::new(img)
-        });
+        let mut img = Qcow2Image::open_writable(&spec.file)?;
+        img.set_write_through(matches!(
+            spec.cache,
+            CacheMode::Writethrough | CacheMode::Directsync
+        ));
+        img.set_ignore_flush(spec.cache == CacheMode::Unsafe);
+        return Ok(Box::new(img));
     }
     if spec.snapshot {
         let base = RawImage::open(&spec.file, true)?;

@@ -1,27 +1,27 @@
-//! qcow2 images, read side (QEMU's `docs/interop/qcow2.txt`, versions 2
-//! and 3): the two-level cluster map (L1 table -> L2 tables -> data
-//! clusters), zero clusters, deflate-compressed clusters, and a backing
-//! file for clusters the image does not hold.
-//!
-//! Writing qcow2 needs refcount bookkeeping that `qemu-img check` accepts;
-//! until vx86 does that, a qcow2 disk is opened read-only and
-//! [`open_drive`](super::open_drive) refuses it for writing unless
-//! `-snapshot` puts the writes into an in-memory [`Overlay`](super::Overlay).
+//! qcow2 images (QEMU's `docs/interop/qcow2.txt`, versions 2 and 3): the
+//! two-level cluster map (L1 table -> L2 tables -> data clusters), zero
+//! clusters, deflate-compressed clusters, a backing file for clusters the
+//! image does not hold, and writes ([`write`]) with exact reference counts
+//! ([`refcount`]) that `qemu-img check` accepts.
 //!
 //! Everything in the file is untrusted: every offset read from it is
 //! checked against the file's length and the cluster alignment the spec
 //! requires before it is used, all the metadata is checked when the image
 //! is opened (a corrupt image is refused in one line naming the file), and
 //! what could still go wrong at run time is an I/O error the guest sees as
-//! a failed request.
+//! a failed request. A backing file is only ever read.
+
+mod refcount;
+mod write;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::raw::read_exact_at;
+use super::raw::{read_exact_at, write_all_at};
 use super::{check_range, BlockDevice, BlockError, RawImage, SECTOR_SIZE};
+use refcount::Refcounts;
 
 /// "QFI\xfb" (qcow2.txt: header `magic`).
 pub const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
@@ -47,6 +47,8 @@ const INCOMPAT_CORRUPT: u64 = 1 << 1;
 const INCOMPAT_DATA_FILE: u64 = 1 << 2;
 const INCOMPAT_COMPRESSION: u64 = 1 << 3;
 const INCOMPAT_EXTL2: u64 = 1 << 4;
+// Autoclear feature bit 0: the bitmaps extension is consistent.
+const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
 
 // Header extension types (qcow2.txt "Header extensions").
 const EXT_END: u32 = 0;
@@ -54,6 +56,9 @@ const EXT_BACKING_FORMAT: u32 = 0xE279_2ACA;
 
 /// L1 and L2 entries: bits 9-55 hold a host offset (qcow2.txt).
 const OFFSET_MASK: u64 = 0x00FF_FFFF_FFFF_FE00;
+/// L1 and L2 entries bit 63: the cluster's refcount is exactly 1, so it
+/// may be written in place (qcow2.txt "COPIED" flag).
+const COPIED: u64 = 1 << 63;
 /// L2 entry bit 62: the cluster is compressed.
 const L2_COMPRESSED: u64 = 1 << 62;
 /// Standard L2 entry bit 0 (v3): the cluster reads as zeros.
@@ -72,20 +77,31 @@ enum Cluster {
     Compressed { offset: u64, len: u64 },
 }
 
-/// A qcow2 image, read-only.
+/// A qcow2 image: read-only, or writable (then `rc` holds the refcounts).
 pub struct Qcow2Image {
     file: File,
     path: PathBuf,
+    /// The file's length, and past it every cluster allocated since.
     file_len: u64,
     cluster_bits: u32,
     /// Virtual size in bytes.
     size: u64,
     l1: Vec<u64>,
+    l1_offset: u64,
     /// L2 table host offset -> its entries.
     l2_cache: HashMap<u64, Vec<u64>>,
     backing: Option<Box<dyn BlockDevice + Send>>,
     /// The last decompressed cluster: (host offset, bytes).
     compressed_cache: Option<(u64, Vec<u8>)>,
+    /// Present when the image is open for writing.
+    rc: Option<Refcounts>,
+    /// `cache=writethrough`/`directsync`: each write is durable when it completes.
+    write_through: bool,
+    /// `cache=unsafe`: no host flushes at all (neither guest flushes nor
+    /// the ordering barriers of allocating writes).
+    ignore_flush: bool,
+    /// A host I/O error left the metadata half written: writes are refused.
+    broken: bool,
 }
 
 /// Reads a big-endian u32/u64 at `off` of `b` (0 past the end; the header
@@ -102,13 +118,37 @@ fn be64(b: &[u8], off: usize) -> u64 {
 }
 
 impl Qcow2Image {
-    /// Opens `path` (a qcow2 file) with its backing chain, checking all of
-    /// its metadata.
+    /// Opens `path` (a qcow2 file) read-only with its backing chain,
+    /// checking all of its metadata.
     pub fn open(path: &Path) -> Result<Qcow2Image, BlockError> {
-        Self::open_chain(path, &mut Vec::new())
+        Self::open_chain(path, &mut Vec::new(), false)
     }
 
-    fn open_chain(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Qcow2Image, BlockError> {
+    /// Opens `path` for reading and writing (the backing chain read-only),
+    /// checking its metadata and refcount table; the file is locked
+    /// against other writers and readers, as a raw image is.
+    pub fn open_writable(path: &Path) -> Result<Qcow2Image, BlockError> {
+        Self::open_chain(path, &mut Vec::new(), true)
+    }
+
+    /// With `on`, each write reaches the host medium before it completes
+    /// (QEMU `cache=writethrough`).
+    pub fn set_write_through(&mut self, on: bool) {
+        self.write_through = on;
+    }
+
+    /// With `on` (QEMU `cache=unsafe`), flushes and the write-ordering
+    /// barriers are skipped: faster, still safe against vx86 being killed,
+    /// but a host crash can leave refcount errors.
+    pub fn set_ignore_flush(&mut self, on: bool) {
+        self.ignore_flush = on;
+    }
+
+    fn open_chain(
+        path: &Path,
+        chain: &mut Vec<PathBuf>,
+        writable: bool,
+    ) -> Result<Qcow2Image, BlockError> {
         let bad = |problem: String| BlockError::Qcow2 {
             path: path.to_path_buf(),
             problem,
@@ -117,7 +157,7 @@ impl Qcow2Image {
             path: path.to_path_buf(),
             err,
         };
-        let file = File::open(path).map_err(open_err)?;
+        let file = open_locked(path, writable)?;
         let file_len = file.metadata().map_err(open_err)?.len();
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if chain.contains(&canon) {
@@ -149,7 +189,12 @@ impl Qcow2Image {
         let crypt = be32(&hdr, 32);
         let l1_size = be32(&hdr, 36);
         let l1_offset = be64(&hdr, 40);
+        let refcount_table_offset = be64(&hdr, 48);
+        let refcount_table_clusters = be32(&hdr, 56);
         let nb_snapshots = be32(&hdr, 60);
+        // Version 2: 16-bit refcounts; version 3 says (below).
+        let mut refcount_order = 4;
+        let mut clear_autoclear = false;
         if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits) {
             return Err(bad(format!(
                 "cluster_bits {cluster_bits} out of range 9..21"
@@ -171,6 +216,8 @@ impl Qcow2Image {
                 return Err(bad("file shorter than a version 3 header".into()));
             }
             let incompat = be64(&v3, 0);
+            let autoclear = be64(&v3, 88 - 72);
+            refcount_order = be32(&v3, 96 - 72);
             let hlen = be32(&v3, 100 - 72);
             if hlen < V3_MIN_HEADER_LEN || u64::from(hlen) > cluster {
                 return Err(bad(format!("header_length {hlen} out of range")));
@@ -200,6 +247,21 @@ impl Qcow2Image {
                     )));
                 }
             }
+            if writable && incompat & INCOMPAT_DIRTY != 0 {
+                return Err(bad(
+                    "its refcounts are dirty (lazy refcounts, not closed cleanly): repair it \
+                     with `qemu-img check -r all` before writing to it"
+                        .into(),
+                ));
+            }
+            if writable && autoclear & AUTOCLEAR_BITMAPS != 0 {
+                return Err(bad(
+                    "it has persistent dirty bitmaps, which vx86 cannot keep up to date \
+                     (use -snapshot, or remove them with `qemu-img bitmap --remove`)"
+                        .into(),
+                ));
+            }
+            clear_autoclear = writable && autoclear != 0;
             let known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE;
             let known = known | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
             if incompat & !known != 0 {
@@ -273,6 +335,21 @@ impl Qcow2Image {
             None
         };
 
+        // Refcounts matter to a writer only: checked (and later read) then.
+        let rc = if writable {
+            let rc = Refcounts::load(
+                &file,
+                file_len,
+                cluster_bits,
+                refcount_order,
+                refcount_table_offset,
+                refcount_table_clusters,
+            )
+            .map_err(bad)?;
+            Some(rc)
+        } else {
+            None
+        };
         let mut img = Qcow2Image {
             file,
             path: path.to_path_buf(),
@@ -280,11 +357,22 @@ impl Qcow2Image {
             cluster_bits,
             size,
             l1,
+            l1_offset,
             l2_cache: HashMap::new(),
             backing,
             compressed_cache: None,
+            rc,
+            write_through: false,
+            ignore_flush: false,
+            broken: false,
         };
         img.check_maps().map_err(bad)?;
+        if clear_autoclear {
+            // qcow2.txt: a writer that does not know an autoclear feature
+            // clears its bit before it changes the image.
+            write_all_at(&img.file, &0u64.to_be_bytes(), 88)
+                .map_err(|e| bad(format!("cannot clear the autoclear features: {e}")))?;
+        }
         Ok(img)
     }
 
@@ -335,7 +423,9 @@ impl Qcow2Image {
         Ok(Some(off))
     }
 
-    /// Makes sure the L2 table at `off` is in the cache.
+    /// Makes sure the L2 table at `off` is in the cache. The cache is
+    /// trimmed between requests only ([`Self::trim_caches`]), so the tables
+    /// a write changes stay in memory until it has written them.
     fn cache_l2(&mut self, off: u64) -> io::Result<()> {
         if self.l2_cache.contains_key(&off) {
             return Ok(());
@@ -343,11 +433,15 @@ impl Qcow2Image {
         let mut raw = vec![0u8; self.cluster_size() as usize];
         read_exact_at(&self.file, &mut raw, off)?;
         let t: Vec<u64> = raw.chunks_exact(8).map(|c| be64(c, 0)).collect();
+        self.l2_cache.insert(off, t);
+        Ok(())
+    }
+
+    /// Bounds the L2 cache (called before each request).
+    fn trim_caches(&mut self) {
         if self.l2_cache.len() >= L2_CACHE_TABLES {
             self.l2_cache.clear();
         }
-        self.l2_cache.insert(off, t);
-        Ok(())
     }
 
     /// Entry `j` of the L2 table at `off`, read through the cache without
@@ -479,6 +573,39 @@ impl Qcow2Image {
     }
 }
 
+/// Opens the image file, locked as [`RawImage`] locks: exclusively for a
+/// writer, shared for a reader.
+fn open_locked(path: &Path, writable: bool) -> Result<File, BlockError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|err| {
+            if writable && err.kind() == io::ErrorKind::PermissionDenied {
+                BlockError::ReadOnlyFile {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                BlockError::Open {
+                    path: path.to_path_buf(),
+                    err,
+                }
+            }
+        })?;
+    let locked = if writable {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match locked {
+        Ok(()) | Err(std::fs::TryLockError::Error(_)) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BlockError::Locked {
+            path: path.to_path_buf(),
+            writable,
+        }),
+    }
+}
+
 /// `off .. off + len` lies within a file of `file_len` bytes.
 fn fits(off: u64, len: u64, file_len: u64) -> bool {
     off.checked_add(len).is_some_and(|end| end <= file_len)
@@ -540,7 +667,7 @@ fn open_backing(
         None => super::probe::probe(path) == Some(super::probe::ImageFormat::Qcow2),
     };
     if is_qcow2 {
-        Ok(Box::new(Qcow2Image::open_chain(path, chain)?))
+        Ok(Box::new(Qcow2Image::open_chain(path, chain, false)?))
     } else {
         Ok(Box::new(RawImage::open(path, true)?))
     }
@@ -553,6 +680,7 @@ impl BlockDevice for Qcow2Image {
 
     fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self.sector_count(), lba, buf.len())?;
+        self.trim_caches();
         let cs = self.cluster_size();
         let mut pos = lba * SECTOR_SIZE as u64;
         let mut done = 0;
@@ -569,19 +697,21 @@ impl BlockDevice for Qcow2Image {
         Ok(())
     }
 
-    fn write_sectors(&mut self, _lba: u64, _buf: &[u8]) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "qcow2 images are read-only in vx86",
-        ))
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> io::Result<()> {
+        self.write(lba, buf)
     }
 
+    /// Every write has put its data and metadata in the file when it
+    /// completes: a flush is an fsync.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        if self.rc.is_none() || self.ignore_flush {
+            return Ok(());
+        }
+        self.file.sync_data()
     }
 
     fn read_only(&self) -> bool {
-        true
+        self.rc.is_none()
     }
 }
 
