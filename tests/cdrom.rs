@@ -178,11 +178,7 @@ fn debian_guest_mounts_a_data_cd_and_checks_its_files() {
         );
         let mut markers = vec![format!("CDROM-DEV sr0 {}", blocks * 4)];
         for (name, data) in &files {
-            markers.push(format!(
-                "CDROM-SUM {} sha256={}",
-                name,
-                sha256(data)
-            ));
+            markers.push(format!("CDROM-SUM {} sha256={}", name, sha256(data)));
         }
         markers.push("CDROM-OK".into());
         let m: Vec<&str> = markers.iter().map(String::as_str).collect();

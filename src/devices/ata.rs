@@ -457,10 +457,11 @@ pub struct AtaChannel {
     device_control: u8,
     xfer: Transfer,
     buf: Box<[u8]>,
-    /// After a reset the registers hold device 0's signature; device 1's,
-    /// if of another kind, shows once the host selects device 1 (each device
-    /// has its own registers on real hardware, ATA-6 9.12).
-    device1_signature: bool,
+    /// After a reset the registers hold device 0's signature; with devices
+    /// of both kinds (disk and PACKET), selecting one shows its own until
+    /// the host writes another register (each device has its own registers
+    /// on real hardware, ATA-6 9.12).
+    device_signatures: bool,
 }
 
 impl AtaChannel {
@@ -477,7 +478,7 @@ impl AtaChannel {
             device_control: 0,
             xfer: Transfer::IDLE,
             buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
-            device1_signature: false,
+            device_signatures: false,
         }
     }
 
@@ -663,13 +664,13 @@ impl AtaChannel {
         }
         // ATA-6 7.9: any Command Block register write clears HOB.
         self.device_control &= !DEVCTL_HOB;
-        if reg == REG_DEVICE && value & DEVICE_DEV != 0 && self.device1_signature {
-            self.device1_signature = false;
-            let device = self.tf.device;
-            self.signature_of(1);
-            self.tf.device = device;
+        if reg == REG_DEVICE && self.device_signatures {
+            // Until the next register write or command, selecting a device
+            // shows its own signature (the Device register is written below).
+            self.signature_of(usize::from(value & DEVICE_DEV != 0));
+        } else if reg != REG_DEVICE {
+            self.device_signatures = false;
         }
-        self.device1_signature = false;
         if reg == REG_STATUS_COMMAND {
             self.command(value);
             return;
@@ -726,7 +727,7 @@ impl AtaChannel {
         let first = usize::from(self.drives[0].is_none());
         self.signature_of(first);
         let kinds: Vec<bool> = self.drives.iter().flatten().map(Drive::is_packet).collect();
-        self.device1_signature = kinds.len() == 2 && kinds[0] != kinds[1];
+        self.device_signatures = kinds.len() == 2 && kinds[0] != kinds[1];
         for d in self.drives.iter_mut().flatten() {
             d.status = STATUS_READY;
             d.error = DIAG_PASSED;
@@ -2240,10 +2241,15 @@ mod tests {
         out8(&mut ch, C, DEVCTL_SRST);
         out8(&mut ch, C, 0);
         assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0, "device 0: ATA disk");
+        // libata selects each device in turn and reads its signature.
+        out8(&mut ch, B + REG_DEVICE, 0xA0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0, "device 0 again");
         out8(&mut ch, B + REG_DEVICE, 0xB0);
         assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0x14, "device 1: ATAPI");
         assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0xEB);
         assert_eq!(in8(&mut ch, B + REG_DEVICE), 0xB0);
+        out8(&mut ch, B + REG_DEVICE, 0xA0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0, "device 0's own");
         // The disk still answers disk commands.
         out8(&mut ch, B + REG_DEVICE, 0xA0);
         assert_eq!(identify(&mut ch)[0] & 0x8000, 0);
