@@ -2183,6 +2183,7 @@ int12_memory:
         iret
 
 %include "disk.inc"
+%include "cdrom.inc"
 %include "sercon.inc"
 %include "pci.inc"
 
@@ -2758,11 +2759,14 @@ rtc_set_end:
         ret
 
 ;===========================================================================
-; INT 19h - bootstrap loader: read sector 1 (CHS 0/0/1) of each hard disk in
-; turn (80h, 81h, ... as counted at 0040:0075), then of the first diskette,
-; to 0000:7C00 through INT 13h; the first sector ending in 55h AAh gets
-; control with DL = its drive. With no disk at all, INT 18h shows the vx86
-; screen; with disks but no boot sector, the "No bootable device" message.
+; INT 19h - bootstrap loader: the boot devices in the order CMOS 3Dh/38h
+; give (QEMU's -boot order, the Bochs BIOS layout: 1 diskette, 2 hard disk,
+; 3 CD-ROM; all zero: hard disk, diskette, CD-ROM). A hard disk or diskette
+; boots from sector 1 (CHS 0/0/1) read to 0000:7C00 through INT 13h, each
+; hard disk in turn (80h, 81h, ... as counted at 0040:0075); the first sector
+; ending in 55h AAh gets control with DL = its drive. The CD-ROM boots by El
+; Torito (cdrom.inc). With no disk at all, INT 18h shows the vx86 screen;
+; with disks but nothing bootable, the "No bootable device" message.
 ; ===========================================================================
 int19_boot:
         cli
@@ -2770,9 +2774,61 @@ int19_boot:
         xor ax, ax
         mov ss, ax
         mov sp, STACK_TOP
-        mov ds, ax
-        mov es, ax
         sti
+        mov al, CMOS_BOOT_ORDER_12
+        call cmos_read
+        test al, 0x0F
+        jnz .cmos_order
+        mov al, BOOT_DEV_HD
+        call boot_device
+        mov al, BOOT_DEV_FD
+        call boot_device
+        mov al, BOOT_DEV_CD
+        call boot_device
+        jmp .none
+.cmos_order:
+        and al, 0x0F
+        call boot_device
+        mov al, CMOS_BOOT_ORDER_12
+        call cmos_read
+        shr al, 4
+        call boot_device
+        mov al, CMOS_BOOT_ORDER_3
+        call cmos_read
+        shr al, 4
+        call boot_device
+.none:
+        xor ax, ax
+        mov ds, ax
+        cmp byte [0x400 + BDA_NUMHD], 0
+        jne no_bootable_device
+        push EBDA_SEG
+        pop ds
+        cmp word [EB_CD_BASE], 0
+        jne no_bootable_device
+        int 0x18
+        jmp idle_forever
+
+BOOT_DEV_FD     equ 1
+BOOT_DEV_HD     equ 2
+BOOT_DEV_CD     equ 3
+CMOS_BOOT_ORDER_12 equ 0x3D         ; bits 3:0 first, 7:4 second boot device
+CMOS_BOOT_ORDER_3  equ 0x38         ; bits 7:4 third boot device
+
+; Try boot device AL (BOOT_DEV_*); returns if it did not boot.
+boot_device:
+        xor bx, bx
+        mov ds, bx
+        mov es, bx
+        cmp al, BOOT_DEV_HD
+        je boot_hard_disks
+        cmp al, BOOT_DEV_FD
+        je boot_diskette
+        cmp al, BOOT_DEV_CD
+        je boot_cd
+        ret
+
+boot_hard_disks:
         movzx cx, byte [0x400 + BDA_NUMHD]
         test cx, cx
         jnz .disks
@@ -2794,19 +2850,16 @@ int19_boot:
         pop cx
         inc dl
         loop .hd
+        ret
+
+boot_diskette:
         mov dl, 0x00
         test byte [0x400 + BDA_EQUIP], 1
         jz .no_fd                       ; no diskette drive: tried quietly
         mov si, str_boot_fd
-        call boot_announced
-        jmp .fd_done
+        jmp boot_announced
 .no_fd:
-        call boot_try
-.fd_done:
-        cmp byte [0x400 + BDA_NUMHD], 0
-        jne no_bootable_device
-        int 0x18
-        jmp idle_forever
+        jmp boot_try
 
 ; Disks exist but none holds a boot sector: say so on screen and COM1, then
 ; wait for a key (keyboard or COM1) and try again.

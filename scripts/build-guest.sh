@@ -110,6 +110,7 @@ build_initramfs() {
     install -m 755 "$here/guest/udhcpc.script" "$t/bin/udhcpc.script"
     install -m 755 "$here/guest/run-container.sh" "$t/bin/run-container"
     install -m 755 "$here/guest/blk.sh" "$t/bin/vx86-blk"
+    install -m 755 "$here/guest/cdrom.sh" "$t/bin/vx86-cdrom"
     # Networking, loaded when the machine has a PCI bus: the virtio NIC,
     # the bridge and veth pairs the containers are joined by.
     local list=$t/lib/modules/load-order
@@ -128,6 +129,15 @@ build_initramfs() {
         basename "$p" >> "$blist"
     done
     log "container initramfs disk modules: $(tr '\n' ' ' < "$blist")"
+    # The CD-ROM test (vx86.cdrom=1): the ISA ATA driver, the SCSI CD-ROM
+    # driver and iso9660.
+    local clist=$t/lib/modules/cdrom-load-order
+    : > "$clist"
+    for p in $(resolve_modules pata_legacy sr_mod isofs); do
+        cp "$p" "$t/lib/modules/"
+        basename "$p" >> "$clist"
+    done
+    log "container initramfs CD-ROM modules: $(tr '\n' ' ' < "$clist")"
     # The container's root filesystem: its own busybox, nothing shared.
     busybox_tree "$t/ctr"
     for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo \

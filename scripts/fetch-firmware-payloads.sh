@@ -30,6 +30,17 @@
 #                        kernel and initramfs from scripts/build-guest.sh
 #                        ($VX86_GUEST_CACHE/out/; skipped when not built yet)
 #   grub-menu.img        the same with `set timeout=-1`: it stays at the menu
+#   isolinux.iso         an El Torito (no-emulation) CD made with xorriso:
+#                        Debian's isolinux.bin (package isolinux, with the
+#                        boot info table) and ldlinux.c32 (syslinux-common),
+#                        isolinux.cfg (SERIAL 0 115200, a SAY marker) booting
+#                        the container guest ($VX86_GUEST_CACHE/out/) with
+#                        console=ttyS0
+#   grub.iso             the same guest on a GRUB 2 El Torito CD: the image
+#                        grub-mkrescue would make, built as it does it
+#                        (grub-mkimage -O i386-pc-eltorito with biosdisk and
+#                        iso9660, the modules under /boot/grub/i386-pc, xorriso
+#                        -no-emul-boot -boot-load-size 4 -boot-info-table)
 #
 # Packages come from `apt-get download` (the machine's own apt sources; no
 # mirror is named here) and are unpacked with `dpkg-deb -x`: nothing is
@@ -204,6 +215,71 @@ else
         rm -f "$core"
         echo "$grub_stamp" > "$out/grub.stamp"
         log "grub.img, grub-menu.img built ($(basename "$(fetch grub-pc-bin)" .deb))"
+    fi
+fi
+
+# ---- El Torito CDs: the container guest booted from -cdrom (issue 13) ----
+if [ ! -f "$guest/vmlinuz" ] || [ ! -f "$guest/initramfs-ctr.cpio.gz" ]; then
+    log "no container guest in $guest: isolinux.iso, grub.iso skipped"
+elif ! command -v xorriso >/dev/null; then
+    log "xorriso not found (package xorriso): isolinux.iso, grub.iso skipped"
+else
+    iso_stamp="iso-v1 $(cksum < "$guest/vmlinuz") $(cksum < "$guest/initramfs-ctr.cpio.gz")"
+    if [ -f "$out/isolinux.iso" ] && [ -f "$out/grub.iso" ] \
+        && [ "$(cat "$out/iso.stamp" 2>/dev/null)" = "$iso_stamp" ]; then
+        log "isolinux.iso, grub.iso up to date"
+    else
+        root=$out/iso-root.tmp
+        rm -rf "$root" && mkdir -p "$root/isolinux"
+        cp "$(unpack isolinux)/usr/lib/ISOLINUX/isolinux.bin" "$root/isolinux/"
+        cp "$(unpack syslinux-common)/usr/lib/syslinux/modules/bios/ldlinux.c32" "$root/isolinux/"
+        cp "$guest/vmlinuz" "$root/vmlinuz"
+        cp "$guest/initramfs-ctr.cpio.gz" "$root/initrd.img"
+        {
+            echo "SERIAL 0 115200"
+            echo "SAY vx86-isolinux-marker: isolinux.cfg read"
+            echo "DEFAULT guest"
+            echo "PROMPT 0"
+            echo "TIMEOUT 1"
+            echo "LABEL guest"
+            echo "  KERNEL /vmlinuz"
+            echo "  APPEND initrd=/initrd.img console=ttyS0 panic=-1"
+        } > "$root/isolinux/isolinux.cfg"
+        xorriso -as mkisofs -quiet -R -V VX86ISOLINUX -o "$out/isolinux.iso.tmp" \
+            -b isolinux/isolinux.bin -c isolinux/boot.cat \
+            -no-emul-boot -boot-load-size 4 -boot-info-table "$root" >&2 \
+            || die "xorriso (isolinux.iso) failed"
+        mv "$out/isolinux.iso.tmp" "$out/isolinux.iso"
+        rm -rf "$root" && mkdir -p "$root/boot/grub/i386-pc"
+        grubpc=$(unpack grub-pc-bin)/usr/lib/grub/i386-pc
+        mkimage=$(unpack grub-common)/usr/bin/grub-mkimage
+        cp "$grubpc"/*.mod "$grubpc"/*.lst "$root/boot/grub/i386-pc/"
+        "$mkimage" -O i386-pc-eltorito -d "$grubpc" -p /boot/grub \
+            -o "$root/boot/grub/i386-pc/eltorito.img" \
+            biosdisk iso9660 normal serial terminal linux echo test configfile \
+            || die "grub-mkimage (eltorito) failed"
+        cp "$guest/vmlinuz" "$root/vmlinuz"
+        cp "$guest/initramfs-ctr.cpio.gz" "$root/initrd.img"
+        {
+            echo "serial --unit=0 --speed=115200"
+            echo "terminal_input serial console"
+            echo "terminal_output serial console"
+            echo "echo vx86-grub-iso-marker: grub.cfg read from \$root"
+            echo "set default=0"
+            echo "set timeout=0"
+            echo "menuentry 'Debian container guest (vx86 CD)' {"
+            echo "  linux /vmlinuz console=ttyS0 panic=-1"
+            echo "  initrd /initrd.img"
+            echo "}"
+        } > "$root/boot/grub/grub.cfg"
+        xorriso -as mkisofs -quiet -R -V VX86GRUB -o "$out/grub.iso.tmp" \
+            -b boot/grub/i386-pc/eltorito.img -c boot/grub/boot.cat \
+            -no-emul-boot -boot-load-size 4 -boot-info-table "$root" >&2 \
+            || die "xorriso (grub.iso) failed"
+        mv "$out/grub.iso.tmp" "$out/grub.iso"
+        rm -rf "$root"
+        echo "$iso_stamp" > "$out/iso.stamp"
+        log "isolinux.iso $(wc -c < "$out/isolinux.iso") bytes, grub.iso $(wc -c < "$out/grub.iso") bytes"
     fi
 fi
 

@@ -26,7 +26,7 @@ pub enum ConfigError {
     BadRtc(String, String),
     #[error("-icount {0}: {1}")]
     BadIcount(String, String),
-    #[error("-boot {0}: vx86 boots only from the first hard disk (c); {1}")]
+    #[error("-boot {0}: vx86 boots from the first hard disk (c) or the CD-ROM (d); {1}")]
     BadBoot(String, &'static str),
     #[error("-vga {0}: vx86 has one video card, the standard VGA with Bochs VBE (use -vga std)")]
     BadVga(String),
@@ -274,7 +274,7 @@ pub struct Cli {
     /// (default: the host's UTC time; in -icount mode 2026-01-01).
     #[arg(long, value_name = "OPTS", help_heading = "Standard options")]
     pub rtc: Option<String>,
-    /// Boot order: c (the first hard disk; the only boot device vx86 has).
+    /// Boot order: c (the first hard disk), d (the CD-ROM), e.g. dc or order=dc.
     #[arg(long, value_name = "ORDER", help_heading = "Standard options")]
     pub boot: Option<String>,
 
@@ -293,6 +293,9 @@ pub struct Cli {
     /// Fourth hard disk (index 3).
     #[arg(long, value_name = "FILE", help_heading = "Block device options")]
     pub hdd: Option<String>,
+    /// CD-ROM image (an ATAPI drive at index 2, secondary master).
+    #[arg(long, value_name = "FILE", help_heading = "Block device options")]
+    pub cdrom: Option<String>,
     /// Write disk changes to a temporary overlay; images are never modified.
     #[arg(long, help_heading = "Block device options")]
     pub snapshot: bool,
@@ -509,7 +512,6 @@ const NO_USB: &str = "not supported: vx86's machines have no USB controller (the
 const NO_SOUND: &str = "not supported: vx86 has no sound device";
 const NO_FLOPPY: &str =
     "not supported: vx86's machines have no floppy controller (use -drive/-hda for disk images)";
-const NO_CDROM: &str = "not supported yet: vx86 has no CD-ROM drive yet (a hybrid ISO boots as a disk: -drive file=X.iso,format=raw)";
 const NO_REMOTE: &str =
     "not supported: vx86 has no remote display (use the window, -display none or -nographic)";
 const NO_LOG: &str = "not supported: vx86 has no QEMU log items (use --stats for counters)";
@@ -532,6 +534,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("hdb", true, Parse("--hdb")),
     opt("hdc", true, Parse("--hdc")),
     opt("hdd", true, Parse("--hdd")),
+    opt("cdrom", true, Parse("--cdrom")),
     opt("snapshot", false, Parse("--snapshot")),
     opt("nographic", false, Parse("--nographic")),
     opt("display", true, Parse("--display")),
@@ -589,7 +592,6 @@ const OPTIONS: &[OptSpec] = &[
     opt("netdev", true, Parse("--netdev")),
     opt("nic", true, Parse("--nic")),
     opt("net", true, Parse("--net")),
-    opt("cdrom", true, Refuse(NO_CDROM)),
     opt("fda", true, Refuse(NO_FLOPPY)),
     opt("fdb", true, Refuse(NO_FLOPPY)),
     opt("s", false, Refuse(NO_GDB)),
@@ -1006,19 +1008,24 @@ pub fn check_accel(a: &str) -> Result<(), ConfigError> {
 
 /// `-boot [order=]c[,menu=on|off][,strict=on|off][,splash-time=N]...`.
 pub fn check_boot(b: &str) -> Result<(), ConfigError> {
+    parse_boot(b).map(|_| ())
+}
+
+/// The boot order `-boot` asks for, as CMOS boot device codes
+/// ([`crate::devices::rtc::BOOT_HARD_DISK`], `BOOT_CDROM`); `None` when it
+/// names no order (only menu=, splash= ...). `once=` is taken as the order.
+pub fn parse_boot(b: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+    use crate::devices::rtc::{BOOT_CDROM, BOOT_HARD_DISK};
+    let mut order = None;
     for p in b.split(',') {
         let (k, v) = p.split_once('=').unwrap_or(("order", p));
         match k {
             "order" | "once" => {
+                let mut o = Vec::new();
                 for c in v.chars() {
                     match c {
-                        'c' => {}
-                        'd' => {
-                            return Err(ConfigError::BadBoot(
-                                b.into(),
-                                "there is no CD-ROM drive yet",
-                            ))
-                        }
+                        'c' => o.push(BOOT_HARD_DISK),
+                        'd' => o.push(BOOT_CDROM),
                         'a' | 'b' => {
                             return Err(ConfigError::BadBoot(b.into(), "there is no floppy drive"))
                         }
@@ -1028,12 +1035,16 @@ pub fn check_boot(b: &str) -> Result<(), ConfigError> {
                         _ => return Err(ConfigError::BadBoot(b.into(), "unknown boot device")),
                     }
                 }
+                if o.len() > 3 {
+                    return Err(ConfigError::BadBoot(b.into(), "at most three boot devices"));
+                }
+                order = Some(o);
             }
             "menu" | "strict" | "splash" | "splash-time" | "reboot-timeout" => {}
             _ => return Err(ConfigError::BadBoot(b.into(), "unknown option")),
         }
     }
-    Ok(())
+    Ok(order)
 }
 
 /// `-vga std` (and `-vga none` is refused: vx86's BIOS draws on its VGA).
@@ -1229,11 +1240,13 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("-enable-kvm: vx86 has no hardware acceleration"));
-        let e = norm(&["-cdrom", "x.iso"]).unwrap_err();
+        let e = norm(&["-fda", "x.img"]).unwrap_err();
         assert!(
-            e.to_string().starts_with("-cdrom x.iso: not supported yet"),
+            e.to_string().starts_with("-fda x.img: not supported"),
             "{e}"
         );
+        let n = norm(&["-cdrom", "x.iso"]).expect("ok");
+        assert_eq!(n.args, ["vx86", "--cdrom", "x.iso"]);
         assert_eq!(
             norm(&["-frobnicate"]).unwrap_err(),
             ArgError::Unknown("frobnicate".into())
@@ -1276,7 +1289,15 @@ mod tests {
         assert!(check_accel("tcg,thread=single").is_ok());
         assert!(check_accel("kvm").is_err());
         assert!(check_boot("order=c,menu=on").is_ok());
-        assert!(check_boot("d").is_err());
+        use crate::devices::rtc::{BOOT_CDROM, BOOT_HARD_DISK};
+        assert_eq!(parse_boot("d").unwrap(), Some(vec![BOOT_CDROM]));
+        assert_eq!(
+            parse_boot("order=dc,menu=off").unwrap(),
+            Some(vec![BOOT_CDROM, BOOT_HARD_DISK])
+        );
+        assert_eq!(parse_boot("menu=on").unwrap(), None);
+        assert!(check_boot("a").is_err() && check_boot("n").is_err());
+        assert!(check_boot("cdcd").is_err());
         assert!(check_vga("std").is_ok() && check_vga("cirrus").is_err());
         assert_eq!(parse_name("guest=web,debug-threads=on"), "web");
         assert_eq!(parse_name("web"), "web");

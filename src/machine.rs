@@ -523,6 +523,35 @@ impl Machine {
         Ok(())
     }
 
+    /// Attaches a CD-ROM drive with `medium` (or an empty one) at IDE
+    /// position `index`, as [`Machine::attach_drive`] places disks. It gets
+    /// no CMOS disk entry: a BIOS finds ATAPI drives by probing.
+    pub fn attach_cdrom(
+        &mut self,
+        index: u8,
+        medium: Option<Box<dyn crate::block::BlockDevice + Send>>,
+    ) -> Result<(), crate::devices::ata::AttachError> {
+        let ch = usize::from(index / 2) & 1;
+        let unit = usize::from(index % 2);
+        let Some(ata) = self.ata(ch) else {
+            return Err(crate::devices::ata::AttachError::BadIndex {
+                base: 0,
+                index: unit,
+            });
+        };
+        ata.attach_cdrom(unit, crate::devices::atapi::Cdrom::new(medium))
+    }
+
+    /// The boot order the BIOS reads from CMOS (`-boot order=...`): up to
+    /// three of [`crate::devices::rtc::BOOT_HARD_DISK`], `BOOT_CDROM`,
+    /// `BOOT_FLOPPY`.
+    pub fn set_boot_order(&mut self, order: &[u8]) {
+        let at = |i: usize| order.get(i).copied().unwrap_or(0);
+        if let Some(rtc) = self.rtc() {
+            rtc.set_boot_order(at(0), at(1), at(2));
+        }
+    }
+
     /// Writes every disk's cached data to its file (at exit).
     pub fn flush_disks(&mut self) -> std::io::Result<()> {
         let a = self.ata(0).map_or(Ok(()), |c| c.flush_all());

@@ -111,6 +111,8 @@ struct Setup {
     stats: bool,
     kernel: Option<vx86::boot::KernelBoot>,
     nics: Vec<config::NicPlan>,
+    /// `-boot order=...` as CMOS boot device codes.
+    boot_order: Option<Vec<u8>>,
 }
 
 /// What the machine thread reports when the run ends.
@@ -154,9 +156,10 @@ fn run(cli: Cli) -> Result<i32> {
     if let Some(a) = &cli.accel {
         config::check_accel(a)?;
     }
-    if let Some(b) = &cli.boot {
-        config::check_boot(b)?;
-    }
+    let boot_order = match &cli.boot {
+        Some(b) => config::parse_boot(b)?,
+        None => None,
+    };
     if let Some(v) = &cli.vga {
         config::check_vga(v)?;
     }
@@ -348,6 +351,9 @@ fn run(cli: Cli) -> Result<i32> {
             );
         }
     }
+    if let Some(f) = &cli.cdrom {
+        drives.push(vx86::block::drive_spec::DriveSpec::cdrom(f));
+    }
     config::attach_blk_devices(&cli.device, &mut drives)?;
     if drives
         .iter()
@@ -383,6 +389,7 @@ fn run(cli: Cli) -> Result<i32> {
         stats: cli.stats,
         kernel,
         nics,
+        boot_order,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -503,9 +510,18 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
         if index > vx86::block::drive_spec::MAX_DRIVE_INDEX {
             bail!("-drive index={index}: only 4 IDE drives exist");
         }
+        if spec.cdrom {
+            let disc = vx86::block::open_cdrom(&spec)?;
+            m.attach_cdrom(index, disc)
+                .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+            continue;
+        }
         let dev = vx86::block::open_drive(&spec)?;
         m.attach_drive(index, dev)
             .map_err(|e| anyhow::anyhow!("-drive index={index}: {e}"))?;
+    }
+    if let Some(order) = &setup.boot_order {
+        m.set_boot_order(order);
     }
     for nic in &setup.nics {
         let backend =

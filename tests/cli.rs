@@ -70,8 +70,8 @@ fn value_checked_options_are_refused_with_a_reason() {
             "vx86: -vga cirrus: vx86 has one video card",
         ),
         (
-            &["-boot", "d"],
-            "vx86: -boot d: vx86 boots only from the first hard disk",
+            &["-boot", "a"],
+            "vx86: -boot a: vx86 boots from the first hard disk (c) or the CD-ROM (d); there is no floppy drive",
         ),
         (
             &["-device", "e1000"],

@@ -10,6 +10,8 @@
 #   vx86.net=1          the network test: DHCP, DNS, two containers on a bridge,
 #                       port 8080 published from a container, a download from
 #                       the host (vx86.fetch=URL), then NET-READY and waiting
+#   vx86.cdrom=1        the CD-ROM test (vx86-cdrom: /dev/sr0 mounted, its
+#                       files' checksums), then a reboot
 #   vx86.blk=1          the virtio disk test (vx86-blk: /dev/vda read, written,
 #                       flushed), then a reboot
 /bin/busybox --install -s /bin
@@ -33,6 +35,11 @@ done
 
 if has vx86.blk=1; then
     vx86-blk
+    reboot -f
+fi
+
+if has vx86.cdrom=1; then
+    vx86-cdrom
     reboot -f
 fi
 

@@ -5,8 +5,9 @@
 //! `on`. Recognised keys: `file`, `format` (`raw` or `qcow2`), `if` (`ide`,
 //! `virtio`, or `none` for a drive a `-device virtio-blk-pci,drive=ID` takes),
 //! `id`, `serial`, `index` (0..=3: primary master, primary slave, secondary
-//! master, secondary slave), `media` (`disk` only), `readonly`, `snapshot`,
-//! `cache`. Anything else
+//! master, secondary slave), `media` (`disk`, or `cdrom` for an ATAPI CD-ROM
+//! drive on the IDE channels, read-only, `file=` optional: an empty drive),
+//! `readonly`, `snapshot`, `cache`. Anything else
 //! is refused by name rather than silently ignored, so a command line that
 //! works here means the same as in QEMU.
 
@@ -73,6 +74,8 @@ pub struct DriveSpec {
     pub id: Option<String>,
     /// `serial=`: the disk's serial number (virtio-blk GET_ID).
     pub serial: Option<String>,
+    /// `media=cdrom`: a CD-ROM drive with `file` (if not empty) as its disc.
+    pub cdrom: bool,
 }
 
 /// A `-drive` option vx86 cannot honour, with the offending key or value named.
@@ -87,8 +90,10 @@ pub enum DriveSpecError {
     UnsupportedFormat(String),
     #[error("-drive: interface if={0} is not supported, only if=ide, if=virtio or if=none")]
     UnsupportedInterface(String),
-    #[error("-drive: media={0} is not supported, only media=disk (there is no ATAPI CD-ROM)")]
+    #[error("-drive: media={0} is not supported, only media=disk or media=cdrom")]
     UnsupportedMedia(String),
+    #[error("-drive: media=cdrom needs if=ide (vx86's CD-ROM drive is ATAPI on the IDE channels)")]
+    CdromInterface,
     #[error("-drive: {key}={value} is invalid, expected {expected}")]
     BadValue {
         key: String,
@@ -129,7 +134,25 @@ impl DriveSpec {
             interface: Interface::Ide,
             id: None,
             serial: None,
+            cdrom: false,
         })
+    }
+
+    /// `-cdrom FILE`: a CD-ROM drive at index 2 (secondary master), as QEMU
+    /// places it. An empty FILE is an empty drive.
+    pub fn cdrom(file: &str) -> DriveSpec {
+        DriveSpec {
+            file: PathBuf::from(file),
+            index: Some(2),
+            read_only: true,
+            snapshot: false,
+            cache: CacheMode::default(),
+            format: None,
+            interface: Interface::Ide,
+            id: None,
+            serial: None,
+            cdrom: true,
+        }
     }
 
     /// Parses a `-drive` option string.
@@ -143,6 +166,7 @@ impl DriveSpec {
         let mut interface = Interface::Ide;
         let mut id = None;
         let mut serial = None;
+        let mut cdrom = false;
         let mut seen: Vec<String> = Vec::new();
         for (key, value) in split_options(opts)? {
             if seen.contains(&key) {
@@ -184,9 +208,11 @@ impl DriveSpec {
                 }
                 "media" => {
                     let v = need(value)?;
-                    if v != "disk" {
-                        return Err(DriveSpecError::UnsupportedMedia(v));
-                    }
+                    cdrom = match v.as_str() {
+                        "disk" => false,
+                        "cdrom" => true,
+                        _ => return Err(DriveSpecError::UnsupportedMedia(v)),
+                    };
                 }
                 "index" => {
                     let v = need(value)?;
@@ -225,18 +251,25 @@ impl DriveSpec {
         }
         let file = match file {
             Some(f) if !f.is_empty() => PathBuf::from(f),
+            // A CD-ROM drive may be empty (no disc in the tray).
+            _ if cdrom => PathBuf::new(),
             _ => return Err(DriveSpecError::MissingFile),
         };
+        if cdrom && interface != Interface::Ide {
+            return Err(DriveSpecError::CdromInterface);
+        }
         Ok(DriveSpec {
             file,
             index,
-            read_only: read_only.unwrap_or(false),
+            // A CD is read-only whatever readonly= says, as in QEMU.
+            read_only: read_only.unwrap_or(false) || cdrom,
             snapshot: snapshot.unwrap_or(false),
             cache: cache.unwrap_or_default(),
             format,
             interface,
             id,
             serial,
+            cdrom,
         })
     }
 }
@@ -314,6 +347,7 @@ mod tests {
                 interface: Interface::Ide,
                 id: None,
                 serial: None,
+                cdrom: false,
             }
         );
     }
@@ -376,8 +410,22 @@ mod tests {
         );
         assert!(DriveSpec::parse("file=x,serial=123456789012345678901").is_err());
         assert_eq!(
-            DriveSpec::parse("file=x,media=cdrom").unwrap_err(),
-            DriveSpecError::UnsupportedMedia("cdrom".into())
+            DriveSpec::parse("file=x,media=tape").unwrap_err(),
+            DriveSpecError::UnsupportedMedia("tape".into())
+        );
+        let cd = DriveSpec::parse("file=x.iso,media=cdrom,index=1").unwrap();
+        assert!(cd.cdrom && cd.read_only);
+        assert_eq!(cd.index, Some(1));
+        assert_eq!(cd, {
+            let mut c = DriveSpec::cdrom("x.iso");
+            c.index = Some(1);
+            c
+        });
+        let empty = DriveSpec::parse("media=cdrom,if=ide").unwrap();
+        assert_eq!(empty.file, PathBuf::new());
+        assert_eq!(
+            DriveSpec::parse("file=x,media=cdrom,if=virtio").unwrap_err(),
+            DriveSpecError::CdromInterface
         );
         assert!(DriveSpec::parse("file=x,if=ide").is_ok());
     }

@@ -85,6 +85,91 @@ pub enum BlockError {
         path.display()
     )]
     BadSize { path: PathBuf, size: u64 },
+    #[error(
+        "CD image {}: size {size} bytes is not a multiple of the 2048-byte CD sector size \
+         (truncated?)",
+        path.display()
+    )]
+    CdBadSize { path: PathBuf, size: u64 },
+    #[error(
+        "CD image {}: its ISO 9660 volume claims {claimed} blocks of 2048 bytes but the file \
+         has {have} (truncated?)",
+        path.display()
+    )]
+    CdTruncated {
+        path: PathBuf,
+        claimed: u64,
+        have: u64,
+    },
+}
+
+/// Bytes in a CD block (ECMA-119 6.1.2: the ISO 9660 logical sector).
+pub const CD_BLOCK_SIZE: u64 = 2048;
+
+/// Checks a CD image as a drive would see it: whole 2048-byte blocks and,
+/// when it carries an ISO 9660 Primary Volume Descriptor (ECMA-119 8.4: type
+/// 1 at block 16, "CD001", the Volume Space Size as a both-endian 32-bit
+/// field at byte 80, the Logical Block Size at byte 128), no more blocks
+/// claimed than the file holds.
+pub fn check_iso(path: &std::path::Path) -> Result<(), BlockError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let open_err = |err| BlockError::Open {
+        path: path.to_path_buf(),
+        err,
+    };
+    let mut f = std::fs::File::open(path).map_err(open_err)?;
+    let size = f.metadata().map_err(open_err)?.len();
+    if size % CD_BLOCK_SIZE != 0 {
+        return Err(BlockError::CdBadSize {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let have = size / CD_BLOCK_SIZE;
+    let mut pvd = [0u8; 132];
+    if have <= 16
+        || f.seek(SeekFrom::Start(16 * CD_BLOCK_SIZE)).is_err()
+        || f.read_exact(&mut pvd).is_err()
+        || pvd[0] != 1
+        || &pvd[1..6] != b"CD001"
+    {
+        return Ok(());
+    }
+    let blocks = u64::from(u32::from_le_bytes([pvd[80], pvd[81], pvd[82], pvd[83]]));
+    let block_size = u64::from(u16::from_le_bytes([pvd[128], pvd[129]]));
+    let claimed = blocks * block_size / CD_BLOCK_SIZE;
+    if claimed > have {
+        return Err(BlockError::CdTruncated {
+            path: path.to_path_buf(),
+            claimed,
+            have,
+        });
+    }
+    Ok(())
+}
+
+/// Opens the disc of a `media=cdrom` drive, read-only: `None` for an empty
+/// drive (no `file=`). An ISO (or any raw image) is checked by
+/// [`check_iso`]; a qcow2 image is read through [`Qcow2Image`].
+pub fn open_cdrom(spec: &DriveSpec) -> Result<Option<Box<dyn BlockDevice + Send>>, BlockError> {
+    use drive_spec::DiskFormat;
+    if spec.file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let probed = probe::probe(&spec.file);
+    match (spec.format, probed) {
+        (Some(DiskFormat::Qcow2), _) | (None, Some(probe::ImageFormat::Qcow2)) => {
+            Ok(Some(Box::new(Qcow2Image::open(&spec.file)?)))
+        }
+        (None, Some(format)) if format != probe::ImageFormat::Iso9660 => Err(BlockError::NotRaw {
+            path: spec.file.clone(),
+            format,
+        }),
+        _ => {
+            check_iso(&spec.file)?;
+            Ok(Some(Box::new(RawImage::open(&spec.file, true)?)))
+        }
+    }
 }
 
 /// Checks that a transfer of `len` bytes at `lba` fits a disk of `sectors`
@@ -240,6 +325,53 @@ mod tests {
         }
         let bytes = std::fs::read(&tmp.0).unwrap();
         assert!(bytes[512..1024].iter().all(|&b| b == 0x42));
+    }
+
+    fn iso(blocks: u32, file_blocks: usize) -> Vec<u8> {
+        let b = CD_BLOCK_SIZE as usize;
+        let mut img = vec![0u8; file_blocks * b];
+        let pvd = &mut img[16 * b..17 * b];
+        pvd[0] = 1;
+        pvd[1..6].copy_from_slice(b"CD001");
+        pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
+        pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+        pvd[128..130].copy_from_slice(&2048u16.to_le_bytes());
+        img
+    }
+
+    #[test]
+    fn cd_images_whole_and_truncated() {
+        let ok = TempFile::with_contents(&iso(20, 20));
+        let spec = DriveSpec::cdrom(&ok.0.display().to_string());
+        let cd = open_cdrom(&spec).unwrap().unwrap();
+        assert_eq!(cd.sector_count(), 20 * 4);
+        assert!(cd.read_only());
+        // As a disk, an ISO is still refused by name, pointing at -cdrom.
+        let msg = open_drive(&DriveSpec::hd(0, &ok.0.display().to_string()).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("-cdrom"), "{msg}");
+
+        let short = TempFile::with_contents(&iso(40, 20));
+        let msg = open_cdrom(&DriveSpec::cdrom(&short.0.display().to_string()))
+            .err()
+            .unwrap()
+            .to_string();
+        let name = short.0.display().to_string();
+        assert_eq!(
+            msg,
+            format!("CD image {name}: its ISO 9660 volume claims 40 blocks of 2048 bytes but the file has 20 (truncated?)")
+        );
+        let mut odd_bytes = iso(20, 20);
+        odd_bytes.truncate(20 * 2048 - 100);
+        let odd = TempFile::with_contents(&odd_bytes);
+        let msg = open_cdrom(&DriveSpec::cdrom(&odd.0.display().to_string()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("not a multiple of the 2048-byte"), "{msg}");
+        assert!(open_cdrom(&DriveSpec::cdrom("")).unwrap().is_none());
     }
 
     #[test]

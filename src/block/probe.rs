@@ -52,8 +52,9 @@ impl ImageFormat {
     pub fn advice(self, path: &Path) -> String {
         match self {
             ImageFormat::Iso9660 => format!(
-                "vx86 has no CD-ROM drive yet; a hybrid ISO (isohybrid) boots as a disk with \
-                 -drive file={},format=raw",
+                "use it as a CD with -cdrom {} (a hybrid ISO, isohybrid, also boots as a disk \
+                 with -drive file={},format=raw)",
+                path.display(),
                 path.display()
             ),
             f => format!(

@@ -1,5 +1,7 @@
 //! One ATA/IDE channel (primary 0x1F0/0x3F6 IRQ14, secondary 0x170/0x376 IRQ15)
-//! with up to two hard disks, PIO only.
+//! with up to two devices, PIO only: hard disks, and CD-ROM drives that speak
+//! the PACKET command feature set (ATAPI, ATA-6 clause 5.13 and 9.10) with the
+//! SCSI/MMC command set of [`crate::devices::atapi`].
 //!
 //! Reference: ATA/ATAPI-6 (T13 1410D), "ATA-6" below. Section numbers cite it.
 //!
@@ -16,7 +18,8 @@
 //! machine forwards it to the PIC (ISA IRQ14/15 are edge-triggered, so the PIC
 //! sees one interrupt per rising edge).
 
-use crate::block::{BlockDevice, SECTOR_SIZE};
+use crate::block::{BlockDevice, MemImage, SECTOR_SIZE};
+use crate::devices::atapi::{Cdrom, Sense};
 use crate::devices::{Nanos, PortDevice};
 
 /// Primary channel command block base, control port and ISA IRQ.
@@ -91,6 +94,7 @@ const CMD_IDLE_IMMEDIATE_ATA3: u8 = 0x95;
 const CMD_STANDBY_ATA3: u8 = 0x96;
 const CMD_IDLE_ATA3: u8 = 0x97;
 const CMD_CHECK_POWER_MODE_ATA3: u8 = 0x98;
+const CMD_PACKET: u8 = 0xA0;
 const CMD_IDENTIFY_PACKET_DEVICE: u8 = 0xA1;
 const CMD_READ_MULTIPLE: u8 = 0xC4;
 const CMD_WRITE_MULTIPLE: u8 = 0xC5;
@@ -119,6 +123,23 @@ const XFER_PIO_DEFAULT: u8 = 0x00;
 const XFER_PIO_DEFAULT_NO_IORDY: u8 = 0x01;
 const XFER_PIO_MODE_0: u8 = 0x08;
 const XFER_PIO_MODE_4: u8 = 0x0C;
+
+/// Interrupt reason in the Sector Count register during a PACKET command
+/// (ATA-6 7.16 / 9.10): CoD = command packet (1) or data (0), IO = to the
+/// host (1) or to the device (0).
+const IREASON_COD: u8 = 0b0000_0001;
+const IREASON_IO: u8 = 0b0000_0010;
+const IREASON_MASK: u8 = 0b0000_0111;
+/// The PACKET device signature in LBA Mid/High (ATA-6 9.12).
+const ATAPI_SIGNATURE_MID: u8 = 0x14;
+const ATAPI_SIGNATURE_HIGH: u8 = 0xEB;
+/// Bytes in a command packet (IDENTIFY PACKET DEVICE word 0 bits 1:0 = 00b).
+const PACKET_SIZE: usize = 12;
+/// Largest PIO data block of a PACKET command: the byte count limit is 16
+/// bits and even (FFFFh is treated as FFFEh, ATA-6 9.10).
+const MAX_PACKET_BLOCK: usize = 0xFFFE;
+/// Data transfer buffer: a READ/WRITE MULTIPLE block or a PACKET DRQ block.
+const BUF_SIZE: usize = MAX_PACKET_BLOCK + 2;
 
 /// CHECK POWER MODE sector count results (ATA-6 8.6).
 const POWER_STANDBY: u8 = 0x00;
@@ -151,6 +172,8 @@ enum Phase {
     DataIn,
     /// PIO data-out: the host writes `buf[pos..len]`.
     DataOut,
+    /// PACKET command: the host writes the 12-byte command packet.
+    Packet,
 }
 
 /// The PIO transfer in progress on the channel (only one device transfers at a time).
@@ -167,6 +190,10 @@ struct Transfer {
     /// Sectors per DRQ block: 1, or the multiple count for READ/WRITE MULTIPLE.
     block: u64,
     addressing: Addressing,
+    /// A PACKET command's data-in: `remaining` counts bytes, each DRQ block
+    /// is at most `byte_limit` bytes.
+    packet: bool,
+    byte_limit: usize,
 }
 
 impl Transfer {
@@ -179,6 +206,8 @@ impl Transfer {
         remaining: 0,
         block: 1,
         addressing: Addressing::Lba28,
+        packet: false,
+        byte_limit: 0,
     };
 }
 
@@ -210,6 +239,14 @@ impl TaskFile {
             ..TaskFile::default()
         };
     }
+
+    /// The PACKET device signature (ATA-6 9.12): as an ATA device's, with
+    /// LBA Mid 14h and LBA High EBh.
+    fn set_packet_signature(&mut self) {
+        self.set_signature();
+        self.lba_mid = ATAPI_SIGNATURE_MID;
+        self.lba_high = ATAPI_SIGNATURE_HIGH;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +275,8 @@ struct Drive {
     geometry: Geometry,
     write_cache: bool,
     standby: bool,
+    /// A PACKET device (CD-ROM): commands go to it, `backend` is unused.
+    cdrom: Option<Box<Cdrom>>,
 }
 
 impl Drive {
@@ -261,7 +300,52 @@ impl Drive {
             geometry,
             write_cache: true,
             standby: false,
+            cdrom: None,
         }
+    }
+
+    fn new_cdrom(cdrom: Cdrom, serial: String) -> Drive {
+        let mut d = Drive::new(Box::new(MemImage::writable(Vec::new())), serial);
+        d.cdrom = Some(Box::new(cdrom));
+        d
+    }
+
+    fn is_packet(&self) -> bool {
+        self.cdrom.is_some()
+    }
+
+    /// The 256-word IDENTIFY PACKET DEVICE data (ATA-6 8.16, Table 17), with
+    /// QEMU's choices where the standard leaves one.
+    fn identify_packet(&self) -> [u16; 256] {
+        let mut id = [0u16; 256];
+        // Word 0: 10b ATAPI, device type 05h (CD-ROM), removable, 50 us
+        // ("accelerated") DRQ after PACKET so no interrupt for the packet,
+        // 12-byte packets.
+        id[0] = 0b1000_0101_1100_0000;
+        put_ata_string(&mut id[10..20], &self.serial);
+        put_ata_string(&mut id[23..27], env!("CARGO_PKG_VERSION"));
+        put_ata_string(&mut id[27..47], "VX86 CD-ROM");
+        // Word 49: bit 11 IORDY supported, bit 9 LBA (shall be one); no DMA.
+        id[49] = 0b0000_1010_0000_0000;
+        // Word 53: words 64-70 are valid.
+        id[53] = 0b0000_0000_0000_0010;
+        // Word 64: advanced PIO modes 3 and 4; 67-68 cycle times (mode 4).
+        id[64] = 0b0000_0000_0000_0011;
+        id[67] = 120;
+        id[68] = 120;
+        // Words 71-72: typical release times (ns) after PACKET and SERVICE.
+        id[71] = 30;
+        id[72] = 30;
+        // Word 80: ATA/ATAPI-4 through -6.
+        id[80] = 0b0000_0000_0111_0000;
+        // Word 82: bit 9 DEVICE RESET, bit 4 PACKET feature set; 83/84/87
+        // bit 14 shall be one; 85: enabled copies of 82.
+        id[82] = 0b0000_0010_0001_0000;
+        id[83] = 0b0100_0000_0000_0000;
+        id[84] = 0b0100_0000_0000_0000;
+        id[85] = 0b0000_0010_0001_0000;
+        id[87] = 0b0100_0000_0000_0000;
+        id
     }
 
     /// The 256-word IDENTIFY DEVICE data (ATA-6 8.15, Table 16).
@@ -373,6 +457,11 @@ pub struct AtaChannel {
     device_control: u8,
     xfer: Transfer,
     buf: Box<[u8]>,
+    /// After a reset the registers hold device 0's signature; with devices
+    /// of both kinds (disk and PACKET), selecting one shows its own until
+    /// the host writes another register (each device has its own registers
+    /// on real hardware, ATA-6 9.12).
+    device_signatures: bool,
 }
 
 impl AtaChannel {
@@ -388,7 +477,8 @@ impl AtaChannel {
             tf,
             device_control: 0,
             xfer: Transfer::IDLE,
-            buf: vec![0u8; usize::from(MAX_MULTIPLE) * SECTOR_SIZE].into_boxed_slice(),
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            device_signatures: false,
         }
     }
 
@@ -410,13 +500,41 @@ impl AtaChannel {
         Ok(())
     }
 
+    /// Attaches a CD-ROM drive (an ATAPI device) as device 0 or 1.
+    pub fn attach_cdrom(&mut self, index: usize, cdrom: Cdrom) -> Result<(), AttachError> {
+        let base = self.base;
+        let slot = self
+            .drives
+            .get_mut(index)
+            .ok_or(AttachError::BadIndex { base, index })?;
+        if slot.is_some() {
+            return Err(AttachError::Occupied { base, index });
+        }
+        *slot = Some(Drive::new_cdrom(cdrom, format!("VX86-{base:03X}-{index}")));
+        // The power-on signature of device 0 is in the shared registers.
+        self.post_signature();
+        Ok(())
+    }
+
+    /// The CD-ROM drive at `index`, if that device is one.
+    pub fn cdrom(&mut self, index: usize) -> Option<&mut Cdrom> {
+        self.drives
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .and_then(|d| d.cdrom.as_deref_mut())
+    }
+
     /// The default CHS geometry (IDENTIFY words 1, 3, 6) of drive `index`, if
-    /// attached: what a BIOS setup records for it in CMOS.
+    /// it is an attached hard disk: what a BIOS setup records for it in CMOS.
     pub fn default_geometry(&self, index: usize) -> Option<(u16, u16, u16)> {
-        self.drives.get(index).and_then(Option::as_ref).map(|d| {
-            let g = d.default_geometry;
-            (g.cylinders, g.heads, g.sectors)
-        })
+        self.drives
+            .get(index)
+            .and_then(Option::as_ref)
+            .filter(|d| !d.is_packet())
+            .map(|d| {
+                let g = d.default_geometry;
+                (g.cylinders, g.heads, g.sectors)
+            })
     }
 
     /// The INTRQ line: the selected device's pending interrupt, unless the
@@ -546,6 +664,13 @@ impl AtaChannel {
         }
         // ATA-6 7.9: any Command Block register write clears HOB.
         self.device_control &= !DEVCTL_HOB;
+        if reg == REG_DEVICE && self.device_signatures {
+            // Until the next register write or command, selecting a device
+            // shows its own signature (the Device register is written below).
+            self.signature_of(usize::from(value & DEVICE_DEV != 0));
+        } else if reg != REG_DEVICE {
+            self.device_signatures = false;
+        }
         if reg == REG_STATUS_COMMAND {
             self.command(value);
             return;
@@ -599,11 +724,28 @@ impl AtaChannel {
     /// FEATURES 66h); Linux re-issues them after a reset anyway.
     fn post_signature(&mut self) {
         self.xfer = Transfer::IDLE;
-        self.tf.set_signature();
+        let first = usize::from(self.drives[0].is_none());
+        self.signature_of(first);
+        let kinds: Vec<bool> = self.drives.iter().flatten().map(Drive::is_packet).collect();
+        self.device_signatures = kinds.len() == 2 && kinds[0] != kinds[1];
         for d in self.drives.iter_mut().flatten() {
             d.status = STATUS_READY;
             d.error = DIAG_PASSED;
             d.irq_pending = false;
+        }
+    }
+
+    /// Loads device `d`'s signature (ATA or PACKET) into the registers.
+    fn signature_of(&mut self, d: usize) {
+        if self
+            .drives
+            .get(d)
+            .and_then(Option::as_ref)
+            .is_some_and(Drive::is_packet)
+        {
+            self.tf.set_packet_signature();
+        } else {
+            self.tf.set_signature();
         }
     }
 
@@ -618,7 +760,14 @@ impl AtaChannel {
         let hi = self.buf.get(pos + 1).copied().unwrap_or(0xFF);
         self.xfer.pos = pos + 2;
         if self.xfer.pos >= self.xfer.len {
-            if self.xfer.remaining > 0 {
+            if self.xfer.packet {
+                if self.xfer.remaining > 0 {
+                    self.packet_data_block();
+                } else {
+                    let d = self.xfer.drive;
+                    self.packet_done(d, None);
+                }
+            } else if self.xfer.remaining > 0 {
                 self.load_block();
             } else {
                 // Last word of the command: DRQ drops, no interrupt (ATA-6 9.7 PIO data-in).
@@ -633,7 +782,7 @@ impl AtaChannel {
     }
 
     fn data_write_word(&mut self, value: u16) {
-        if self.xfer.phase != Phase::DataOut {
+        if self.xfer.phase != Phase::DataOut && self.xfer.phase != Phase::Packet {
             return;
         }
         let pos = self.xfer.pos;
@@ -646,7 +795,11 @@ impl AtaChannel {
         }
         self.xfer.pos = pos + 2;
         if self.xfer.pos >= self.xfer.len {
-            self.store_block();
+            if self.xfer.phase == Phase::Packet {
+                self.packet_received();
+            } else {
+                self.store_block();
+            }
         }
     }
 
@@ -861,7 +1014,11 @@ impl AtaChannel {
         // ATA-6 5.2.13: writing the Command register clears a pending interrupt.
         drive.irq_pending = false;
         drive.error = 0;
+        let packet = drive.is_packet();
         self.xfer = Transfer::IDLE;
+        if packet {
+            return self.packet_device_command(d, cmd);
+        }
         match cmd {
             CMD_READ_SECTORS | CMD_READ_SECTORS_NORETRY => self.start_rw(d, false, false, false),
             CMD_READ_SECTORS_EXT => self.start_rw(d, false, true, false),
@@ -942,6 +1099,7 @@ impl AtaChannel {
             remaining: count,
             block,
             addressing,
+            ..Transfer::IDLE
         };
         if write {
             // PIO data-out: DRQ for the first block without an interrupt (ATA-6 9.8).
@@ -989,17 +1147,7 @@ impl AtaChannel {
             return;
         };
         let id = drive.identify();
-        for (chunk, w) in self.buf.chunks_exact_mut(2).zip(id.iter()) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
-        self.xfer = Transfer {
-            phase: Phase::DataIn,
-            drive: d,
-            pos: 0,
-            len: SECTOR_SIZE,
-            ..Transfer::IDLE
-        };
-        self.set_status(d, STATUS_READY | STATUS_DRQ, 0, true);
+        self.send_identify(d, &id);
     }
 
     /// SET MULTIPLE MODE (ATA-6 8.39): block sizes are powers of two up to
@@ -1078,6 +1226,163 @@ impl AtaChannel {
         } else {
             self.abort(d);
         }
+    }
+}
+
+/// The PACKET command feature set (ATA-6 clause 5.13, protocol 9.10).
+impl AtaChannel {
+    /// The ATA commands a PACKET device takes (ATA-6 Table 13 lists what is
+    /// mandatory for it); the disk commands abort, IDENTIFY DEVICE and READ
+    /// SECTORS with the PACKET signature posted so the host learns what it
+    /// is talking to (ATA-6 8.15, ATA-4 8.27.5.2).
+    fn packet_device_command(&mut self, d: usize, cmd: u8) {
+        match cmd {
+            CMD_PACKET => self.packet(d),
+            CMD_IDENTIFY_PACKET_DEVICE => {
+                let Some(drive) = self.drives.get(d).and_then(Option::as_ref) else {
+                    return;
+                };
+                let id = drive.identify_packet();
+                self.send_identify(d, &id);
+            }
+            CMD_DEVICE_RESET => {
+                // ATA-6 8.10: the device's own reset; signature, no interrupt.
+                self.tf.set_packet_signature();
+                self.set_status(d, STATUS_READY, DIAG_PASSED, false);
+            }
+            CMD_IDENTIFY_DEVICE
+            | CMD_READ_SECTORS
+            | CMD_READ_SECTORS_NORETRY
+            | CMD_READ_SECTORS_EXT
+            | CMD_READ_MULTIPLE
+            | CMD_READ_MULTIPLE_EXT => {
+                let device = self.tf.device;
+                self.tf.set_packet_signature();
+                self.tf.device = device;
+                self.abort(d);
+            }
+            CMD_SET_FEATURES => self.set_features(d),
+            CMD_IDLE_IMMEDIATE | CMD_STANDBY_IMMEDIATE | CMD_FLUSH_CACHE => self.complete(d),
+            CMD_CHECK_POWER_MODE => {
+                self.tf.sector_count = POWER_ACTIVE_OR_IDLE;
+                self.complete(d);
+            }
+            _ => self.abort(d),
+        }
+    }
+
+    /// PACKET (ATA-6 8.21): DRQ with interrupt reason CoD for the command
+    /// packet, no interrupt (50 us DRQ type). DMA (Features bit 0) and
+    /// overlap (bit 1) are not supported.
+    fn packet(&mut self, d: usize) {
+        if self.tf.features & 0b11 != 0 {
+            return self.abort(d);
+        }
+        // Byte count limit from LBA Mid/High; 0 or FFFFh means FFFEh.
+        let limit = usize::from(u16::from_le_bytes([self.tf.lba_mid, self.tf.lba_high]));
+        let limit = match limit {
+            0 | 0xFFFF => MAX_PACKET_BLOCK,
+            n => n,
+        };
+        self.xfer = Transfer {
+            phase: Phase::Packet,
+            drive: d,
+            pos: 0,
+            len: PACKET_SIZE,
+            byte_limit: limit,
+            packet: true,
+            ..Transfer::IDLE
+        };
+        self.tf.sector_count = (self.tf.sector_count & !IREASON_MASK) | IREASON_COD;
+        self.set_status(d, STATUS_READY | STATUS_DRQ, 0, false);
+    }
+
+    /// The 12-byte packet has arrived: run it.
+    fn packet_received(&mut self) {
+        let d = self.xfer.drive;
+        let mut cdb = [0u8; PACKET_SIZE];
+        if let Some(b) = self.buf.get(..PACKET_SIZE) {
+            cdb.copy_from_slice(b);
+        }
+        let Some(cd) = self.cdrom(d) else {
+            self.xfer = Transfer::IDLE;
+            return;
+        };
+        match cd.execute(&cdb) {
+            Ok(data) if data.len == 0 => self.packet_done(d, None),
+            Ok(data) => {
+                self.xfer.phase = Phase::DataIn;
+                self.xfer.remaining = data.len;
+                self.packet_data_block();
+            }
+            Err(sense) => self.packet_done(d, Some(sense)),
+        }
+    }
+
+    /// Offers the next DRQ block of data-in: at most the byte count limit
+    /// (even when more follows, ATA-6 9.10), its size in LBA Mid/High,
+    /// interrupt reason IO, and an interrupt.
+    fn packet_data_block(&mut self) {
+        let x = self.xfer;
+        let left = usize::try_from(x.remaining).unwrap_or(usize::MAX);
+        let n = if left > x.byte_limit {
+            (x.byte_limit & !1).max(2)
+        } else {
+            left
+        };
+        let n = n.min(MAX_PACKET_BLOCK);
+        let result = match (
+            self.drives
+                .get_mut(x.drive)
+                .and_then(Option::as_mut)
+                .and_then(|dr| dr.cdrom.as_deref_mut()),
+            self.buf.get_mut(..n),
+        ) {
+            (Some(cd), Some(chunk)) => cd.read_data(chunk),
+            _ => Err(Sense::default()),
+        };
+        if let Err(sense) = result {
+            return self.packet_done(x.drive, Some(sense));
+        }
+        // An odd last byte is followed by a pad byte in the last word.
+        if let Some(b) = self.buf.get_mut(n) {
+            *b = 0;
+        }
+        self.xfer.pos = 0;
+        self.xfer.len = n;
+        self.xfer.remaining = x.remaining - n as u64;
+        let [lo, hi] = (n as u16).to_le_bytes();
+        self.tf.lba_mid = lo;
+        self.tf.lba_high = hi;
+        self.tf.sector_count = (self.tf.sector_count & !IREASON_MASK) | IREASON_IO;
+        self.set_status(x.drive, STATUS_READY | STATUS_DRQ, 0, true);
+    }
+
+    /// The status phase of a PACKET command: interrupt reason IO and CoD,
+    /// and for CHECK CONDITION ERR with the sense key in Error bits 7:4
+    /// (ATA-6 7.11 for PACKET devices).
+    fn packet_done(&mut self, d: usize, sense: Option<Sense>) {
+        self.xfer = Transfer::IDLE;
+        self.tf.sector_count = (self.tf.sector_count & !IREASON_MASK) | IREASON_IO | IREASON_COD;
+        match sense {
+            None => self.set_status(d, STATUS_READY, 0, true),
+            Some(s) => self.set_status(d, STATUS_READY | STATUS_ERR, s.key << 4, true),
+        }
+    }
+
+    /// Queues a 512-byte IDENTIFY response for PIO data-in.
+    fn send_identify(&mut self, d: usize, id: &[u16; 256]) {
+        for (chunk, w) in self.buf.chunks_exact_mut(2).zip(id.iter()) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        self.xfer = Transfer {
+            phase: Phase::DataIn,
+            drive: d,
+            pos: 0,
+            len: SECTOR_SIZE,
+            ..Transfer::IDLE
+        };
+        self.set_status(d, STATUS_READY | STATUS_DRQ, 0, true);
     }
 }
 
@@ -1832,6 +2137,200 @@ mod tests {
             let size = [1u8, 2, 4][(r >> 24) as usize % 3];
             if r & 0x10 != 0 {
                 ch.io_read(port, size, 0);
+            } else {
+                ch.io_write(port, size, next(), 0);
+            }
+            let _ = ch.irq();
+        }
+    }
+
+    // ---- PACKET (ATAPI CD-ROM) ---------------------------------------------
+
+    /// A CD of `blocks` 2048-byte blocks, block `n` filled with `n`, as
+    /// device `unit` of the primary channel (a disk as the other device if
+    /// `with_disk`).
+    fn cd_channel(blocks: usize, unit: usize, with_disk: bool) -> AtaChannel {
+        let data: Vec<u8> = (0..blocks * 2048).map(|i| (i / 2048) as u8).collect();
+        let mut ch = AtaChannel::new(B, C);
+        if with_disk {
+            ch.attach(1 - unit, Box::new(MemDisk::new(64))).unwrap();
+        }
+        let medium = Box::new(crate::block::MemImage::writable(data));
+        ch.attach_cdrom(unit, Cdrom::new(Some(medium))).unwrap();
+        ch
+    }
+
+    /// Sends a PACKET command with byte count limit `limit`; returns the
+    /// data-in (block by block) and the final Status and Error.
+    fn packet_cmd(ch: &mut AtaChannel, cdb: &[u8], limit: u16) -> (Vec<Vec<u8>>, u8, u8) {
+        out8(ch, B + REG_ERROR_FEATURES, 0);
+        out8(ch, B + REG_LBA_MID, limit as u8);
+        out8(ch, B + REG_LBA_HIGH, (limit >> 8) as u8);
+        out8(ch, B + REG_STATUS_COMMAND, CMD_PACKET);
+        assert!(!ch.irq(), "no interrupt before the packet (50 us DRQ)");
+        assert_eq!(alt_status(ch), STATUS_READY | STATUS_DRQ);
+        assert_eq!(in8(ch, B + REG_SECTOR_COUNT) & IREASON_MASK, IREASON_COD);
+        let mut p = [0u8; 12];
+        p[..cdb.len()].copy_from_slice(cdb);
+        for w in p.chunks_exact(2) {
+            ch.io_write(B, 2, u32::from(u16::from_le_bytes([w[0], w[1]])), 0);
+        }
+        let mut blocks = Vec::new();
+        loop {
+            assert!(ch.irq(), "every DRQ block and the status phase interrupt");
+            let st = status(ch);
+            let ireason = in8(ch, B + REG_SECTOR_COUNT) & IREASON_MASK;
+            if st & STATUS_DRQ == 0 {
+                assert_eq!(ireason, IREASON_IO | IREASON_COD, "status phase");
+                return (blocks, st, in8(ch, B + REG_ERROR_FEATURES));
+            }
+            assert_eq!(ireason, IREASON_IO, "data-in");
+            let n = usize::from(u16::from_le_bytes([
+                in8(ch, B + REG_LBA_MID),
+                in8(ch, B + REG_LBA_HIGH),
+            ]));
+            let mut b: Vec<u8> = (0..n.div_ceil(2))
+                .flat_map(|_| in16(ch).to_le_bytes())
+                .collect();
+            b.truncate(n);
+            blocks.push(b);
+        }
+    }
+
+    #[test]
+    fn packet_device_signature_and_identify() {
+        let mut ch = cd_channel(10, 0, false);
+        assert_eq!(in8(&mut ch, B + REG_LBA_MID), ATAPI_SIGNATURE_MID);
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), ATAPI_SIGNATURE_HIGH);
+        // IDENTIFY DEVICE aborts and posts the signature.
+        out8(&mut ch, B + REG_LBA_MID, 0);
+        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_IDENTIFY_DEVICE);
+        assert_eq!(status(&mut ch), STATUS_READY | STATUS_ERR);
+        assert_eq!(in8(&mut ch, B + REG_ERROR_FEATURES), ERROR_ABRT);
+        assert_eq!(
+            (
+                in8(&mut ch, B + REG_LBA_MID),
+                in8(&mut ch, B + REG_LBA_HIGH)
+            ),
+            (0x14, 0xEB)
+        );
+        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_IDENTIFY_PACKET_DEVICE);
+        assert!(ch.irq());
+        let id: Vec<u16> = (0..256).map(|_| in16(&mut ch)).collect();
+        assert_eq!(id[0], 0x85C0, "ATAPI CD-ROM, removable, 12-byte packets");
+        assert_eq!(id[82] & (1 << 4), 1 << 4, "PACKET feature set");
+        assert_eq!(status(&mut ch), STATUS_READY);
+        // EXECUTE DEVICE DIAGNOSTIC and soft reset post it again.
+        out8(&mut ch, B + REG_LBA_HIGH, 0);
+        out8(
+            &mut ch,
+            B + REG_STATUS_COMMAND,
+            CMD_EXECUTE_DEVICE_DIAGNOSTIC,
+        );
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0xEB);
+        out8(&mut ch, B + REG_LBA_HIGH, 0);
+        out8(&mut ch, C, DEVCTL_SRST);
+        out8(&mut ch, C, 0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0xEB);
+        assert_eq!(in8(&mut ch, B + REG_SECTOR_COUNT), 1);
+    }
+
+    #[test]
+    fn disk_and_cdrom_on_one_channel_show_their_own_signatures() {
+        let mut ch = cd_channel(10, 1, true);
+        out8(&mut ch, C, DEVCTL_SRST);
+        out8(&mut ch, C, 0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0, "device 0: ATA disk");
+        // libata selects each device in turn and reads its signature.
+        out8(&mut ch, B + REG_DEVICE, 0xA0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0, "device 0 again");
+        out8(&mut ch, B + REG_DEVICE, 0xB0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_MID), 0x14, "device 1: ATAPI");
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0xEB);
+        assert_eq!(in8(&mut ch, B + REG_DEVICE), 0xB0);
+        out8(&mut ch, B + REG_DEVICE, 0xA0);
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0, "device 0's own");
+        // The disk still answers disk commands.
+        out8(&mut ch, B + REG_DEVICE, 0xA0);
+        assert_eq!(identify(&mut ch)[0] & 0x8000, 0);
+    }
+
+    #[test]
+    fn packet_read_in_byte_count_limited_blocks() {
+        let mut ch = cd_channel(40, 0, false);
+        // READ(10) of blocks 3..6 with a 4096-byte limit: 4096 + 2048.
+        let (blocks, st, _) = packet_cmd(&mut ch, &[0x28, 0, 0, 0, 0, 3, 0, 0, 3], 4096);
+        assert_eq!(st, STATUS_READY);
+        assert_eq!(
+            blocks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [4096, 2048]
+        );
+        let all: Vec<u8> = blocks.concat();
+        let expect: Vec<u8> = [3u8, 4, 5].iter().flat_map(|&n| [n; 2048]).collect();
+        assert_eq!(all, expect);
+        // An odd limit is rounded down to even while more data follows;
+        // FFFFh means FFFEh.
+        let (blocks, _, _) = packet_cmd(&mut ch, &[0xA8, 0, 0, 0, 0, 0, 0, 0, 0, 1], 1001);
+        assert_eq!(blocks[0].len(), 1000);
+        assert_eq!(blocks.concat(), vec![0u8; 2048]);
+        let (blocks, _, _) = packet_cmd(&mut ch, &[0x28, 0, 0, 0, 0, 0, 0, 0, 40], 0xFFFF);
+        assert_eq!(blocks[0].len(), 0xFFFE);
+        assert_eq!(blocks.concat().len(), 40 * 2048);
+        assert_eq!(blocks.concat()[0xFFFE], (0xFFFE / 2048) as u8);
+        // READ CAPACITY: last LBA 39, 2048-byte blocks.
+        let (blocks, _, _) = packet_cmd(&mut ch, &[0x25], 0xFFFE);
+        assert_eq!(blocks, [vec![0, 0, 0, 39, 0, 0, 8, 0]]);
+        // An odd allocation length (INQUIRY 5 bytes) arrives whole.
+        let (blocks, _, _) = packet_cmd(&mut ch, &[0x12, 0, 0, 0, 5], 0xFFFE);
+        assert_eq!(blocks, [vec![0x05, 0x80, 0, 0x21, 31]]);
+    }
+
+    #[test]
+    fn packet_read_past_the_end_checks_condition_with_sense() {
+        let mut ch = cd_channel(20, 0, false);
+        let (blocks, st, err) = packet_cmd(&mut ch, &[0x28, 0, 0, 0, 0, 19, 0, 0, 2], 0xFFFE);
+        assert!(blocks.is_empty());
+        assert_eq!(st, STATUS_READY | STATUS_ERR);
+        assert_eq!(err >> 4, crate::devices::atapi::SENSE_ILLEGAL_REQUEST);
+        let (blocks, st, _) = packet_cmd(&mut ch, &[0x03, 0, 0, 0, 18], 0xFFFE);
+        assert_eq!(st, STATUS_READY);
+        assert_eq!((blocks[0][2], blocks[0][12]), (0x05, 0x21));
+        // Unknown opcode.
+        let (_, _, err) = packet_cmd(&mut ch, &[0xFE], 0xFFFE);
+        assert_eq!(err >> 4, 0x05);
+        let (blocks, _, _) = packet_cmd(&mut ch, &[0x03, 0, 0, 0, 18], 0xFFFE);
+        assert_eq!(blocks[0][12], 0x20);
+        // The disk commands abort; DMA PACKET too.
+        out8(&mut ch, B + REG_ERROR_FEATURES, 1);
+        out8(&mut ch, B + REG_STATUS_COMMAND, CMD_PACKET);
+        assert_eq!(status(&mut ch), STATUS_READY | STATUS_ERR);
+        lba28(&mut ch, 0, 1, CMD_READ_SECTORS);
+        assert_eq!(status(&mut ch), STATUS_READY | STATUS_ERR);
+        assert_eq!(in8(&mut ch, B + REG_LBA_HIGH), 0xEB);
+    }
+
+    #[test]
+    fn any_guest_port_traffic_to_a_cdrom_is_harmless() {
+        let mut ch = cd_channel(40, 0, true);
+        let mut x: u32 = 0x9E37_79B9;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..200_000 {
+            let r = next();
+            let port = if r % 9 == 8 {
+                C
+            } else {
+                B + (r >> 8) as u16 % 8
+            };
+            let size = [1u8, 2, 4][(r >> 24) as usize % 3];
+            if r & 0x10 != 0 {
+                ch.io_read(port, size, 0);
+            } else if port == B + REG_STATUS_COMMAND && r & 0x20 != 0 {
+                ch.io_write(port, 1, CMD_PACKET.into(), 0);
             } else {
                 ch.io_write(port, size, next(), 0);
             }

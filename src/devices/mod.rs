@@ -16,6 +16,7 @@
 //! the machine's scheduler can stop the CPU exactly then.
 
 pub mod ata;
+pub mod atapi;
 pub mod vga;
 
 pub mod debug_port;
