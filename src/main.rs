@@ -111,6 +111,9 @@ struct Setup {
     stats: bool,
     kernel: Option<vx86::boot::KernelBoot>,
     nics: Vec<config::NicPlan>,
+    /// The gdb stub's socket (`-gdb`, `-s`) and `-S`.
+    gdb: Option<std::net::TcpListener>,
+    start_stopped: bool,
 }
 
 /// What the machine thread reports when the run ends.
@@ -362,6 +365,10 @@ fn run(cli: Cli) -> Result<i32> {
             Some(_) => {}
         }
     }
+    let gdb = match &cli.gdb {
+        Some(spec) => listen_gdb(spec)?,
+        None => None,
+    };
     #[cfg(feature = "window")]
     let guest = match &cli.name {
         Some(n) => config::parse_name(n),
@@ -383,6 +390,8 @@ fn run(cli: Cli) -> Result<i32> {
         stats: cli.stats,
         kernel,
         nics,
+        gdb,
+        start_stopped: cli.start_stopped,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -461,6 +470,24 @@ fn run(cli: Cli) -> Result<i32> {
     Ok(exit.status())
 }
 
+/// Opens the gdb stub's socket (before the machine starts, so that a
+/// taken port is one clear error line). Port 0 picks a free port, which is
+/// then printed.
+fn listen_gdb(spec: &str) -> Result<Option<std::net::TcpListener>> {
+    let bad = |m: String| config::ConfigError::BadGdb(spec.to_string(), m);
+    let Some(addr) = vx86::gdb::parse_gdb_dev(spec).map_err(bad)? else {
+        return Ok(None);
+    };
+    let l = std::net::TcpListener::bind(&addr)
+        .map_err(|e| bad(format!("cannot listen on {addr}: {e}")))?;
+    if addr.ends_with(":0") {
+        if let Ok(a) = l.local_addr() {
+            eprintln!("vx86: gdb stub listening on {a}");
+        }
+    }
+    Ok(Some(l))
+}
+
 /// True when a window can open (on Linux/BSD: an X11 or Wayland display).
 fn host_has_display() -> bool {
     if cfg!(any(target_os = "macos", target_os = "windows")) {
@@ -525,6 +552,9 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
             m.mem.load_bios(path, &img)?;
         }
         None => vx86::boot::builtin::load_bios(&mut m)?,
+    }
+    if setup.gdb.is_some() || setup.start_stopped {
+        m.attach_gdb(setup.gdb.take(), setup.start_stopped);
     }
     if let Some(k) = setup.kernel.take() {
         // After the BIOS image: the memory map reserves what it occupies.

@@ -239,6 +239,7 @@ fn committed_roms_match_their_sources() {
         ("pvh", "pvh", &[]),
         ("multiboot", "multiboot", &[]),
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
+        ("gdb", "gdb", &[]),
     ] {
         let out = std::env::temp_dir().join(format!("vx86-{name}-{}.bin", std::process::id()));
         let st = std::process::Command::new("nasm")
