@@ -214,6 +214,9 @@ fn gdb_breaks_steps_watches_and_detaches_on_a_multiboot_kernel() {
             format!("watch *(int*){COUNTER:#x}"),
             "continue".into(),
             "printf \"WATCH=%#lx\\n\", $pc".into(),
+            format!("rwatch *(int*){COUNTER:#x}"),
+            "continue".into(),
+            "printf \"RWATCH=%#lx\\n\", $pc".into(),
             // Unmapped (beyond RAM): an error, the guest unharmed.
             "x/wx 0x20000000".into(),
             "delete".into(),
@@ -259,6 +262,14 @@ fn gdb_breaks_steps_watches_and_detaches_on_a_multiboot_kernel() {
     assert_eq!(printed(&out, "SPINS"), 19_999_000, "memory write kept");
     assert!(out.contains("Old value = 0\nNew value = 4660"), "{out}");
     assert_eq!(printed(&out, "WATCH"), AFTER_WRITE, "stops after the write");
+    // `mov ecx, [COUNTER]` (6 bytes) reads it.
+    assert!(out.contains("Hardware read watchpoint 4"), "{out}");
+    assert!(out.contains("Value = 4660"), "{out}");
+    assert_eq!(
+        printed(&out, "RWATCH"),
+        AFTER_WRITE + 6,
+        "stops after the read"
+    );
     assert!(
         out.contains("Cannot access memory at address 0x20000000"),
         "{out}"

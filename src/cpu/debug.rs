@@ -383,3 +383,70 @@ impl Cpu {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::GuestMemory;
+
+    fn put32(cpu: &mut Cpu, addr: u64, v: u32) {
+        for (i, b) in v.to_le_bytes().into_iter().enumerate() {
+            cpu.mem.write_u8(addr + i as u64, b);
+        }
+    }
+
+    fn get32(cpu: &Cpu, addr: u64) -> u32 {
+        let b: Vec<u8> = (0..4)
+            .map(|i| cpu.mem.read_u8(addr + i).unwrap_or(0))
+            .collect();
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// 32-bit paging: 0x400000 -> 0x5000; the debugger reads and writes
+    /// through it and leaves the accessed/dirty bits alone.
+    #[test]
+    fn debug_access_walks_page_tables_without_side_effects() {
+        let mut cpu = Cpu::new(GuestMemory::new_flat(4 << 20).expect("memory"));
+        put32(&mut cpu, 0x1000 + 4, 0x2000 | 1 | 2); // PDE 1: present, writable
+        put32(&mut cpu, 0x2000, 0x5000 | 1 | 2); // PTE 0
+        put32(&mut cpu, 0x5000, 0xDEAD_BEEF);
+        cpu.cr3 = 0x1000;
+        cpu.cr0 |= cr0::PE | cr0::PG;
+        cpu.update_mode();
+        let mut buf = [0u8; 4];
+        assert_eq!(cpu.debug_read(0x40_0000, &mut buf), 4);
+        assert_eq!(u32::from_le_bytes(buf), 0xDEAD_BEEF);
+        assert!(cpu.debug_write(0x40_0002, &[0x34, 0x12]));
+        assert_eq!(get32(&cpu, 0x5000), 0x1234_BEEF);
+        assert_eq!(get32(&cpu, 0x1004), 0x2003, "PDE: no accessed bit");
+        assert_eq!(get32(&cpu, 0x2000), 0x5003, "PTE: no accessed or dirty bit");
+        // Not present: nothing read, nothing written, no fault recorded.
+        assert_eq!(cpu.debug_read(0x80_0000, &mut buf), 0);
+        assert!(!cpu.debug_write(0x80_0000, &[1]));
+        // A read running into an unmapped page stops there.
+        let mut long = [0u8; 8];
+        assert_eq!(cpu.debug_read(0x40_0FFC, &mut long), 4);
+        assert_eq!(cpu.cr2, 0);
+    }
+
+    #[test]
+    fn watched_pages_lose_their_fast_tags() {
+        let d = DebugState {
+            watchpoints: vec![Watchpoint {
+                addr: 0x1FFE,
+                len: 4,
+                kind: WatchKind::Write,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(d.fast_tags(0x1000), (true, false));
+        assert_eq!(
+            d.fast_tags(0x2000),
+            (true, false),
+            "the range crosses into it"
+        );
+        assert_eq!(d.fast_tags(0x3000), (true, true));
+        assert!(!d.is_idle());
+        assert!(DebugState::default().is_idle());
+    }
+}
