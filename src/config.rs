@@ -48,6 +48,8 @@ pub enum ConfigError {
     BadDebugconDevice(String, String),
     #[error("-monitor {0}: not supported yet: vx86 has no monitor yet (only -monitor none)")]
     BadMonitor(String),
+    #[error("-gdb {0}: {1}")]
+    BadGdb(String, String),
     #[error("--boot-entry {0}")]
     BadBootEntry(String),
     #[error("--boot-fb {0}: use WIDTHxHEIGHT, e.g. 1024x768 (at most 2560x1600)")]
@@ -427,6 +429,13 @@ pub struct Cli {
     /// deterministic, and never ahead of the host's clock.
     #[arg(long, help_heading = "vx86 options")]
     pub realtime: bool,
+    /// gdb stub: tcp::PORT (on 127.0.0.1) or tcp:HOST:PORT, or none; -s is
+    /// -gdb tcp::1234.
+    #[arg(long, value_name = "DEV", help_heading = "Debug/expert options")]
+    pub gdb: Option<String>,
+    /// Start with the CPU stopped, waiting for the debugger's continue.
+    #[arg(short = 'S', help_heading = "Debug/expert options")]
+    pub start_stopped: bool,
     /// Save the screen as PNG when the run ends.
     #[arg(
         long = "screenshot-on-exit",
@@ -505,7 +514,6 @@ const fn opt(name: &'static str, value: bool, how: Handling) -> OptSpec {
 
 use Handling::{Ignore, Parse, Refuse};
 
-const NO_GDB: &str = "not supported yet: vx86 has no gdb stub yet";
 const NO_SNAPSHOTS: &str = "not supported yet: vx86 cannot save or load machine snapshots yet (use -snapshot for disposable disk writes)";
 const NO_KVM: &str = "vx86 has no hardware acceleration: it always emulates the CPU in software (drop the option, or use -accel tcg)";
 const NO_USB: &str = "not supported: vx86's machines have no USB controller (the keyboard is PS/2)";
@@ -552,6 +560,9 @@ const OPTIONS: &[OptSpec] = &[
     opt("device", true, Parse("--device")),
     opt("icount", true, Parse("--icount")),
     opt("pidfile", true, Parse("--pidfile")),
+    opt("gdb", true, Parse("--gdb")),
+    opt("s", false, Parse("--gdb=tcp::1234")),
+    opt("S", false, Parse("-S")),
     opt("h", false, Parse("--help")),
     opt("help", false, Parse("--help")),
     opt("version", false, Parse("--version")),
@@ -594,9 +605,6 @@ const OPTIONS: &[OptSpec] = &[
     opt("net", true, Parse("--net")),
     opt("fda", true, Refuse(NO_FLOPPY)),
     opt("fdb", true, Refuse(NO_FLOPPY)),
-    opt("s", false, Refuse(NO_GDB)),
-    opt("S", false, Refuse(NO_GDB)),
-    opt("gdb", true, Refuse(NO_GDB)),
     opt("loadvm", true, Refuse(NO_SNAPSHOTS)),
     opt("incoming", true, Refuse(NO_SNAPSHOTS)),
     opt("chardev", true, Parse("--chardev")),

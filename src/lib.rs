@@ -2,7 +2,7 @@
 //!
 //! Layout follows `../shared/STYLE.md`: `cpu` (interpreter, block cache, MMU),
 //! `memory` (guest physical memory), `io` (port bus), `devices` (one chip a file),
-//! `machine` (the run loop), `net` (network backends), `boot`, `frontend`, `conformance`.
+//! `machine` (the run loop), `gdb` (the gdb stub), `net` (network backends), `boot`, `frontend`, `conformance`.
 
 pub mod block;
 pub mod boot;
@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod cpu;
 pub mod devices;
 pub mod frontend;
+pub mod gdb;
 pub mod io;
 pub mod machine;
 pub mod memory;

@@ -176,6 +176,8 @@ pub struct Machine {
     /// The next PCI slot a card added at run setup takes (QEMU's order:
     /// the host bridge at 0, the PIIX3 at 1, VGA at 2, then the cards).
     next_slot: u8,
+    /// The gdb stub (`-gdb`, `-S`), served between slices by `gdb::service`.
+    pub gdb: Option<Box<crate::gdb::GdbServer>>,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -258,6 +260,7 @@ impl Machine {
             nics: Vec::new(),
             blks: Vec::new(),
             next_slot: FIRST_CARD_SLOT,
+            gdb: None,
         })
     }
 
@@ -626,6 +629,12 @@ impl Machine {
         }
     }
 
+    /// A channel whose messages wake an idle machine (host-side threads:
+    /// network backends, the gdb stub).
+    pub fn add_waker(&mut self, rx: crossbeam_channel::Receiver<()>) {
+        self.wakers.push(rx);
+    }
+
     /// Adds a virtio-net-pci card on the PCI bus (slot 3 for the first, as
     /// QEMU places it) with `backend` behind it.
     pub fn add_virtio_net(
@@ -706,7 +715,7 @@ impl Machine {
     /// Takes host input, sends frames and speed to a window, and with
     /// `-icount ...,align=on` waits while virtual time is ahead of host time.
     /// Called between CPU slices; returns true when the user asked to quit.
-    fn poll_host(&mut self) -> bool {
+    pub(crate) fn poll_host(&mut self) -> bool {
         while let Some(ev) = self.host.input.as_ref().and_then(|rx| rx.try_recv().ok()) {
             if self.take_input(ev) {
                 return true;
@@ -797,6 +806,12 @@ impl Machine {
             {
                 self.flush_output();
                 return RunExit::Quit;
+            }
+            if self.gdb.is_some() {
+                if let Some(r) = crate::gdb::service(self) {
+                    self.flush_output();
+                    return r;
+                }
             }
             self.sync_dma();
             let icount = self.cpu.icount;

@@ -113,6 +113,9 @@ struct Setup {
     nics: Vec<config::NicPlan>,
     /// `-boot order=...` as CMOS boot device codes.
     boot_order: Option<Vec<u8>>,
+    /// The gdb stub's socket (`-gdb`, `-s`) and `-S`.
+    gdb: Option<std::net::TcpListener>,
+    start_stopped: bool,
 }
 
 /// What the machine thread reports when the run ends.
@@ -368,6 +371,10 @@ fn run(cli: Cli) -> Result<i32> {
             Some(_) => {}
         }
     }
+    let gdb = match &cli.gdb {
+        Some(spec) => listen_gdb(spec)?,
+        None => None,
+    };
     #[cfg(feature = "window")]
     let guest = match &cli.name {
         Some(n) => config::parse_name(n),
@@ -390,6 +397,8 @@ fn run(cli: Cli) -> Result<i32> {
         kernel,
         nics,
         boot_order,
+        gdb,
+        start_stopped: cli.start_stopped,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -468,6 +477,24 @@ fn run(cli: Cli) -> Result<i32> {
     Ok(exit.status())
 }
 
+/// Opens the gdb stub's socket (before the machine starts, so that a
+/// taken port is one clear error line). Port 0 picks a free port, which is
+/// then printed.
+fn listen_gdb(spec: &str) -> Result<Option<std::net::TcpListener>> {
+    let bad = |m: String| config::ConfigError::BadGdb(spec.to_string(), m);
+    let Some(addr) = vx86::gdb::parse_gdb_dev(spec).map_err(bad)? else {
+        return Ok(None);
+    };
+    let l = std::net::TcpListener::bind(&addr)
+        .map_err(|e| bad(format!("cannot listen on {addr}: {e}")))?;
+    if addr.ends_with(":0") {
+        if let Ok(a) = l.local_addr() {
+            eprintln!("vx86: gdb stub listening on {a}");
+        }
+    }
+    Ok(Some(l))
+}
+
 /// True when a window can open (on Linux/BSD: an X11 or Wayland display).
 fn host_has_display() -> bool {
     if cfg!(any(target_os = "macos", target_os = "windows")) {
@@ -541,6 +568,9 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
             m.mem.load_bios(path, &img)?;
         }
         None => vx86::boot::builtin::load_bios(&mut m)?,
+    }
+    if setup.gdb.is_some() || setup.start_stopped {
+        m.attach_gdb(setup.gdb.take(), setup.start_stopped);
     }
     if let Some(k) = setup.kernel.take() {
         // After the BIOS image: the memory map reserves what it occupies.

@@ -130,6 +130,13 @@ impl VirtualClock {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// Host time that passed while the machine was stopped (a debugger, a
+    /// monitor's `stop`) does not count as guest time, as in QEMU: the
+    /// guest's timers resume where they stopped.
+    pub fn pause(&mut self, stopped: std::time::Duration) {
+        self.start += stopped;
+    }
+
     /// Restarts host time at 0 (a machine reset in host mode, or the start of
     /// a run after setup).
     pub fn restart(&mut self) {

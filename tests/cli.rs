@@ -82,12 +82,34 @@ fn value_checked_options_are_refused_with_a_reason() {
             "vx86: -icount shift=auto: shift=auto",
         ),
         (&["-rtc", "base=never"], "vx86: -rtc base=never: base:"),
+        (
+            &["-gdb", "unix:/tmp/gdb.sock"],
+            "vx86: -gdb unix:/tmp/gdb.sock: only a TCP server is supported",
+        ),
+        (
+            &["-gdb", "tcp::1234,telnet"],
+            "vx86: -gdb tcp::1234,telnet: `telnet`: unknown option",
+        ),
+        (
+            &["-gdb", "tcp::x"],
+            "vx86: -gdb tcp::x: `x`: not a port number",
+        ),
         (&["-frobnicate"], "vx86: -frobnicate: unknown option"),
         (&["-kernel"], "vx86: -kernel: needs a value"),
     ] {
         let line = refused(args);
         assert!(line.starts_with(want), "{args:?}: {line:?}");
     }
+}
+
+#[test]
+fn gdb_port_in_use_is_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let spec = format!("tcp::{port}");
+    let line = refused(&["-gdb", &spec, "--max-insns", "1000"]);
+    let want = format!("vx86: -gdb {spec}: cannot listen on 127.0.0.1:{port}: ");
+    assert!(line.starts_with(&want), "{line:?}");
 }
 
 #[test]

@@ -240,6 +240,7 @@ fn committed_roms_match_their_sources() {
         ("multiboot", "multiboot", &[]),
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
         ("diskwrite", "diskwrite", &[]),
+        ("gdb", "gdb", &[]),
     ] {
         let out = std::env::temp_dir().join(format!("vx86-{name}-{}.bin", std::process::id()));
         let st = std::process::Command::new("nasm")

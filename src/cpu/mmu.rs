@@ -496,6 +496,16 @@ impl Cpu {
                     e.tag_w = lpage;
                 }
             }
+            if let Some(d) = &self.debug {
+                // Watched pages: every access takes the slow path (debug.rs).
+                let (r, w) = d.fast_tags(lpage);
+                if !r {
+                    e.tag_r = NO_TAG;
+                }
+                if !w {
+                    e.tag_w = NO_TAG;
+                }
+            }
         }
         e.phys = page;
         e.global = w.global;
@@ -566,6 +576,9 @@ impl Cpu {
         let end = lin.wrapping_add(size as u64 - 1);
         if lin & !0xFFF == end & !0xFFF {
             let phys = self.translate(bus, lin, Access::Read, user)?;
+            if self.debug.is_some() {
+                self.debug_access(lin, size as u64, Access::Read);
+            }
             if self.mem.is_ram(phys) || self.mem.read_u8(phys).is_some() {
                 return Ok(self.phys_read(bus, phys, size));
             }
@@ -574,6 +587,9 @@ impl Cpu {
         // Crossing a page: translate both halves before touching anything.
         let p1 = self.translate(bus, lin, Access::Read, user)?;
         let p2 = self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Read, user)?;
+        if self.debug.is_some() {
+            self.debug_access(lin, size as u64, Access::Read);
+        }
         let mut v = 0u64;
         for i in 0..size as u64 {
             let a = lin.wrapping_add(i);
@@ -612,6 +628,9 @@ impl Cpu {
         let end = lin.wrapping_add(size as u64 - 1);
         if lin & !0xFFF == end & !0xFFF {
             let phys = self.translate(bus, lin, Access::Write, user)?;
+            if self.debug.is_some() {
+                self.debug_access(lin, size as u64, Access::Write);
+            }
             if self.mem.is_ram(phys) {
                 self.phys_write(bus, phys, size, v);
             } else if self.mem.read_u8(phys).is_none() {
@@ -621,6 +640,9 @@ impl Cpu {
         }
         let p1 = self.translate(bus, lin, Access::Write, user)?;
         let p2 = self.translate(bus, self.lin_wrap(end & !0xFFF), Access::Write, user)?;
+        if self.debug.is_some() {
+            self.debug_access(lin, size as u64, Access::Write);
+        }
         for i in 0..size as u64 {
             let a = lin.wrapping_add(i);
             let pa = if a & !0xFFF == lin & !0xFFF {

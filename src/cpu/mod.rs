@@ -8,6 +8,7 @@
 
 pub mod block_cache;
 pub mod cpuid;
+pub mod debug;
 pub mod decode;
 pub mod exception;
 pub mod exec;
@@ -266,6 +267,9 @@ pub struct Cpu {
     pub features: cpuid::FeatureMask,
     /// Unimplemented instructions already logged (log each once).
     pub(crate) logged_ud: std::collections::HashSet<u64>,
+    /// Breakpoints, watchpoints and stepping armed by a debugger (`debug`);
+    /// None whenever nothing is armed, so the normal path runs.
+    pub debug: Option<Box<debug::DebugState>>,
 }
 
 impl Cpu {
@@ -321,6 +325,7 @@ impl Cpu {
             no_block_cache: false,
             features: Default::default(),
             logged_ud: Default::default(),
+            debug: None,
         };
         cpu.reset();
         cpu
@@ -530,6 +535,9 @@ impl Cpu {
     /// Runs blocks until `icount` reaches `until`, the CPU halts, or something
     /// stops it. Interrupts are sampled only between blocks.
     pub fn run(&mut self, bus: &mut dyn Bus, until: u64) -> Exit {
+        if self.debug.is_some() {
+            return self.run_debug(bus, until);
+        }
         self.stop_request = false;
         while self.icount < until {
             if self.stop_request {
