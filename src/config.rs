@@ -46,8 +46,10 @@ pub enum ConfigError {
     BadChardev(String, String),
     #[error("-device {0}: {1}")]
     BadDebugconDevice(String, String),
-    #[error("-monitor {0}: not supported yet: vx86 has no monitor yet (only -monitor none)")]
-    BadMonitor(String),
+    #[error("-monitor {0}: {1}")]
+    BadMonitor(String, String),
+    #[error("-qmp {0}: {1}")]
+    BadQmp(String, String),
     #[error("--boot-entry {0}")]
     BadBootEntry(String),
     #[error("--boot-fb {0}: use WIDTHxHEIGHT, e.g. 1024x768 (at most 2560x1600)")]
@@ -334,9 +336,12 @@ pub struct Cli {
     /// Debug console (ports 0xE9 and 0x402): stdio, file:PATH or none.
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub debugcon: Option<String>,
-    /// Monitor: only none (there is no monitor yet).
+    /// Human monitor (HMP): stdio, unix:PATH,server,nowait, tcp:[HOST]:PORT,server,nowait or none.
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub monitor: Option<String>,
+    /// QMP (JSON) monitor: unix:PATH,server,nowait, tcp:[HOST]:PORT,server,nowait or stdio.
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub qmp: Option<String>,
     /// Parallel port: only none (there is none).
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub parallel: Option<String>,
@@ -601,18 +606,10 @@ const OPTIONS: &[OptSpec] = &[
     opt(
         "mon",
         true,
-        Refuse("not supported yet: vx86 has no monitor yet"),
+        Refuse("not supported yet: use -monitor DEV or -qmp DEV (unix:PATH,server,nowait, tcp:[HOST]:PORT,server,nowait, stdio)"),
     ),
-    opt(
-        "qmp",
-        true,
-        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
-    ),
-    opt(
-        "qmp-pretty",
-        true,
-        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
-    ),
+    opt("qmp", true, Parse("--qmp")),
+    opt("qmp-pretty", true, Parse("--qmp")),
     opt("usb", false, Refuse(NO_USB)),
     opt("usbdevice", true, Refuse(NO_USB)),
     opt("soundhw", true, Refuse(NO_SOUND)),

@@ -14,6 +14,7 @@ pub mod frontend;
 pub mod io;
 pub mod machine;
 pub mod memory;
+pub mod monitor;
 pub mod net;
 pub mod pci;
 pub mod platform;

@@ -176,6 +176,8 @@ pub struct Machine {
     /// The next PCI slot a card added at run setup takes (QEMU's order:
     /// the host bridge at 0, the PIIX3 at 1, VGA at 2, then the cards).
     next_slot: u8,
+    /// The monitors' command channel (`-monitor`, `-qmp`, Ctrl-a c).
+    pub monitor: Option<crate::monitor::Monitor>,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -258,6 +260,7 @@ impl Machine {
             nics: Vec::new(),
             blks: Vec::new(),
             next_slot: FIRST_CARD_SLOT,
+            monitor: None,
         })
     }
 
@@ -677,7 +680,7 @@ impl Machine {
     /// Takes host input, sends frames and speed to a window, and with
     /// `-icount ...,align=on` waits while virtual time is ahead of host time.
     /// Called between CPU slices; returns true when the user asked to quit.
-    fn poll_host(&mut self) -> bool {
+    pub(crate) fn poll_host(&mut self) -> bool {
         while let Some(ev) = self.host.input.as_ref().and_then(|rx| rx.try_recv().ok()) {
             if self.take_input(ev) {
                 return true;
@@ -717,6 +720,12 @@ impl Machine {
             }
         }
         false
+    }
+
+    /// Takes `d` of host time out of the frame, speed and `align=on`
+    /// bookkeeping (the monitor stopped the machine for that long).
+    pub(crate) fn hold_host_timer(&mut self, d: Duration) {
+        self.host_timer.start += d;
     }
 
     /// Runs until the guest or the user ends the run.
@@ -762,6 +771,10 @@ impl Machine {
 
     fn run_inner(&mut self) -> RunExit {
         loop {
+            if let Some(exit) = crate::monitor::service(self) {
+                self.flush_output();
+                return exit;
+            }
             if self.quit.load(std::sync::atomic::Ordering::Relaxed)
                 || crate::frontend::signal_quit()
                 || self.poll_host()
