@@ -511,3 +511,84 @@ fn monitor_on_tcp_and_on_stdio() {
     // layout is checked.
     assert!(text.contains("0000000000005010: 0x"), "{text}");
 }
+
+/// `-nographic` on a terminal: `Ctrl-a c` switches the keyboard to the
+/// monitor and back, `Ctrl-a x` still quits. vx86 runs on a pseudo-terminal.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_a_c_switches_the_nographic_terminal_to_the_monitor() {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors through valid pointers; the
+    // name, termios and window-size arguments may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned by these files.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut child = common::vx86()
+        .args(["-bios", ROM, "-nographic"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .expect("start vx86");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut b) {
+            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut expect = |want: &str| {
+        let start = Instant::now();
+        while !seen.contains(want) {
+            let left = LIMIT.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => panic!("terminal: wanted {want:?}, have {seen:?}"),
+            }
+        }
+        seen = seen.split_once(want).unwrap().1.to_string();
+    };
+    let mut term = master;
+    term.write_all(b"\x01c").unwrap();
+    expect("monitor - type 'help'");
+    expect("(qemu) ");
+    // Typed text is echoed; Backspace erases.
+    term.write_all(b"info statusz\x7f\r").unwrap();
+    expect("VM status: running");
+    expect("(qemu) ");
+    term.write_all(b"xp /2xw 0x5010\r").unwrap();
+    expect("0000000000005010: 0xdeadbeef 0x12345678");
+    // Back to the console, and out.
+    term.write_all(b"\x01c\x01x").unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("Ctrl-a x did not quit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -231,12 +231,12 @@ impl MonitorConsole {
 
     fn switched(&mut self, to_monitor: bool) {
         if !to_monitor {
-            self.print("\r\n");
+            self.print("\n");
             return;
         }
-        let mut text = String::from("\r\n");
+        let mut text = String::from("\n");
         if !std::mem::replace(&mut self.greeted, true) {
-            text.push_str(&crate::monitor::server::banner());
+            text.push_str(&crate::monitor::server::banner().replace("\r\n", "\n"));
         }
         text.push_str(crate::monitor::server::PROMPT);
         text.push_str(&String::from_utf8_lossy(&self.line));
@@ -249,12 +249,14 @@ impl MonitorConsole {
                 b'\r' | b'\n' => {
                     let line = String::from_utf8_lossy(&self.line).into_owned();
                     self.line.clear();
-                    self.print("\r\n");
+                    // The raw terminal keeps output processing: `\n` is a
+                    // new line there.
+                    self.print("\n");
                     let cmd = crate::monitor::Command::Line(line);
                     let Some(reply) = crate::monitor::server::ask(&self.tx, cmd) else {
                         return;
                     };
-                    self.print(&crate::monitor::server::crlf(&reply.text));
+                    self.print(&reply.text);
                     if let Some(a) = reply.ack {
                         let _ = a.send(());
                     }
