@@ -165,13 +165,30 @@ fn run(cli: Cli) -> Result<i32> {
             return Err(config::ConfigError::BadParallel(p.clone()).into());
         }
     }
-    let monitor = match &cli.monitor {
-        Some(m) => vx86::monitor::server::parse_backend(m)
+    // -mon chardev=ID stands for a -monitor or -qmp on that chardev.
+    let mut monitor_spec = cli.monitor.clone().map(|m| ("-monitor", m));
+    let mut qmp_spec = cli.qmp.clone().map(|q| ("-qmp", q));
+    for mon in &cli.mon {
+        let (spec, is_qmp) = config::mon_backend(mon, &cli.chardev)?;
+        let slot = if is_qmp {
+            &mut qmp_spec
+        } else {
+            &mut monitor_spec
+        };
+        if slot.is_some() {
+            let which = if is_qmp { "QMP" } else { "human" };
+            let e = format!("vx86 has one {which} monitor");
+            return Err(config::ConfigError::BadMon(mon.clone(), e).into());
+        }
+        *slot = Some(("-mon", spec));
+    }
+    let monitor = match &monitor_spec {
+        Some((_, m)) => vx86::monitor::server::parse_backend(m)
             .map_err(|e| config::ConfigError::BadMonitor(m.clone(), e))?,
         None => None,
     };
-    let qmp = match &cli.qmp {
-        Some(q) => vx86::monitor::server::parse_backend(q)
+    let qmp = match &qmp_spec {
+        Some((_, q)) => vx86::monitor::server::parse_backend(q)
             .map_err(|e| config::ConfigError::BadQmp(q.clone(), e))?,
         None => None,
     };
@@ -189,6 +206,10 @@ fn run(cli: Cli) -> Result<i32> {
     const DEVICES: &str = "isa-debug-exit, isa-debugcon, virtio-net-pci and virtio-blk-pci";
     let mut chardevs: Vec<(String, CharDev)> = Vec::new();
     for c in &cli.chardev {
+        if config::is_monitor_socket(c, &cli.mon) {
+            // A monitor's (-mon).
+            continue;
+        }
         let (id, dev) = config::parse_chardev_option(c)?;
         if chardevs.iter().any(|(i, _)| *i == id) {
             return Err(
@@ -422,19 +443,18 @@ fn run(cli: Cli) -> Result<i32> {
     };
     // The monitors: -monitor, -qmp, and Ctrl-a c on the serial terminal
     // (QEMU's -nographic mux) unless a -monitor is given.
-    let mux = serial == CharDev::Stdio && raw.is_raw() && cli.monitor.is_none();
+    let mux = serial == CharDev::Stdio && raw.is_raw() && monitor_spec.is_none();
     let (mon_tx, mon_rx) = crossbeam_channel::unbounded::<vx86::monitor::Request>();
     let (first_tx, first_rx) = crossbeam_channel::bounded::<()>(1);
     let mut waits = false;
     let mut listeners = Vec::new();
-    for (opt, spec, backend, proto) in [
+    for (spec, backend, proto) in [
         (
-            "-monitor",
-            &cli.monitor,
+            &monitor_spec,
             &monitor,
             vx86::monitor::server::Protocol::Hmp,
         ),
-        ("-qmp", &cli.qmp, &qmp, vx86::monitor::server::Protocol::Qmp),
+        (&qmp_spec, &qmp, vx86::monitor::server::Protocol::Qmp),
     ] {
         if let Some(b) = backend {
             // Only a waiting backend may start the guest.
@@ -443,7 +463,8 @@ fn run(cli: Cli) -> Result<i32> {
             waits |= b.wait;
             let l = vx86::monitor::server::start(b, proto, mon_tx.clone(), connected)
                 .with_context(|| {
-                    format!("{opt} {}: cannot listen", spec.as_deref().unwrap_or(""))
+                    let (opt, spec) = spec.as_ref().map_or(("", ""), |(o, s)| (*o, s.as_str()));
+                    format!("{opt} {spec}: cannot listen")
                 })?;
             listeners.push(l);
         }

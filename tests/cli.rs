@@ -101,6 +101,14 @@ fn value_checked_options_are_refused_with_a_reason() {
             "vx86: -monitor tcp:256.1.1.1:4444,server,nowait: tcp: `256.1.1.1` is not an IP address",
         ),
         (
+            &["-mon", "chardev=nope"],
+            "vx86: -mon chardev=nope: no -chardev with id `nope`",
+        ),
+        (
+            &["-chardev", "null,id=n", "-mon", "chardev=n"],
+            "vx86: -mon chardev=n: chardev `n` is `null`: a monitor needs a socket",
+        ),
+        (
             &["-monitor", "unix:/nonexistent/dir/m.sock,server,nowait"],
             "vx86: -monitor unix:/nonexistent/dir/m.sock,server,nowait: cannot listen: ",
         ),

@@ -681,3 +681,41 @@ fn debian_guest_stops_and_continues() {
     wait_for("GUEST-DONE");
     assert_eq!(vm.wait_exit_within(limit), 0);
 }
+
+/// QEMU's long form: `-chardev socket,...` with `-mon chardev=ID[,mode=...]`.
+#[cfg(unix)]
+#[test]
+fn mon_on_socket_chardevs() {
+    let dir = common::TempDir::new("mon-chardev");
+    let (h_sock, q_sock) = (dir.join("h.sock"), dir.join("q.sock"));
+    let hc = format!("socket,id=h0,path={},server=on,wait=off", h_sock.display());
+    let qc = format!("socket,id=q0,path={},server=on,wait=off", q_sock.display());
+    let mut vm = Vm::start(
+        &dir,
+        &[
+            "-chardev",
+            &hc,
+            "-mon",
+            "chardev=h0,mode=readline",
+            "-chardev",
+            &qc,
+            "-mon",
+            "chardev=q0,mode=control,pretty=on",
+        ],
+    );
+    let mut h = Hmp::new(connect_unix(&h_sock));
+    assert_eq!(h.cmd("info status"), "VM status: running\n");
+    let mut q = Qmp(std::io::BufReader::new(connect_unix(&q_sock)));
+    assert!(q.read()["QMP"].is_object());
+    q.send(r#"{"execute": "qmp_capabilities"}"#);
+    assert_eq!(
+        q.send(r#"{"execute": "query-status"}"#)["return"]["status"],
+        "running"
+    );
+    assert_eq!(
+        q.send(r#"{"execute": "quit"}"#)["return"],
+        serde_json::json!({})
+    );
+    assert_eq!(vm.wait_exit(), 0);
+    assert!(!h_sock.exists() && !q_sock.exists());
+}
