@@ -46,10 +46,14 @@ pub enum ConfigError {
     BadChardev(String, String),
     #[error("-device {0}: {1}")]
     BadDebugconDevice(String, String),
-    #[error("-monitor {0}: not supported yet: vx86 has no monitor yet (only -monitor none)")]
-    BadMonitor(String),
     #[error("-gdb {0}: {1}")]
     BadGdb(String, String),
+    #[error("-monitor {0}: {1}")]
+    BadMonitor(String, String),
+    #[error("-qmp {0}: {1}")]
+    BadQmp(String, String),
+    #[error("-mon {0}: {1}")]
+    BadMon(String, String),
     #[error("--boot-entry {0}")]
     BadBootEntry(String),
     #[error("--boot-fb {0}: use WIDTHxHEIGHT, e.g. 1024x768 (at most 2560x1600)")]
@@ -339,9 +343,15 @@ pub struct Cli {
     /// Debug console (ports 0xE9 and 0x402): stdio, file:PATH or none.
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub debugcon: Option<String>,
-    /// Monitor: only none (there is no monitor yet).
+    /// Human monitor (HMP): stdio, unix:PATH,server,nowait, tcp:[HOST]:PORT,server,nowait or none.
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub monitor: Option<String>,
+    /// QMP (JSON) monitor: unix:PATH,server,nowait, tcp:[HOST]:PORT,server,nowait or stdio.
+    #[arg(long, value_name = "DEV", help_heading = "Character device options")]
+    pub qmp: Option<String>,
+    /// Monitor on a -chardev: chardev=ID[,mode=readline|control][,pretty=on|off].
+    #[arg(long, value_name = "OPTS", help_heading = "Character device options")]
+    pub mon: Vec<String>,
     /// Parallel port: only none (there is none).
     #[arg(long, value_name = "DEV", help_heading = "Character device options")]
     pub parallel: Option<String>,
@@ -608,21 +618,9 @@ const OPTIONS: &[OptSpec] = &[
     opt("loadvm", true, Refuse(NO_SNAPSHOTS)),
     opt("incoming", true, Refuse(NO_SNAPSHOTS)),
     opt("chardev", true, Parse("--chardev")),
-    opt(
-        "mon",
-        true,
-        Refuse("not supported yet: vx86 has no monitor yet"),
-    ),
-    opt(
-        "qmp",
-        true,
-        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
-    ),
-    opt(
-        "qmp-pretty",
-        true,
-        Refuse("not supported yet: vx86 has no monitor (QMP) yet"),
-    ),
+    opt("mon", true, Parse("--mon")),
+    opt("qmp", true, Parse("--qmp")),
+    opt("qmp-pretty", true, Parse("--qmp")),
     opt("usb", false, Refuse(NO_USB)),
     opt("usbdevice", true, Refuse(NO_USB)),
     opt("soundhw", true, Refuse(NO_SOUND)),
@@ -895,6 +893,90 @@ pub fn parse_chardev_option(s: &str) -> Result<(String, CharDev), ConfigError> {
         _ => CharDev::None,
     };
     Ok((id, dev))
+}
+
+/// Whether a `-chardev` is a socket that a `-mon` uses (only a monitor can).
+pub fn is_monitor_socket(chardev: &str, mons: &[String]) -> bool {
+    let Some(id) = chardev
+        .strip_prefix("socket,")
+        .and_then(|r| r.split(',').find_map(|p| p.strip_prefix("id=")))
+    else {
+        return false;
+    };
+    mons.iter()
+        .any(|m| m.split(',').any(|p| p.strip_prefix("chardev=") == Some(id)))
+}
+
+/// `-mon chardev=ID[,mode=readline|control][,pretty=on|off]`: the
+/// `-monitor`/`-qmp` backend its `-chardev` stands for
+/// (`socket,id=ID,path=P,server=on[,wait=off]` is `unix:P,...`,
+/// `socket,id=ID,host=H,port=N,server=on[,wait=off]` is `tcp:H:N,...`,
+/// `stdio,id=ID` is `stdio`), and whether it speaks QMP (`mode=control`).
+pub fn mon_backend(mon: &str, chardevs: &[String]) -> Result<(String, bool), ConfigError> {
+    let bad = |m: String| ConfigError::BadMon(mon.to_string(), m);
+    let mut id = None;
+    let mut qmp = false;
+    for p in mon.split(',') {
+        match p.split_once('=') {
+            Some(("chardev", v)) => id = Some(v),
+            Some(("mode", "readline")) => qmp = false,
+            Some(("mode", "control")) => qmp = true,
+            Some(("pretty", "on" | "off")) => {}
+            _ => {
+                return Err(bad(format!(
+                    "unknown property `{p}` (chardev=ID, mode=readline|control, pretty=on|off)"
+                )))
+            }
+        }
+    }
+    let id = id.ok_or_else(|| bad("needs chardev=ID".into()))?;
+    let chardev = chardevs
+        .iter()
+        .find(|c| {
+            c.split(',')
+                .skip(1)
+                .any(|p| p.strip_prefix("id=") == Some(id))
+        })
+        .ok_or_else(|| bad(format!("no -chardev with id `{id}`")))?;
+    let (backend, props) = qemu_props(chardev).map_err(bad)?;
+    if backend == "stdio" {
+        return Ok(("stdio".into(), qmp));
+    }
+    if backend != "socket" {
+        return Err(bad(format!(
+            "chardev `{id}` is `{backend}`: a monitor needs a socket or stdio chardev"
+        )));
+    }
+    let (mut path, mut host, mut port, mut opts) = (None, "", None, Vec::new());
+    for (k, v) in props {
+        match k {
+            "id" => {}
+            "path" => path = Some(v),
+            "host" => host = v,
+            "port" => port = Some(v),
+            "server" | "wait" | "telnet" => opts.push(format!("{k}={v}")),
+            _ => {
+                return Err(bad(format!(
+                    "chardev `{id}`: unknown socket property `{k}`"
+                )))
+            }
+        }
+    }
+    let target = match (path, port) {
+        (Some(p), None) => format!("unix:{p}"),
+        (None, Some(n)) => format!("tcp:{host}:{n}"),
+        _ => {
+            return Err(bad(format!(
+                "chardev `{id}`: give path=FILE or host=H,port=N"
+            )))
+        }
+    };
+    let mut spec = target;
+    for o in opts {
+        spec.push(',');
+        spec.push_str(&o);
+    }
+    Ok((spec, qmp))
 }
 
 /// `-device isa-debugcon,iobase=PORT,chardev=ID`: a debug console at any

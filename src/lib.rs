@@ -15,6 +15,7 @@ pub mod gdb;
 pub mod io;
 pub mod machine;
 pub mod memory;
+pub mod monitor;
 pub mod net;
 pub mod pci;
 pub mod platform;

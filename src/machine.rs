@@ -178,6 +178,8 @@ pub struct Machine {
     next_slot: u8,
     /// The gdb stub (`-gdb`, `-S`), served between slices by `gdb::service`.
     pub gdb: Option<Box<crate::gdb::GdbServer>>,
+    /// The monitors' command channel (`-monitor`, `-qmp`, Ctrl-a c).
+    pub monitor: Option<crate::monitor::Monitor>,
 }
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
@@ -261,6 +263,7 @@ impl Machine {
             blks: Vec::new(),
             next_slot: FIRST_CARD_SLOT,
             gdb: None,
+            monitor: None,
         })
     }
 
@@ -757,6 +760,12 @@ impl Machine {
         false
     }
 
+    /// Takes `d` of host time out of the frame, speed and `align=on`
+    /// bookkeeping (the monitor stopped the machine for that long).
+    pub(crate) fn hold_host_timer(&mut self, d: Duration) {
+        self.host_timer.start += d;
+    }
+
     /// Runs until the guest or the user ends the run.
     pub fn run(&mut self) -> RunExit {
         // Host time starts when the guest does, not when the machine was built.
@@ -800,6 +809,10 @@ impl Machine {
 
     fn run_inner(&mut self) -> RunExit {
         loop {
+            if let Some(exit) = crate::monitor::service(self) {
+                self.flush_output();
+                return exit;
+            }
             if self.quit.load(std::sync::atomic::Ordering::Relaxed)
                 || crate::frontend::signal_quit()
                 || self.poll_host()

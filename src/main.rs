@@ -171,11 +171,33 @@ fn run(cli: Cli) -> Result<i32> {
             return Err(config::ConfigError::BadParallel(p.clone()).into());
         }
     }
-    if let Some(m) = &cli.monitor {
-        if m != "none" {
-            return Err(config::ConfigError::BadMonitor(m.clone()).into());
+    // -mon chardev=ID stands for a -monitor or -qmp on that chardev.
+    let mut monitor_spec = cli.monitor.clone().map(|m| ("-monitor", m));
+    let mut qmp_spec = cli.qmp.clone().map(|q| ("-qmp", q));
+    for mon in &cli.mon {
+        let (spec, is_qmp) = config::mon_backend(mon, &cli.chardev)?;
+        let slot = if is_qmp {
+            &mut qmp_spec
+        } else {
+            &mut monitor_spec
+        };
+        if slot.is_some() {
+            let which = if is_qmp { "QMP" } else { "human" };
+            let e = format!("vx86 has one {which} monitor");
+            return Err(config::ConfigError::BadMon(mon.clone(), e).into());
         }
+        *slot = Some(("-mon", spec));
     }
+    let monitor = match &monitor_spec {
+        Some((_, m)) => vx86::monitor::server::parse_backend(m)
+            .map_err(|e| config::ConfigError::BadMonitor(m.clone(), e))?,
+        None => None,
+    };
+    let qmp = match &qmp_spec {
+        Some((_, q)) => vx86::monitor::server::parse_backend(q)
+            .map_err(|e| config::ConfigError::BadQmp(q.clone(), e))?,
+        None => None,
+    };
     let nics = config::network_plan(&cli)?;
     if !nics.is_empty() {
         match &cli.machine {
@@ -190,6 +212,10 @@ fn run(cli: Cli) -> Result<i32> {
     const DEVICES: &str = "isa-debug-exit, isa-debugcon, virtio-net-pci and virtio-blk-pci";
     let mut chardevs: Vec<(String, CharDev)> = Vec::new();
     for c in &cli.chardev {
+        if config::is_monitor_socket(c, &cli.mon) {
+            // A monitor's (-mon).
+            continue;
+        }
         let (id, dev) = config::parse_chardev_option(c)?;
         if chardevs.iter().any(|(i, _)| *i == id) {
             return Err(
@@ -276,12 +302,31 @@ fn run(cli: Cli) -> Result<i32> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("-pidfile {p}: cannot write"))?;
     }
-    let serial = match &cli.serial {
+    let mut serial = match &cli.serial {
         Some(s) => {
             config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadSerial(s.clone()))?
         }
         None => CharDev::Stdio,
     };
+    let is_stdio = |b: &Option<vx86::monitor::server::Backend>| {
+        b.as_ref()
+            .is_some_and(|b| b.endpoint == vx86::monitor::server::Endpoint::Stdio)
+    };
+    if is_stdio(&monitor) || is_stdio(&qmp) {
+        // As QEMU: stdio serves one character device.
+        if (is_stdio(&monitor) && is_stdio(&qmp)) || cli.serial.is_some() || cli.nographic {
+            bail!(
+                "-monitor/-qmp stdio: stdio is already used by {}; with -nographic, Ctrl-a c \
+                 switches the terminal between the serial console and the monitor",
+                if is_stdio(&monitor) && is_stdio(&qmp) {
+                    "the other monitor"
+                } else {
+                    "the serial console"
+                }
+            );
+        }
+        serial = CharDev::None;
+    }
     let debugcon = match &cli.debugcon {
         Some(s) => {
             config::parse_chardev(s).ok_or_else(|| config::ConfigError::BadDebugcon(s.clone()))?
@@ -384,6 +429,10 @@ fn run(cli: Cli) -> Result<i32> {
             cli.bios.as_deref().map(std::path::Path::new),
         ),
     };
+    let monitor_info = vx86::monitor::Info {
+        block: vx86::monitor::block_info(&drives, cli.snapshot),
+        network: vx86::monitor::network_info(&nics),
+    };
     let setup = Setup {
         cfg,
         drives,
@@ -408,9 +457,43 @@ fn run(cli: Cli) -> Result<i32> {
     } else {
         frontend::stdio::RawTerminal::disabled()
     };
-    if serial == CharDev::Stdio {
-        frontend::stdio::spawn_stdin_reader(ch.input_tx.clone(), raw.is_raw());
+    // The monitors: -monitor, -qmp, and Ctrl-a c on the serial terminal
+    // (QEMU's -nographic mux) unless a -monitor is given.
+    let mux = serial == CharDev::Stdio && raw.is_raw() && monitor_spec.is_none();
+    let (mon_tx, mon_rx) = crossbeam_channel::unbounded::<vx86::monitor::Request>();
+    let (first_tx, first_rx) = crossbeam_channel::bounded::<()>(1);
+    let mut waits = false;
+    let mut listeners = Vec::new();
+    for (spec, backend, proto) in [
+        (
+            &monitor_spec,
+            &monitor,
+            vx86::monitor::server::Protocol::Hmp,
+        ),
+        (&qmp_spec, &qmp, vx86::monitor::server::Protocol::Qmp),
+    ] {
+        if let Some(b) = backend {
+            // Only a waiting backend may start the guest.
+            let (tx, _rx) = crossbeam_channel::bounded(1);
+            let connected = if b.wait { first_tx.clone() } else { tx };
+            waits |= b.wait;
+            let l = vx86::monitor::server::start(b, proto, mon_tx.clone(), connected)
+                .with_context(|| {
+                    let (opt, spec) = spec.as_ref().map_or(("", ""), |(o, s)| (*o, s.as_str()));
+                    format!("{opt} {spec}: cannot listen")
+                })?;
+            listeners.push(l);
+        }
     }
+    let monitor_on = mux || monitor.is_some() || qmp.is_some();
+    if serial == CharDev::Stdio {
+        frontend::stdio::spawn_stdin_reader(
+            ch.input_tx.clone(),
+            raw.is_raw(),
+            mux.then(|| mon_tx.clone()),
+        );
+    }
+    drop(mon_tx);
     frontend::install_signal_handlers();
 
     // The machine lives on its own thread (its block cache is not Send, so it
@@ -431,6 +514,13 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let _ = ready_tx.send(Ok(()));
             m.host = link;
+            if monitor_on {
+                m.monitor = Some(vx86::monitor::Monitor::new(
+                    mon_rx,
+                    monitor_info,
+                    waits.then_some(first_rx),
+                ));
+            }
             Some(run_machine(m, &setup))
         })
         .context("cannot start the machine thread")?;
@@ -458,6 +548,8 @@ fn run(cli: Cli) -> Result<i32> {
     }
     let outcome = machine.join();
     drop(raw);
+    // Unix socket files go with the run.
+    drop(listeners);
     let Ok(Some(outcome)) = outcome else {
         bail!("the machine thread failed");
     };

@@ -142,6 +142,12 @@ impl VirtualClock {
     pub fn restart(&mut self) {
         self.start = Instant::now();
     }
+
+    /// Takes `d` of host time out of the guest's clock (host time: the
+    /// machine was stopped by the monitor, and guest time stood still).
+    pub fn hold(&mut self, d: std::time::Duration) {
+        self.start += d;
+    }
 }
 
 /// The earliest of several optional deadlines.

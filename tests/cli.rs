@@ -95,6 +95,35 @@ fn value_checked_options_are_refused_with_a_reason() {
             "vx86: -gdb tcp::x: `x`: not a port number",
         ),
         (&["-frobnicate"], "vx86: -frobnicate: unknown option"),
+        (&["-monitor", "vc"], "vx86: -monitor vc: use stdio, unix:PATH"),
+        (
+            &["-qmp", "tcp::4444"],
+            "vx86: -qmp tcp::4444: vx86 only listens: add `,server,nowait`",
+        ),
+        (
+            &["-monitor", "stdio", "-serial", "stdio"],
+            "vx86: -monitor/-qmp stdio: stdio is already used by the serial console",
+        ),
+        (
+            &["-monitor", "stdio", "-qmp", "stdio"],
+            "vx86: -monitor/-qmp stdio: stdio is already used by the other monitor",
+        ),
+        (
+            &["-monitor", "tcp:256.1.1.1:4444,server,nowait"],
+            "vx86: -monitor tcp:256.1.1.1:4444,server,nowait: tcp: `256.1.1.1` is not an IP address",
+        ),
+        (
+            &["-mon", "chardev=nope"],
+            "vx86: -mon chardev=nope: no -chardev with id `nope`",
+        ),
+        (
+            &["-chardev", "null,id=n", "-mon", "chardev=n"],
+            "vx86: -mon chardev=n: chardev `n` is `null`: a monitor needs a socket",
+        ),
+        (
+            &["-monitor", "unix:/nonexistent/dir/m.sock,server,nowait"],
+            "vx86: -monitor unix:/nonexistent/dir/m.sock,server,nowait: cannot listen: ",
+        ),
         (&["-kernel"], "vx86: -kernel: needs a value"),
     ] {
         let line = refused(args);

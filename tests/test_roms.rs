@@ -235,6 +235,7 @@ fn committed_roms_match_their_sources() {
         ("timing", "timing", &[]),
         ("x87", "x87", &[]),
         ("postcodes", "postcodes", &[]),
+        ("monitor", "monitor", &[]),
         ("bzimage", "bzimage", &[]),
         ("pvh", "pvh", &[]),
         ("multiboot", "multiboot", &[]),

@@ -1,13 +1,15 @@
 //! COM1 on the host terminal, as QEMU's `-serial stdio` / `-nographic`: the
 //! terminal goes into raw mode (every key, Ctrl-C included, reaches the
 //! guest; output keeps `\n` -> `\r\n`), and Ctrl-a starts an escape:
-//! `Ctrl-a x` quits, `Ctrl-a h` prints help, `Ctrl-a Ctrl-a` sends one Ctrl-a.
+//! `Ctrl-a x` quits, `Ctrl-a h` prints help, `Ctrl-a Ctrl-a` sends one Ctrl-a,
+//! and with a monitor on the terminal (QEMU's `-nographic` mux) `Ctrl-a c`
+//! switches the keyboard between the serial console and the monitor.
 //! When stdin is not a terminal (a pipe, a file) its bytes go to the guest
 //! unchanged and no escapes apply.
 
 use super::HostInput;
 use crossbeam_channel::Sender;
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// The escape character, Ctrl-a.
 pub const ESCAPE: u8 = 0x01;
@@ -16,10 +18,17 @@ pub const ESCAPE: u8 = 0x01;
 pub const HELP: &str =
     "\r\nC-a h    print this help\r\nC-a x    exit emulator\r\nC-a C-a  sends C-a\r\n";
 
+/// QEMU's help line for the monitor switch, printed when there is one.
+pub const HELP_MONITOR: &str = "C-a c    switch between console and monitor\r\n";
+
 /// Splits terminal input into guest bytes and escape commands.
 #[derive(Default)]
 pub struct EscapeParser {
     after_escape: bool,
+    /// `Ctrl-a c` switches to a monitor (there is one on this terminal).
+    pub monitor_available: bool,
+    /// Keys go to the monitor, not the guest.
+    in_monitor: bool,
 }
 
 /// What one chunk of terminal input means.
@@ -28,6 +37,10 @@ pub struct Parsed {
     pub serial: Vec<u8>,
     pub quit: bool,
     pub help: bool,
+    /// Bytes typed while the monitor has the keyboard.
+    pub monitor: Vec<u8>,
+    /// `Ctrl-a c` switched to the monitor (`Some(true)`) or back.
+    pub switched: Option<bool>,
 }
 
 impl EscapeParser {
@@ -42,12 +55,19 @@ impl EscapeParser {
                         return p;
                     }
                     b'h' | b'H' | b'?' => p.help = true,
+                    b'c' | b'C' if self.monitor_available => {
+                        self.in_monitor = !self.in_monitor;
+                        p.switched = Some(self.in_monitor);
+                    }
+                    ESCAPE if self.in_monitor => {}
                     ESCAPE => p.serial.push(ESCAPE),
                     // Unknown escapes are dropped, as QEMU does.
                     _ => {}
                 }
             } else if b == ESCAPE {
                 self.after_escape = true;
+            } else if self.in_monitor {
+                p.monitor.push(b);
             } else {
                 p.serial.push(b);
             }
@@ -193,16 +213,89 @@ impl Drop for RawTerminal {
     }
 }
 
+/// The monitor's side of the terminal after `Ctrl-a c`: a line editor (the
+/// raw terminal does not echo) that hands each line to the machine and
+/// prints the answer.
+struct MonitorConsole {
+    tx: Sender<crate::monitor::Request>,
+    line: Vec<u8>,
+    greeted: bool,
+}
+
+impl MonitorConsole {
+    fn print(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn switched(&mut self, to_monitor: bool) {
+        if !to_monitor {
+            self.print("\n");
+            return;
+        }
+        let mut text = String::from("\n");
+        if !std::mem::replace(&mut self.greeted, true) {
+            text.push_str(&crate::monitor::server::banner().replace("\r\n", "\n"));
+        }
+        text.push_str(crate::monitor::server::PROMPT);
+        text.push_str(&String::from_utf8_lossy(&self.line));
+        self.print(&text);
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\r' | b'\n' => {
+                    let line = String::from_utf8_lossy(&self.line).into_owned();
+                    self.line.clear();
+                    // The raw terminal keeps output processing: `\n` is a
+                    // new line there.
+                    self.print("\n");
+                    let cmd = crate::monitor::Command::Line(line);
+                    let Some(reply) = crate::monitor::server::ask(&self.tx, cmd) else {
+                        return;
+                    };
+                    self.print(&reply.text);
+                    if let Some(a) = reply.ack {
+                        let _ = a.send(());
+                    }
+                    self.print(crate::monitor::server::PROMPT);
+                }
+                0x7f | 0x08 if self.line.pop().is_some() => self.print("\x08 \x08"),
+                0x20..=0x7e if self.line.len() < 4096 => {
+                    self.line.push(b);
+                    self.print(&char::from(b).to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Starts the thread that reads stdin and sends it to the machine. `escapes`
-/// turns on Ctrl-a handling (interactive terminals). EOF ends the thread but
-/// not the run: a guest keeps running after its scripted input is consumed.
-pub fn spawn_stdin_reader(tx: Sender<HostInput>, escapes: bool) {
+/// turns on Ctrl-a handling (interactive terminals); `monitor` adds `Ctrl-a
+/// c` and the monitor behind it. EOF ends the thread but not the run: a
+/// guest keeps running after its scripted input is consumed.
+pub fn spawn_stdin_reader(
+    tx: Sender<HostInput>,
+    escapes: bool,
+    monitor: Option<Sender<crate::monitor::Request>>,
+) {
     let _ = std::thread::Builder::new()
         .name("vx86-stdin".into())
         .spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 256];
-            let mut parser = EscapeParser::default();
+            let mut parser = EscapeParser {
+                monitor_available: monitor.is_some(),
+                ..Default::default()
+            };
+            let mut console = monitor.map(|tx| MonitorConsole {
+                tx,
+                line: Vec::new(),
+                greeted: false,
+            });
             loop {
                 let n = match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => return,
@@ -218,9 +311,18 @@ pub fn spawn_stdin_reader(tx: Sender<HostInput>, escapes: bool) {
                 let p = parser.feed(chunk);
                 if p.help {
                     eprint!("{HELP}");
+                    if parser.monitor_available {
+                        eprint!("{HELP_MONITOR}");
+                    }
                 }
                 if !p.serial.is_empty() && tx.send(HostInput::Serial(p.serial)).is_err() {
                     return;
+                }
+                if let Some(c) = console.as_mut() {
+                    if let Some(to) = p.switched {
+                        c.switched(to);
+                    }
+                    c.feed(&p.monitor);
                 }
                 if p.quit {
                     let _ = tx.send(HostInput::Quit);
@@ -252,6 +354,26 @@ mod tests {
         let r = p.feed(b"\x01");
         assert!(r.serial.is_empty() && !r.quit);
         assert!(p.feed(b"x").quit);
+    }
+
+    #[test]
+    fn ctrl_a_c_switches_keys_to_the_monitor_and_back() {
+        let mut p = EscapeParser {
+            monitor_available: true,
+            ..Default::default()
+        };
+        let r = p.feed(b"ls\x01cinfo status\r\x01\x01");
+        assert_eq!(r.serial, b"ls");
+        assert_eq!(r.monitor, b"info status\r");
+        assert_eq!(r.switched, Some(true));
+        let r = p.feed(b"\x01cpwd\x01x");
+        assert_eq!(r.switched, Some(false));
+        assert_eq!(r.serial, b"pwd");
+        assert!(r.quit);
+        // Without a monitor, Ctrl-a c is an unknown escape, as in QEMU.
+        let mut p = EscapeParser::default();
+        let r = p.feed(b"\x01cab");
+        assert_eq!((r.serial.as_slice(), r.switched), (&b"ab"[..], None));
     }
 
     #[test]

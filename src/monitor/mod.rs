@@ -1,0 +1,273 @@
+//! QEMU's monitors: the human monitor (HMP, `-monitor`, `Ctrl-a c` on the
+//! `-nographic` console) and the machine protocol (QMP, `-qmp`), so people and
+//! the tools that drive QEMU can drive vx86.
+//!
+//! Sockets and stdin are served on their own threads ([`server`]); each
+//! command goes to the machine thread over a channel as a [`Request`] and is
+//! executed there between two CPU slices ([`service`]), where the machine's
+//! state is consistent. A running machine with no pending command pays one
+//! `try_recv` on an empty channel per slice. While the machine is stopped
+//! (`stop`), the loop blocks on the channel instead of running the CPU, and
+//! the virtual clock does not advance (QEMU's `QEMU_CLOCK_VIRTUAL` stops too).
+
+mod hmp;
+mod keys;
+mod memory;
+pub mod qmp;
+mod registers;
+pub mod server;
+
+use crate::machine::{Machine, RunExit};
+use crossbeam_channel::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// A command for the machine thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// One HMP command line (`info status`, `x /4xw 0x1000`, ...).
+    Line(String),
+    /// QMP `query-status`.
+    Status,
+    Stop,
+    Cont,
+    Quit,
+    SystemReset,
+    /// QMP `screendump`: file name and format (`png` or `ppm`).
+    Screendump(String, Option<String>),
+}
+
+/// A command and where its answer goes.
+pub struct Request {
+    pub cmd: Command,
+    pub reply: Sender<Reply>,
+}
+
+/// The answer to one [`Request`].
+#[derive(Debug)]
+pub struct Reply {
+    /// HMP text (`\n` line ends; the transports convert).
+    pub text: String,
+    /// The command failed (QMP answers with an error object).
+    pub error: bool,
+    /// Whether the machine runs after the command.
+    pub running: bool,
+    /// The machine quits after this reply: the connection acknowledges that
+    /// the answer was written, so the client sees it before vx86 exits.
+    pub ack: Option<Sender<()>>,
+}
+
+/// Static descriptions the monitor shows that the machine does not keep
+/// (`info block`, `info network`): built from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Info {
+    /// `info block` text.
+    pub block: String,
+    /// `info network` text.
+    pub network: String,
+}
+
+/// The machine side of the monitors: the command channel and the run state.
+pub struct Monitor {
+    rx: Receiver<Request>,
+    /// Stopped by `stop` (QEMU's "paused").
+    paused: bool,
+    /// When the machine stopped (to hold the host-time clock still).
+    paused_at: Option<Instant>,
+    /// Until a first client connects (QEMU's `server` without `nowait`), the
+    /// machine does not start.
+    first_client: Option<Receiver<()>>,
+    info: Info,
+    /// Last `x`/`xp` format and unit size, as QEMU remembers them.
+    last_format: u8,
+    last_size: u8,
+}
+
+/// How long a stopped machine waits for a command before it looks at host
+/// input (Ctrl-a x, a signal) again.
+const PAUSED_POLL: Duration = Duration::from_millis(10);
+/// How long the machine waits for a quitting client to receive its answer.
+const QUIT_ACK_WAIT: Duration = Duration::from_secs(1);
+
+impl Monitor {
+    pub fn new(rx: Receiver<Request>, info: Info, first_client: Option<Receiver<()>>) -> Monitor {
+        Monitor {
+            rx,
+            paused: false,
+            paused_at: None,
+            first_client,
+            info,
+            last_format: b'x',
+            last_size: 4,
+        }
+    }
+
+    /// True while stopped (`stop`).
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+}
+
+/// Runs pending monitor commands; called by the run loop once per slice.
+/// While the machine is stopped it does not return until `cont`, `quit` or
+/// another reason to end the run; `Some` ends the run.
+pub fn service(m: &mut Machine) -> Option<RunExit> {
+    let mut mon = m.monitor.take()?;
+    let r = service_with(m, &mut mon);
+    m.monitor = Some(mon);
+    r
+}
+
+fn service_with(m: &mut Machine, mon: &mut Monitor) -> Option<RunExit> {
+    if let Some(first) = mon.first_client.take() {
+        // QEMU's `server,wait`: the guest starts when a client connects.
+        loop {
+            match first.recv_timeout(PAUSED_POLL) {
+                Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if quit_requested(m) {
+                        return Some(RunExit::Quit);
+                    }
+                }
+            }
+        }
+        restart_clock_after(m, Instant::now());
+    }
+    loop {
+        let req = if mon.paused {
+            match mon.rx.recv_timeout(PAUSED_POLL) {
+                Ok(r) => Some(r),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    // No front end can ever send `cont`: keep waiting for quit.
+                    std::thread::sleep(PAUSED_POLL);
+                    None
+                }
+            }
+        } else {
+            mon.rx.try_recv().ok()
+        };
+        match req {
+            Some(req) => {
+                let (reply, exit) = hmp::execute(m, mon, req.cmd);
+                let quitting = exit.is_some();
+                let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+                let reply = Reply {
+                    ack: quitting.then_some(ack_tx),
+                    running: !mon.paused,
+                    ..reply
+                };
+                let sent = req.reply.send(reply).is_ok();
+                if let Some(e) = exit {
+                    if sent {
+                        let _ = ack_rx.recv_timeout(QUIT_ACK_WAIT);
+                    }
+                    return Some(e);
+                }
+            }
+            None if !mon.paused => return None,
+            None => {
+                if quit_requested(m) {
+                    return Some(RunExit::Quit);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the user asked to quit by other means while the machine is
+/// stopped; host input is still taken (serial bytes queue, keys reach the
+/// keyboard, a window gets frames).
+fn quit_requested(m: &mut Machine) -> bool {
+    m.quit.load(std::sync::atomic::Ordering::Relaxed)
+        || crate::frontend::signal_quit()
+        || m.poll_host()
+}
+
+/// Stops the machine: the CPU no longer runs and guest time stands still.
+fn pause(mon: &mut Monitor) {
+    if !mon.paused {
+        mon.paused = true;
+        mon.paused_at = Some(Instant::now());
+    }
+}
+
+/// Resumes the machine; in host time, the stopped stretch is taken out of
+/// the guest's clock.
+fn resume(m: &mut Machine, mon: &mut Monitor) {
+    if let Some(at) = mon.paused_at.take() {
+        restart_clock_after(m, at);
+    }
+    mon.paused = false;
+}
+
+/// Moves the host-time clock forward by the host time since `since`, so that
+/// guest time does not count it.
+fn restart_clock_after(m: &mut Machine, since: Instant) {
+    let d = since.elapsed();
+    m.plat.clock.hold(d);
+    m.cpu.clock = m.plat.clock;
+    m.hold_host_timer(d);
+}
+
+/// `info block` text for the drives of the command line, QEMU's layout
+/// (`ide0-hd0: FILE (raw)`), in attachment order.
+pub fn block_info(drives: &[crate::block::drive_spec::DriveSpec], snapshot: bool) -> String {
+    use crate::block::drive_spec::Interface;
+    let mut out = String::new();
+    let mut next_ide = 0u8;
+    let mut next_virtio = 0u8;
+    for d in drives {
+        let name = match d.interface {
+            Interface::Ide => {
+                let i = d.index.unwrap_or_else(|| {
+                    let i = next_ide;
+                    next_ide += 1;
+                    i
+                });
+                format!("ide{}-hd{}", i / 2, i % 2)
+            }
+            Interface::Virtio => {
+                let n = next_virtio;
+                next_virtio += 1;
+                format!("virtio{n}")
+            }
+            Interface::None => d.id.clone().unwrap_or_else(|| "none".into()),
+        };
+        let fmt = match d.format {
+            Some(f) => format!("{f:?}").to_ascii_lowercase(),
+            None => "probed".into(),
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("{name}: {} ({fmt}", d.file.display()));
+        if d.read_only {
+            out.push_str(", read-only");
+        }
+        out.push_str(")\n");
+        out.push_str(&format!("    Cache mode:       {:?}\n", d.cache).to_ascii_lowercase());
+        if d.snapshot || snapshot {
+            out.push_str("    Snapshot:         writes kept in memory (-snapshot)\n");
+        }
+    }
+    out
+}
+
+/// `info network` text for the cards of the command line, QEMU's layout
+/// (the card, then its user-mode backend under it).
+pub fn network_info(nics: &[crate::config::NicPlan]) -> String {
+    let mut out = String::new();
+    for (i, n) in nics.iter().enumerate() {
+        let m = n.mac;
+        out.push_str(&format!(
+            "virtio-net-pci.{i}: index=0,type=nic,model=virtio-net-pci,macaddr={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\n",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        ));
+        out.push_str(&format!(
+            " \\ net{i}: index=0,type=user,net={},restrict={}\n",
+            n.user.net,
+            if n.user.restrict { "on" } else { "off" }
+        ));
+    }
+    out
+}
