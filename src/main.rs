@@ -432,6 +432,7 @@ fn run(cli: Cli) -> Result<i32> {
     let monitor_info = vx86::monitor::Info {
         block: vx86::monitor::block_info(&drives, cli.snapshot),
         network: vx86::monitor::network_info(&nics),
+        drives: vx86::monitor::block_drives(&drives),
     };
     let setup = Setup {
         cfg,

@@ -34,9 +34,16 @@ impl Drop for Vm {
 impl Vm {
     /// Starts the ROM with `extra` arguments; waits for its "ready" line.
     fn start(dir: &common::TempDir, extra: &[&str]) -> Vm {
+        let vm = Vm::start_rom(dir, ROM, extra);
+        vm.wait_debugcon(b"ready\n");
+        vm
+    }
+
+    /// Starts the BIOS image `rom` with `extra` arguments.
+    fn start_rom(dir: &common::TempDir, rom: &str, extra: &[&str]) -> Vm {
         let debugcon = dir.join("debugcon");
         let child = common::vx86()
-            .args(["-bios", ROM, "-display", "none", "-serial", "none"])
+            .args(["-bios", rom, "-display", "none", "-serial", "none"])
             .arg("-debugcon")
             .arg(format!("file:{}", debugcon.display()))
             .args(extra)
@@ -45,9 +52,7 @@ impl Vm {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start vx86");
-        let vm = Vm { child, debugcon };
-        vm.wait_debugcon(b"ready\n");
-        vm
+        Vm { child, debugcon }
     }
 
     fn debugcon(&self) -> Vec<u8> {
@@ -720,4 +725,121 @@ fn mon_on_socket_chardevs() {
     );
     assert_eq!(vm.wait_exit(), 0);
     assert!(!h_sock.exists() && !q_sock.exists());
+}
+
+/// A minimal ISO 9660 image: 18 blocks, the Primary Volume Descriptor at
+/// block 16 (ECMA-119 8.4) with `label` as its Volume Identifier and
+/// `claimed` blocks as its Volume Space Size, a terminator at block 17.
+fn iso(label: &str, claimed: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 18 * 2048];
+    let pvd = &mut b[16 * 2048..17 * 2048];
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[6] = 1;
+    pvd[40..72].fill(b' ');
+    pvd[40..40 + label.len()].copy_from_slice(label.as_bytes());
+    pvd[80..84].copy_from_slice(&claimed.to_le_bytes());
+    pvd[84..88].copy_from_slice(&claimed.to_be_bytes());
+    pvd[128..130].copy_from_slice(&2048u16.to_le_bytes());
+    pvd[130..132].copy_from_slice(&2048u16.to_be_bytes());
+    let term = &mut b[17 * 2048..17 * 2048 + 7];
+    term.copy_from_slice(b"\xffCD001\x01");
+    b
+}
+
+/// `eject` and `change` on the CD-ROM drive, seen from the guest:
+/// test-roms/cdchange.bin locks the tray, polls TEST UNIT READY and reads
+/// block 16 over ATAPI PIO, and prints each change of what it sees.
+#[cfg(unix)]
+#[test]
+fn eject_and_change_swap_the_guests_cd() {
+    const CD_ROM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/test-roms/cdchange.bin");
+    let dir = common::TempDir::new("mon-cd");
+    let (a, b, short) = (dir.join("a.iso"), dir.join("b.iso"), dir.join("short.iso"));
+    std::fs::write(&a, iso("DISC_AAA", 18)).unwrap();
+    std::fs::write(&b, iso("DISC_BBB", 18)).unwrap();
+    std::fs::write(&short, iso("TRUNC", 100)).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let (sock, arg) = sock_args(&dir);
+    let disk_arg = format!("file={},format=raw,if=ide,index=0", disk.display());
+    let mut vm = Vm::start_rom(
+        &dir,
+        CD_ROM,
+        &[
+            "-monitor",
+            &arg,
+            "-drive",
+            &disk_arg,
+            "-cdrom",
+            a.to_str().unwrap(),
+        ],
+    );
+    vm.wait_debugcon(b"read DISC_AAA\n");
+    let mut h = Hmp::new(connect_unix(&sock));
+    let block = h.cmd("info block");
+    assert!(
+        block.contains(&format!(
+            "ide1-cd0: {} (raw, read-only)\n    Removable device: locked, tray closed\n",
+            a.display()
+        )),
+        "{block}"
+    );
+    assert!(block.starts_with("ide0-hd0: "), "{block}");
+
+    // QEMU's errors; nothing changes for the guest.
+    assert_eq!(h.cmd("eject foo"), "Error: Device 'foo' not found\n");
+    assert_eq!(
+        h.cmd("eject ide0-hd0"),
+        "Error: Device 'ide0-hd0' is not removable\n"
+    );
+    let b_path = b.display().to_string();
+    assert_eq!(
+        h.cmd(&format!("change ide0-hd0 {b_path}")),
+        "Error: Device 'ide0-hd0' is not removable\n"
+    );
+    let locked = "Error: Device 'ide1-cd0' is locked and force was not specified, \
+                  wait for tray to open and try again\n";
+    assert_eq!(h.cmd("eject ide1-cd0"), locked);
+    assert_eq!(h.cmd(&format!("change ide1-cd0 {b_path}")), locked);
+    let missing = h.cmd(&format!(
+        "change ide1-cd0 {}",
+        dir.join("none.iso").display()
+    ));
+    assert!(
+        missing.starts_with("Error: ") && missing.contains("none.iso"),
+        "{missing}"
+    );
+    let trunc = h.cmd(&format!("change ide1-cd0 {}", short.display()));
+    assert!(
+        trunc.starts_with("Error: ") && trunc.contains("short.iso"),
+        "{trunc}"
+    );
+    assert!(h
+        .cmd("info block")
+        .contains("Removable device: locked, tray closed"));
+
+    // Forced: the tray opens empty, the guest sees NOT READY, medium not
+    // present (tray open).
+    assert_eq!(h.cmd("eject -f ide1-cd0"), "");
+    vm.wait_debugcon(b"read DISC_AAA\nsense 02/3a/02\n");
+    assert!(h
+        .cmd("info block")
+        .contains("ide1-cd0: [not inserted]\n    Removable device: not locked, tray open\n"));
+
+    // A new disc: UNIT ATTENTION once, then its bytes.
+    assert_eq!(h.cmd(&format!("change ide1-cd0 {b_path}")), "");
+    let want = b"read DISC_AAA\nsense 02/3a/02\nsense 06/28/00\nread DISC_BBB\n";
+    vm.wait_debugcon(want);
+    assert!(h.cmd("info block").contains(&format!(
+        "ide1-cd0: {b_path} (raw, read-only)\n    Removable device: not locked, tray closed\n"
+    )));
+    // Unlocked now: a plain eject works.
+    assert_eq!(h.cmd("eject ide1-cd0"), "");
+    let mut want = want.to_vec();
+    want.extend_from_slice(b"sense 02/3a/02\n");
+    vm.wait_debugcon(&want);
+    assert_eq!(h.cmd("quit"), "");
+    assert_eq!(vm.wait_exit(), 0);
+    assert_eq!(vm.debugcon(), want, "each change seen once");
 }

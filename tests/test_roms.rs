@@ -242,6 +242,7 @@ fn committed_roms_match_their_sources() {
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
         ("diskwrite", "diskwrite", &[]),
         ("gdb", "gdb", &[]),
+        ("cdchange", "cdchange", &[]),
     ] {
         let out = std::env::temp_dir().join(format!("vx86-{name}-{}.bin", std::process::id()));
         let st = std::process::Command::new("nasm")

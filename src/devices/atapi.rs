@@ -82,6 +82,9 @@ const GESN_MEDIA_CLASS: u8 = 4;
 const MEDIA_EVENT_NONE: u8 = 0;
 const MEDIA_EVENT_NEW_MEDIA: u8 = 2;
 const MEDIA_EVENT_REMOVAL: u8 = 3;
+/// MMC-5 Table 149: the user asked to eject (QEMU reports a refused monitor
+/// `eject` of a locked tray so).
+const MEDIA_EVENT_EJECT_REQUEST: u8 = 1;
 
 /// Sense data of the last command (SPC-3 4.5): key, additional sense code
 /// and qualifier.
@@ -175,6 +178,41 @@ impl Cdrom {
         } else {
             MEDIA_EVENT_REMOVAL
         };
+    }
+
+    /// The monitor's `eject` (QEMU's `do_open_tray` and medium removal):
+    /// opens the tray and takes the medium out. A tray the guest locked
+    /// (PREVENT ALLOW MEDIUM REMOVAL) stays shut and the guest gets an
+    /// eject-request event instead, unless `force`, which also unlocks it
+    /// (QEMU's `ide_cd_eject_request_cb`). Returns whether it ejected.
+    pub fn eject(&mut self, force: bool) -> bool {
+        if self.locked && !force {
+            self.media_event = MEDIA_EVENT_EJECT_REQUEST;
+            return false;
+        }
+        self.locked = false;
+        if !self.tray_open || self.medium.is_some() {
+            self.media_event = MEDIA_EVENT_REMOVAL;
+        }
+        self.tray_open = true;
+        self.medium = None;
+        self.unit_attention = false;
+        true
+    }
+
+    /// Whether the guest locked the tray (PREVENT ALLOW MEDIUM REMOVAL).
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+
+    /// Whether the tray is open.
+    pub fn tray_open(&self) -> bool {
+        self.tray_open
+    }
+
+    /// Whether a medium is in the drive.
+    pub fn has_medium(&self) -> bool {
+        self.medium.is_some()
     }
 
     /// Executes one command descriptor block. `Ok` gives the data-in length
@@ -841,6 +879,38 @@ mod tests {
         );
         run(&mut cd, &[TEST_UNIT_READY]).unwrap();
         assert_eq!(cd.blocks(), 30);
+    }
+
+    #[test]
+    fn monitor_eject_respects_the_guest_lock_unless_forced() {
+        let mut cd = Cdrom::new(Some(medium(20)));
+        let gesn = [GET_EVENT_STATUS_NOTIFICATION, 1, 0, 0, 0x10, 0, 0, 0, 8];
+        run(&mut cd, &[PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 1]).unwrap();
+        // Refused: the medium stays, the guest hears an eject request.
+        assert!(!cd.eject(false));
+        assert!(cd.has_medium() && !cd.tray_open() && cd.locked());
+        run(&mut cd, &[TEST_UNIT_READY]).unwrap();
+        let b = run(&mut cd, &gesn).unwrap();
+        assert_eq!(b[4], MEDIA_EVENT_EJECT_REQUEST);
+        // Forced: unlocked, tray open, medium gone, no unit attention.
+        assert!(cd.eject(true));
+        assert!(!cd.has_medium() && cd.tray_open() && !cd.locked());
+        let e = run(&mut cd, &[TEST_UNIT_READY]).unwrap_err();
+        assert_eq!(
+            (e.key, e.asc, e.ascq),
+            (SENSE_NOT_READY, ASC_MEDIUM_NOT_PRESENT, ASCQ_TRAY_OPEN)
+        );
+        let b = run(&mut cd, &gesn).unwrap();
+        assert_eq!(b[4], MEDIA_EVENT_REMOVAL);
+        // Unlocked: ejects at once; `change` then closes the tray on a new disc.
+        let mut cd = Cdrom::new(Some(medium(20)));
+        assert!(cd.eject(false));
+        cd.change_medium(Some(medium(40)));
+        assert!(!cd.tray_open());
+        let e = run(&mut cd, &[TEST_UNIT_READY]).unwrap_err();
+        assert_eq!(e.key, SENSE_UNIT_ATTENTION);
+        run(&mut cd, &[TEST_UNIT_READY]).unwrap();
+        assert_eq!(cd.blocks(), 40);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::fmt::Write;
 
 /// What `help` prints: the commands vx86 has, in QEMU's help layout.
 const HELP: &str = "\
+change device [-f] filename -- change a removable medium, use -f to force the operation
 cont|c  -- resume emulation
+eject [-f] device -- eject a removable medium (use -f to force it)
 help|? [cmd] -- show the help
 info status -- show the current VM status (running|paused)
 info registers -- show the cpu registers
@@ -109,6 +111,8 @@ fn line(m: &mut Machine, mon: &mut Monitor, line: &str) -> (Reply, Option<RunExi
         },
         "x" | "xp" => dump(m, mon, name == "xp", rest),
         "sendkey" => sendkey(m, &args),
+        "eject" => eject(m, mon, &args),
+        "change" => change(m, mon, &args),
         _ => err(format!("unknown command: '{name}'")),
     };
     (reply, None)
@@ -121,13 +125,113 @@ fn info(m: &mut Machine, mon: &Monitor, args: &[&str]) -> Reply {
         // QEMU 7.2's line (the pc is in `info registers`).
         ["cpus"] => ok(format!("* CPU #0: thread_id={}\n", thread_id())),
         ["mtree"] => ok(mtree(m)),
-        ["block"] => ok(mon.info.block.clone()),
+        ["block"] => ok(block(m, mon)),
         ["network"] => ok(mon.info.network.clone()),
         ["pci"] if m.cfg.machine == MachineType::Pc => ok(pci(m)),
         ["pci"] => err("info pci: this machine (-M isapc) has no PCI bus"),
         [] => err("info: usage: info status|registers|cpus|mtree|block|network|pci (see help)"),
         [what, ..] => err(format!("info {what}: unknown or not supported by vx86")),
     }
+}
+
+/// `info block`: the fixed drives as the command line made them, then the
+/// CD-ROM drives as they are now.
+fn block(m: &mut Machine, mon: &Monitor) -> String {
+    let mut out = mon.info.block.clone();
+    for d in &mon.info.drives {
+        let Some(cd) = d.cd_index.and_then(|i| cdrom(m, i)) else {
+            continue;
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&super::cdrom_block_info(d, cd));
+    }
+    out
+}
+
+/// The CD-ROM drive at IDE position `index` (0-3).
+fn cdrom(m: &mut Machine, index: u8) -> Option<&mut crate::devices::atapi::Cdrom> {
+    m.ata(usize::from(index / 2))?.cdrom(usize::from(index % 2))
+}
+
+/// The removable drive `name` names, or QEMU's error for an unknown or a
+/// fixed one (blockdev.c `qmp_get_blk`, `do_open_tray`).
+fn removable(mon: &Monitor, name: &str) -> Result<(usize, u8), Reply> {
+    let Some(at) = mon.info.drives.iter().position(|d| d.name == name) else {
+        return Err(err(format!("Error: Device '{name}' not found")));
+    };
+    match mon.info.drives.get(at).and_then(|d| d.cd_index) {
+        Some(index) => Ok((at, index)),
+        None => Err(err(format!("Error: Device '{name}' is not removable"))),
+    }
+}
+
+/// QEMU's refusal when the guest locked the tray.
+fn locked(name: &str) -> Reply {
+    err(format!(
+        "Error: Device '{name}' is locked and force was not specified, \
+         wait for tray to open and try again"
+    ))
+}
+
+/// Splits QEMU's `-f` flag from the other arguments.
+fn force_flag<'a>(args: &[&'a str]) -> (bool, Vec<&'a str>) {
+    let force = args.contains(&"-f");
+    (force, args.iter().copied().filter(|&a| a != "-f").collect())
+}
+
+/// `eject [-f] device`: opens the tray and removes the disc (QEMU's
+/// `qmp_eject`); a tray the guest locked stays shut unless `-f`.
+fn eject(m: &mut Machine, mon: &mut Monitor, args: &[&str]) -> Reply {
+    let (force, args) = force_flag(args);
+    let [name] = args.as_slice() else {
+        return err("eject: usage: eject [-f] device");
+    };
+    let index = match removable(mon, name) {
+        Ok((_, index)) => index,
+        Err(e) => return e,
+    };
+    let Some(cd) = cdrom(m, index) else {
+        return err(format!("Error: Device '{name}' not found"));
+    };
+    if cd.eject(force) {
+        ok("")
+    } else {
+        locked(name)
+    }
+}
+
+/// `change device [-f] filename`: puts a new disc in a CD-ROM drive (QEMU's
+/// `qmp_blockdev_change_medium`). The file is checked as `-cdrom` checks it;
+/// on any error the drive keeps its disc and the guest runs on.
+fn change(m: &mut Machine, mon: &mut Monitor, args: &[&str]) -> Reply {
+    let (force, args) = force_flag(args);
+    let [name, file] = args.as_slice() else {
+        return err("change: usage: change device [-f] filename");
+    };
+    let (at, index) = match removable(mon, name) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let spec = crate::block::drive_spec::DriveSpec::cdrom(file);
+    let disc = match crate::block::open_cdrom(&spec) {
+        Ok(Some(disc)) => disc,
+        Ok(None) => return err("change: usage: change device [-f] filename"),
+        Err(e) => return err(format!("Error: {e}")),
+    };
+    let Some(cd) = cdrom(m, index) else {
+        return err(format!("Error: Device '{name}' not found"));
+    };
+    if !cd.eject(force) {
+        return locked(name);
+    }
+    cd.change_medium(Some(disc));
+    if let Some(d) = mon.info.drives.get_mut(at) {
+        d.file = (*file).to_string();
+        d.format = super::cd_format(&spec.file).into();
+    }
+    ok("")
 }
 
 /// The machine thread's id, as QEMU's `info cpus` shows the vCPU thread.

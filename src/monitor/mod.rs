@@ -64,6 +64,20 @@ pub struct Info {
     pub block: String,
     /// `info network` text.
     pub network: String,
+    /// Every drive by its QEMU name, for `eject` and `change`.
+    pub drives: Vec<BlockDrive>,
+}
+
+/// A drive as the monitor names it (`ide0-hd0`, `ide1-cd0`, `virtio0`).
+#[derive(Clone, Debug, Default)]
+pub struct BlockDrive {
+    pub name: String,
+    /// A CD-ROM's IDE position (0-3); `None` for a fixed disk, which QEMU's
+    /// `eject` and `change` refuse as not removable.
+    pub cd_index: Option<u8>,
+    /// The disc's file (empty for none) and format, for `info block`.
+    pub file: String,
+    pub format: String,
 }
 
 /// The machine side of the monitors: the command channel and the run state.
@@ -209,34 +223,52 @@ fn restart_clock_after(m: &mut Machine, since: Instant) {
     m.hold_host_timer(d);
 }
 
-/// `info block` text for the drives of the command line, QEMU's layout
-/// (`ide0-hd0: FILE (raw)`), in attachment order.
-pub fn block_info(drives: &[crate::block::drive_spec::DriveSpec], snapshot: bool) -> String {
+/// QEMU's names for the drives of the command line, in attachment order:
+/// `ide<bus>-hd<unit>` (or `-cd<unit>` for a CD-ROM), `virtio<n>`, or the id;
+/// with the IDE position (0-3) of an IDE drive.
+fn drive_names(drives: &[crate::block::drive_spec::DriveSpec]) -> Vec<(String, Option<u8>)> {
     use crate::block::drive_spec::Interface;
-    let mut out = String::new();
     let mut next_ide = 0u8;
     let mut next_virtio = 0u8;
-    for d in drives {
-        let name = match d.interface {
+    drives
+        .iter()
+        .map(|d| match d.interface {
             Interface::Ide => {
                 let i = d.index.unwrap_or_else(|| {
                     let i = next_ide;
                     next_ide += 1;
                     i
                 });
-                format!("ide{}-hd{}", i / 2, i % 2)
+                let kind = if d.cdrom { "cd" } else { "hd" };
+                (format!("ide{}-{kind}{}", i / 2, i % 2), Some(i))
             }
             Interface::Virtio => {
                 let n = next_virtio;
                 next_virtio += 1;
-                format!("virtio{n}")
+                (format!("virtio{n}"), None)
             }
-            Interface::None => d.id.clone().unwrap_or_else(|| "none".into()),
-        };
-        let fmt = match d.format {
-            Some(f) => format!("{f:?}").to_ascii_lowercase(),
-            None => "probed".into(),
-        };
+            Interface::None => (d.id.clone().unwrap_or_else(|| "none".into()), None),
+        })
+        .collect()
+}
+
+fn format_name(d: &crate::block::drive_spec::DriveSpec) -> String {
+    match d.format {
+        Some(f) => format!("{f:?}").to_ascii_lowercase(),
+        None => "probed".into(),
+    }
+}
+
+/// `info block` text for the fixed drives of the command line, QEMU's layout
+/// (`ide0-hd0: FILE (raw)`), in attachment order. CD-ROM drives change at
+/// run time (`eject`, `change`): [`cdrom_block_info`] shows them.
+pub fn block_info(drives: &[crate::block::drive_spec::DriveSpec], snapshot: bool) -> String {
+    let mut out = String::new();
+    for (d, (name, _)) in drives.iter().zip(drive_names(drives)) {
+        if d.cdrom {
+            continue;
+        }
+        let fmt = format_name(d);
         if !out.is_empty() {
             out.push('\n');
         }
@@ -250,6 +282,48 @@ pub fn block_info(drives: &[crate::block::drive_spec::DriveSpec], snapshot: bool
             out.push_str("    Snapshot:         writes kept in memory (-snapshot)\n");
         }
     }
+    out
+}
+
+/// The drives of the command line by name, for [`Info::drives`].
+pub fn block_drives(drives: &[crate::block::drive_spec::DriveSpec]) -> Vec<BlockDrive> {
+    drives
+        .iter()
+        .zip(drive_names(drives))
+        .map(|(d, (name, ide))| BlockDrive {
+            name,
+            cd_index: ide.filter(|_| d.cdrom),
+            file: d.file.display().to_string(),
+            format: if d.cdrom && d.format.is_none() {
+                cd_format(&d.file).into()
+            } else {
+                format_name(d)
+            },
+        })
+        .collect()
+}
+
+/// A disc's format as `-cdrom` and `change` open it: qcow2 when it is one,
+/// else raw.
+fn cd_format(file: &std::path::Path) -> &'static str {
+    match crate::block::probe::probe(file) {
+        Some(crate::block::probe::ImageFormat::Qcow2) => "qcow2",
+        _ => "raw",
+    }
+}
+
+/// `info block` entry of a CD-ROM drive in its current state, QEMU's layout.
+fn cdrom_block_info(d: &BlockDrive, cd: &crate::devices::atapi::Cdrom) -> String {
+    let mut out = if cd.has_medium() && !d.file.is_empty() {
+        format!("{}: {} ({}, read-only)\n", d.name, d.file, d.format)
+    } else {
+        format!("{}: [not inserted]\n", d.name)
+    };
+    out.push_str(&format!(
+        "    Removable device: {}locked, tray {}\n",
+        if cd.locked() { "" } else { "not " },
+        if cd.tray_open() { "open" } else { "closed" }
+    ));
     out
 }
 
@@ -270,4 +344,35 @@ pub fn network_info(nics: &[crate::config::NicPlan]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::drive_spec::DriveSpec;
+
+    #[test]
+    fn drives_get_qemus_names_and_cd_positions() {
+        let drives = [
+            DriveSpec::parse("file=a.img,format=raw").unwrap(),
+            DriveSpec::cdrom("x.iso"),
+            DriveSpec::parse("file=b.img,if=virtio").unwrap(),
+            DriveSpec::parse("file=c.img,format=raw").unwrap(),
+        ];
+        let d = block_drives(&drives);
+        let names: Vec<_> = d.iter().map(|d| (d.name.as_str(), d.cd_index)).collect();
+        assert_eq!(
+            names,
+            [
+                ("ide0-hd0", None),
+                ("ide1-cd0", Some(2)),
+                ("virtio0", None),
+                ("ide0-hd1", None)
+            ]
+        );
+        // The static text leaves the CD-ROM to `info block`'s live entry.
+        let text = block_info(&drives, false);
+        assert!(text.starts_with("ide0-hd0: a.img (raw)\n"), "{text}");
+        assert!(!text.contains("x.iso"), "{text}");
+    }
 }
