@@ -184,9 +184,10 @@ impl Cdrom {
     /// opens the tray and takes the medium out. A tray the guest locked
     /// (PREVENT ALLOW MEDIUM REMOVAL) stays shut and the guest gets an
     /// eject-request event instead, unless `force`, which also unlocks it
-    /// (QEMU's `ide_cd_eject_request_cb`). Returns whether it ejected.
+    /// (QEMU's `ide_cd_eject_request_cb`); a tray already open needs no
+    /// opening. Returns whether it ejected.
     pub fn eject(&mut self, force: bool) -> bool {
-        if self.locked && !force {
+        if self.locked && !force && !self.tray_open {
             self.media_event = MEDIA_EVENT_EJECT_REQUEST;
             return false;
         }
