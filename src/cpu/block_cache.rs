@@ -11,13 +11,50 @@
 //! its blocks).
 
 use super::decode::Op;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::rc::Rc;
 
 pub const CACHE_BITS: u32 = 16;
 pub const CACHE_SIZE: usize = 1 << CACHE_BITS;
 /// Longest block, in instructions.
 pub const MAX_BLOCK: usize = 64;
+
+/// The decoded ops of a block, shared by its cache slot, the jump cache and
+/// the run loop while it executes. `valid` drops when the block is
+/// invalidated (its bytes were written) or leaves the cache, so a jump-cache
+/// entry is checked by itself instead of through a generation that every
+/// invalidation anywhere would move.
+pub struct BlockOps {
+    ops: Box<[Op]>,
+    valid: Cell<bool>,
+}
+
+impl BlockOps {
+    pub fn new(ops: Vec<Op>) -> Rc<BlockOps> {
+        Rc::new(BlockOps {
+            ops: ops.into_boxed_slice(),
+            valid: Cell::new(true),
+        })
+    }
+
+    #[inline(always)]
+    pub fn is_valid(&self) -> bool {
+        self.valid.get()
+    }
+
+    fn retire(&self) {
+        self.valid.set(false);
+    }
+}
+
+impl Deref for BlockOps {
+    type Target = [Op];
+    fn deref(&self) -> &[Op] {
+        &self.ops
+    }
+}
 
 #[derive(Clone)]
 pub struct Block {
@@ -26,8 +63,7 @@ pub struct Block {
     /// Physical byte ranges the block was decoded from (a block may end with an
     /// instruction that crosses into a second page).
     pub ranges: [(u64, u64); 2],
-    pub ops: Rc<[Op]>,
-    pub valid: bool,
+    pub ops: Rc<BlockOps>,
 }
 
 /// Bytes per bit of a page's code-chunk mask.
@@ -63,8 +99,6 @@ pub struct BlockCache {
     /// the chunks of the page it covers (a write tests these masks and looks
     /// only at the blocks whose chunks it touches).
     page_blocks: HashMap<u64, Vec<(u32, u32)>>,
-    /// Bumped whenever a block is invalidated or the cache cleared.
-    pub gen: u64,
 }
 
 impl BlockCache {
@@ -73,7 +107,6 @@ impl BlockCache {
             slots: vec![None; CACHE_SIZE],
             code_chunks: vec![0; 1 << 20],
             page_blocks: HashMap::new(),
-            gen: 0,
         }
     }
 
@@ -85,9 +118,11 @@ impl BlockCache {
     }
 
     #[inline(always)]
-    pub fn lookup(&self, phys: u64, mode: u32) -> Option<Rc<[Op]>> {
+    pub fn lookup(&self, phys: u64, mode: u32) -> Option<Rc<BlockOps>> {
         match self.slots.get(Self::slot_of(phys, mode)) {
-            Some(Some(b)) if b.valid && b.phys == phys && b.mode == mode => Some(b.ops.clone()),
+            Some(Some(b)) if b.ops.is_valid() && b.phys == phys && b.mode == mode => {
+                Some(b.ops.clone())
+            }
             _ => None,
         }
     }
@@ -119,9 +154,12 @@ impl BlockCache {
             for_each_page_chunks(start, end, |p, mask| pages.push((p, mask)));
         }
         // The block goes in first: compacting a page's list looks at what
-        // each slot holds now.
+        // each slot holds now. The block it replaces leaves the cache, and
+        // its page lists no longer find it: retire it for the jump cache.
         if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(block);
+            if let Some(old) = s.replace(block) {
+                old.ops.retire();
+            }
         }
         let mut new_pages = Vec::new();
         for (p, mask) in pages {
@@ -167,7 +205,7 @@ impl BlockCache {
                 let Some(Some(b)) = self.slots.get_mut(slot as usize) else {
                     return false;
                 };
-                if !b.valid {
+                if !b.ops.is_valid() {
                     return false;
                 }
                 let on_page = b
@@ -179,8 +217,7 @@ impl BlockCache {
                 }
                 let touched = b.ranges.iter().any(|&(s, e)| phys < e && phys + len > s);
                 if touched {
-                    b.valid = false;
-                    self.gen += 1;
+                    b.ops.retire();
                     hit = true;
                     return false;
                 }
@@ -199,8 +236,9 @@ impl BlockCache {
 
     /// Drops everything (e.g. on reset).
     pub fn clear(&mut self) {
-        self.gen += 1;
-        self.slots.iter_mut().for_each(|s| *s = None);
+        for b in self.slots.iter_mut().filter_map(Option::take) {
+            b.ops.retire();
+        }
         self.code_chunks.iter_mut().for_each(|c| *c = 0);
         self.page_blocks.clear();
     }
@@ -219,7 +257,7 @@ fn compact(list: &mut Vec<(u32, u32)>, slots: &[Option<Block>], page: u64) {
         *mask = b
             .ranges
             .iter()
-            .filter(|&&(s, e)| b.valid && e > s && s < pe && e > ps)
+            .filter(|&&(s, e)| b.ops.is_valid() && e > s && s < pe && e > ps)
             .fold(0, |m, &(s, e)| {
                 m | chunk_mask(s.max(ps) - ps, e.min(pe) - ps)
             });
@@ -250,8 +288,7 @@ mod tests {
             phys,
             mode: 0,
             ranges: [(phys, end), (0, 0)],
-            ops: Rc::from(Vec::new()),
-            valid: true,
+            ops: BlockOps::new(Vec::new()),
         }
     }
 
@@ -291,6 +328,25 @@ mod tests {
             assert!(c.invalidate(0x900F + i * 0x20, 1), "block {i}");
         }
         assert!(!c.page_has_code(0x9000));
+    }
+
+    #[test]
+    fn blocks_leaving_the_cache_are_retired_for_the_jump_cache() {
+        let mut c = BlockCache::new(0);
+        c.insert(block(0x3000, 0x3010));
+        let held = c.lookup(0x3000, 0).expect("cached");
+        // Written: the holder (a jump-cache entry) sees it.
+        assert!(c.invalidate(0x3004, 1));
+        assert!(!held.is_valid());
+        // Replaced in its slot by another block: retired too.
+        c.insert(block(0x3000, 0x3010));
+        let held = c.lookup(0x3000, 0).expect("cached");
+        c.insert(block(0x3000, 0x3008));
+        assert!(!held.is_valid());
+        // Cleared (reset): every block retired.
+        let held = c.lookup(0x3000, 0).expect("cached");
+        c.clear();
+        assert!(!held.is_valid());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! turns each into a compact [`Op`] (handler pointer plus pre-resolved operand
 //! descriptors) and groups them into blocks for the block cache.
 
-use super::block_cache::{Block, MAX_BLOCK};
+use super::block_cache::{Block, BlockOps, MAX_BLOCK};
 use super::exec;
 use super::{Bus, Cpu, Fault, Res};
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
@@ -16,7 +16,7 @@ pub const JUMP_CACHE: usize = 4096;
 pub struct JumpEntry {
     pub rip: u64,
     pub gen: u64,
-    pub ops: Option<Rc<[Op]>>,
+    pub ops: Option<Rc<BlockOps>>,
 }
 
 /// Handler signature: every instruction form has one.
@@ -382,15 +382,13 @@ pub fn ends_block(ins: &Instruction) -> bool {
 
 impl Cpu {
     /// Returns the ops of the block at CS:RIP, decoding it on a miss.
-    pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<Rc<[Op]>> {
+    pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<Rc<BlockOps>> {
         // Fast path: the jump cache maps RIP straight to a block while no TLB
-        // flush, block invalidation or CS/mode change happened since it was filled
-        // (QEMU's tb_jmp_cache idea): no segment check, page walk or hashing.
-        let gen = self
-            .tlb
-            .gen
-            .wrapping_add(self.cache.gen)
-            .wrapping_add(self.mode_gen);
+        // flush or CS/mode change happened since it was filled and the block
+        // itself is still valid (QEMU's tb_jmp_cache idea): no segment check,
+        // page walk or hashing. Both generations only grow, so their sum
+        // never repeats an older state.
+        let gen = self.tlb.gen.wrapping_add(self.mode_gen);
         let rip = self.rip;
         let idx = ((rip ^ (rip >> 10)) as usize) & (JUMP_CACHE - 1);
         if let Some(JumpEntry {
@@ -399,7 +397,7 @@ impl Cpu {
             ops: Some(ops),
         }) = self.jump.get(idx)
         {
-            if *r == rip && *g == gen {
+            if *r == rip && *g == gen && ops.is_valid() {
                 return Ok(ops.clone());
             }
         }
@@ -413,12 +411,8 @@ impl Cpu {
             Some(ops) => ops,
             None => self.decode_block(bus, lin, phys, mode)?,
         };
-        // Recompute: decoding may have flushed TLB entries or invalidated blocks.
-        let gen = self
-            .tlb
-            .gen
-            .wrapping_add(self.cache.gen)
-            .wrapping_add(self.mode_gen);
+        // Recompute: decoding may have flushed TLB entries.
+        let gen = self.tlb.gen.wrapping_add(self.mode_gen);
         if let Some(e) = self.jump.get_mut(idx) {
             *e = JumpEntry {
                 rip,
@@ -429,7 +423,13 @@ impl Cpu {
         Ok(ops)
     }
 
-    fn decode_block(&mut self, bus: &mut dyn Bus, lin: u64, phys: u64, mode: u32) -> Res<Rc<[Op]>> {
+    fn decode_block(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: u64,
+        phys: u64,
+        mode: u32,
+    ) -> Res<Rc<BlockOps>> {
         self.stats.blocks_decoded += 1;
         // Bytes from the start address to the end of its page, plus up to 15
         // bytes of the next page for an instruction that crosses it.
@@ -532,14 +532,13 @@ impl Cpu {
                 _ => (0, 0),
             },
         ];
-        let ops: Rc<[Op]> = ops.into();
+        let ops = BlockOps::new(ops);
         if !self.no_block_cache {
             let new_pages = self.cache.insert(Block {
                 phys,
                 mode,
                 ranges,
                 ops: ops.clone(),
-                valid: true,
             });
             for p in new_pages {
                 self.tlb.protect_phys(p);

@@ -194,6 +194,65 @@ mod tests {
         assert_eq!(cpu.gpr[4], 0x60_0800);
     }
 
+    /// A block pushed out of its cache slot by another block (same slot) and
+    /// then rewritten must not run again in its old form: the jump cache can
+    /// still hold it, and the page's block list no longer finds it there.
+    #[test]
+    fn a_block_evicted_then_rewritten_runs_its_new_bytes() {
+        let jump_idx =
+            |rip: u64| ((rip ^ (rip >> 10)) as usize) & (super::super::decode::JUMP_CACHE - 1);
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(0, 0x8000, &[]);
+        let mode = cpu.mode_key();
+        let a = 0x1100u64;
+        let slot = super::super::block_cache::BlockCache::slot_of(a, mode);
+        let (d1, d2, d3) = (0x2000u64, 0x2005u64, 0x200Cu64);
+        let ret = d1 + 28; // after the second `call A`
+        let used = [
+            jump_idx(a),
+            jump_idx(d1),
+            jump_idx(d2),
+            jump_idx(d3),
+            jump_idx(ret),
+        ];
+        // The driver's blocks must not take A's jump-cache entry either.
+        assert!(!used[1..].contains(&used[0]));
+        let Some(b) = (0x10_0000u64..0xF0_0000).find(|&p| {
+            super::super::block_cache::BlockCache::slot_of(p, mode) == slot
+                && !used.contains(&jump_idx(p))
+        }) else {
+            panic!("no address shares block-cache slot {slot}");
+        };
+        let page = |x: u64| (x & !0xFFF, x & !0xFFF, false, true);
+        cpu.setup_long(0, 0x8000, &[page(a), page(d1), page(0x3000), page(b)]);
+        let ram = cpu.mem.ram_mut();
+        // A: mov eax, 0x1111; ret
+        ram[a as usize..a as usize + 6].copy_from_slice(&[0xB8, 0x11, 0x11, 0, 0, 0xC3]);
+        // B: ret
+        ram[b as usize] = 0xC3;
+        let rel = |from_end: u64, to: u64| (to.wrapping_sub(from_end) as u32).to_le_bytes();
+        let mut code = vec![0xE8];
+        code.extend_from_slice(&rel(d1 + 5, a)); // d1: call A
+        code.extend_from_slice(&[0x89, 0xC3]); // d2: mov ebx, eax
+        code.push(0xE8);
+        code.extend_from_slice(&rel(d2 + 7, b)); // call B (evicts A's block)
+                                                 // d3: mov dword [0x1101], 0x2222 (A's immediate)
+        code.extend_from_slice(&[0xC7, 0x04, 0x25, 0x01, 0x11, 0, 0, 0x22, 0x22, 0, 0]);
+        let at = d1 + code.len() as u64;
+        code.push(0xE8);
+        code.extend_from_slice(&rel(at + 5, a)); // call A
+        code.push(0xF4); // hlt
+        assert_eq!(d3, d2 + 7);
+        assert_eq!(ret, at + 5);
+        ram[d1 as usize..d1 as usize + code.len()].copy_from_slice(&code);
+        cpu.rip = d1;
+        cpu.gpr[4] = 0x3800;
+        let exit = cpu.run(&mut NullBus, 1000);
+        assert!(matches!(exit, super::super::Exit::Halted), "{exit:?}");
+        assert_eq!(cpu.gpr[3], 0x1111, "A before the write");
+        assert_eq!(cpu.gpr[0], 0x2222, "A after the write ran its old bytes");
+    }
+
     #[test]
     fn write_to_readonly_code_page_faults_with_pf() {
         let code = asm64(
