@@ -426,6 +426,7 @@ impl Machine {
     pub fn reset(&mut self) {
         let icount = self.cpu.icount;
         self.cpu.reset();
+        self.plat.forget_lost_ticks();
         if let Some(k) = self.kernel.take() {
             // It loaded once, so it loads again; if not, the BIOS runs.
             let _ = self.boot_kernel(k);
@@ -845,7 +846,15 @@ impl Machine {
                 let ran = self.cpu.icount - icount;
                 let ns = started.elapsed().as_nanos() as f64;
                 if ran > 1000 && ns > 0.0 {
-                    self.ips = 0.8 * self.ips + 0.2 * (ran as f64 / ns);
+                    // Down at once (a slice that ran long, e.g. MMIO-heavy
+                    // code after a fast loop, delays every timer by its
+                    // overrun), up gradually.
+                    let measured = ran as f64 / ns;
+                    self.ips = if measured < 0.5 * self.ips {
+                        measured
+                    } else {
+                        0.8 * self.ips + 0.2 * measured
+                    };
                 }
             }
             // FERR# drives IRQ13 on the PC/AT (CR0.NE=0 error reporting).

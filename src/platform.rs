@@ -14,7 +14,7 @@ use crate::cpu::Bus;
 use crate::devices::{Ctx, Device, Events, IrqLines, Nanos, PortDevice, Resources};
 use crate::io::{MmioMap, PortMap, PortTarget};
 use crate::pci::{PciAddr, PciFunction};
-use crate::time::VirtualClock;
+use crate::time::{ClockMode, VirtualClock};
 use std::any::Any;
 use std::collections::BTreeMap;
 
@@ -57,7 +57,23 @@ pub struct Platform {
     pci: Option<PciBus>,
     /// The PIIX3, whose PIRQ route registers steer lines 16-19.
     piix3: Option<DevId>,
+    /// Host time only: timer ticks (IRQ0 edges) that arrived while the
+    /// previous one was still waiting in the PIC's IRR, or several between
+    /// two looks at the PIT, re-injected one by one once the first is taken (see [`Platform::reinject_lost_tick`]).
+    lost_ticks: u32,
+    /// Guest time of the last [`Platform::advance`].
+    advanced_to: Nanos,
 }
+
+/// At most this many merged timer ticks are kept for re-injection (3.5 s of
+/// the BIOS's 18.2 Hz tick): a guest that leaves IRQ0 unserviced on purpose
+/// for longer does not get a burst of stale ticks afterwards.
+const MAX_LOST_TICKS: u32 = 64;
+/// The PIT's OUT0 line on the PC/AT.
+const TIMER_IRQ: u8 = 0;
+/// Host time: how soon after a slice boundary a merged tick is offered again
+/// while the previous one is still pending.
+const LOST_TICK_RETRY_NS: Nanos = 100_000;
 
 use crate::devices::pic::Pic;
 
@@ -81,6 +97,8 @@ impl Platform {
                 functions: BTreeMap::new(),
             }),
             piix3: None,
+            lost_ticks: 0,
+            advanced_to: 0,
         };
         p.remap_ports();
         p
@@ -277,6 +295,12 @@ impl Platform {
         }
         for line in 0..16u8 {
             if pulsed & (1 << line) != 0 {
+                let merged = self.irqs.take_merged(line);
+                if line == TIMER_IRQ && self.clock.mode == ClockMode::Host && !self.pic.masked(line)
+                {
+                    let lost = merged + u32::from(self.pic.request_pending(line));
+                    self.lost_ticks = self.lost_ticks.saturating_add(lost).min(MAX_LOST_TICKS);
+                }
                 self.pic.set_irq(line, true);
                 let level = self.isa_level(line, &routes);
                 self.pic.set_irq(line, level);
@@ -301,11 +325,50 @@ impl Platform {
             dev.advance(&mut cx);
         }
         self.after_access();
+        self.advanced_to = now;
+        self.reinject_lost_tick();
     }
 
-    /// The earliest deadline of any device.
+    /// Host time only, QEMU's `lost_tick_policy=delay` for the PIT (as its
+    /// in-kernel PIT does): an 8259 edge input holds one request, so a tick
+    /// that arrives while the previous one still waits in the IRR is merged
+    /// and lost. On hardware that needs the guest to keep interrupts off for
+    /// a whole period; under vx86 with host time it also happens when the
+    /// host deschedules vx86 or the guest's interrupts-off stretch (GRUB's
+    /// protected-mode code between BIOS calls) runs slower than on hardware,
+    /// and a guest counting ticks (the BIOS's 40:6Ch, GRUB's countdown) falls
+    /// behind the wall clock. The merged ticks are raised again one by one,
+    /// each once the previous one has been taken. Deterministic (icount)
+    /// time keeps the 8259's own behaviour: there the guest's timing is the
+    /// hardware's.
+    fn reinject_lost_tick(&mut self) {
+        if self.lost_ticks > 0 && !self.pic.request_pending(TIMER_IRQ) {
+            self.lost_ticks -= 1;
+            self.pic.set_irq(TIMER_IRQ, true);
+            let level = self.irqs.level(TIMER_IRQ);
+            self.pic.set_irq(TIMER_IRQ, level);
+        }
+    }
+
+    /// Merged timer ticks waiting to be raised again (host time).
+    pub fn lost_ticks(&self) -> u32 {
+        self.lost_ticks
+    }
+
+    /// A platform reset: ticks of the old run are not raised in the new one.
+    pub fn forget_lost_ticks(&mut self) {
+        self.lost_ticks = 0;
+    }
+
+    /// The earliest deadline of any device (and of a merged timer tick
+    /// waiting to be raised again).
     pub fn next_deadline(&self) -> Option<Nanos> {
-        self.devices.iter().filter_map(|d| d.next_deadline()).min()
+        let retry = (self.lost_ticks > 0).then(|| self.advanced_to + LOST_TICK_RETRY_NS);
+        self.devices
+            .iter()
+            .filter_map(|d| d.next_deadline())
+            .chain(retry)
+            .min()
     }
 
     /// Takes the requests devices made (exit, reset, FERR# clear); the A20
@@ -495,5 +558,77 @@ impl Bus for Platform {
 
     fn intr_ack(&mut self) -> u8 {
         self.pic.acknowledge()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::ClockMode;
+
+    /// Programs the master 8259 as the BIOS does (vector 08h, edge inputs).
+    fn bios_pic(p: &mut Platform) {
+        let pic = &mut p.pic;
+        for (port, value) in [(0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01)] {
+            PortDevice::io_write(pic, port, 1, value, 0);
+        }
+        for (port, value) in [(0xA0, 0x11), (0xA1, 0x70), (0xA1, 0x02), (0xA1, 0x01)] {
+            PortDevice::io_write(pic, port, 1, value, 0);
+        }
+    }
+
+    fn tick(p: &mut Platform) {
+        p.irqs.pulse(TIMER_IRQ);
+        p.apply_irqs();
+    }
+
+    /// Host time: a tick merged into a pending one is raised again once the
+    /// first is taken, and only then; a reset forgets it.
+    #[test]
+    fn host_time_reinjects_a_merged_timer_tick() {
+        let mut p = Platform::new(VirtualClock::new(ClockMode::Host), false);
+        bios_pic(&mut p);
+        tick(&mut p);
+        tick(&mut p);
+        assert_eq!(p.lost_ticks(), 1);
+        assert_eq!(p.next_deadline(), Some(LOST_TICK_RETRY_NS));
+        // Still pending: nothing is raised on top of it.
+        p.advance(1_000);
+        assert_eq!(p.lost_ticks(), 1);
+        assert_eq!(p.pic.acknowledge(), 0x08);
+        assert!(!p.pic.request_pending(TIMER_IRQ));
+        p.advance(2_000);
+        assert_eq!(p.lost_ticks(), 0);
+        assert!(p.pic.request_pending(TIMER_IRQ));
+        assert_eq!(p.next_deadline(), None);
+        tick(&mut p);
+        p.forget_lost_ticks();
+        assert_eq!(p.lost_ticks(), 0);
+        // Three edges between two looks at the PIT (vx86 descheduled by
+        // the host for more than two periods): one reaches the PIC, two wait.
+        PortDevice::io_write(&mut p.pic, 0x20, 1, 0x20, 0);
+        assert_eq!(p.pic.acknowledge(), 0x08);
+        p.irqs.pulses(TIMER_IRQ, 3);
+        p.apply_irqs();
+        assert_eq!(p.lost_ticks(), 2);
+    }
+
+    /// Deterministic time keeps the 8259's behaviour: the merged tick is gone,
+    /// and a masked line's ticks are not counted either.
+    #[test]
+    fn icount_time_and_masked_lines_merge_ticks_as_the_8259_does() {
+        let mut p = Platform::new(VirtualClock::new(ClockMode::DETERMINISTIC), false);
+        bios_pic(&mut p);
+        tick(&mut p);
+        tick(&mut p);
+        assert_eq!(p.lost_ticks(), 0);
+        let mut p = Platform::new(VirtualClock::new(ClockMode::Host), false);
+        bios_pic(&mut p);
+        PortDevice::io_write(&mut p.pic, 0x21, 1, 0x01, 0);
+        tick(&mut p);
+        tick(&mut p);
+        p.irqs.pulses(TIMER_IRQ, 3);
+        p.apply_irqs();
+        assert_eq!(p.lost_ticks(), 0);
     }
 }

@@ -32,7 +32,9 @@ fn boot(img: &std::path::Path) -> Watched {
 /// The 5-second countdown takes 5 s of wall time (measured from the menu's
 /// first draw to the countdown's end), and the guest goes on to
 /// `CONTAINER-OK`. Before guest time followed the host's clock the same
-/// countdown took 144 s. The time from the countdown's end to the kernel's
+/// countdown took 144 s; before merged timer ticks were raised again
+/// (`Platform::reinject_lost_tick`) it took up to 5.87 s on a loaded host,
+/// as GRUB counts BIOS ticks and takes them only between BIOS calls. The time from the countdown's end to the kernel's
 /// first output is GRUB reading the kernel and initramfs (10 MiB) through INT
 /// 13h and copying them, byte by byte, with its C `memmove`: it is printed,
 /// not bounded tightly, as it is CPU work whose wall time depends on the host.

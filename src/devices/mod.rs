@@ -115,6 +115,9 @@ pub struct IrqLines {
     changed: u32,
     /// Lines pulsed (an edge: up and down again) since `take_changed`.
     pulsed: u32,
+    /// Edges on each line beyond the first since `take_changed`: all of them
+    /// reach the PIC as one (see `Platform::reinject_lost_tick`).
+    merged: [u32; 16],
 }
 
 impl IrqLines {
@@ -133,9 +136,28 @@ impl IrqLines {
         }
     }
     pub fn pulse(&mut self, line: u8) {
-        if usize::from(line) < IRQ_LINES {
-            self.pulsed |= 1 << line;
+        self.pulses(line, 1);
+    }
+    /// `n` edges on `line` since the last call (a timer that fell behind).
+    pub fn pulses(&mut self, line: u8, n: u32) {
+        if n == 0 || usize::from(line) >= IRQ_LINES {
+            return;
         }
+        if let Some(m) = self.merged.get_mut(usize::from(line)) {
+            let extra = if self.pulsed & (1 << line) != 0 {
+                n
+            } else {
+                n - 1
+            };
+            *m = m.saturating_add(extra);
+        }
+        self.pulsed |= 1 << line;
+    }
+    /// Edges on `line` merged into one since the last call.
+    pub fn take_merged(&mut self, line: u8) -> u32 {
+        self.merged
+            .get_mut(usize::from(line))
+            .map_or(0, std::mem::take)
     }
     /// The combined level of a line.
     pub fn level(&self, line: u8) -> bool {
@@ -192,6 +214,10 @@ impl<'a> Ctx<'a> {
     /// An edge on `line` (the PIT's OUT0 rising edges, in the ISA wiring).
     pub fn pulse_irq(&mut self, line: u8) {
         self.irqs.pulse(line);
+    }
+    /// `n` edges on `line` that fell due since the last call.
+    pub fn pulse_irq_n(&mut self, line: u8, n: u32) {
+        self.irqs.pulses(line, n);
     }
     /// The device's timing changed: the machine re-plans its next stop.
     pub fn replan(&mut self) {

@@ -434,6 +434,28 @@ impl Pic {
         }
     }
 
+    /// The chip and IR bit of ISA line `irq`.
+    fn chip_bit(&self, irq: u8) -> Option<(&Chip, u8)> {
+        match irq {
+            0..=7 => Some((&self.master, 1u8 << irq)),
+            8..=15 => Some((&self.slave, 1u8 << (irq - 8))),
+            _ => None,
+        }
+    }
+
+    /// Whether ISA line `irq` has a request latched in its chip's IRR that
+    /// the IMR lets through: another edge now would be merged into it.
+    pub fn request_pending(&self, irq: u8) -> bool {
+        self.chip_bit(irq)
+            .is_some_and(|(chip, bit)| chip.irr & bit != 0 && chip.imr & bit == 0)
+    }
+
+    /// Whether ISA line `irq` is masked in its chip's IMR (OCW1).
+    pub fn masked(&self, irq: u8) -> bool {
+        self.chip_bit(irq)
+            .is_none_or(|(chip, bit)| chip.imr & bit != 0)
+    }
+
     /// The master's INT output, i.e. the CPU's INTR pin.
     pub fn intr(&self) -> bool {
         self.master.highest_request().is_some()

@@ -796,12 +796,11 @@ impl super::Device for Pit {
         // Reprogramming may move the next deadline: re-plan.
         cx.replan();
     }
-    /// Channel 0's OUT rising edges become IRQ0 edges (one pulse for all
-    /// that fell due since the last call, as the PIC's IRR holds only one).
+    /// Channel 0's OUT rising edges become IRQ0 edges (they reach the PIC as
+    /// one, as its IRR holds only one; the platform counts the rest).
     fn advance(&mut self, cx: &mut super::Ctx) {
-        if Pit::advance(self, cx.now) > 0 {
-            cx.pulse_irq(0);
-        }
+        let edges = Pit::advance(self, cx.now);
+        cx.pulse_irq_n(0, edges);
     }
     fn next_deadline(&self) -> Option<Nanos> {
         Pit::next_deadline(self)
