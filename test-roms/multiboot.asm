@@ -5,6 +5,7 @@
 ;
 ;   nasm -f bin -o multiboot.bin multiboot.asm              ELF32 image
 ;   nasm -f bin -DAOUT -o multiboot-aout.bin multiboot.asm  a.out kludge
+;   nasm -f bin -DLOW -o multiboot-low.bin multiboot.asm    a.out kludge at 0x8000
 ;   nasm -f bin -DHDRSEG -o multiboot-hdrseg.bin multiboot.asm
 ;                                  ELF32 laid out as `ld -Ttext 0x100000` does
 ;
@@ -20,7 +21,11 @@
 %include "bootlib.inc"
 
 MB_MAGIC equ 0x1BADB002
-%ifdef AOUT
+%ifdef LOW
+%define AOUT
+BASE     equ 0x8000                     ; conventional memory, in vx86's boot-data area
+MB_FLAGS equ 0x00010003
+%elifdef AOUT
 BASE     equ 0x180000
 MB_FLAGS equ 0x00010003                 ; PAGE_ALIGN | MEMORY_INFO | AOUT_KLUDGE
 %else

@@ -241,6 +241,7 @@ fn committed_roms_match_their_sources() {
         ("multiboot", "multiboot", &[]),
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
         ("multiboot-hdrseg", "multiboot", &["-DHDRSEG"]),
+        ("multiboot-low", "multiboot", &["-DLOW"]),
         ("diskwrite", "diskwrite", &[]),
         ("gdb", "gdb", &[]),
         ("cdchange", "cdchange", &[]),

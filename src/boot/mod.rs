@@ -78,11 +78,12 @@ pub enum ErrorKind {
         end: u64,
         ram: u64,
     },
-    #[error("{what} at {start:#x}..{end:#x} overlaps the loader's boot data at 0x1000..0x90000")]
+    #[error("{what} at {start:#x}..{end:#x} overlaps the loader's boot data at {:#x}..{:#x}", .area.start, .area.end)]
     OverlapsLoader {
         what: &'static str,
         start: u64,
         end: u64,
+        area: std::ops::Range<u64>,
     },
     #[error("{what} of {size} bytes does not fit in guest RAM between {bottom:#x} and {top:#x}; use a larger -m")]
     NoRoom {
