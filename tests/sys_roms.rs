@@ -16,6 +16,7 @@ use vx86::machine::RunExit;
 /// The diagnostic ROMs, each `test-roms/sys/NAME.asm` -> `NAME.bin`.
 const ROMS: &[&str] = &[
     "stack", "segments", "paging", "v86", "gates", "faults", "pae", "tasks", "pgcorner", "dfault",
+    "flags",
 ];
 
 /// ROMs that end in a triple fault on purpose: they run without `-no-reboot`
