@@ -5,8 +5,14 @@
 ;
 ;   nasm -f bin -o multiboot.bin multiboot.asm              ELF32 image
 ;   nasm -f bin -DAOUT -o multiboot-aout.bin multiboot.asm  a.out kludge
+;   nasm -f bin -DLOW -o multiboot-low.bin multiboot.asm    a.out kludge at 0x8000
+;   nasm -f bin -DHDRSEG -o multiboot-hdrseg.bin multiboot.asm
+;                                  ELF32 laid out as `ld -Ttext 0x100000` does
 ;
-; The ELF32 variant is loaded by its program header at 0x100000; the a.out
+; The ELF32 variant is loaded by its program header at 0x100000. The HDRSEG
+; variant has two: a first PT_LOAD holding only the ELF headers at 0xFF000
+; (in the BIOS area, not RAM: QEMU's loader drops it there), then the kernel
+; at 0x100000 from file offset 0x1000, as a modern ld links. The a.out
 ; kludge variant is a flat image whose header address fields (flag 16) say
 ; to load it at 0x180000 with a bss after it. The entry reports EAX, EBX, the
 ; CPU state and the multiboot information: memory sizes, command line, boot
@@ -15,7 +21,11 @@
 %include "bootlib.inc"
 
 MB_MAGIC equ 0x1BADB002
-%ifdef AOUT
+%ifdef LOW
+%define AOUT
+BASE     equ 0x8000                     ; conventional memory, in vx86's boot-data area
+MB_FLAGS equ 0x00010003
+%elifdef AOUT
 BASE     equ 0x180000
 MB_FLAGS equ 0x00010003                 ; PAGE_ALIGN | MEMORY_INFO | AOUT_KLUDGE
 %else
@@ -23,10 +33,37 @@ BASE     equ 0x100000
 MB_FLAGS equ 0x00000003                 ; PAGE_ALIGN | MEMORY_INFO
 %endif
 
+%ifdef HDRSEG
+        org BASE - 0x1000
+%else
         org BASE
+%endif
         bits 32
 
-%ifndef AOUT
+%ifdef HDRSEG
+ehdr:   db 0x7F, "ELF", 1, 1, 1, 0
+        times 8 db 0
+        dw 2                            ; ET_EXEC
+        dw 3                            ; EM_386
+        dd 1
+        dd mb_entry                     ; e_entry
+        dd phdr - ehdr                  ; e_phoff
+        dd 0                            ; e_shoff
+        dd 0                            ; e_flags
+        dw 52, 32, 2                    ; e_ehsize, e_phentsize, e_phnum
+        dw 40, 0, 0
+phdr:   dd 1                            ; PT_LOAD: the headers alone
+        dd 0, BASE - 0x1000, BASE - 0x1000
+        dd hdr_end - ehdr, hdr_end - ehdr
+        dd 4, 0x1000                    ; R
+        dd 1                            ; PT_LOAD: the kernel
+        dd 0x1000, BASE, BASE
+        dd file_end - BASE
+        dd bss_end - BASE
+        dd 7, 0x1000
+hdr_end:
+        times 0x1000 - ($ - $$) db 0
+%elifndef AOUT
 ehdr:   db 0x7F, "ELF", 1, 1, 1, 0      ; ELFCLASS32, little-endian, version 1
         times 8 db 0
         dw 2                            ; ET_EXEC

@@ -448,6 +448,11 @@ fn elf_kernel_without_note_enters_e_entry_with_a_zero_page() {
 }
 
 fn assert_multiboot(variant: &str, base: u32) {
+    assert_multiboot_info_at(variant, base, 0x2000);
+}
+
+/// `assert_multiboot` with the multiboot information expected at `info`.
+fn assert_multiboot_info_at(variant: &str, base: u32, info: u32) {
     let m1 = initrd_data(5000);
     let m2: Vec<u8> = initrd_data(3000).iter().map(|b| b ^ 0x55).collect();
     let f1 = tmp(&format!("mb-{variant}-m1"), &m1);
@@ -466,16 +471,16 @@ fn assert_multiboot(variant: &str, base: u32) {
     ]);
     assert_eq!(r.status, 1, "{}{}", r.out, r.err);
     let l = lines(&r.out);
-    let kind = if variant == "multiboot" {
-        "elf"
-    } else {
+    let kind = if variant == "multiboot-aout" || variant == "multiboot-low" {
         "aout"
+    } else {
+        "elf"
     };
     // Modules follow the kernel page by page (both kernels end below base + 4 KiB).
     let (s1, s2) = (base + 0x1000, base + 0x3000);
     let mut want = vec![
         // flags: MEM | CMDLINE | MODS | MMAP | LOADER_NAME; 639 KiB low, 63 MiB high.
-        format!("MB {kind} eax=2BADB002 ebx=00002000 flags=0000024D mem_lower=0000027F mem_upper=0000FC00"),
+        format!("MB {kind} eax=2BADB002 ebx={info:08X} flags=0000024D mem_lower=0000027F mem_upper=0000FC00"),
         "cs=00000010 ds=00000018 ss=00000018 cr0=00000011 eflags.tf/if/df=00000000".to_string(),
         format!("cmdline=[{kernel} test=1 -v]"),
         "loader=[vx86]".to_string(),
@@ -492,6 +497,24 @@ fn assert_multiboot(variant: &str, base: u32) {
 #[test]
 fn multiboot_elf_kernel_with_modules() {
     assert_multiboot("multiboot", 0x10_0000);
+}
+
+/// Linked as `ld -Ttext 0x100000` does it: a first PT_LOAD holding only
+/// the ELF headers at 0xFF000, in the BIOS area. QEMU 7.2 boots it (the ROM
+/// drops those bytes); so does vx86, leaving that segment out.
+#[test]
+fn multiboot_elf_kernel_with_a_headers_only_segment() {
+    assert_multiboot("multiboot-hdrseg", 0x10_0000);
+}
+
+/// A kernel at 0x8000, where vx86 keeps its boot data for other kernels:
+/// it loads (QEMU 7.2 loads it too, but its own information at 0x9000
+/// collides with the modules it puts after the kernel, and the kernel
+/// reads zeros); the information, command line and strings go after the
+/// modules (0xC000) instead of 0x2000, 0x20000 and 0x30000.
+#[test]
+fn multiboot_kernel_in_conventional_memory() {
+    assert_multiboot_info_at("multiboot-low", 0x8000, 0xC000);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! Bochs does not, the line is vx86's and the next line, `# bochs: ...`,
 //! holds what Bochs prints, followed by `# ...` lines giving the SDM
 //! reference. When bochs is installed the test re-runs it and checks that it
-//! still prints the expected file with those substitutions.
+//! still prints the expected file with those substitutions. A ROM in
+//! `RESETS` ends in a triple fault on purpose and reports the reset.
 
 mod common;
 
@@ -14,8 +15,14 @@ use vx86::machine::RunExit;
 
 /// The diagnostic ROMs, each `test-roms/sys/NAME.asm` -> `NAME.bin`.
 const ROMS: &[&str] = &[
-    "stack", "segments", "paging", "v86", "gates", "faults", "pae",
+    "stack", "segments", "paging", "v86", "gates", "faults", "pae", "tasks", "pgcorner", "dfault",
+    "flags",
 ];
+
+/// ROMs that end in a triple fault on purpose: they run without `-no-reboot`
+/// (Bochs: `reset_on_triple_fault=1`), and the ROM, started again at the
+/// reset vector, finds the mark it left in RAM and reports it.
+const RESETS: &[&str] = &["dfault"];
 
 fn sys_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-roms/sys")
@@ -61,7 +68,11 @@ fn first_difference(want: &str, got: &str) -> String {
 fn vx86_matches_the_recorded_outputs() {
     for name in ROMS {
         let (want, _) = expectations(&expected(name));
-        let (exit, out) = common::run_bios_rom(&sys_dir().join(format!("{name}.bin")), 50_000_000);
+        let (exit, out) = common::run_bios_rom_with(
+            &sys_dir().join(format!("{name}.bin")),
+            50_000_000,
+            !RESETS.contains(name),
+        );
         let got = String::from_utf8_lossy(&out);
         assert_eq!(
             exit,
@@ -72,6 +83,28 @@ fn vx86_matches_the_recorded_outputs() {
             want == got,
             "{name}: {}\n--- vx86 printed:\n{got}",
             first_difference(&want, &got)
+        );
+    }
+}
+
+/// With `-no-reboot` the triple fault ends the run: vx86 reports it, and the
+/// ROM has printed everything up to it.
+#[test]
+fn triple_fault_with_no_reboot_ends_the_run() {
+    for name in RESETS {
+        let (want, _) = expectations(&expected(name));
+        let (exit, out) = common::run_bios_rom(&sys_dir().join(format!("{name}.bin")), 50_000_000);
+        let got = String::from_utf8_lossy(&out);
+        assert_eq!(exit, RunExit::TripleFault, "{name}:\n{got}");
+        let before = want
+            .split_inclusive('\n')
+            .take_while(|l| *l != "triple fault next\n")
+            .collect::<String>()
+            + "triple fault next\n";
+        assert!(
+            want.contains("triple fault next\n") && got == before,
+            "{name}: {}\n--- vx86 printed:\n{got}",
+            first_difference(&before, &got)
         );
     }
 }

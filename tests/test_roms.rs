@@ -240,6 +240,8 @@ fn committed_roms_match_their_sources() {
         ("pvh", "pvh", &[]),
         ("multiboot", "multiboot", &[]),
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
+        ("multiboot-hdrseg", "multiboot", &["-DHDRSEG"]),
+        ("multiboot-low", "multiboot", &["-DLOW"]),
         ("diskwrite", "diskwrite", &[]),
         ("gdb", "gdb", &[]),
         ("cdchange", "cdchange", &[]),

@@ -70,6 +70,8 @@ pub struct Elf<'a> {
     pub machine: u16,
     pub entry: u64,
     pub phdrs: Vec<ProgramHeader>,
+    /// One past the last byte of the ELF header and program header table.
+    pub headers_end: u64,
 }
 
 /// True if `data` starts with the ELF magic.
@@ -191,6 +193,7 @@ impl<'a> Elf<'a> {
             machine,
             entry,
             phdrs,
+            headers_end: ehsize.max(phoff.saturating_add(entsize * phnum as u64)),
         };
         if elf.loads().next().is_none() {
             return Err(ElfError::NoLoadSegment);
@@ -203,6 +206,15 @@ impl<'a> Elf<'a> {
         self.phdrs
             .iter()
             .filter(|p| p.p_type == PT_LOAD && p.memsz > 0)
+    }
+
+    /// A PT_LOAD segment made of the ELF headers alone, as a modern `ld`
+    /// puts one a page below `-Ttext` (read-only, no section in it).
+    pub fn headers_only(&self, ph: &ProgramHeader) -> bool {
+        ph.p_type == PT_LOAD
+            && ph.offset == 0
+            && ph.filesz == ph.memsz
+            && ph.filesz <= self.headers_end
     }
 
     /// The bytes a segment takes from the file (checked by `parse`).
@@ -376,6 +388,35 @@ pub(crate) mod tests {
             assert_eq!(notes[0].n_type, 18);
             assert_eq!(notes[0].desc, &0x10_0020u32.to_le_bytes());
         }
+    }
+
+    /// `ld -Ttext` links a PT_LOAD of the headers alone below the text: it
+    /// is recognised; a segment with code, or reaching past the headers, is not.
+    #[test]
+    fn headers_only_segment() {
+        let img = build(false, 0x10_0000, 0x10_0000, 0x10_0000, &[0x90; 32], 0, None);
+        let e = Elf::parse(&img).expect("parses");
+        assert_eq!(e.headers_end, 52 + 32);
+        let code = *e.loads().next().expect("a PT_LOAD");
+        assert!(!e.headers_only(&code));
+        let hdr = ProgramHeader {
+            offset: 0,
+            paddr: 0xF_F000,
+            vaddr: 0xF_F000,
+            filesz: 52 + 32,
+            memsz: 52 + 32,
+            ..code
+        };
+        assert!(e.headers_only(&hdr));
+        assert!(!e.headers_only(&ProgramHeader {
+            filesz: 52 + 33,
+            memsz: 52 + 33,
+            ..hdr
+        }));
+        assert!(!e.headers_only(&ProgramHeader {
+            memsz: 0x1000,
+            ..hdr
+        }));
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //!
 //! Kernels and modules are loaded at or above 1 MiB (where every boot
 //! protocol here puts them); a kernel segment that reaches into this area is
-//! refused rather than silently overwritten.
+//! refused rather than silently overwritten. A multiboot kernel is the
+//! exception, as under QEMU: it may lie anywhere in conventional memory
+//! above 0x500 but the GDT page, and its boot information, command line and
+//! strings then go after it and its modules instead.
 
 use super::e820::{self, E820Entry};
 use super::ErrorKind;
@@ -36,6 +39,10 @@ pub const STRINGS_ADDR: u64 = 0x30000;
 pub const STRINGS_END: u64 = 0x90000;
 /// The whole area the loader owns.
 pub const LOADER_AREA: std::ops::Range<u64> = GDT_ADDR..STRINGS_END;
+/// What a multiboot kernel must leave alone: the GDT page (the entry's GDT).
+/// The rest of conventional memory is its to use, as under QEMU; the boot
+/// information then moves out of its way (`multiboot::load`).
+pub const GDT_AREA: std::ops::Range<u64> = GDT_ADDR..GDT_ADDR + PAGE;
 
 pub const PAGE: u64 = 0x1000;
 
@@ -53,12 +60,19 @@ pub fn align_down(v: u64, a: u64) -> u64 {
 pub struct GuestWriter<'a> {
     mem: &'a mut GuestMemory,
     pub map: Vec<E820Entry>,
+    /// The area kernel segments must keep clear of (`check_clear_of_loader`):
+    /// `LOADER_AREA`, or `GDT_AREA` while a multiboot kernel loads.
+    pub reserved: std::ops::Range<u64>,
 }
 
 impl<'a> GuestWriter<'a> {
     pub fn new(mem: &'a mut GuestMemory) -> Self {
         let map = e820::machine_map(mem.ram_size(), mem.bios_shadow_len(), mem.bios_len());
-        GuestWriter { mem, map }
+        GuestWriter {
+            mem,
+            map,
+            reserved: LOADER_AREA,
+        }
     }
 
     pub fn ram_size(&self) -> u64 {
@@ -93,11 +107,12 @@ impl<'a> GuestWriter<'a> {
     ) -> Result<(), ErrorKind> {
         self.check(what, addr, len)?;
         let end = addr.saturating_add(len);
-        if addr < LOADER_AREA.end && end > LOADER_AREA.start {
+        if addr < self.reserved.end && end > self.reserved.start {
             return Err(ErrorKind::OverlapsLoader {
                 what,
                 start: addr,
                 end,
+                area: self.reserved.clone(),
             });
         }
         Ok(())

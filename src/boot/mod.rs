@@ -78,11 +78,12 @@ pub enum ErrorKind {
         end: u64,
         ram: u64,
     },
-    #[error("{what} at {start:#x}..{end:#x} overlaps the loader's boot data at 0x1000..0x90000")]
+    #[error("{what} at {start:#x}..{end:#x} overlaps the loader's boot data at {:#x}..{:#x}", .area.start, .area.end)]
     OverlapsLoader {
         what: &'static str,
         start: u64,
         end: u64,
+        area: std::ops::Range<u64>,
     },
     #[error("{what} of {size} bytes does not fit in guest RAM between {bottom:#x} and {top:#x}; use a larger -m")]
     NoRoom {
@@ -476,6 +477,17 @@ pub(crate) fn load_segments(w: &mut GuestWriter, elf: &Elf) -> Result<(u64, u64)
     let mut lo = u64::MAX;
     let mut hi = 0;
     for ph in elf.loads() {
+        // `ld -Ttext 0x100000` puts the ELF headers in a PT_LOAD of their own
+        // at 0xFF000, in the BIOS area: QEMU's loader copies them there and
+        // the ROM drops them. Nothing runs from that segment, so where it
+        // does not fit in RAM clear of the loader's area it is left out.
+        if elf.headers_only(ph)
+            && elf.loads().count() > 1
+            && w.check_clear_of_loader("ELF segment", ph.paddr, ph.memsz)
+                .is_err()
+        {
+            continue;
+        }
         w.check_clear_of_loader("ELF segment", ph.paddr, ph.memsz)?;
         w.write("ELF segment", ph.paddr, elf.segment_bytes(ph))?;
         w.zero("ELF segment", ph.paddr + ph.filesz, ph.memsz - ph.filesz)?;

@@ -7,8 +7,8 @@ use super::e820::{self, E820Entry};
 use super::elf::Elf;
 use super::entry::{reg, Entry, EntryMode};
 use super::layout::{
-    align_up, le_u32, GuestWriter, PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE, CMDLINE_ADDR, PAGE,
-    STRINGS_ADDR, STRINGS_END,
+    align_up, le_u32, GuestWriter, PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE, CMDLINE_ADDR, GDT_AREA,
+    LOADER_AREA, PAGE, STRINGS_ADDR, STRINGS_END,
 };
 use super::{load_segments, ErrorKind};
 
@@ -152,25 +152,59 @@ pub fn load(
     if h.flags & 0xFFFF & !flags::KNOWN_REQUIRED != 0 {
         return Err(k(ErrorKind::MultibootFlags(h.flags)));
     }
-    let (entry, kernel) = if h.flags & flags::AOUT_KLUDGE != 0 {
-        load_kludge(w, img, h).map_err(k)?
+    // The kernel may use conventional memory from 0x500 up, as under QEMU
+    // (a real-mode test at 0x8000), all but the entry's GDT page.
+    w.reserved = GDT_AREA;
+    let loaded = if h.flags & flags::AOUT_KLUDGE != 0 {
+        load_kludge(w, img, h)
     } else {
-        let elf = Elf::parse(img).map_err(|e| k(ErrorKind::Elf(e)))?;
-        let range = load_segments(w, &elf).map_err(k)?;
-        (elf.physical_entry(), range)
+        Elf::parse(img)
+            .map_err(ErrorKind::Elf)
+            .and_then(|elf| Ok((elf.physical_entry(), load_segments(w, &elf)?)))
     };
+    w.reserved = LOADER_AREA;
+    let (entry, kernel) = loaded.map_err(k)?;
 
-    // Modules after the kernel, page-aligned (always, which also satisfies PAGE_ALIGN).
+    // Modules after the kernel, page-aligned (always, which also satisfies
+    // PAGE_ALIGN); one that does not fit below the EBDA goes to 1 MiB.
     let mut at = align_up(kernel.1, PAGE);
     let mut placed = Vec::new();
     for (i, m) in modules.iter().enumerate() {
         let len = m.data.len() as u64;
+        if at < e820::HIGH_MEMORY && w.check("module", at, len.max(1)).is_err() {
+            at = at.max(e820::HIGH_MEMORY).max(align_up(kernel.1, PAGE));
+        }
         w.check("module", at, len.max(1))
             .map_err(|e| (Some(i), e))?;
         w.write("module", at, m.data).map_err(|e| (Some(i), e))?;
         placed.push((at, at + len));
         at = align_up(at + len, PAGE);
     }
+
+    // The boot information, the command line and the strings go at their
+    // usual addresses (0x2000, 0x20000, 0x30000) unless the kernel or a
+    // module is there; then after the last of them, as QEMU puts its own.
+    let in_the_way = std::iter::once(kernel)
+        .chain(placed.iter().copied())
+        .any(|(s, e)| s < STRINGS_END && e > BOOT_INFO_ADDR);
+    let (info_addr, cmdline_addr, strings_addr) = if in_the_way {
+        // Past the EBDA if it does not fit below it (nothing loaded is above `at`).
+        let strings_len: u64 = 5 + modules
+            .iter()
+            .map(|m| m.cmdline.len() as u64 + 1)
+            .sum::<u64>();
+        let need = BOOT_INFO_SIZE + align_up(cmdline.len() as u64 + 1, 16) + strings_len;
+        let base = if w.check("multiboot information", at, need).is_ok() {
+            at
+        } else {
+            at.max(e820::HIGH_MEMORY)
+        };
+        let cmdline_addr = base + BOOT_INFO_SIZE;
+        let strings = align_up(cmdline_addr + cmdline.len() as u64 + 1, 16);
+        (base, cmdline_addr, strings)
+    } else {
+        (BOOT_INFO_ADDR, CMDLINE_ADDR, STRINGS_ADDR)
+    };
 
     let mut mbi = vec![0u8; BOOT_INFO_SIZE as usize];
     let max_mods = (info::MMAP_AT - info::MODS_AT) / info::MOD_SIZE;
@@ -180,7 +214,7 @@ pub fn load(
     // Strings: the loader name, then each module's command line.
     let mut strings = Vec::new();
     let mut add = |s: &str| -> u64 {
-        let a = STRINGS_ADDR + strings.len() as u64;
+        let a = strings_addr + strings.len() as u64;
         strings.extend_from_slice(s.as_bytes());
         strings.push(0);
         a
@@ -193,13 +227,13 @@ pub fn load(
         mbi.put_u32(at + 4, end as u32);
         mbi.put_u32(at + 8, s as u32);
     }
-    if STRINGS_ADDR + strings.len() as u64 > STRINGS_END {
+    if strings.len() as u64 > STRINGS_END - STRINGS_ADDR {
         return Err(k(ErrorKind::ModuleStringsTooLong));
     }
-    w.write("module strings", STRINGS_ADDR, &strings)
+    w.write("module strings", strings_addr, &strings)
         .map_err(k)?;
     super::linux::check_cmdline(cmdline, u64::MAX).map_err(k)?;
-    w.write_cstr("command line", CMDLINE_ADDR, cmdline)
+    w.write_cstr("command line", cmdline_addr, cmdline)
         .map_err(k)?;
 
     let mmap = mmap_entries(&w.map);
@@ -212,31 +246,28 @@ pub fn load(
         info::OFF_MEM_UPPER,
         ((e820::high_ram_end(&w.map) - e820::HIGH_MEMORY) >> 10) as u32,
     );
-    mbi.put_u32(info::OFF_CMDLINE, CMDLINE_ADDR as u32);
+    mbi.put_u32(info::OFF_CMDLINE, cmdline_addr as u32);
     mbi.put_u32(info::OFF_MODS_COUNT, modules.len() as u32);
     mbi.put_u32(
         info::OFF_MODS_ADDR,
-        (BOOT_INFO_ADDR + info::MODS_AT as u64) as u32,
+        (info_addr + info::MODS_AT as u64) as u32,
     );
     mbi.put_u32(info::OFF_MMAP_LENGTH, mmap.len() as u32);
     mbi.put_u32(
         info::OFF_MMAP_ADDR,
-        (BOOT_INFO_ADDR + info::MMAP_AT as u64) as u32,
+        (info_addr + info::MMAP_AT as u64) as u32,
     );
     mbi.put_u32(info::OFF_LOADER_NAME, name_addr as u32);
     let n = mmap.len().min(mbi.len() - info::MMAP_AT);
     mbi[info::MMAP_AT..info::MMAP_AT + n].copy_from_slice(&mmap[..n]);
-    w.write("multiboot information", BOOT_INFO_ADDR, &mbi)
+    w.write("multiboot information", info_addr, &mbi)
         .map_err(k)?;
 
     Ok(MultibootLoad {
         entry: Entry {
             mode: EntryMode::Protected32,
             rip: entry,
-            regs: vec![
-                (reg::RAX, BOOTLOADER_MAGIC as u64),
-                (reg::RBX, BOOT_INFO_ADDR),
-            ],
+            regs: vec![(reg::RAX, BOOTLOADER_MAGIC as u64), (reg::RBX, info_addr)],
             tss: false,
         },
         kernel,
@@ -323,6 +354,56 @@ mod tests {
         let mut far = vec![0u8; 0x3000];
         far[0x2000..0x200C].copy_from_slice(&img[0x1004..0x1010]);
         assert_eq!(find_header(&far), Ok(None));
+    }
+
+    /// An a.out-kludge image loaded at `base` (the whole file, `len` bytes).
+    fn kludge_image(base: u32, len: usize) -> Vec<u8> {
+        let mut img = vec![0x90u8; len];
+        let fl = flags::AOUT_KLUDGE;
+        img.put_u32(0, HEADER_MAGIC);
+        img.put_u32(4, fl);
+        img.put_u32(8, 0u32.wrapping_sub(HEADER_MAGIC).wrapping_sub(fl));
+        img.put_u32(12, base); // header_addr
+        img.put_u32(16, base); // load_addr
+        img.put_u32(20, 0); // load_end_addr: the whole file
+        img.put_u32(24, 0); // bss_end_addr
+        img.put_u32(28, base + 32); // entry_addr
+        img
+    }
+
+    /// Conventional memory is the kernel's but for the GDT page; the
+    /// information moves after the kernel when the kernel is at its address.
+    #[test]
+    fn low_kernels_load_clear_of_the_gdt_page() {
+        let mut mem = crate::memory::GuestMemory::new_flat(16 << 20).expect("memory");
+        let mut load_at = |base: u32, len: usize| {
+            let img = kludge_image(base, len);
+            let h = find_header(&img).ok().flatten().expect("header");
+            let mut w = GuestWriter::new(&mut mem);
+            load(&mut w, &img, &h, &[], "x").map(|l| {
+                let ebx = l.entry.regs.iter().find(|r| r.0 == reg::RBX).map(|r| r.1);
+                (l.kernel, ebx)
+            })
+        };
+        assert_eq!(
+            load_at(0x8000, 0x800).ok(),
+            Some(((0x8000, 0x8800), Some(0x9000)))
+        );
+        // Below the GDT page: the boot data stays where it always is.
+        assert_eq!(
+            load_at(0x500, 0x100).ok(),
+            Some(((0x500, 0x600), Some(BOOT_INFO_ADDR)))
+        );
+        let err = load_at(0x800, 0x1000).err().map(|e| e.1.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("kernel at 0x800..0x1800 overlaps the loader's boot data at 0x1000..0x2000")
+        );
+        // Above the boot data: the usual addresses.
+        assert_eq!(
+            load_at(0x100000, 0x800).ok(),
+            Some(((0x100000, 0x100800), Some(BOOT_INFO_ADDR)))
+        );
     }
 
     #[test]

@@ -103,8 +103,17 @@ impl Cpu {
         Ok(())
     }
 
+    /// The EXT bit of an error code raised while delivering `src`: set for
+    /// every event but INT n, INT3 and INTO, that is for external interrupts
+    /// and for exceptions too (SDM Vol. 3A 6.13: "an event external to the
+    /// program, such as an interrupt or an earlier exception"). A #UD whose
+    /// gate is not present is #NP(IDT index | 3), test-roms/sys/dfault.asm.
+    fn ext(src: Source) -> u32 {
+        !matches!(src, Source::Soft) as u32
+    }
+
     fn idt_error(vec: u8, src: Source) -> u32 {
-        (vec as u32) * 8 + 2 + matches!(src, Source::External) as u32
+        (vec as u32) * 8 + 2 + Self::ext(src)
     }
 
     /// Protected mode (incl. from V86): interrupt/trap gates, task gates
@@ -145,7 +154,7 @@ impl Cpu {
         let gate32 = typ & 8 != 0;
         let trap = typ & 1 != 0;
         let sel = gate.gate_selector();
-        let ext = matches!(src, Source::External) as u32;
+        let ext = Self::ext(src);
         if sel & !3 == 0 {
             return Err(Fault::gp(ext));
         }
@@ -276,7 +285,7 @@ impl Cpu {
         if !gate.present() {
             return Err(Fault::code(vector::NP, Self::idt_error(vec, src)));
         }
-        let ext = matches!(src, Source::External) as u32;
+        let ext = Self::ext(src);
         let sel = gate.gate_selector();
         if sel & !3 == 0 {
             return Err(Fault::gp(ext));

@@ -87,11 +87,14 @@ impl Cpu {
         Ok(self.read_sys(bus, addr, 4)? as u32)
     }
 
-    /// Sets the accessed bit of a descriptor in memory (SDM Vol. 3A 3.4.5.1).
+    /// Sets the accessed bit of a descriptor in memory (SDM Vol. 3A 3.4.5.1)
+    /// by writing the access-rights byte (offset 5) alone, as Bochs does: a
+    /// #PF on a read-only descriptor table reports that byte's address in
+    /// CR2 (test-roms/sys/pgcorner.asm).
     pub fn set_desc_accessed(&mut self, bus: &mut dyn Bus, sel: u16, d: &Desc) -> Res {
         if d.hi & (1 << 8) == 0 {
             if let Some(addr) = self.desc_addr(sel) {
-                self.write_sys(bus, addr + 4, 4, (d.hi | (1 << 8)) as u64)?;
+                self.write_sys(bus, addr + 5, 1, ((d.hi >> 8) as u8 | 1) as u64)?;
             }
         }
         Ok(())

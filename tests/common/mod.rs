@@ -133,11 +133,17 @@ pub fn emulated_host() -> bool {
 /// `max_insns` instructions) and returns how the run ended and what the ROM
 /// wrote to the debug console (ports 0xE9 and 0x402).
 pub fn run_bios_rom(path: &Path, max_insns: u64) -> (RunExit, Vec<u8>) {
+    run_bios_rom_with(path, max_insns, true)
+}
+
+/// `run_bios_rom` with `-no-reboot` or without it (a triple fault then
+/// resets the machine, RAM kept, and the ROM runs again from its reset vector).
+pub fn run_bios_rom_with(path: &Path, max_insns: u64, no_reboot: bool) -> (RunExit, Vec<u8>) {
     let img = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cfg = vx86::machine::MachineConfig {
         ram: 32 << 20,
         max_insns: Some(max_insns),
-        no_reboot: true,
+        no_reboot,
         ..vx86::machine::MachineConfig::default()
     };
     let mut m = Machine::new(cfg).expect("machine");

@@ -81,8 +81,10 @@ impl Cpu {
         if link & 4 != 0 || link & !3 == 0 {
             return Err(Fault::code(vector::TS, link as u32 & 0xFFFC));
         }
+        // A code or data descriptor is "not a busy TSS" too: #TS, not the
+        // #GP of a JMP/CALL (SDM Vol. 2A IRET, TASK-RETURN).
         let d = self.read_desc(bus, link)?;
-        if !matches!(d.typ(), 3 | 11) {
+        if d.s() || !matches!(d.typ(), 3 | 11) {
             return Err(Fault::code(vector::TS, link as u32 & 0xFFFC));
         }
         self.task_switch(bus, link, d, Reason::Iret, None)
@@ -145,9 +147,13 @@ impl Cpu {
         let w = nl.width;
         let eip = self.read_sys(bus, b + nl.ip, w)?;
         let nfl = self.read_sys(bus, b + nl.flags, w)?;
+        // From a 16-bit TSS the upper halves of the registers are "modified
+        // and not maintained" (SDM Vol. 3A 7.6): they read back as 0xFFFF,
+        // as under Bochs (test-roms/sys/tasks.asm).
+        let upper = if new32 { 0 } else { 0xFFFF_0000 };
         let mut regs = [0u64; 8];
         for (i, r) in regs.iter_mut().enumerate() {
-            *r = self.read_sys(bus, b + nl.gpr + w as u64 * i as u64, w)?;
+            *r = upper | self.read_sys(bus, b + nl.gpr + w as u64 * i as u64, w)?;
         }
         let mut sels = [0u16; 6];
         for (i, sv) in sels.iter_mut().take(nl.segs).enumerate() {
