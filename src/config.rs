@@ -16,7 +16,7 @@ pub enum ConfigError {
     BadMachine(String),
     #[error("-M {0}: vx86 has no hardware acceleration: it always emulates the CPU in software (use accel=tcg or drop it)")]
     MachineAccel(String),
-    #[error("-cpu {0}: unsupported (use qemu64, optionally with -feature to remove one, e.g. -apic, -ssse3)")]
+    #[error("-cpu {0}: unsupported (use qemu64, optionally with -feature to remove one, e.g. -ssse3, or +apic for the local and I/O APIC)")]
     BadCpu(String),
     #[error("-smp {0}: vx86 runs one CPU (use -smp 1 or drop the option)")]
     BadSmp(String),
@@ -1261,8 +1261,9 @@ fn local_utc_offset(_utc: i64) -> i64 {
     0
 }
 
-/// `-cpu qemu64[,-feature...]`: the model must be one vx86 stands in for;
-/// `-name` removes a feature from CPUID (QEMU's flag names). `host` and
+/// `-cpu qemu64[,-feature...][,+apic]`: the model must be one vx86 stands in
+/// for; `-name` removes a feature from CPUID (QEMU's flag names); `+apic`
+/// (or `apic=on`) adds the local APIC and, on `-M pc`, the I/O APIC. `host` and
 /// `max` mean vx86's one model; the returned note says so.
 pub fn check_cpu(c: &str) -> Result<(crate::cpu::cpuid::FeatureMask, Option<String>), ConfigError> {
     let mut parts = c.split(',');
@@ -1276,9 +1277,19 @@ pub fn check_cpu(c: &str) -> Result<(crate::cpu::cpuid::FeatureMask, Option<Stri
     };
     let mut mask = crate::cpu::cpuid::FeatureMask::default();
     for p in parts {
-        match p.strip_prefix('-') {
-            Some(name) if mask.remove(name) => {}
-            _ => return Err(ConfigError::BadCpu(c.to_string())),
+        let ok = if let Some(name) = p.strip_prefix('-') {
+            mask.remove(name)
+        } else if let Some(name) = p.strip_prefix('+') {
+            mask.add(name)
+        } else {
+            match p.split_once('=') {
+                Some((name, "on" | "true")) => mask.add(name),
+                Some((name, "off" | "false")) => mask.remove(name),
+                _ => false,
+            }
+        };
+        if !ok {
+            return Err(ConfigError::BadCpu(c.to_string()));
         }
     }
     Ok((mask, note))
@@ -1391,6 +1402,12 @@ mod tests {
         assert!(check_vga("std").is_ok() && check_vga("cirrus").is_err());
         assert_eq!(parse_name("guest=web,debug-threads=on"), "web");
         assert_eq!(parse_name("web"), "web");
+        let (m, _) = check_cpu("qemu64,+apic").expect("+apic");
+        assert!(m.apic);
+        let (m, _) = check_cpu("qemu64,apic=on,-apic").expect("apic=on,-apic");
+        assert!(!m.apic);
+        assert!(!check_cpu("qemu64").expect("qemu64").0.apic);
+        assert!(check_cpu("qemu64,+avx512f").is_err());
         let (_, note) = check_cpu("host").expect("host");
         assert!(note.is_some_and(|n| n.contains("one CPU model")));
     }

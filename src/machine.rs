@@ -44,6 +44,8 @@ pub enum RunExit {
     HaltedForever,
     /// The user asked to quit (Ctrl-a x, window closed, signal).
     Quit,
+    /// The guest powered off through ACPI (SLP_EN with S5): status 0.
+    PowerOff,
 }
 
 impl RunExit {
@@ -51,7 +53,7 @@ impl RunExit {
     pub fn status(&self) -> i32 {
         match self {
             RunExit::DebugExit(s) => *s,
-            RunExit::InstructionLimit | RunExit::Quit | RunExit::Reset => 0,
+            RunExit::InstructionLimit | RunExit::Quit | RunExit::Reset | RunExit::PowerOff => 0,
             RunExit::TripleFault | RunExit::HaltedForever => 1,
         }
     }
@@ -65,6 +67,7 @@ impl RunExit {
             RunExit::Reset => "guest reset the machine (-no-reboot given)".into(),
             RunExit::HaltedForever => "guest halted with interrupts disabled".into(),
             RunExit::Quit => "quit".into(),
+            RunExit::PowerOff => "guest powered off (ACPI S5)".into(),
         }
     }
 }
@@ -241,6 +244,9 @@ impl Machine {
         cpu.clock = clock;
         let mut plat = Platform::new(clock, cfg.machine == MachineType::Pc);
         let wiring = Self::populate(&mut plat, &cfg)?;
+        if cfg.features.apic {
+            plat.enable_apic();
+        }
         Ok(Machine {
             mem,
             cpu,
@@ -311,6 +317,10 @@ impl Machine {
             p.add(AtaChannel::new(0x1F0, 0x3F6))?,
             p.add(AtaChannel::new(0x170, 0x376))?,
         ];
+        if cfg.features.apic && cfg.machine == MachineType::Pc {
+            // The ACPI PM registers the FADT describes (with the APIC only).
+            p.add(crate::devices::acpi_pm::AcpiPm::new())?;
+        }
         if let Some(d) = &cfg.debug_exit {
             p.add(d.clone())?;
         }
@@ -427,6 +437,7 @@ impl Machine {
         let icount = self.cpu.icount;
         self.cpu.reset();
         self.plat.forget_lost_ticks();
+        self.plat.reset_apic();
         if let Some(k) = self.kernel.take() {
             // It loaded once, so it loads again; if not, the BIOS runs.
             let _ = self.boot_kernel(k);
@@ -446,7 +457,15 @@ impl Machine {
         k: crate::boot::KernelBoot,
     ) -> Result<crate::boot::Booted, crate::boot::BootError> {
         self.setup_pci_as_firmware();
+        if let Some(a) = self.plat.apic.as_mut() {
+            a.lapic.firmware_setup();
+        }
         let booted = crate::boot::load(&mut self.cpu, &k)?;
+        if self.plat.apic.as_ref().is_some_and(|a| a.ioapic.is_some())
+            && !crate::boot::acpi::install(&mut self.mem)
+        {
+            eprintln!("vx86: -kernel: no room for the ACPI tables at 0xE0000 (BIOS image larger than 64 KiB)");
+        }
         let now = self.plat.clock.now(self.cpu.icount);
         if let Some(vga) = self.vga() {
             match k.opts.console {
@@ -890,6 +909,9 @@ impl Machine {
     /// Acts on what devices asked for during the last slice; `Some` ends the run.
     fn act_on_events(&mut self) -> Option<RunExit> {
         let ev = self.plat.take_events();
+        if self.plat.take_nmi() {
+            self.cpu.nmi_pending = true;
+        }
         if ev.clear_ferr {
             self.cpu.ferr = false;
         }
@@ -907,6 +929,9 @@ impl Machine {
         if let Some(code) = ev.exit {
             return Some(RunExit::DebugExit(code));
         }
+        if ev.poweroff {
+            return Some(RunExit::PowerOff);
+        }
         if ev.reset {
             if self.cfg.no_reboot {
                 return Some(RunExit::Reset);
@@ -921,7 +946,11 @@ impl Machine {
     fn idle(&mut self) -> bool {
         let now = self.plat.clock.now(self.cpu.icount);
         self.plat.advance(now);
-        if self.plat.pic.intr() {
+        if self.plat.intr_line() {
+            return false;
+        }
+        if self.plat.take_nmi() {
+            self.cpu.nmi_pending = true;
             return false;
         }
         let deadline = self.plat.next_deadline();

@@ -144,7 +144,7 @@ fn run(cli: Cli) -> Result<i32> {
     }
     if let Some(c) = &cli.cpu {
         if c == "help" {
-            println!("Available CPUs:\n  qemu64  x86-64 with SSE3, no APIC (also: host, max)");
+            println!("Available CPUs:\n  qemu64  x86-64 with SSE3, no APIC unless +apic (also: host, max)");
             return Ok(0);
         }
         let (features, note) = config::check_cpu(c)?;

@@ -5,10 +5,18 @@
 //! each access to it with a [`Ctx`], ORs its interrupt outputs into the
 //! lines, asks it for its next deadline and catches its timers up.
 //!
-//! What is not a registered device: the interrupt controller (the 8259 pair,
-//! which every line ends at) and PCI configuration mechanism #1 (ports
-//! 0xCF8/0xCFC, which reaches into the registered PCI functions). Both are
+//! What is not a registered device: the interrupt controllers (the 8259
+//! pair, which every line ends at, and with `-cpu qemu64,+apic` the CPU's
+//! local APIC and on `-M pc` the I/O APIC beside it, which talk to each
+//! other over the APIC bus) and PCI configuration mechanism #1 (ports
+//! 0xCF8/0xCFC, which reaches into the registered PCI functions). They are
 //! part of the board itself.
+//!
+//! Interrupt wiring with the APIC (QEMU's): every ISA line goes to the 8259
+//! and to the same I/O APIC pin, except IRQ0 which lands on pin 2 (the MADT's
+//! interrupt source override); PCI INTx reach both through the PIIX3's PIRQ
+//! routing. The 8259's INTR reaches the CPU through LINT0 in ExtINT mode, or
+//! directly while the local APIC is globally disabled.
 
 use crate::cpu::Bus;
 use crate::devices::{Ctx, Device, Events, IrqLines, Nanos, PortDevice, Resources};
@@ -63,7 +71,12 @@ pub struct Platform {
     lost_ticks: u32,
     /// Guest time of the last [`Platform::advance`].
     advanced_to: Nanos,
+    /// The APICs (`-cpu qemu64,+apic`), None on the machines without.
+    pub apic: Option<Box<Apics>>,
 }
+
+use crate::devices::ioapic::IoApic;
+use crate::devices::lapic::{ApicMessage, LocalApic};
 
 /// At most this many merged timer ticks are kept for re-injection (3.5 s of
 /// the BIOS's 18.2 Hz tick): a guest that leaves IRQ0 unserviced on purpose
@@ -76,6 +89,54 @@ const TIMER_IRQ: u8 = 0;
 const LOST_TICK_RETRY_NS: Nanos = 100_000;
 
 use crate::devices::pic::Pic;
+
+/// The APIC bus: the CPU's local APIC and (on `-M pc`) the I/O APIC.
+#[derive(Clone, Debug, Default)]
+pub struct Apics {
+    pub lapic: LocalApic,
+    pub ioapic: Option<IoApic>,
+    /// Messages in flight from the I/O APIC (a reused buffer).
+    msgs: Vec<ApicMessage>,
+}
+
+impl Apics {
+    /// Delivers the I/O APIC's pending messages and the local APIC's EOI
+    /// broadcasts until both are quiet.
+    fn settle(&mut self) {
+        loop {
+            for m in self.msgs.drain(..) {
+                self.lapic.deliver(m);
+            }
+            let eois = self.lapic.take_eoi_broadcasts();
+            if eois.is_empty() {
+                return;
+            }
+            if let Some(io) = self.ioapic.as_mut() {
+                for v in eois {
+                    io.eoi(v, &mut self.msgs);
+                }
+            }
+        }
+    }
+
+    /// Drives the I/O APIC pin of ISA line `line` (IRQ0 is pin 2, as QEMU's
+    /// ioapic_set_irq and the MADT override say; IRQ2, the cascade, has no pin).
+    fn set_isa(&mut self, line: u8, level: bool, pulse: bool) {
+        let pin = match line {
+            0 => 2,
+            2 => return,
+            l => l,
+        };
+        if let Some(io) = self.ioapic.as_mut() {
+            if pulse {
+                io.pulse_pin(pin, &mut self.msgs);
+            } else {
+                io.set_pin(pin, level, &mut self.msgs);
+            }
+        }
+        self.settle();
+    }
+}
 
 struct PciBus {
     config_address: u32,
@@ -99,11 +160,86 @@ impl Platform {
             piix3: None,
             lost_ticks: 0,
             advanced_to: 0,
+            apic: None,
         };
         p.remap_ports();
         p
     }
 
+    /// Adds the local APIC and, on a machine with PCI, the I/O APIC at
+    /// 0xFEC00000 (QEMU's isapc has no I/O APIC).
+    pub fn enable_apic(&mut self) {
+        let ioapic = self.pci.is_some().then(IoApic::new);
+        self.apic = Some(Box::new(Apics {
+            lapic: LocalApic::new(),
+            ioapic,
+            msgs: Vec::new(),
+        }));
+        // The I/O APIC sees the lines' present levels.
+        let routes = self.pirq_routes();
+        for line in 0..16u8 {
+            let level = self.isa_level(line, &routes);
+            if let Some(a) = self.apic.as_mut() {
+                a.set_isa(line, level, false);
+            }
+        }
+    }
+
+    /// The APICs' RESET (a CPU reset resets its local APIC; the board's
+    /// reset line resets the I/O APIC).
+    pub fn reset_apic(&mut self) {
+        if let Some(a) = self.apic.as_mut() {
+            a.lapic.reset();
+            if let Some(io) = a.ioapic.as_mut() {
+                io.reset();
+            }
+            a.msgs.clear();
+        }
+    }
+
+    /// Whether an interrupt is waiting for the CPU (INTR, through the APIC
+    /// when there is one).
+    pub fn intr_line(&self) -> bool {
+        match &self.apic {
+            Some(a) => {
+                a.lapic.deliverable().is_some() || (a.lapic.accepts_pic_intr() && self.pic.intr())
+            }
+            None => self.pic.intr(),
+        }
+    }
+
+    /// Takes an NMI the local APIC delivered.
+    pub fn take_nmi(&mut self) -> bool {
+        self.apic.as_mut().is_some_and(|a| a.lapic.take_nmi())
+    }
+
+    /// The local APIC's register page, if `addr` is in it.
+    fn lapic_offset(&self, addr: u64) -> Option<u32> {
+        let base = self.apic.as_ref()?.lapic.mmio_base()?;
+        (base..base + crate::devices::lapic::PAGE)
+            .contains(&addr)
+            .then(|| (addr - base) as u32)
+    }
+
+    /// The I/O APIC's window, if `addr` is in it.
+    fn ioapic_offset(&self, addr: u64) -> Option<u64> {
+        use crate::devices::ioapic::{DEFAULT_BASE, WINDOW};
+        self.apic.as_ref()?.ioapic.as_ref()?;
+        (DEFAULT_BASE..DEFAULT_BASE + WINDOW)
+            .contains(&addr)
+            .then(|| addr - DEFAULT_BASE)
+    }
+
+    /// After an APIC access: deliver what it set off; a deliverable
+    /// interrupt or an NMI stops the CPU's block so it is taken at once.
+    fn after_apic_access(&mut self) {
+        if let Some(a) = self.apic.as_mut() {
+            a.settle();
+            if a.lapic.deliverable().is_some() || a.lapic.nmi_pending() {
+                self.events.attention = true;
+            }
+        }
+    }
     /// True on a machine with a PCI bus (`-M pc`).
     pub fn has_pci(&self) -> bool {
         self.pci.is_some()
@@ -304,9 +440,15 @@ impl Platform {
                 self.pic.set_irq(line, true);
                 let level = self.isa_level(line, &routes);
                 self.pic.set_irq(line, level);
+                if let Some(a) = self.apic.as_mut() {
+                    a.set_isa(line, level, true);
+                }
             } else if isa & (1 << line) != 0 {
                 let level = self.isa_level(line, &routes);
                 self.pic.set_irq(line, level);
+                if let Some(a) = self.apic.as_mut() {
+                    a.set_isa(line, level, false);
+                }
             }
         }
     }
@@ -325,6 +467,9 @@ impl Platform {
             dev.advance(&mut cx);
         }
         self.after_access();
+        if let Some(a) = self.apic.as_mut() {
+            a.lapic.advance(now);
+        }
         self.advanced_to = now;
         self.reinject_lost_tick();
     }
@@ -360,13 +505,15 @@ impl Platform {
         self.lost_ticks = 0;
     }
 
-    /// The earliest deadline of any device (and of a merged timer tick
-    /// waiting to be raised again).
+    /// The earliest deadline of any device, of the local APIC's timer, and
+    /// of a merged timer tick waiting to be raised again.
     pub fn next_deadline(&self) -> Option<Nanos> {
+        let apic = self.apic.as_ref().and_then(|a| a.lapic.next_deadline());
         let retry = (self.lost_ticks > 0).then(|| self.advanced_to + LOST_TICK_RETRY_NS);
         self.devices
             .iter()
             .filter_map(|d| d.next_deadline())
+            .chain(apic)
             .chain(retry)
             .min()
     }
@@ -459,6 +606,9 @@ impl Platform {
         for line in 0..16u8 {
             let level = self.isa_level(line, &routes);
             self.pic.set_irq(line, level);
+            if let Some(a) = self.apic.as_mut() {
+                a.set_isa(line, level, false);
+            }
         }
     }
 
@@ -517,6 +667,21 @@ impl Bus for Platform {
 
     fn mmio_read(&mut self, addr: u64, size: u8, icount: u64) -> u64 {
         let now = self.clock.now(icount);
+        if let Some(off) = self.lapic_offset(addr) {
+            let v = self
+                .apic
+                .as_mut()
+                .map_or(0, |a| a.lapic.read(off & !3, size.min(4), now));
+            self.after_apic_access();
+            return u64::from(v);
+        }
+        if let Some(off) = self.ioapic_offset(addr) {
+            let v = match self.apic.as_mut().and_then(|a| a.ioapic.as_mut()) {
+                Some(io) if size >= 4 => io.read(off),
+                _ => 0,
+            };
+            return u64::from(v);
+        }
         match self.mmio_access(addr, size) {
             Some((dev, true)) => self
                 .with_dev(dev, now, |d, cx| d.mmio_read(addr, size, cx))
@@ -535,6 +700,24 @@ impl Bus for Platform {
 
     fn mmio_write(&mut self, addr: u64, size: u8, value: u64, icount: u64) {
         let now = self.clock.now(icount);
+        if let Some(off) = self.lapic_offset(addr) {
+            if let Some(a) = self.apic.as_mut() {
+                a.lapic.write(off & !3, size.min(4), value as u32, now);
+            }
+            self.after_apic_access();
+            return;
+        }
+        if let Some(off) = self.ioapic_offset(addr) {
+            if let Some(a) = self.apic.as_mut() {
+                if let Some(io) = a.ioapic.as_mut() {
+                    if size >= 4 {
+                        io.write(off, value as u32, &mut a.msgs);
+                    }
+                }
+            }
+            self.after_apic_access();
+            return;
+        }
         match self.mmio_access(addr, size) {
             Some((dev, true)) => {
                 self.with_dev(dev, now, |d, cx| d.mmio_write(addr, size, value, cx));
@@ -549,7 +732,7 @@ impl Bus for Platform {
     }
 
     fn intr_pending(&mut self) -> bool {
-        self.pic.intr()
+        self.intr_line()
     }
 
     fn needs_attention(&self) -> bool {
@@ -557,7 +740,53 @@ impl Bus for Platform {
     }
 
     fn intr_ack(&mut self) -> u8 {
-        self.pic.acknowledge()
+        match self.apic.as_mut() {
+            // The local APIC's own requests first; then the 8259 through
+            // LINT0 (ExtINT: the 8259 supplies the vector), as QEMU's
+            // cpu_get_pic_interrupt.
+            Some(a) => {
+                if a.lapic.deliverable().is_some() || !a.lapic.accepts_pic_intr() {
+                    a.lapic.acknowledge()
+                } else {
+                    self.pic.acknowledge()
+                }
+            }
+            None => self.pic.acknowledge(),
+        }
+    }
+
+    fn apic_rdmsr(&mut self, idx: u32) -> Option<u64> {
+        use crate::cpu::state::msr::{IA32_APIC_BASE, IA32_TSC_DEADLINE};
+        let a = self.apic.as_ref()?;
+        match idx {
+            IA32_APIC_BASE => Some(a.lapic.apic_base()),
+            IA32_TSC_DEADLINE => Some(a.lapic.tsc_deadline()),
+            _ => None,
+        }
+    }
+
+    fn apic_wrmsr(&mut self, idx: u32, value: u64, icount: u64) -> Option<bool> {
+        use crate::cpu::state::msr::{IA32_APIC_BASE, IA32_TSC_DEADLINE};
+        let now = self.clock.now(icount);
+        let a = self.apic.as_mut()?;
+        let ok = match idx {
+            IA32_APIC_BASE => a.lapic.set_apic_base(value),
+            IA32_TSC_DEADLINE => {
+                a.lapic.set_tsc_deadline(value, now);
+                true
+            }
+            _ => return None,
+        };
+        // The timer may have moved: the machine re-plans its next stop.
+        self.events.attention = true;
+        self.after_apic_access();
+        Some(ok)
+    }
+
+    fn apic_present(&self) -> bool {
+        self.apic
+            .as_ref()
+            .is_some_and(|a| a.lapic.globally_enabled())
     }
 }
 

@@ -21,6 +21,7 @@
 //! BIOS and its boot disk.
 
 /// What the machine boots when the user names nothing: vx86's own firmware.
+pub mod acpi;
 pub mod builtin;
 pub mod decompress;
 pub mod e820;

@@ -12,6 +12,9 @@ pub mod edx1 {
     pub const MSR: u32 = 1 << 5;
     pub const PAE: u32 = 1 << 6;
     pub const CX8: u32 = 1 << 8;
+    /// On-chip APIC: set only while a local APIC exists and is globally
+    /// enabled (added by the CPUID handler, which asks the machine).
+    pub const APIC: u32 = 1 << 9;
     pub const SEP: u32 = 1 << 11;
     pub const MTRR: u32 = 1 << 12;
     pub const PGE: u32 = 1 << 13;
@@ -28,6 +31,8 @@ pub mod edx1 {
 /// CPUID.1:ECX.
 pub mod ecx1 {
     pub const CX16: u32 = 1 << 13;
+    /// The local APIC timer's TSC-deadline mode (with the APIC only).
+    pub const TSC_DEADLINE: u32 = 1 << 24;
     pub const POPCNT: u32 = 1 << 23;
 }
 
@@ -88,6 +93,9 @@ pub enum FeatureWord {
 pub struct FeatureMask {
     /// Bits cleared, indexed by `FeatureWord as usize`.
     pub off: [u32; 6],
+    /// `+apic`: the machine has a local APIC (and on `-M pc` an I/O APIC);
+    /// CPUID then reports it (see `exec::system::cpuid`).
+    pub apic: bool,
 }
 
 /// QEMU's names for the feature flags vx86 can advertise.
@@ -131,14 +139,35 @@ const FEATURE_NAMES: &[(&str, FeatureWord, u32)] = {
 
 impl FeatureMask {
     /// Removes the feature QEMU calls `name`; false if vx86 has no such flag.
-    /// (`apic` and `x2apic` are accepted: vx86 never advertises an APIC.)
+    /// (`x2apic` is accepted: vx86 never advertises it.)
     pub fn remove(&mut self, name: &str) -> bool {
-        if matches!(name, "apic" | "x2apic") {
-            return true;
+        match name {
+            "apic" => {
+                self.apic = false;
+                return true;
+            }
+            "x2apic" => return true,
+            _ => {}
         }
         match FEATURE_NAMES.iter().find(|(n, _, _)| *n == name) {
             Some(&(_, w, bit)) => {
                 self.off[w as usize] |= bit;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds the feature QEMU calls `name` (`+name`, `name=on`); only `apic`
+    /// is off by default; the others present are accepted as they are.
+    pub fn add(&mut self, name: &str) -> bool {
+        if name == "apic" {
+            self.apic = true;
+            return true;
+        }
+        match FEATURE_NAMES.iter().find(|(n, _, _)| *n == name) {
+            Some(&(_, w, bit)) => {
+                self.off[w as usize] &= !bit;
                 true
             }
             None => false,

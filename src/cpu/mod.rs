@@ -121,6 +121,21 @@ pub trait Bus {
     }
     /// The INTA cycle: the vector of the highest-priority pending interrupt.
     fn intr_ack(&mut self) -> u8;
+    /// The local APIC's MSRs (IA32_APIC_BASE, IA32_TSC_DEADLINE, the latter
+    /// in virtual nanoseconds): None when the machine has no APIC or the MSR
+    /// is not the APIC's.
+    fn apic_rdmsr(&mut self, _idx: u32) -> Option<u64> {
+        None
+    }
+    /// Writes an APIC MSR; Some(false) when the value must raise #GP.
+    fn apic_wrmsr(&mut self, _idx: u32, _value: u64, _now: u64) -> Option<bool> {
+        None
+    }
+    /// A local APIC exists and is globally enabled (CPUID.1:EDX.APIC, SDM
+    /// Vol. 3A 11.4.3).
+    fn apic_present(&self) -> bool {
+        false
+    }
 }
 
 /// A bus with nothing on it: ports float high, no interrupts (tests, conformance).

@@ -80,6 +80,8 @@ pub mod efer {
 pub mod msr {
     pub const IA32_TSC: u32 = 0x10;
     pub const IA32_APIC_BASE: u32 = 0x1B;
+    /// The local APIC timer's TSC deadline (SDM Vol. 3A 11.5.4.1).
+    pub const IA32_TSC_DEADLINE: u32 = 0x6E0;
     pub const IA32_BIOS_SIGN_ID: u32 = 0x8B;
     pub const IA32_PLATFORM_ID: u32 = 0x17;
     pub const IA32_MTRRCAP: u32 = 0xFE;

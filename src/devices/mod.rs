@@ -15,12 +15,15 @@
 //! (no per-instruction ticking); a device with a timer reports its next deadline so
 //! the machine's scheduler can stop the CPU exactly then.
 
+pub mod acpi_pm;
 pub mod ata;
 pub mod atapi;
 pub mod vga;
 
 pub mod debug_port;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
@@ -179,6 +182,8 @@ pub struct Events {
     pub attention: bool,
     pub reset: bool,
     pub exit: Option<i32>,
+    /// The guest powered the machine off (ACPI S5).
+    pub poweroff: bool,
     /// The CPU's FERR# latch is to be cleared (port F0h).
     pub clear_ferr: bool,
     /// A device changed what it decodes.
@@ -236,6 +241,11 @@ impl<'a> Ctx<'a> {
         if self.events.exit.is_none() {
             self.events.exit = Some(status);
         }
+        self.events.attention = true;
+    }
+    /// The machine is to power off (ACPI S5): the run ends with status 0.
+    pub fn request_poweroff(&mut self) {
+        self.events.poweroff = true;
         self.events.attention = true;
     }
     /// This device's input to the A20 gate.

@@ -96,8 +96,14 @@ pub fn hlt(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
     Ok(())
 }
 
-pub fn cpuid(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
-    let (a, b, c, d) = cpu.features.cpuid(cpu.gpr[0] as u32, cpu.gpr[1] as u32);
+pub fn cpuid(cpu: &mut Cpu, bus: &mut dyn Bus, _op: &Op) -> Res {
+    let leaf = cpu.gpr[0] as u32;
+    let (a, b, mut c, mut d) = cpu.features.cpuid(leaf, cpu.gpr[1] as u32);
+    if leaf == 1 && bus.apic_present() {
+        // A globally disabled APIC reads as absent (SDM Vol. 3A 11.4.3).
+        d |= crate::cpu::cpuid::edx1::APIC;
+        c |= crate::cpu::cpuid::ecx1::TSC_DEADLINE;
+    }
     cpu.gpr[0] = a as u64;
     cpu.gpr[3] = b as u64;
     cpu.gpr[1] = c as u64;
@@ -131,18 +137,43 @@ pub fn rdtscp(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     Ok(())
 }
 
-pub fn rdmsr(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
+pub fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _op: &Op) -> Res {
     need_cpl0(cpu)?;
-    let v = cpu.read_msr(cpu.gpr[1] as u32)?;
+    let idx = cpu.gpr[1] as u32;
+    let v = match bus.apic_rdmsr(idx) {
+        // The APIC keeps the deadline in virtual time; the TSC adds the
+        // guest's offset.
+        Some(0) if idx == msr::IA32_TSC_DEADLINE => 0,
+        Some(v) if idx == msr::IA32_TSC_DEADLINE => v.wrapping_add(cpu.msr.tsc_offset),
+        Some(v) => v,
+        None if idx == msr::IA32_TSC_DEADLINE => return Err(Fault::gp(0)),
+        None => cpu.read_msr(idx)?,
+    };
     cpu.gpr[0] = v & 0xFFFF_FFFF;
     cpu.gpr[2] = v >> 32;
     Ok(())
 }
 
-pub fn wrmsr(cpu: &mut Cpu, _bus: &mut dyn Bus, _op: &Op) -> Res {
+pub fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _op: &Op) -> Res {
     need_cpl0(cpu)?;
     let v = (cpu.gpr[0] & 0xFFFF_FFFF) | (cpu.gpr[2] << 32);
-    cpu.write_msr(cpu.gpr[1] as u32, v)
+    let idx = cpu.gpr[1] as u32;
+    let arg = if idx == msr::IA32_TSC_DEADLINE && v != 0 {
+        v.wrapping_sub(cpu.msr.tsc_offset).max(1)
+    } else {
+        v
+    };
+    match bus.apic_wrmsr(idx, arg, cpu.icount) {
+        Some(true) => {
+            // A re-armed timer: the machine plans its next stop anew.
+            cpu.stop_request = true;
+            cpu.stop_block = true;
+            Ok(())
+        }
+        Some(false) => Err(Fault::gp(0)),
+        None if idx == msr::IA32_TSC_DEADLINE => Err(Fault::gp(0)),
+        None => cpu.write_msr(idx, v),
+    }
 }
 
 impl Cpu {
