@@ -22,6 +22,10 @@ impl Run {
     }
 }
 
+fn argv(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// Runs deterministic vx86 (`-icount shift=0,sleep=off`) with `args` to the end.
 pub fn run(args: &[&str]) -> Run {
     let out = super::vx86()
@@ -55,7 +59,6 @@ pub fn assert_restore_matches(
     let snap_s = snap.to_str().expect("utf-8 path");
     let with =
         |more: &[&str]| -> Vec<String> { args.iter().chain(more).map(|s| s.to_string()).collect() };
-    let argv = |v: &Vec<String>| -> Vec<&str> { v.iter().map(String::as_str).collect() };
 
     let a = with(&["--max-insns", &n_s, "--state-hash"]);
     let straight = run(&argv(&a));
