@@ -203,8 +203,20 @@ impl Machine {
             .map(|b| format!("{:08x}", crc32fast::hash(&b)))
             .unwrap_or_else(|e| format!("unavailable ({e})"));
         let ram = crc32fast::hash(self.mem.ram());
+        // The -snapshot overlays: disk contents that live only in memory.
+        let mut h = crc32fast::Hasher::new();
+        for ch in 0..2 {
+            for unit in 0..2 {
+                let img = self.ata(ch).and_then(|a| a.drive_image(unit));
+                for (lba, data) in img.and_then(|i| i.overlay_sectors()).unwrap_or_default() {
+                    h.update(&lba.to_le_bytes());
+                    h.update(&data);
+                }
+            }
+        }
         format!(
-            "cpu {cpu:08x} devices {devices} ram {ram:08x} icount {}",
+            "cpu {cpu:08x} devices {devices} ram {ram:08x} overlays {:08x} icount {}",
+            h.finalize(),
             self.cpu.icount
         )
     }
