@@ -446,6 +446,22 @@ pub struct Cli {
     /// Start with the CPU stopped, waiting for the debugger's continue.
     #[arg(short = 'S', help_heading = "Debug/expert options")]
     pub start_stopped: bool,
+    /// Write a whole-machine snapshot to FILE when the run stops
+    /// (`--max-insns`, the monitor's `quit`, the guest's exit).
+    #[arg(
+        long = "save-on-exit",
+        value_name = "FILE",
+        help_heading = "vx86 options"
+    )]
+    pub save_on_exit: Option<String>,
+    /// Start from a snapshot written by --save-on-exit (the command line must
+    /// build the same machine; disks are checked against the snapshot).
+    #[arg(long = "loadvm", value_name = "FILE", help_heading = "vx86 options")]
+    pub loadvm: Option<String>,
+    /// Print a hash of the CPU's architectural state, the devices' state and
+    /// RAM when the run ends (two runs that agree print the same line).
+    #[arg(long = "state-hash", help_heading = "vx86 options")]
+    pub state_hash: bool,
     /// Save the screen as PNG when the run ends.
     #[arg(
         long = "screenshot-on-exit",
@@ -524,7 +540,8 @@ const fn opt(name: &'static str, value: bool, how: Handling) -> OptSpec {
 
 use Handling::{Ignore, Parse, Refuse};
 
-const NO_SNAPSHOTS: &str = "not supported yet: vx86 cannot save or load machine snapshots yet (use -snapshot for disposable disk writes)";
+const NO_SNAPSHOTS: &str =
+    "not supported: vx86 has no live migration (use --save-on-exit FILE and -loadvm FILE)";
 const NO_KVM: &str = "vx86 has no hardware acceleration: it always emulates the CPU in software (drop the option, or use -accel tcg)";
 const NO_USB: &str = "not supported: vx86's machines have no USB controller (the keyboard is PS/2)";
 const NO_SOUND: &str = "not supported: vx86 has no sound device";
@@ -586,6 +603,8 @@ const OPTIONS: &[OptSpec] = &[
     opt("no-block-cache", false, Parse("--no-block-cache")),
     opt("realtime", false, Parse("--realtime")),
     opt("screenshot-on-exit", true, Parse("--screenshot-on-exit")),
+    opt("save-on-exit", true, Parse("--save-on-exit")),
+    opt("state-hash", false, Parse("--state-hash")),
     opt("host-dns", true, Parse("--host-dns")),
     // Accepted: they ask for what vx86 does anyway, or only tune the host side.
     opt("sdl", false, Parse("--display=window")),
@@ -615,7 +634,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("net", true, Parse("--net")),
     opt("fda", true, Refuse(NO_FLOPPY)),
     opt("fdb", true, Refuse(NO_FLOPPY)),
-    opt("loadvm", true, Refuse(NO_SNAPSHOTS)),
+    opt("loadvm", true, Parse("--loadvm")),
     opt("incoming", true, Refuse(NO_SNAPSHOTS)),
     opt("chardev", true, Parse("--chardev")),
     opt("mon", true, Parse("--mon")),

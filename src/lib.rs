@@ -19,4 +19,5 @@ pub mod monitor;
 pub mod net;
 pub mod pci;
 pub mod platform;
+pub mod snapshot;
 pub mod time;

@@ -367,7 +367,7 @@ impl Machine {
         self.dev(id)
     }
 
-    fn flush_output(&mut self) {
+    pub(crate) fn flush_output(&mut self) {
         let mut buf = Vec::new();
         if let Some(u) = self.com(0) {
             u.drain_output(&mut buf);
@@ -424,7 +424,7 @@ impl Machine {
     }
 
     /// Hands ranges that devices wrote by DMA to the CPU's block cache.
-    fn sync_dma(&mut self) {
+    pub(crate) fn sync_dma(&mut self) {
         for (start, end) in self.mem.take_dma_writes() {
             self.cpu.invalidate_phys(start, end - start);
         }

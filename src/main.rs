@@ -116,12 +116,20 @@ struct Setup {
     /// The gdb stub's socket (`-gdb`, `-s`) and `-S`.
     gdb: Option<std::net::TcpListener>,
     start_stopped: bool,
+    /// `--save-on-exit FILE`, `-loadvm FILE`, `--state-hash`.
+    save_on_exit: Option<String>,
+    loadvm: Option<String>,
+    state_hash: bool,
 }
 
 /// What the machine thread reports when the run ends.
 struct Outcome {
     exit: vx86::machine::RunExit,
     stats_line: Option<String>,
+    /// `--state-hash`'s line.
+    state_line: Option<String>,
+    /// `--save-on-exit` failed (reported already): exit status 1.
+    save_failed: bool,
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -449,6 +457,9 @@ fn run(cli: Cli) -> Result<i32> {
         boot_order,
         gdb,
         start_stopped: cli.start_stopped,
+        save_on_exit: cli.save_on_exit.clone(),
+        loadvm: cli.loadvm.clone(),
+        state_hash: cli.state_hash,
     };
 
     let ch = frontend::channels(display == Display::Window);
@@ -556,6 +567,12 @@ fn run(cli: Cli) -> Result<i32> {
     };
     if let Some(line) = &outcome.stats_line {
         eprintln!("{line}");
+    }
+    if let Some(line) = &outcome.state_line {
+        eprintln!("vx86 state hash: {line}");
+    }
+    if outcome.save_failed {
+        return Ok(1);
     }
     let exit = outcome.exit;
     if !matches!(
@@ -672,6 +689,16 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
             eprintln!("vx86: -kernel: {}", booted.describe());
         }
     }
+    if let Some(path) = &setup.loadvm {
+        let t = std::time::Instant::now();
+        m.load_snapshot(std::path::Path::new(path))?;
+        if setup.stats {
+            eprintln!(
+                "vx86: -loadvm {path}: loaded in {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
     Ok(m)
 }
 
@@ -679,6 +706,8 @@ fn build_machine(cfg: MachineConfig, setup: &mut Setup) -> Result<Machine> {
 /// collects the statistics.
 fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
     let start = std::time::Instant::now();
+    // A run from -loadvm counts from where the snapshot was taken.
+    let retired_before = m.cpu.icount - m.idle_insns;
     let exit = m.run();
     let secs = start.elapsed().as_secs_f64();
     if let Some(path) = &setup.screenshot {
@@ -690,6 +719,25 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
     if let Err(e) = m.flush_disks() {
         eprintln!("vx86: flushing disk images failed: {e}");
     }
+    let mut save_failed = false;
+    if let Some(path) = &setup.save_on_exit {
+        let t = std::time::Instant::now();
+        match m.save_snapshot(std::path::Path::new(path)) {
+            Ok(()) if setup.stats => {
+                let size = std::fs::metadata(path).map_or(0, |md| md.len());
+                eprintln!(
+                    "vx86: --save-on-exit {path}: {size} bytes in {:.3} s",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("vx86: {e}");
+                save_failed = true;
+            }
+        }
+    }
+    let state_line = setup.state_hash.then(|| m.state_hash());
     let nic_lines = if setup.stats {
         let mut l = m.nic_stats();
         l.extend(m.blk_stats());
@@ -698,7 +746,7 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         Vec::new()
     };
     let stats_line = setup.stats.then(|| {
-        let retired = m.cpu.icount - m.idle_insns;
+        let retired = m.cpu.icount - m.idle_insns - retired_before;
         let s = &m.cpu.stats;
         let mut line = format!(
             "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
@@ -716,7 +764,12 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         }
         line
     });
-    Outcome { exit, stats_line }
+    Outcome {
+        exit,
+        stats_line,
+        state_line,
+        save_failed,
+    }
 }
 
 fn conform(which: &ConformCmd) -> Result<i32> {

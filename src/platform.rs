@@ -138,6 +138,25 @@ impl Apics {
     }
 }
 
+/// The board's saved state (see [`Platform::save_state`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PlatformState {
+    pub pic: Pic,
+    pub irqs: IrqLines,
+    pub events: Events,
+    /// PCI CONFIG_ADDRESS (None without a PCI bus).
+    pub pci_config_address: Option<u32>,
+    pub devices: Vec<SavedDevice>,
+}
+
+/// One device's state, with its name to check the board matches.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedDevice {
+    pub name: String,
+    #[serde(with = "crate::snapshot::bytes")]
+    pub state: Vec<u8>,
+}
+
 struct PciBus {
     config_address: u32,
     functions: BTreeMap<PciAddr, usize>,
@@ -457,6 +476,62 @@ impl Platform {
     pub fn set_ferr_line(&mut self, level: bool) {
         self.irqs.set(13, 1 << 63, level);
         self.apply_irqs();
+    }
+
+    /// The board's state for a snapshot: the PIC, the interrupt lines, the
+    /// pending requests and every device's own state, in registration order.
+    pub fn save_state(&self) -> Result<PlatformState, crate::snapshot::StateError> {
+        if self.apic.is_some() {
+            return Err(crate::snapshot::StateError::Unsupported("local APIC"));
+        }
+        let mut devices = Vec::with_capacity(self.devices.len());
+        for d in &self.devices {
+            devices.push(SavedDevice {
+                name: d.name().to_string(),
+                state: d.save_state()?,
+            });
+        }
+        Ok(PlatformState {
+            pic: self.pic.clone(),
+            irqs: self.irqs.clone(),
+            events: self.events.clone(),
+            pci_config_address: self.pci.as_ref().map(|p| p.config_address),
+            devices,
+        })
+    }
+
+    /// Puts back a [`Platform::save_state`] taken on a board built the same
+    /// way (the same devices in the same order).
+    pub fn load_state(&mut self, s: PlatformState) -> Result<(), crate::snapshot::StateError> {
+        use crate::snapshot::StateError;
+        let names: Vec<&str> = self.devices.iter().map(|d| d.name()).collect();
+        let saved: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
+        if names != saved {
+            return Err(StateError::Mismatch(format!(
+                "the snapshot's devices ({}) are not this machine's ({})",
+                saved.join(" "),
+                names.join(" ")
+            )));
+        }
+        if s.pci_config_address.is_some() != self.pci.is_some() {
+            return Err(StateError::Mismatch(
+                "the snapshot's machine and this one differ in having a PCI bus".into(),
+            ));
+        }
+        for (d, sd) in self.devices.iter_mut().zip(&s.devices) {
+            let name = d.name();
+            d.load_state(&sd.state)
+                .map_err(|e| StateError::Mismatch(format!("device {name}: {e}")))?;
+        }
+        self.pic = s.pic;
+        self.irqs = s.irqs;
+        self.events = s.events;
+        if let (Some(p), Some(a)) = (self.pci.as_mut(), s.pci_config_address) {
+            p.config_address = a;
+        }
+        // BARs and enables came back with the devices' configuration spaces.
+        self.remap();
+        Ok(())
     }
 
     /// Catches every device up to `now` and raises the resulting IRQs.

@@ -148,6 +148,14 @@ impl VirtualClock {
     pub fn hold(&mut self, d: std::time::Duration) {
         self.start += d;
     }
+
+    /// Host time: continue a clock that had reached `ns` (a snapshot load).
+    pub fn resume_at(&mut self, ns: Nanos) {
+        let now = Instant::now();
+        self.start = now
+            .checked_sub(std::time::Duration::from_nanos(ns))
+            .unwrap_or(now);
+    }
 }
 
 /// The earliest of several optional deadlines.

@@ -843,3 +843,41 @@ fn eject_and_change_swap_the_guests_cd() {
     assert_eq!(vm.wait_exit(), 0);
     assert_eq!(vm.debugcon(), want, "each change seen once");
 }
+
+/// `savevm FILE` / `loadvm FILE` round trip: a stopped guest saved, run on,
+/// then loaded back is where it was (its counter, its registers); a bad file
+/// is an error reply and the guest goes on.
+#[cfg(unix)]
+#[test]
+fn savevm_and_loadvm_round_trip() {
+    let dir = common::TempDir::new("mon-savevm");
+    let (sock, arg) = sock_args(&dir);
+    let snap = dir.join("m.vx86snap");
+    let mut vm = Vm::start(&dir, &["-monitor", &arg]);
+    let mut h = Hmp::new(connect_unix(&sock));
+    let c0 = h.counter();
+    h.wait_counter_past(c0);
+    assert_eq!(h.cmd("stop"), "");
+    let saved = h.counter();
+    let regs = h.cmd("info registers");
+    assert_eq!(h.cmd(&format!("savevm {}", snap.display())), "");
+    assert_eq!(h.cmd("cont"), "");
+    h.wait_counter_past(saved + 1000);
+    assert_eq!(h.cmd("stop"), "");
+    assert_eq!(h.cmd(&format!("loadvm {}", snap.display())), "");
+    assert_eq!(h.counter(), saved, "RAM is the saved RAM");
+    assert_eq!(
+        h.cmd("info registers"),
+        regs,
+        "registers are the saved ones"
+    );
+
+    let junk = dir.join("junk");
+    std::fs::write(&junk, b"junk").unwrap();
+    let reply = h.cmd(&format!("loadvm {}", junk.display()));
+    assert!(reply.contains("not a vx86 snapshot"), "{reply}");
+    assert_eq!(h.cmd("cont"), "");
+    h.wait_counter_past(saved);
+    assert_eq!(h.cmd("quit"), "");
+    assert_eq!(vm.wait_exit(), 0);
+}

@@ -44,6 +44,27 @@ pub trait BlockDevice {
     fn flush(&mut self) -> io::Result<()>;
     /// True when writes are refused.
     fn read_only(&self) -> bool;
+    /// The host file behind the image (a snapshot records and checks it).
+    fn host_path(&self) -> Option<&std::path::Path> {
+        None
+    }
+    /// A `-snapshot` overlay's written sectors, in sector order: the part of
+    /// the disk's contents that lives only in memory (saved in a snapshot).
+    /// None for images that keep nothing in memory.
+    fn overlay_sectors(&self) -> Option<Vec<(u64, Vec<u8>)>> {
+        None
+    }
+    /// Puts back what [`BlockDevice::overlay_sectors`] returned; false when
+    /// this image has no overlay to take them.
+    fn restore_overlay(&mut self, _sectors: Vec<(u64, Vec<u8>)>) -> bool {
+        false
+    }
+}
+
+/// An empty stand-in image for a drive whose state was decoded from a
+/// snapshot before its real image is put back (see `devices::ata`).
+pub fn detached() -> Box<dyn BlockDevice + Send> {
+    Box::new(MemImage::writable(Vec::new()))
 }
 
 /// Why a disk image could not be opened. Each message names the file and the

@@ -38,6 +38,26 @@ impl BlockDevice for Overlay {
         self.base.sector_count()
     }
 
+    fn host_path(&self) -> Option<&std::path::Path> {
+        self.base.host_path()
+    }
+
+    fn overlay_sectors(&self) -> Option<Vec<(u64, Vec<u8>)>> {
+        let mut v: Vec<(u64, Vec<u8>)> = self.dirty.iter().map(|(&n, s)| (n, s.to_vec())).collect();
+        v.sort_unstable_by_key(|&(n, _)| n);
+        Some(v)
+    }
+
+    fn restore_overlay(&mut self, sectors: Vec<(u64, Vec<u8>)>) -> bool {
+        self.dirty.clear();
+        for (n, s) in sectors {
+            if let Ok(sector) = <[u8; SECTOR_SIZE]>::try_from(s.as_slice()) {
+                self.dirty.insert(n, Box::new(sector));
+            }
+        }
+        true
+    }
+
     fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self.sector_count(), lba, buf.len())?;
         let all_dirty = (lba..)

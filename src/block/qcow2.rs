@@ -674,6 +674,10 @@ fn open_backing(
 }
 
 impl BlockDevice for Qcow2Image {
+    fn host_path(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     fn sector_count(&self) -> u64 {
         self.size.div_ceil(SECTOR_SIZE as u64)
     }

@@ -127,6 +127,10 @@ impl RawImage {
 }
 
 impl BlockDevice for RawImage {
+    fn host_path(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     fn sector_count(&self) -> u64 {
         self.sectors
     }

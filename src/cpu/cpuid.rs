@@ -89,7 +89,7 @@ pub enum FeatureWord {
 
 /// Features removed with QEMU's `-cpu qemu64,-name` syntax, for bisecting a
 /// guest problem to one extension (the guest then takes its fallback path).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureMask {
     /// Bits cleared, indexed by `FeatureWord as usize`.
     pub off: [u32; 6],

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod flags;
 pub mod fpu;
 pub mod mmu;
+pub mod saved;
 pub mod seg;
 pub mod simd;
 pub mod state;
@@ -172,7 +173,7 @@ pub enum Exit {
 }
 
 /// Model-specific registers an OS touches (SDM Vol. 4).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Msrs {
     pub star: u64,
     pub lstar: u64,

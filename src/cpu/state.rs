@@ -107,7 +107,7 @@ pub mod msr {
 /// A segment register: the visible selector plus the hidden descriptor cache
 /// (SDM Vol. 3A 3.4.3). `attr` holds descriptor bits 40..55 packed as the
 /// "access rights" word: type(4) S DPL(2) P | (limit 19:16 ignored) AVL L D/B G.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub selector: u16,
     pub base: u64,
@@ -165,7 +165,7 @@ impl Segment {
 }
 
 /// GDTR/IDTR (SDM Vol. 3A 2.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DescTable {
     pub base: u64,
     pub limit: u32,

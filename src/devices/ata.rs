@@ -158,14 +158,14 @@ const LBA28_LIMIT: u64 = 0x0FFF_FFFF;
 
 /// How the command in progress addressed the disk; decides how the address
 /// registers are written back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Addressing {
     Chs,
     Lba28,
     Lba48,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Phase {
     Idle,
     /// PIO data-in: the host reads `buf[pos..len]`.
@@ -177,7 +177,7 @@ enum Phase {
 }
 
 /// The PIO transfer in progress on the channel (only one device transfers at a time).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Transfer {
     phase: Phase,
     drive: usize,
@@ -214,7 +214,7 @@ impl Transfer {
 /// The command block registers. Sector Count and the LBA registers (and
 /// Features) are two-deep FIFOs for 48-bit commands (ATA-6 6.20): a write moves
 /// the current value to the "previous" (HOB) slot.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct TaskFile {
     features: u8,
     features_hob: u8,
@@ -249,7 +249,7 @@ impl TaskFile {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Geometry {
     cylinders: u16,
     heads: u16,
@@ -263,7 +263,10 @@ impl Geometry {
 }
 
 /// One attached disk.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Drive {
+    /// The host image: not state; a loaded drive keeps the one it was built with.
+    #[serde(skip, default = "crate::block::detached")]
     backend: Box<dyn BlockDevice + Send>,
     serial: String,
     status: u8,
@@ -449,6 +452,7 @@ pub enum AttachError {
 
 /// One IDE channel: task-file ports at `base..base + 8`, Device Control /
 /// Alternate Status at `ctrl`.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct AtaChannel {
     base: u16,
     ctrl: u16,
@@ -456,6 +460,7 @@ pub struct AtaChannel {
     tf: TaskFile,
     device_control: u8,
     xfer: Transfer,
+    #[serde(with = "crate::snapshot::boxed_bytes")]
     buf: Box<[u8]>,
     /// After a reset the registers hold device 0's signature; with devices
     /// of both kinds (disk and PACKET), selecting one shows its own until
@@ -1439,9 +1444,55 @@ impl AtaChannel {
     }
 }
 
+impl AtaChannel {
+    fn drive_mismatch(&self, i: usize) -> crate::snapshot::StateError {
+        crate::snapshot::StateError::Mismatch(format!(
+            "IDE channel {:#x} drive {i}: the snapshot's drive and this machine's differ \
+             (attached, or disk vs CD-ROM)",
+            self.base
+        ))
+    }
+
+    /// The host image of drive `i` (0 master, 1 slave), for a snapshot's
+    /// record of the disks and their `-snapshot` overlays.
+    pub fn drive_image(&mut self, i: usize) -> Option<&mut (dyn BlockDevice + Send)> {
+        Some(self.drives.get_mut(i)?.as_mut()?.backend.as_mut())
+    }
+}
+
 impl super::Device for AtaChannel {
     fn name(&self) -> &'static str {
         "ide"
+    }
+    fn save_state(&self) -> Result<Vec<u8>, crate::snapshot::StateError> {
+        crate::snapshot::encode(self)
+    }
+    /// The registers, transfer and drive state come from the snapshot; the
+    /// host images stay those this channel was built with, drive by drive,
+    /// so the same drives must be attached.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), crate::snapshot::StateError> {
+        let mut new: AtaChannel = crate::snapshot::decode(state)?;
+        for (i, (n, o)) in new
+            .drives
+            .iter_mut()
+            .zip(self.drives.iter_mut())
+            .enumerate()
+        {
+            match (n, o) {
+                (Some(n), Some(o)) => {
+                    std::mem::swap(&mut n.backend, &mut o.backend);
+                    match (n.cdrom.as_deref_mut(), o.cdrom.as_deref_mut()) {
+                        (Some(nc), Some(oc)) => nc.keep_medium_of(oc),
+                        (None, None) => {}
+                        _ => return Err(self.drive_mismatch(i)),
+                    }
+                }
+                (None, None) => {}
+                _ => return Err(self.drive_mismatch(i)),
+            }
+        }
+        *self = new;
+        Ok(())
     }
     fn resources(&self) -> super::Resources {
         super::Resources::default()

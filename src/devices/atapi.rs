@@ -88,7 +88,7 @@ const MEDIA_EVENT_EJECT_REQUEST: u8 = 1;
 
 /// Sense data of the last command (SPC-3 4.5): key, additional sense code
 /// and qualifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sense {
     pub key: u8,
     pub asc: u8,
@@ -110,20 +110,25 @@ pub struct DataIn {
 
 /// The data-in of the command in progress: a reply built in memory, or blocks
 /// streamed from the medium (a READ can ask for up to 2^32 blocks).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Reply {
+    #[serde(with = "crate::snapshot::bytes")]
     bytes: Vec<u8>,
     pos: usize,
     /// Next medium block to read and blocks left.
     lba: u64,
     blocks: u64,
     /// One block, for PIO chunks that are not block-aligned.
+    #[serde(with = "crate::snapshot::bytes")]
     block: Vec<u8>,
     block_pos: usize,
 }
 
 /// A CD-ROM drive with its tray and (optional) medium.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Cdrom {
+    /// The host image: not state (see `Cdrom::keep_medium_of`).
+    #[serde(skip)]
     medium: Option<Box<dyn BlockDevice + Send>>,
     tray_open: bool,
     /// PREVENT ALLOW MEDIUM REMOVAL: the guest locked the tray.
@@ -165,6 +170,12 @@ impl Cdrom {
     /// The sense data of the last command (what REQUEST SENSE would return).
     pub fn sense(&self) -> Sense {
         self.sense
+    }
+
+    /// After a snapshot load: the host image of the drive this one replaces
+    /// (the disc in the drive is configuration, not saved state).
+    pub(crate) fn keep_medium_of(&mut self, old: &mut Cdrom) {
+        self.medium = old.medium.take();
     }
 
     /// Puts `medium` in the drive (QEMU's monitor `change`): the guest sees a

@@ -39,7 +39,7 @@ fn byte_read(byte: u8, size: u8) -> u32 {
 }
 
 /// A debug console at one port (0xE9 or 0x402).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DebugCon {
     port: u16,
     output: Vec<u8>,
@@ -118,7 +118,7 @@ pub enum DebugExitSpecError {
 }
 
 /// QEMU's `isa-debug-exit` device: ports `iobase..iobase + iosize`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DebugExit {
     iobase: u16,
     iosize: u8,
@@ -266,7 +266,7 @@ impl PortDevice for DebugExit {
 }
 
 /// The POST code register at port 0x80.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PostCode {
     last: Option<u8>,
 }
@@ -301,6 +301,7 @@ impl PortDevice for PostCode {
 }
 
 impl super::Device for DebugCon {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "isa-debugcon"
     }
@@ -317,6 +318,7 @@ impl super::Device for DebugCon {
 }
 
 impl super::Device for DebugExit {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "isa-debug-exit"
     }
@@ -335,6 +337,7 @@ impl super::Device for DebugExit {
 }
 
 impl super::Device for PostCode {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "post-code"
     }

@@ -557,7 +557,7 @@ impl Key {
 }
 
 /// A keyboard-command argument the keyboard waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum KbdArgument {
     None,
     Leds,
@@ -566,7 +566,7 @@ enum KbdArgument {
 }
 
 /// The PS/2 keyboard: its command interpreter and output queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Keyboard {
     queue: VecDeque<u8>,
     scanning: bool,
@@ -721,7 +721,7 @@ impl Keyboard {
 }
 
 /// A controller command waiting for its data byte on port 0x60.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum PendingWrite {
     None,
     Ram(u8),
@@ -732,7 +732,7 @@ enum PendingWrite {
 }
 
 /// The 8042 keyboard controller and its keyboard.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct I8042 {
     /// Controller RAM; byte 0 is the command byte.
     ram: [u8; 32],
@@ -1055,6 +1055,7 @@ impl I8042 {
 }
 
 impl super::Device for I8042 {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "i8042"
     }

@@ -16,6 +16,23 @@
 //! the machine's scheduler can stop the CPU exactly then.
 
 pub mod acpi_pm;
+
+/// Implements [`Device::save_state`] and [`Device::load_state`] for a device
+/// whose struct is all plain data (every field derives serde): the state is
+/// the struct itself, and loading replaces it whole.
+macro_rules! plain_state {
+    () => {
+        fn save_state(&self) -> Result<Vec<u8>, crate::snapshot::StateError> {
+            crate::snapshot::encode(self)
+        }
+        fn load_state(&mut self, state: &[u8]) -> Result<(), crate::snapshot::StateError> {
+            *self = crate::snapshot::decode(state)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use plain_state;
+
 pub mod ata;
 pub mod atapi;
 pub mod vga;
@@ -106,12 +123,23 @@ pub trait Device: Any + Send {
     fn pci(&mut self) -> Option<&mut dyn crate::pci::PciFunction> {
         None
     }
+    /// The device's registers and internal state as plain data, for a
+    /// snapshot (`crate::snapshot`); host resources (files, sockets) are not
+    /// part of it. A device without one makes the save fail naming it.
+    fn save_state(&self) -> Result<Vec<u8>, crate::snapshot::StateError> {
+        Err(crate::snapshot::StateError::Unsupported(self.name()))
+    }
+    /// Puts back what [`Device::save_state`] returned, keeping the host
+    /// resources the device was built with.
+    fn load_state(&mut self, _state: &[u8]) -> Result<(), crate::snapshot::StateError> {
+        Err(crate::snapshot::StateError::Unsupported(self.name()))
+    }
 }
 
 /// Interrupt lines with every device's output ORed in (ISA lines are shared
 /// by COM1/COM3, PCI INTx by several functions): `levels[line]` holds one bit
 /// per driving device.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct IrqLines {
     levels: [u64; IRQ_LINES],
     /// Lines whose combined level may have changed since `take_changed`.
@@ -176,7 +204,7 @@ impl IrqLines {
 }
 
 /// Requests to the machine made during device accesses.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Events {
     /// End the CPU's run at the next block boundary (something to act on).
     pub attention: bool,

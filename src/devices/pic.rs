@@ -75,7 +75,7 @@ const ELCR_SLAVE_WRITABLE: u8 = 0b1101_1110;
 const SPURIOUS_IR: u8 = 7;
 
 /// Where a chip is in the ICW1..ICW4 initialization sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum InitState {
     Ready,
     Icw2,
@@ -84,7 +84,7 @@ enum InitState {
 }
 
 /// One 8259A.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Chip {
     /// Interrupt request register.
     irr: u8,
@@ -398,7 +398,7 @@ impl Chip {
 }
 
 /// The PC/AT pair of 8259As.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Pic {
     master: Chip,
     slave: Chip,

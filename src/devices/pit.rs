@@ -103,7 +103,7 @@ fn binary_to_bcd(value: u32) -> u16 {
 }
 
 /// Which bytes of the count the programmed RW field transfers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Access {
     Lsb,
     Msb,
@@ -112,7 +112,7 @@ enum Access {
 
 /// A count written while modes 2/3 were counting: loaded into the CE at the end of
 /// the current period (mode 2) or half-cycle (mode 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct PendingReload {
     at: u64,
     n: u32,
@@ -120,7 +120,7 @@ struct PendingReload {
 }
 
 /// The counting element's timeline: it held `n` at tick `start`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Run {
     start: u64,
     n: u32,
@@ -130,7 +130,7 @@ struct Run {
 }
 
 /// One of the three counters.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Counter {
     mode: u8,
     bcd: bool,
@@ -611,7 +611,7 @@ impl Counter {
 }
 
 /// The 8254 and port 0x61.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Pit {
     counters: [Counter; 3],
     /// Port 0x61 bits 0-3 as last written.
@@ -779,6 +779,7 @@ impl PortDevice for Pit {
 /// The 8254's ports: counters and control word at 40h-43h, and port 61h
 /// (speaker gate/data, channel 2 OUT), which the PC wires to it.
 impl super::Device for Pit {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "isa-pit"
     }

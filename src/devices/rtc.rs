@@ -218,8 +218,9 @@ impl CalendarTime {
 }
 
 /// The MC146818A and its CMOS RAM.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Rtc {
+    #[serde(with = "crate::snapshot::array")]
     cmos: [u8; 128],
     /// Port 0x70 bits 6-0.
     index: u8,
@@ -736,6 +737,7 @@ impl PortDevice for Rtc {
 }
 
 impl super::Device for Rtc {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "mc146818rtc"
     }

@@ -15,7 +15,7 @@ const PORT_A_FAST_RESET: u8 = 0b0000_0001;
 const PORT_A_FAST_A20: u8 = 0b0000_0010;
 
 /// System Control Port A.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SystemControlPortA {
     value: u8,
     reset_request: bool,
@@ -70,6 +70,7 @@ impl PortDevice for SystemControlPortA {
 }
 
 impl super::Device for SystemControlPortA {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "port92"
     }
@@ -94,13 +95,14 @@ impl super::Device for SystemControlPortA {
 /// PC/AT port F0h: a write clears the math coprocessor's error latch (FERR#,
 /// which the board turns into IRQ13; IBM PC/AT Technical Reference, "Math
 /// Coprocessor Controls"). The latch itself is the CPU's `ferr`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoprocessorErrorClear;
 
 /// The port of [`CoprocessorErrorClear`].
 pub const COPROCESSOR_CLEAR_PORT: u16 = 0xF0;
 
 impl super::Device for CoprocessorErrorClear {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "fpu-error-clear"
     }

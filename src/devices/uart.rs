@@ -129,7 +129,7 @@ const TIMEOUT_CHARS: u64 = 4;
 const OUTPUT_LIMIT: usize = 1 << 20;
 
 /// A 16550A UART at one COM port base.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Uart {
     base: u16,
     ier: u8,
@@ -678,6 +678,7 @@ impl Uart {
 }
 
 impl super::Device for Uart {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "isa-serial"
     }

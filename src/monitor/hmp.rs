@@ -19,7 +19,9 @@ info mtree -- show memory tree
 info block -- show the block devices
 info network -- show the network state
 info pci -- show PCI info
+loadvm filename -- restore the whole machine from a vx86 snapshot file
 quit|q  -- quit the emulator
+savevm filename -- save the whole machine to a vx86 snapshot file
 screendump [-f png|ppm] filename -- save screen to a file (PNG when the name ends in .png)
 sendkey keys [hold_ms] -- send keys to the VM (e.g. 'sendkey ctrl-alt-f1')
 stop|s  -- stop emulation
@@ -28,6 +30,25 @@ system_reset  -- reset the system
 x /fmt addr -- virtual memory dump starting at 'addr'
 xp /fmt addr -- physical memory dump starting at 'addr'
 ";
+
+/// `savevm FILE` / `loadvm FILE`: vx86 snapshots are files
+/// (`crate::snapshot`), not tags inside a qcow2 image as in QEMU.
+fn snapshot_file(m: &mut Machine, save: bool, args: &[&str]) -> Reply {
+    let name = if save { "savevm" } else { "loadvm" };
+    let [file] = args else {
+        return err(format!("{name}: usage: {name} filename"));
+    };
+    let path = std::path::Path::new(file);
+    let r = if save {
+        m.save_snapshot(path)
+    } else {
+        m.load_snapshot(path)
+    };
+    match r {
+        Ok(()) => ok(""),
+        Err(e) => err(format!("{name}: {e}")),
+    }
+}
 
 fn ok(text: impl Into<String>) -> Reply {
     Reply {
@@ -112,6 +133,7 @@ fn line(m: &mut Machine, mon: &mut Monitor, line: &str) -> (Reply, Option<RunExi
         "x" | "xp" => dump(m, mon, name == "xp", rest),
         "sendkey" => sendkey(m, &args),
         "eject" => eject(m, mon, &args),
+        "savevm" | "loadvm" => snapshot_file(m, name == "savevm", &args),
         "change" => change(m, mon, &args),
         _ => err(format!("unknown command: '{name}'")),
     };

@@ -26,6 +26,7 @@ pub const RESET_CONTROL_PORT: u16 = 0xCF9;
 const RC_RESET_CPU: u8 = 0b0000_0100;
 
 /// The i440FX PMC host bridge: configuration space only.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct I440fx {
     cfg: ConfigSpace,
 }
@@ -55,6 +56,7 @@ impl PciFunction for I440fx {
 }
 
 impl Device for I440fx {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "i440FX-pcihost"
     }
@@ -67,6 +69,7 @@ impl Device for I440fx {
 }
 
 /// The PIIX3 ISA bridge: PIRQ routing and the reset control port.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Piix3Isa {
     cfg: ConfigSpace,
     reset_control: u8,
@@ -119,6 +122,7 @@ impl PciFunction for Piix3Isa {
 }
 
 impl Device for Piix3Isa {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "PIIX3"
     }

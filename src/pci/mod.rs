@@ -59,13 +59,13 @@ pub fn pirq_line(slot: u8, pin: u8) -> u8 {
 }
 
 /// What a BAR decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BarKind {
     Io,
     Mem32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Bar {
     kind: BarKind,
     /// A power of two (at least 4 for I/O, 16 for memory).
@@ -74,12 +74,15 @@ struct Bar {
 
 /// One function's 256-byte configuration space: values, which bits the
 /// guest may write, and the BARs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ConfigSpace {
+    #[serde(with = "crate::snapshot::array")]
     data: [u8; 256],
     /// Bits writable by the guest.
+    #[serde(with = "crate::snapshot::array")]
     wmask: [u8; 256],
     /// Bits a 1 clears (status error bits).
+    #[serde(with = "crate::snapshot::array")]
     w1cmask: [u8; 256],
     bars: [Option<Bar>; 6],
     /// Where the next capability goes, and the previous one's next pointer.

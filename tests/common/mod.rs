@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod snapshot;
 pub mod x11;
 
 use std::io::Write;

@@ -25,7 +25,7 @@ pub const CPUID_ECX: u32 = 0;
 
 /// One x87 physical register: 64-bit significand (explicit integer bit) and
 /// sign + 15-bit exponent, the double-extended format of SDM Vol. 1 4.2.2.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct F80 {
     pub signif: u64,
     pub sign_exp: u16,
@@ -53,7 +53,7 @@ pub mod fsw {
 /// Architectural x87/MMX/SSE register state. Field meanings follow the FXSAVE
 /// image (SDM Vol. 1 10.5.1, Table 10-2), except that `ftw` is the full
 /// 2-bit-per-register tag word (FSTENV layout), not FXSAVE's abridged byte.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FpuState {
     pub fcw: u16,
     /// Status word including TOP in bits 13:11.

@@ -99,7 +99,7 @@ pub fn screenshot_png(frame: &Frame, path: &Path) -> Result<(), ScreenshotError>
 }
 
 /// What the last render showed, to tell whether anything visible changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 struct ShownState {
     cursor_on: bool,
     blink_on: bool,
@@ -108,6 +108,7 @@ struct ShownState {
 }
 
 /// The VGA adapter with the Bochs VBE extension.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Vga {
     misc_output: u8,
     feature_control: u8,
@@ -132,16 +133,19 @@ pub struct Vga {
     dac_component: u8,
     dac_state: u8,
     /// RGB triplets as written (6-bit, or 8-bit with the VBE 8-bit DAC).
+    #[serde(with = "crate::snapshot::array")]
     dac: [u8; 768],
     /// Components of the entry being written, committed after the third.
     dac_write_latch: [u8; 3],
 
     /// Planes 0..3, PLANE_SIZE bytes each, back to back.
+    #[serde(with = "crate::snapshot::bytes")]
     planes: Vec<u8>,
     /// The four processor latches (one byte per plane).
     latch: [u8; 4],
 
     vbe: vbe::VbeRegs,
+    #[serde(with = "crate::snapshot::bytes")]
     vram: Vec<u8>,
 
     dirty: bool,
@@ -578,6 +582,7 @@ impl PortDevice for Vga {
 /// memory windows: the legacy A0000h-BFFFFh aperture (planar memory through
 /// the graphics controller) and the VBE linear framebuffer.
 impl crate::devices::Device for Vga {
+    crate::devices::plain_state!();
     fn name(&self) -> &'static str {
         "VGA"
     }

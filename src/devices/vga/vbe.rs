@@ -42,7 +42,7 @@ pub const VBE_DISPI_MAX_BPP: u16 = 32;
 /// The banked window is 64 KiB at 0xA0000 with 64 KiB granularity.
 const BANK_SIZE: u32 = 0x1_0000;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct VbeRegs {
     pub index: u16,
     pub id: u16,

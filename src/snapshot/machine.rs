@@ -1,0 +1,237 @@
+//! Taking and loading a whole-machine snapshot (`--save-on-exit`,
+//! `-loadvm`, the monitor's `savevm`/`loadvm`), and the state hash that
+//! tells two runs' states apart (`--state-hash`).
+
+use super::{
+    fingerprint, read_file, write_file, DriveRecord, OverlayImage, RamImage, SavedConfig, Snapshot,
+    SnapshotError, StateError,
+};
+use crate::block::SECTOR_SIZE;
+use crate::machine::{Machine, MachineType};
+use crate::time::ClockMode;
+use std::path::Path;
+
+impl Machine {
+    /// The configuration to record in (or check against) a snapshot:
+    /// the board, the clock, and each drive's image with its fingerprint.
+    pub fn snapshot_config(&mut self) -> Result<SavedConfig, std::io::Error> {
+        let mut drives = Vec::new();
+        for ch in 0..2 {
+            for unit in 0..2 {
+                let Some(img) = self.ata(ch).and_then(|a| a.drive_image(unit)) else {
+                    continue;
+                };
+                let Some(path) = img.host_path().map(Path::to_path_buf) else {
+                    continue;
+                };
+                let overlay = img.overlay_sectors().is_some();
+                let (size, fp) = fingerprint(&path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                drives.push(DriveRecord {
+                    slot: format!("ide{ch}-{unit}"),
+                    path: path.display().to_string(),
+                    size,
+                    fingerprint: fp,
+                    overlay,
+                });
+            }
+        }
+        let clock = match self.cfg.clock {
+            ClockMode::Host => "host".to_string(),
+            ClockMode::Icount {
+                shift,
+                sleep,
+                align,
+            } => format!(
+                "-icount shift={shift},sleep={},align={}",
+                onoff(sleep),
+                onoff(align)
+            ),
+        };
+        Ok(SavedConfig {
+            ram: self.cfg.ram,
+            machine: match self.cfg.machine {
+                MachineType::IsaPc => "isapc",
+                MachineType::Pc => "pc",
+            }
+            .into(),
+            clock,
+            features_off: self.cfg.features.off.to_vec(),
+            debugcons: self.cfg.debugcons.clone(),
+            debug_exit: self
+                .cfg
+                .debug_exit
+                .as_ref()
+                .map(|d| (d.iobase(), d.iosize())),
+            drives,
+        })
+    }
+
+    /// The whole machine as a [`Snapshot`], between two slices of the run.
+    pub fn take_snapshot(&mut self) -> Result<Snapshot, StateError> {
+        self.flush_output();
+        self.sync_dma();
+        self.flush_disks()
+            .map_err(|e| StateError::Mismatch(format!("flushing the disks: {e}")))?;
+        let config = self
+            .snapshot_config()
+            .map_err(|e| StateError::Mismatch(format!("disk image {e}")))?;
+        let mut overlays = Vec::new();
+        for ch in 0..2 {
+            for unit in 0..2 {
+                let Some(img) = self.ata(ch).and_then(|a| a.drive_image(unit)) else {
+                    continue;
+                };
+                if let Some(sectors) = img.overlay_sectors() {
+                    let mut data = Vec::with_capacity(sectors.len() * SECTOR_SIZE);
+                    let lbas = sectors.iter().map(|(n, _)| *n).collect();
+                    for (_, s) in &sectors {
+                        data.extend_from_slice(s);
+                    }
+                    overlays.push(OverlayImage {
+                        slot: format!("ide{ch}-{unit}"),
+                        lbas,
+                        data: lz4_flex::block::compress_prepend_size(&data),
+                    });
+                }
+            }
+        }
+        Ok(Snapshot {
+            writer: format!("vx86 {}", env!("CARGO_PKG_VERSION")),
+            config,
+            cpu: self.cpu.save_state(),
+            platform: lz4_flex::block::compress_prepend_size(&super::encode(
+                &self.plat.save_state()?,
+            )?),
+            guest_ns: self.plat.clock.now(self.cpu.icount),
+            idle_insns: self.idle_insns,
+            serial_in: self.serial_in.iter().copied().collect(),
+            ram: RamImage::save(self.mem.ram()),
+            overlays,
+        })
+    }
+
+    /// Writes a snapshot of the machine to `path`.
+    pub fn save_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError> {
+        let snap = self.take_snapshot().map_err(|err| SnapshotError::Save {
+            path: path.into(),
+            err,
+        })?;
+        write_file(path, &snap)
+    }
+
+    /// Loads the snapshot at `path` into this machine, which the command line
+    /// must have built the same way (checked first: nothing changes when it
+    /// differs).
+    pub fn load_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError> {
+        let snap = read_file(path)?;
+        let conflict = |msg: String| SnapshotError::Conflict {
+            path: path.into(),
+            msg,
+        };
+        let now = self
+            .snapshot_config()
+            .map_err(|e| conflict(format!("disk image {e}")))?;
+        if let Some(diff) = snap.config.difference(&now) {
+            return Err(conflict(diff));
+        }
+        self.restore_snapshot(snap)
+            .map_err(|e| conflict(e.to_string()))
+    }
+
+    /// Puts a checked snapshot's state into the machine.
+    pub fn restore_snapshot(&mut self, snap: Snapshot) -> Result<(), StateError> {
+        let platform = lz4_flex::block::decompress_size_prepended(&snap.platform)
+            .map_err(|e| StateError::Mismatch(format!("device state: {e}")))?;
+        let platform = super::decode(&platform)?;
+        snap.ram.restore(self.mem.ram_mut())?;
+        // Anything devices wrote by DMA before is gone with the old RAM.
+        let _ = self.mem.take_dma_writes();
+        self.plat.load_state(platform)?;
+        for o in snap.overlays {
+            let (ch, unit) = parse_slot(&o.slot)
+                .ok_or_else(|| StateError::Mismatch(format!("bad drive slot {}", o.slot)))?;
+            let data = lz4_flex::block::decompress_size_prepended(&o.data)
+                .map_err(|e| StateError::Mismatch(format!("overlay of {}: {e}", o.slot)))?;
+            if data.len() != o.lbas.len() * SECTOR_SIZE {
+                return Err(StateError::Mismatch(format!(
+                    "overlay of {}: {} bytes for {} sectors",
+                    o.slot,
+                    data.len(),
+                    o.lbas.len()
+                )));
+            }
+            let sectors = o
+                .lbas
+                .iter()
+                .zip(data.chunks_exact(SECTOR_SIZE))
+                .map(|(&n, s)| (n, s.to_vec()))
+                .collect();
+            let ok = self
+                .ata(ch)
+                .and_then(|a| a.drive_image(unit))
+                .is_some_and(|img| img.restore_overlay(sectors));
+            if !ok {
+                return Err(StateError::Mismatch(format!(
+                    "drive {} has no -snapshot overlay to take the saved writes",
+                    o.slot
+                )));
+            }
+        }
+        self.cpu.load_state(&snap.cpu);
+        if self.cfg.clock == ClockMode::Host {
+            self.plat.clock.resume_at(snap.guest_ns);
+        }
+        self.cpu.clock = self.plat.clock;
+        self.idle_insns = snap.idle_insns;
+        self.serial_in = snap.serial_in.into_iter().collect();
+        Ok(())
+    }
+
+    /// CRC-32s of the CPU's architectural state, the board's state and RAM,
+    /// as one line: equal lines mean equal machines (to CRC strength).
+    pub fn state_hash(&mut self) -> String {
+        self.flush_output();
+        let cpu = super::encode(&self.cpu.save_state())
+            .map(|b| crc32fast::hash(&b))
+            .unwrap_or(0);
+        let devices = self
+            .plat
+            .save_state()
+            .and_then(|s| super::encode(&s))
+            .map(|b| format!("{:08x}", crc32fast::hash(&b)))
+            .unwrap_or_else(|e| format!("unavailable ({e})"));
+        let ram = crc32fast::hash(self.mem.ram());
+        // The -snapshot overlays: disk contents that live only in memory.
+        let mut h = crc32fast::Hasher::new();
+        for ch in 0..2 {
+            for unit in 0..2 {
+                let img = self.ata(ch).and_then(|a| a.drive_image(unit));
+                for (lba, data) in img.and_then(|i| i.overlay_sectors()).unwrap_or_default() {
+                    h.update(&lba.to_le_bytes());
+                    h.update(&data);
+                }
+            }
+        }
+        format!(
+            "cpu {cpu:08x} devices {devices} ram {ram:08x} overlays {:08x} icount {}",
+            h.finalize(),
+            self.cpu.icount
+        )
+    }
+}
+
+fn onoff(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `ide1-0` -> (1, 0).
+fn parse_slot(s: &str) -> Option<(usize, usize)> {
+    let (ch, unit) = s.strip_prefix("ide")?.split_once('-')?;
+    Some((ch.parse().ok()?, unit.parse().ok()?))
+}

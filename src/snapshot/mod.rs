@@ -1,0 +1,254 @@
+//! Whole-machine snapshots: the CPU's architectural state, every device's
+//! state, guest RAM and the `-snapshot` disk overlays in one file, which a new
+//! process loads to continue the run exactly where it stopped (deterministic
+//! time makes that checkable to the byte, see `tests/snapshot.rs`).
+//!
+//! The file, all integers little-endian:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `VX86SNAP` |
+//! | 8 | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 12 | 4 | CRC-32 (IEEE) of the payload |
+//! | 16 | 8 | payload length in bytes |
+//! | 24 | n | payload: [`Snapshot`] in postcard encoding |
+//!
+//! The payload is serde data in postcard's wire format: a published,
+//! versioned specification (postcard 1.x) that fixes byte order and integer
+//! encodings independently of the host, so a file written on x86-64 Linux
+//! reads the same on ARM or Windows; it needs no schema beyond the Rust
+//! types, and is compact (varints). Caches (TLB, block and jump caches) are
+//! not saved: a load flushes them and the run loop rebuilds them. RAM is
+//! stored in 1 MiB chunks, zero pages skipped, the rest LZ4-compressed.
+
+mod codec;
+mod file;
+mod machine;
+mod ram;
+
+pub use codec::{array, boxed_bytes, bytes, decode, encode, StateError};
+pub use file::{read_file, write_file, FORMAT_VERSION, MAGIC};
+pub use ram::RamImage;
+
+use crate::cpu::saved::CpuState;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Why a snapshot could not be written or loaded. Each message names the
+/// file and the problem on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{}: cannot read snapshot: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{}: cannot write snapshot: {err}", path.display())]
+    Write { path: PathBuf, err: std::io::Error },
+    #[error("{}: not a vx86 snapshot (no VX86SNAP magic)", path.display())]
+    NotSnapshot { path: PathBuf },
+    #[error(
+        "{}: snapshot format version {version} is newer than this vx86 reads (up to {FORMAT_VERSION})",
+        path.display()
+    )]
+    Newer { path: PathBuf, version: u32 },
+    #[error("{}: snapshot format version {version} is not one this vx86 reads", path.display())]
+    Unknown { path: PathBuf, version: u32 },
+    #[error("{}: snapshot is truncated ({have} of {want} bytes)", path.display())]
+    Truncated { path: PathBuf, have: u64, want: u64 },
+    #[error("{}: snapshot is corrupted (checksum mismatch)", path.display())]
+    Checksum { path: PathBuf },
+    #[error("{}: snapshot does not decode: {err}", path.display())]
+    Decode { path: PathBuf, err: StateError },
+    #[error("{}: cannot save: {err}", path.display())]
+    Save { path: PathBuf, err: StateError },
+    #[error("{}: {msg}", path.display())]
+    Conflict { path: PathBuf, msg: String },
+}
+
+/// One drive as the snapshot saw it: where its image was and what it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveRecord {
+    /// `ide0-cd1` style: the IDE channel and unit.
+    pub slot: String,
+    pub path: String,
+    /// The image file's size in bytes.
+    pub size: u64,
+    /// [`fingerprint`] of the image file.
+    pub fingerprint: u32,
+    /// Writes went to an in-memory overlay (`-snapshot`), saved in the file.
+    pub overlay: bool,
+}
+
+/// The configuration a snapshot was taken with: a load on a machine built
+/// differently is refused, naming the difference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedConfig {
+    pub ram: u64,
+    /// `isapc` or `pc`.
+    pub machine: String,
+    /// `-icount shift=0,sleep=off` or `host`.
+    pub clock: String,
+    /// CPUID feature words removed with `-cpu qemu64,-name`.
+    pub features_off: Vec<u32>,
+    /// `-device isa-debugcon,iobase=P` ports.
+    pub debugcons: Vec<u16>,
+    /// `-device isa-debug-exit` (iobase, iosize) if present.
+    pub debug_exit: Option<(u16, u8)>,
+    pub drives: Vec<DriveRecord>,
+}
+
+impl SavedConfig {
+    /// The first difference between the snapshot's configuration (`self`)
+    /// and this run's, as "the snapshot has X, this run has Y".
+    pub fn difference(&self, now: &SavedConfig) -> Option<String> {
+        let d = |what: &str, a: String, b: String| {
+            Some(format!(
+                "snapshot was taken with {what} {a}, this run has {what} {b}"
+            ))
+        };
+        if self.ram != now.ram {
+            return d("-m", mib(self.ram), mib(now.ram));
+        }
+        if self.machine != now.machine {
+            return d("-M", self.machine.clone(), now.machine.clone());
+        }
+        if self.clock != now.clock {
+            return d("clock", self.clock.clone(), now.clock.clone());
+        }
+        if self.features_off != now.features_off {
+            return d(
+                "CPU features removed",
+                format!("{:x?}", self.features_off),
+                format!("{:x?}", now.features_off),
+            );
+        }
+        if self.debugcons != now.debugcons {
+            return d(
+                "isa-debugcon ports",
+                format!("{:x?}", self.debugcons),
+                format!("{:x?}", now.debugcons),
+            );
+        }
+        if self.debug_exit != now.debug_exit {
+            return d(
+                "isa-debug-exit",
+                format!("{:x?}", self.debug_exit),
+                format!("{:x?}", now.debug_exit),
+            );
+        }
+        for a in &self.drives {
+            let Some(b) = now.drives.iter().find(|b| b.slot == a.slot) else {
+                return Some(format!(
+                    "snapshot has drive {} ({}), this run has none there",
+                    a.slot, a.path
+                ));
+            };
+            if a.path != b.path {
+                return d(&format!("drive {}", a.slot), a.path.clone(), b.path.clone());
+            }
+            if a.overlay != b.overlay {
+                return d(
+                    &format!("drive {}", a.slot),
+                    snapshot_mode(a.overlay),
+                    snapshot_mode(b.overlay),
+                );
+            }
+            if a.size != b.size || a.fingerprint != b.fingerprint {
+                return Some(format!(
+                    "disk image {} changed since the snapshot was taken (size {} then, {} now; \
+                     fingerprint {:08x} then, {:08x} now)",
+                    a.path, a.size, b.size, a.fingerprint, b.fingerprint
+                ));
+            }
+        }
+        if let Some(b) = now
+            .drives
+            .iter()
+            .find(|b| !self.drives.iter().any(|a| a.slot == b.slot))
+        {
+            return Some(format!(
+                "this run has drive {} ({}), the snapshot has none there",
+                b.slot, b.path
+            ));
+        }
+        None
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{}M", b >> 20)
+}
+
+fn snapshot_mode(overlay: bool) -> String {
+    if overlay {
+        "-snapshot"
+    } else {
+        "writes to the image"
+    }
+    .to_string()
+}
+
+/// A `-snapshot` overlay's written sectors.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OverlayImage {
+    pub slot: String,
+    pub lbas: Vec<u64>,
+    /// The sectors in `lbas` order, 512 bytes each, LZ4-compressed.
+    #[serde(with = "bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Everything in a snapshot file's payload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The vx86 that wrote it (`vx86 0.1.0`), for messages.
+    pub writer: String,
+    pub config: SavedConfig,
+    pub cpu: CpuState,
+    /// The board's [`crate::platform::PlatformState`], encoded and LZ4-compressed (VGA
+    /// memory is most of it, and mostly zero).
+    #[serde(with = "bytes")]
+    pub platform: Vec<u8>,
+    /// Guest time at the save, in nanoseconds (host-time runs resume from it).
+    pub guest_ns: u64,
+    /// Instructions skipped while the guest idled (for `--stats`).
+    pub idle_insns: u64,
+    /// Host bytes queued for COM1 that the guest had not taken yet.
+    #[serde(with = "bytes")]
+    pub serial_in: Vec<u8>,
+    pub ram: RamImage,
+    pub overlays: Vec<OverlayImage>,
+}
+
+/// A disk image's fingerprint: CRC-32 of the whole file up to 64 MiB; for
+/// larger files, of its first and last MiB and 1024 4 KiB samples spread
+/// evenly between (a full read of a multi-GiB image would dominate a load).
+pub fn fingerprint(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const FULL: u64 = 64 << 20;
+    const END: u64 = 1 << 20;
+    const SAMPLES: u64 = 1024;
+    const SAMPLE: usize = 4096;
+    let mut f = std::fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&size.to_le_bytes());
+    if size <= FULL {
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf)?;
+        h.update(&buf);
+        return Ok((size, h.finalize()));
+    }
+    let mut read_at = |off: u64, len: usize, h: &mut crc32fast::Hasher| -> std::io::Result<()> {
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(off))?;
+        f.read_exact(&mut buf)?;
+        h.update(&buf);
+        Ok(())
+    };
+    read_at(0, END as usize, &mut h)?;
+    let span = size - 2 * END - SAMPLE as u64;
+    for i in 0..SAMPLES {
+        read_at(END + span / SAMPLES * i, SAMPLE, &mut h)?;
+    }
+    read_at(size - END, END as usize, &mut h)?;
+    Ok((size, h.finalize()))
+}
