@@ -126,7 +126,7 @@ run_mac() {
 # wall-clock tests; those run natively in the same CI.
 arm_tests=(--lib --test bios_disk --test bios_serial --test bios_vbe --test boot --test cli
            --test conformance --test debian_guest --test default_guest_cli --test determinism
-           --test firmware --test random_bytes --test test_roms)
+           --test firmware --test random_bytes --test sys_roms --test test_roms)
 mkdir -p target
 case $what in
   arm) run_arm ;;
