@@ -6,7 +6,6 @@ use super::block_cache::{Block, BlockOps, MAX_BLOCK};
 use super::exec;
 use super::{Bus, Cpu, Fault, Res};
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
-use std::rc::Rc;
 
 /// Entries in the RIP-indexed jump cache.
 pub const JUMP_CACHE: usize = 4096;
@@ -16,7 +15,7 @@ pub const JUMP_CACHE: usize = 4096;
 pub struct JumpEntry {
     pub rip: u64,
     pub gen: u64,
-    pub ops: Option<Rc<BlockOps>>,
+    pub ops: Option<BlockOps>,
 }
 
 /// Handler signature: every instruction form has one.
@@ -50,6 +49,13 @@ pub struct Op {
     /// Up to three operand descriptors.
     pub o: [u8; 3],
     pub len: u8,
+    /// In a block's first op: the block is still valid (see
+    /// [`BlockOps`]); meaningless in the other ops.
+    pub valid: std::cell::Cell<bool>,
+    /// Offset from the block's first byte to the end of this op's (first)
+    /// instruction: the run loop sets RIP from the block's start instead of
+    /// from the previous op's RIP.
+    pub end: u16,
     /// Operand size in bytes (1, 2, 4, 8).
     pub osz: u8,
     /// Address size in bytes (2, 4, 8).
@@ -66,8 +72,11 @@ pub struct Op {
     pub imm: u64,
     /// Second immediate (far pointer selector, ENTER nesting level).
     pub imm2: u64,
-    /// The full decoded instruction, for rare paths and diagnostics.
-    pub ins: Instruction,
+    /// The full decoded instruction, for rare paths and diagnostics. Boxed:
+    /// it is 40 bytes and the hot paths never read it, so ops stay 56 bytes
+    /// and a block's ops take fewer cache lines (dispatch on the Debian boot
+    /// waits on cache misses for the ops).
+    pub ins: Box<Instruction>,
 }
 
 impl Op {
@@ -143,6 +152,8 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
         exec: exec::system::op_ud,
         o: [K_NONE; 3],
         len: ins.len() as u8,
+        valid: std::cell::Cell::new(false),
+        end: ins.len() as u16,
         osz: 0,
         asz,
         seg: 3,
@@ -154,7 +165,7 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
         disp: 0,
         imm: 0,
         imm2: 0,
-        ins: *ins,
+        ins: Box::new(*ins),
     };
     if ins.has_rep_prefix() {
         op.pfx |= PFX_REP;
@@ -382,7 +393,8 @@ pub fn ends_block(ins: &Instruction) -> bool {
 
 impl Cpu {
     /// Returns the ops of the block at CS:RIP, decoding it on a miss.
-    pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<Rc<BlockOps>> {
+    #[inline(always)]
+    pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<BlockOps> {
         // Fast path: the jump cache maps RIP straight to a block while no TLB
         // flush or CS/mode change happened since it was filled and the block
         // itself is still valid (QEMU's tb_jmp_cache idea): no segment check,
@@ -401,6 +413,12 @@ impl Cpu {
                 return Ok(ops.clone());
             }
         }
+        self.fetch_block_slow(bus, rip, idx)
+    }
+
+    /// The jump cache missed: translate, look in the block cache, decode.
+    #[inline(never)]
+    fn fetch_block_slow(&mut self, bus: &mut dyn Bus, rip: u64, idx: usize) -> Res<BlockOps> {
         let lin = self.code_lin(rip)?;
         let phys = self.translate_exec(bus, lin)?;
         let mode = self.mode_key();
@@ -423,13 +441,7 @@ impl Cpu {
         Ok(ops)
     }
 
-    fn decode_block(
-        &mut self,
-        bus: &mut dyn Bus,
-        lin: u64,
-        phys: u64,
-        mode: u32,
-    ) -> Res<Rc<BlockOps>> {
+    fn decode_block(&mut self, bus: &mut dyn Bus, lin: u64, phys: u64, mode: u32) -> Res<BlockOps> {
         self.stats.blocks_decoded += 1;
         // Bytes from the start address to the end of its page, plus up to 15
         // bytes of the next page for an instruction that crosses it.
@@ -494,6 +506,7 @@ impl Cpu {
                 let truncated = d.last_error() == iced_x86::DecoderError::NoMoreBytes;
                 let mut op = make_op(&ins, slice, bitness);
                 op.len = 0;
+                op.end = off as u16;
                 if truncated && end < avail {
                     op.exec = exec::system::op_gp0;
                 } else if truncated && next_fault.is_some() {
@@ -510,7 +523,8 @@ impl Cpu {
                 break;
             }
             let n = ins.len();
-            let op = make_op(&ins, slice, bitness);
+            let mut op = make_op(&ins, slice, bitness);
+            op.end = (off + n) as u16;
             let stop = ends_block(&ins);
             if limit > 1 && ins.is_jcc_short_or_near() && op.o[0] == K_IMM {
                 if let Some(prev) = ops.last_mut() {
@@ -571,3 +585,7 @@ fn _assert_code_size() {
     let _ = Code::INVALID;
     let _ = Fault::ud();
 }
+
+/// Ops are read on every dispatch: keep them within 56 bytes (the rare data
+/// lives behind `ins`).
+const _: () = assert!(std::mem::size_of::<Op>() <= 56);

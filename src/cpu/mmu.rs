@@ -196,13 +196,17 @@ impl Cpu {
         }
         if self.mem.read_u8(addr).is_none() && self.mem.read_u8(addr + size as u64 - 1).is_none() {
             // A device window: one sized access (the map splits it if it must).
+            self.intr_recheck = true;
             return bus.mmio_read(addr, size, self.icount) & super::flags::size_mask(size);
         }
         for i in 0..size as u64 {
             let a = addr + i;
             let b = match self.mem.read_u8(a) {
                 Some(b) => b,
-                None => bus.mmio_read(a, 1, self.icount) as u8,
+                None => {
+                    self.intr_recheck = true;
+                    bus.mmio_read(a, 1, self.icount) as u8
+                }
             };
             v |= (b as u64) << (8 * i);
         }
@@ -234,6 +238,7 @@ impl Cpu {
     /// machine can act before anything else runs.
     fn mmio_write(&mut self, bus: &mut dyn Bus, addr: u64, size: u8, v: u64) {
         bus.mmio_write(addr, size, v, self.icount);
+        self.intr_recheck = true;
         if bus.needs_attention() {
             self.stop_request = true;
             self.stop_block = true;
@@ -582,6 +587,7 @@ impl Cpu {
             if self.mem.is_ram(phys) || self.mem.read_u8(phys).is_some() {
                 return Ok(self.phys_read(bus, phys, size));
             }
+            self.intr_recheck = true;
             return Ok(bus.mmio_read(phys, size, self.icount) & super::flags::size_mask(size));
         }
         // Crossing a page: translate both halves before touching anything.

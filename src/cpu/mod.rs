@@ -260,6 +260,11 @@ pub struct Cpu {
     pub stop_block: bool,
     /// Set by the machine to make `run` return at the next block boundary.
     pub stop_request: bool,
+    /// The CPU touched the machine (a port, device memory, an APIC MSR), so
+    /// the interrupt controller's INTR output may have changed: `run` asks
+    /// the bus again at the next block boundary. Between such accesses the
+    /// devices do not move while `run` runs, so asking once is enough.
+    pub intr_recheck: bool,
     /// A triple fault happened inside an instruction handler (INT n delivery).
     pub triple_fault: bool,
     /// Record exceptions in `captured` instead of delivering them (snippet runs).
@@ -327,6 +332,7 @@ impl Cpu {
             nmi_blocked: false,
             stop_block: false,
             stop_request: false,
+            intr_recheck: false,
             triple_fault: false,
             capture_faults: false,
             captured: None,
@@ -584,14 +590,40 @@ impl Cpu {
             if self.halted {
                 return Exit::Halted;
             }
-            if let Err(e) = self.step_block(bus) {
+            // What INTR says now stays true until the CPU touches the bus
+            // (devices advance only between runs).
+            self.intr_recheck = false;
+            let intr = bus.intr_pending();
+            if let Err(e) = self.run_blocks(bus, until, intr) {
                 return e;
             }
         }
         Exit::Budget
     }
 
+    /// Runs blocks back to back while nothing can change what happens at the
+    /// boundary between them: returns to `run`'s checks when the budget is
+    /// spent, a stop or NMI is pending, an interrupt shadow begins, the CPU
+    /// halted or touched the bus, or INTR is asserted and IF is set.
+    #[inline(always)]
+    fn run_blocks(&mut self, bus: &mut dyn Bus, until: u64, intr: bool) -> Result<(), Exit> {
+        loop {
+            self.step_block(bus)?;
+            if self.icount >= until
+                || self.stop_request
+                || self.shadow
+                || self.halted
+                || self.nmi_pending
+                || self.intr_recheck
+                || (intr && self.flags.bits & rflags::IF != 0)
+            {
+                return Ok(());
+            }
+        }
+    }
+
     /// Finds (or decodes) the block at CS:RIP and runs it.
+    #[inline(always)]
     fn step_block(&mut self, bus: &mut dyn Bus) -> Result<(), Exit> {
         // In an interrupt shadow (after STI, MOV SS, POP SS) only the one
         // shadowed instruction runs before interrupts are sampled again, so
@@ -609,12 +641,14 @@ impl Cpu {
         if in_shadow || self.flags.bits & rflags::TF != 0 {
             return self.step_one(bus, &ops);
         }
-        // The hot loop: per op only RIP, the handler, the count and the stop flag.
+        // The hot loop: per op the handler, RIP from the block's start (no
+        // chain through the previous op's RIP), the count and the stop flag.
+        let base = self.rip;
+        let mask = self.ip_mask;
         for op in ops.iter() {
-            let start = self.rip;
-            self.rip = start.wrapping_add(op.len as u64) & self.ip_mask;
+            self.rip = base.wrapping_add(op.end as u64) & mask;
             if let Err(f) = (op.exec)(self, bus, op) {
-                self.rip = start;
+                self.rip = base.wrapping_add(op.end as u64 - op.len as u64) & mask;
                 return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()));
             }
             self.icount += 1;

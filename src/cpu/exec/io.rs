@@ -48,6 +48,7 @@ pub fn in_(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let port = port_of(cpu, op, op.o[1]);
     cpu.check_io(bus, port, sz)?;
     let v = bus.io_read(port, sz, cpu.icount) as u64 & size_mask(sz);
+    cpu.intr_recheck = true;
     cpu.set_reg(0, sz, v);
     Ok(())
 }
@@ -62,6 +63,7 @@ pub fn out(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     cpu.check_io(bus, port, sz)?;
     let v = cpu.reg(0, sz);
     bus.io_write(port, sz, v as u32, cpu.icount);
+    cpu.intr_recheck = true;
     if bus.needs_attention() {
         cpu.stop_request = true;
     }

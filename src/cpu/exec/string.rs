@@ -316,6 +316,7 @@ pub fn ins(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
         let lin = cpu.seg_lin(ES, di, sz, true)?;
         cpu.probe_write(bus, lin, sz)?;
         let v = bus.io_read(port, sz, cpu.icount) as u64 & size_mask(sz);
+        cpu.intr_recheck = true;
         cpu.write(bus, ES, di, sz, v)?;
         let d = step(cpu, sz);
         adv(cpu, 7, am, d);
@@ -332,6 +333,7 @@ pub fn outs(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     rep(cpu, bus, op, false, 0, |cpu, bus| {
         let v = cpu.read(bus, seg, cpu.gpr[6] & am, sz)?;
         bus.io_write(port, sz, v as u32, cpu.icount);
+        cpu.intr_recheck = true;
         if bus.needs_attention() {
             cpu.stop_request = true;
             cpu.stop_block = true;

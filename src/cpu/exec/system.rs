@@ -140,6 +140,7 @@ pub fn rdtscp(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
 pub fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _op: &Op) -> Res {
     need_cpl0(cpu)?;
     let idx = cpu.gpr[1] as u32;
+    cpu.intr_recheck = true;
     let v = match bus.apic_rdmsr(idx) {
         // The APIC keeps the deadline in virtual time; the TSC adds the
         // guest's offset.
@@ -163,6 +164,7 @@ pub fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _op: &Op) -> Res {
     } else {
         v
     };
+    cpu.intr_recheck = true;
     match bus.apic_wrmsr(idx, arg, cpu.icount) {
         Some(true) => {
             // A re-armed timer: the machine plans its next stop anew.
