@@ -316,28 +316,31 @@ if dpkg --print-foreign-architectures | grep -qx i386 \
     fi
 fi
 if [ -z "$k686_pkg" ]; then
-    log "no i386 package lists (dpkg --add-architecture i386 needs root): linux-686 skipped"
+    log "no i386 package lists (dpkg --add-architecture i386 and apt-get update need root and the archive): linux-686 skipped"
 else
     k686_stamp="686-v1 $k686_pkg $(cksum < "$here/guest/init-686.sh")"
     if [ -f "$out/linux-686" ] && [ -f "$out/initramfs-686.cpio.gz" ] \
         && [ "$(cat "$out/linux-686.stamp" 2>/dev/null)" = "$k686_stamp" ]; then
         log "linux-686, initramfs-686.cpio.gz up to date"
     else
-        kdeb=$(fetch_i386 "$k686_pkg") || die "apt-get download $k686_pkg:i386 failed"
-        bdeb=$(fetch_i386 busybox-static) || die "apt-get download busybox-static:i386 failed"
-        tmp=$cache/pkg/686.tmp
-        rm -rf "$tmp" && mkdir -p "$tmp/k" "$tmp/b" "$tmp/rd/bin" "$tmp/rd/proc" "$tmp/rd/sys" "$tmp/rd/dev"
-        dpkg-deb -x "$kdeb" "$tmp/k"
-        dpkg-deb -x "$bdeb" "$tmp/b"
-        cp "$tmp/k/boot/vmlinuz-${k686_pkg#linux-image-}" "$out/linux-686"
-        cp "$tmp/b/bin/busybox" "$tmp/rd/bin/busybox"
-        cp "$here/guest/init-686.sh" "$tmp/rd/init"
-        chmod 755 "$tmp/rd/init" "$tmp/rd/bin/busybox"
-        (cd "$tmp/rd" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9n) \
-            > "$out/initramfs-686.cpio.gz"
-        rm -rf "$tmp"
-        echo "$k686_stamp" > "$out/linux-686.stamp"
-        log "linux-686 ($k686_pkg) $(wc -c < "$out/linux-686") bytes, initramfs-686.cpio.gz $(wc -c < "$out/initramfs-686.cpio.gz") bytes"
+        # A failure here skips only this pair: the extlinux disk below still builds.
+        if ! kdeb=$(fetch_i386 "$k686_pkg") || ! bdeb=$(fetch_i386 busybox-static); then
+            log "apt-get download of $k686_pkg:i386 or busybox-static:i386 failed: linux-686 skipped"
+        else
+            tmp=$cache/pkg/686.tmp
+            rm -rf "$tmp" && mkdir -p "$tmp/k" "$tmp/b" "$tmp/rd/bin" "$tmp/rd/proc" "$tmp/rd/sys" "$tmp/rd/dev"
+            dpkg-deb -x "$kdeb" "$tmp/k"
+            dpkg-deb -x "$bdeb" "$tmp/b"
+            cp "$tmp/k/boot/vmlinuz-${k686_pkg#linux-image-}" "$out/linux-686"
+            cp "$tmp/b/bin/busybox" "$tmp/rd/bin/busybox"
+            cp "$here/guest/init-686.sh" "$tmp/rd/init"
+            chmod 755 "$tmp/rd/init" "$tmp/rd/bin/busybox"
+            (cd "$tmp/rd" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9n) \
+                > "$out/initramfs-686.cpio.gz"
+            rm -rf "$tmp"
+            echo "$k686_stamp" > "$out/linux-686.stamp"
+            log "linux-686 ($k686_pkg) $(wc -c < "$out/linux-686") bytes, initramfs-686.cpio.gz $(wc -c < "$out/initramfs-686.cpio.gz") bytes"
+        fi
     fi
 fi
 
