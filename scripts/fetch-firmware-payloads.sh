@@ -41,6 +41,14 @@
 #                        (grub-mkimage -O i386-pc-eltorito with biosdisk and
 #                        iso9660, the modules under /boot/grub/i386-pc, xorriso
 #                        -no-emul-boot -boot-load-size 4 -boot-info-table)
+#   linux-686            Debian's 32-bit kernel, the non-PAE 686 flavour
+#                        (linux-image-686:i386's versioned package): an XZ
+#                        bzImage without a PVH note (issue 18's 686 workload)
+#   initramfs-686.cpio.gz  an i386 busybox (busybox-static:i386) /init that
+#                        prints VX86-686-INIT-DONE and reboots
+#                        (scripts/guest/init-686.sh)
+#   Both need the i386 architecture in dpkg (added here, then apt-get update);
+#   where that is impossible they are skipped with a message.
 #
 # Packages come from `apt-get download` (the machine's own apt sources; no
 # mirror is named here) and are unpacked with `dpkg-deb -x`: nothing is
@@ -280,6 +288,59 @@ else
         rm -rf "$root"
         echo "$iso_stamp" > "$out/iso.stamp"
         log "isolinux.iso $(wc -c < "$out/isolinux.iso") bytes, grub.iso $(wc -c < "$out/grub.iso") bytes"
+    fi
+fi
+
+# ---- Debian's 32-bit 686 kernel and an i386 busybox initramfs (issue 18) ----
+# The i386 packages are only listed once dpkg knows the architecture. They
+# are kept apart from $debs, whose name-only look-ups (here and in
+# build-guest.sh) must keep finding the amd64 busybox-static.
+debs_i386=$cache/debs-i386
+mkdir -p "$debs_i386"
+fetch_i386() {
+    local pkg=$1 f
+    f=$(ls "$debs_i386"/"${pkg}"_*_i386.deb 2>/dev/null | head -n 1 || true)
+    if [ -z "$f" ]; then
+        (cd "$debs_i386" && apt-get download "$pkg:i386" >&2) || return 1
+        f=$(ls "$debs_i386"/"${pkg}"_*_i386.deb | head -n 1)
+    fi
+    echo "$f"
+}
+k686_pkg=
+if dpkg --print-foreign-architectures | grep -qx i386 \
+    || { dpkg --add-architecture i386 2>/dev/null && apt-get update -qq >&2; }; then
+    k686_pkg=$(apt-cache depends linux-image-686:i386 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub(/:i386$/, "", $2); print $2; exit}')
+    if [ -z "$k686_pkg" ]; then
+        apt-get update -qq >&2 || true
+        k686_pkg=$(apt-cache depends linux-image-686:i386 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub(/:i386$/, "", $2); print $2; exit}')
+    fi
+fi
+if [ -z "$k686_pkg" ]; then
+    log "no i386 package lists (dpkg --add-architecture i386 and apt-get update need root and the archive): linux-686 skipped"
+else
+    k686_stamp="686-v1 $k686_pkg $(cksum < "$here/guest/init-686.sh")"
+    if [ -f "$out/linux-686" ] && [ -f "$out/initramfs-686.cpio.gz" ] \
+        && [ "$(cat "$out/linux-686.stamp" 2>/dev/null)" = "$k686_stamp" ]; then
+        log "linux-686, initramfs-686.cpio.gz up to date"
+    else
+        # A failure here skips only this pair: the extlinux disk below still builds.
+        if ! kdeb=$(fetch_i386 "$k686_pkg") || ! bdeb=$(fetch_i386 busybox-static); then
+            log "apt-get download of $k686_pkg:i386 or busybox-static:i386 failed: linux-686 skipped"
+        else
+            tmp=$cache/pkg/686.tmp
+            rm -rf "$tmp" && mkdir -p "$tmp/k" "$tmp/b" "$tmp/rd/bin" "$tmp/rd/proc" "$tmp/rd/sys" "$tmp/rd/dev"
+            dpkg-deb -x "$kdeb" "$tmp/k"
+            dpkg-deb -x "$bdeb" "$tmp/b"
+            cp "$tmp/k/boot/vmlinuz-${k686_pkg#linux-image-}" "$out/linux-686"
+            cp "$tmp/b/bin/busybox" "$tmp/rd/bin/busybox"
+            cp "$here/guest/init-686.sh" "$tmp/rd/init"
+            chmod 755 "$tmp/rd/init" "$tmp/rd/bin/busybox"
+            (cd "$tmp/rd" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9n) \
+                > "$out/initramfs-686.cpio.gz"
+            rm -rf "$tmp"
+            echo "$k686_stamp" > "$out/linux-686.stamp"
+            log "linux-686 ($k686_pkg) $(wc -c < "$out/linux-686") bytes, initramfs-686.cpio.gz $(wc -c < "$out/initramfs-686.cpio.gz") bytes"
+        fi
     fi
 fi
 

@@ -435,7 +435,7 @@ pub fn synthetic_header(cmdline_size: u32) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A syntactically valid bzImage header with `pm` as protected-mode code.

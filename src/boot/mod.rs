@@ -686,3 +686,158 @@ fn load_multiboot(
         fallback: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::layout::{le_u32, PutLe};
+    use crate::cpu::state::{cr0, CS, DS, ES, SS};
+    use crate::memory::GuestMemory;
+    use std::io::Write;
+
+    /// Where a 32-bit Debian kernel links (CONFIG_PHYSICAL_START, the
+    /// LOAD_PHYSICAL_ADDR of its decompressor) and its PAGE_OFFSET.
+    const PHYS: u64 = 0x100_0000;
+    const PAGE_OFFSET: u64 = 0xC000_0000;
+
+    fn gzip(d: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(d).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    /// A bzImage as a 32-bit kernel build makes it: protocol 2.15, no
+    /// XLF_KERNEL_64, relocatable, preferring 16 MiB, whose protected-mode
+    /// part is `payload` (with the build's 4-byte size trailer) and nothing else.
+    fn bzimage32(payload: &[u8], uncompressed: usize) -> Vec<u8> {
+        let mut pm = payload.to_vec();
+        pm.extend_from_slice(&(uncompressed as u32).to_le_bytes());
+        let mut img = linux::tests::image(0x20F, 0, &pm);
+        img.put_u32(linux::hdr::PAYLOAD_OFFSET, 0);
+        img.put_u32(linux::hdr::PAYLOAD_LENGTH, payload.len() as u32);
+        img.put_u64(linux::hdr::PREF_ADDRESS, PHYS);
+        img.put_u32(linux::hdr::KERNEL_ALIGNMENT, PHYS as u32);
+        img.put_u32(linux::hdr::INIT_SIZE, 0x20_0000);
+        img
+    }
+
+    /// A 32-bit vmlinux: text linked at PAGE_OFFSET + 16 MiB, loaded at
+    /// 16 MiB, with a bss; `entry` is e_entry (vmlinux's is physical,
+    /// `phys_startup_32`).
+    fn vmlinux32(entry: u64) -> Vec<u8> {
+        let code: Vec<u8> = (0..64u8).collect();
+        elf::tests::build(false, entry, PAGE_OFFSET + PHYS, PHYS, &code, 0x1000, None)
+    }
+
+    fn boot(kernel: Vec<u8>, host_decompress: bool) -> (Cpu, Result<Booted, BootError>) {
+        let mut cpu = Cpu::new(GuestMemory::new(64 << 20).expect("memory"));
+        let k = KernelBoot {
+            kernel_name: "bzImage".into(),
+            kernel,
+            initrd: vec![InitrdFile {
+                name: "initrd".into(),
+                data: vec![0xA5; 5000],
+                cmdline: String::new(),
+            }],
+            cmdline: "console=ttyS0".into(),
+            opts: BootOptions {
+                host_decompress,
+                ..BootOptions::default()
+            },
+        };
+        let r = load(&mut cpu, &k);
+        (cpu, r)
+    }
+
+    fn mem32(cpu: &Cpu, addr: u64) -> u32 {
+        let b = |i: u64| cpu.mem.read_u8(addr + i).expect("in RAM");
+        u32::from_le_bytes([b(0), b(1), b(2), b(3)])
+    }
+
+    /// boot.rst, "32-bit Boot Protocol": flat __BOOT_CS/__BOOT_DS, paging
+    /// and interrupts off, ESI = boot_params, EBP = EDI = EBX = 0.
+    fn assert_32bit_boot_protocol(cpu: &Cpu) {
+        assert!(cpu.pmode && !cpu.long64);
+        assert_eq!(cpu.code_bits, 32);
+        assert_eq!(cpu.cr0 & (cr0::PE | cr0::PG), cr0::PE);
+        assert_eq!(cpu.seg[CS].selector, entry::BOOT_CS);
+        assert_eq!((cpu.seg[CS].base, cpu.seg[CS].limit), (0, 0xFFFF_FFFF));
+        for s in [DS, ES, SS] {
+            assert_eq!(cpu.seg[s].selector, entry::BOOT_DS);
+            assert_eq!((cpu.seg[s].base, cpu.seg[s].limit), (0, 0xFFFF_FFFF));
+        }
+        assert_eq!(cpu.rflags() & (1 << 9), 0, "IF");
+        assert_eq!(cpu.gpr[entry::reg::RSI], ZERO_PAGE_ADDR);
+        for r in [3, 5, 7] {
+            assert_eq!(cpu.gpr[r], 0, "EBX/EBP/EDI");
+        }
+    }
+
+    #[test]
+    fn a_32bit_bzimage_enters_its_host_decompressed_vmlinux_at_startup_32() {
+        let elf = vmlinux32(PHYS);
+        let (cpu, r) = boot(bzimage32(&gzip(&elf), elf.len()), true);
+        let b = r.expect("boots");
+        assert_eq!(b.protocol, Protocol::Decompressed32);
+        assert_eq!(b.entry.mode, EntryMode::Protected32);
+        assert_eq!(b.fallback, None);
+        assert!(matches!(b.decompressed, Some((Compression::Gzip, _, n)) if n == elf.len()));
+        // The segments at their physical addresses (the link address: no
+        // relocation), the bss cleared, the entry at startup_32.
+        assert_eq!(b.kernel, (PHYS, PHYS + 64 + 0x1000));
+        assert_eq!(cpu.rip, PHYS);
+        assert_eq!(mem32(&cpu, PHYS), 0x0302_0100);
+        assert_eq!(mem32(&cpu, PHYS + 60), 0x3F3E_3D3C);
+        assert_eq!(mem32(&cpu, PHYS + 64), 0);
+        assert_32bit_boot_protocol(&cpu);
+        // boot_params: the image's header, the loader's fields, the initrd
+        // above the kernel.
+        let zp = ZERO_PAGE_ADDR;
+        assert_eq!(mem32(&cpu, zp + linux::hdr::HEADER as u64), linux::HDRS);
+        assert_eq!(
+            cpu.mem.read_u8(zp + linux::hdr::TYPE_OF_LOADER as u64),
+            Some(0xFF)
+        );
+        assert_eq!(
+            mem32(&cpu, zp + linux::hdr::CMD_LINE_PTR as u64),
+            CMDLINE_ADDR as u32
+        );
+        let rd = mem32(&cpu, zp + linux::hdr::RAMDISK_IMAGE as u64) as u64;
+        assert_eq!(b.initrd, vec![(rd, rd + 5000)]);
+        assert!(rd >= b.kernel.1);
+        assert_eq!(mem32(&cpu, zp + linux::hdr::RAMDISK_SIZE as u64), 5000);
+        assert_eq!(mem32(&cpu, rd), 0xA5A5_A5A5);
+        // The memory map: low RAM, ..., RAM from 1 MiB up.
+        let n = cpu.mem.read_u8(zp + linux::zp::E820_ENTRIES as u64);
+        assert!(matches!(n, Some(2..=8)), "{n:?} E820 entries");
+    }
+
+    /// An e_entry given as a virtual address goes through its segment.
+    #[test]
+    fn a_virtual_e_entry_is_entered_at_its_physical_address() {
+        let elf = vmlinux32(PAGE_OFFSET + PHYS + 0x10);
+        let (cpu, r) = boot(bzimage32(&gzip(&elf), elf.len()), true);
+        assert_eq!(r.expect("boots").entry.rip, PHYS + 0x10);
+        assert_eq!(cpu.rip, PHYS + 0x10);
+    }
+
+    /// `--no-host-decompress`, and a payload the host cannot read, keep the
+    /// classic entry: the compressed kernel at its load address, startup_32.
+    #[test]
+    fn a_32bit_bzimage_falls_back_to_its_own_decompressor() {
+        let elf = vmlinux32(PHYS);
+        let img = bzimage32(&gzip(&elf), elf.len());
+        let (cpu, r) = boot(img.clone(), false);
+        let b = r.expect("boots");
+        assert_eq!(b.protocol, Protocol::Linux32);
+        assert_eq!(b.fallback, Some("--no-host-decompress"));
+        assert_eq!((b.entry.rip, b.decompressed), (PHYS, None));
+        assert_eq!(mem32(&cpu, PHYS), le_u32(&img, 5 * 512));
+        assert_32bit_boot_protocol(&cpu);
+
+        let (_, r) = boot(bzimage32(&[0x42; 64], 64), true);
+        let b = r.expect("boots");
+        assert_eq!(b.protocol, Protocol::Linux32);
+        assert_eq!(b.fallback, Some("unknown payload compression"));
+    }
+}
