@@ -215,32 +215,7 @@ impl Default for LocalApic {
 
 impl LocalApic {
     pub fn new() -> Self {
-        let mut a = LocalApic {
-            base: DEFAULT_BASE | APIC_BASE_EN | APIC_BASE_BSP,
-            id: 0,
-            tpr: 0,
-            ldr: 0,
-            dfr: u32::MAX,
-            svr: 0xFF,
-            isr: Bits256::default(),
-            irr: Bits256::default(),
-            tmr: Bits256::default(),
-            esr: 0,
-            esr_pending: 0,
-            icr_lo: 0,
-            icr_hi: 0,
-            lvt: [LVT_MASKED; LVT_ENTRIES],
-            initial_count: 0,
-            divide_config: 0,
-            load_time: 0,
-            next_fire: None,
-            tsc_deadline: 0,
-            nmi: false,
-            startup: Vec::new(),
-            eoi_broadcast: Vec::new(),
-        };
-        a.reset();
-        a
+        Self::power_up(0)
     }
 
     /// Power-up / RESET state (SDM 11.4.7.1): IA32_APIC_BASE at 0xFEE00000
@@ -248,8 +223,12 @@ impl LocalApic {
     /// all ones, LVT entries masked, SVR 0x000000FF (software disabled).
     /// LINT0 is ExtINT unmasked, as QEMU resets the BSP's (virtual wire).
     pub fn reset(&mut self) {
-        let id = self.id;
-        *self = LocalApic {
+        *self = Self::power_up(self.id);
+    }
+
+    /// The RESET state with the given APIC ID (the ID survives INIT/RESET).
+    fn power_up(id: u8) -> Self {
+        let mut a = LocalApic {
             base: DEFAULT_BASE | APIC_BASE_EN | APIC_BASE_BSP,
             id,
             tpr: 0,
@@ -273,7 +252,8 @@ impl LocalApic {
             startup: Vec::new(),
             eoi_broadcast: Vec::new(),
         };
-        self.lvt[LVT_LINT0_IDX] = u32::from(delivery::EXTINT) << 8;
+        a.lvt[LVT_LINT0_IDX] = u32::from(delivery::EXTINT) << 8;
+        a
     }
 
     /// What SeaBIOS leaves in the BSP's APIC before it starts a kernel (its
