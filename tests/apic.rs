@@ -13,22 +13,8 @@ fn rom(name: &str) -> String {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let o = common::vx86()
-        .args([
-            "-debugcon",
-            "stdio",
-            "-serial",
-            "none",
-            "-display",
-            "none",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-no-reboot",
-            "--max-insns",
-            "50000000",
-            "-m",
-            "64M",
-        ])
+    let o = common::vx86_debugcon(50_000_000)
+        .args(["-m", "64M"])
         .args(args)
         .output()
         .expect("run vx86");

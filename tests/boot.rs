@@ -33,20 +33,7 @@ struct Run {
 }
 
 fn vx86(args: &[&str]) -> Run {
-    let o = common::vx86()
-        .args([
-            "-debugcon",
-            "stdio",
-            "-serial",
-            "none",
-            "-display",
-            "none",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-no-reboot",
-            "--max-insns",
-            "20000000",
-        ])
+    let o = common::vx86_debugcon(20_000_000)
         .args(args)
         .output()
         .expect("run vx86");

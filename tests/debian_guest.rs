@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::guest::{assert_in_order, need, run_guest};
+use common::guest::{assert_in_order, ctr_guest_args, need, run_guest};
 use std::time::Duration;
 
 /// Minutes a guest may take before the test gives up (debug builds are slower).
@@ -18,23 +18,10 @@ const LIMIT: Duration = Duration::from_secs(40 * 60);
 /// kernel timestamps included.
 #[test]
 fn initramfs_guest_runs_a_container_with_cgroup_limits() {
-    let Some(dir) = need(&["vmlinuz", "initramfs-ctr.cpio.gz"]) else {
+    let Some(args) = ctr_guest_args() else {
         return;
     };
-    let k = dir.join("vmlinuz");
-    let i = dir.join("initramfs-ctr.cpio.gz");
-    let args = [
-        "-m",
-        "512M",
-        "-kernel",
-        k.to_str().unwrap(),
-        "-initrd",
-        i.to_str().unwrap(),
-        "-append",
-        "console=ttyS0 panic=-1",
-        "-nographic",
-        "-no-reboot",
-    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (status, log) = run_guest(&args, LIMIT);
     assert_in_order(
         &log,

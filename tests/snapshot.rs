@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::guest::need;
+use common::guest::ctr_guest_args;
 use common::snapshot::{assert_restore_matches, run};
 use common::TempDir;
 use std::path::{Path, PathBuf};
@@ -172,25 +172,12 @@ fn bad_snapshots_are_refused_with_one_line() {
 /// state hash equal the uninterrupted run's.
 #[test]
 fn debian_guest_restored_mid_boot_matches_the_straight_run() {
-    let Some(dir) = need(&["vmlinuz", "initramfs-ctr.cpio.gz"]) else {
+    let Some(args) = ctr_guest_args() else {
         return;
     };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let tmp = TempDir::new("snap-debian");
     let snap = tmp.join("boot.vx86snap");
-    let k = dir.join("vmlinuz");
-    let i = dir.join("initramfs-ctr.cpio.gz");
-    let args = [
-        "-m",
-        "512M",
-        "-kernel",
-        k.to_str().unwrap(),
-        "-initrd",
-        i.to_str().unwrap(),
-        "-append",
-        "console=ttyS0 panic=-1",
-        "-nographic",
-        "-no-reboot",
-    ];
     let n: u64 = std::env::var("VX86_SNAPSHOT_N")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -114,3 +114,28 @@ pub fn initramfs_has(initramfs: &std::path::Path, path: &str) -> bool {
     }
     found
 }
+
+/// The container guest (`initramfs-ctr.cpio.gz`) as the tests boot it: 512
+/// MiB, Debian's kernel and the initramfs by `-kernel`/`-initrd`, COM1 on
+/// stdout, and the guest's closing reboot ending the run. None (after a SKIP
+/// line) when `scripts/build-guest.sh` has not made it.
+pub fn ctr_guest_args() -> Option<Vec<String>> {
+    let dir = need(&["vmlinuz", "initramfs-ctr.cpio.gz"])?;
+    let path = |f: &str| dir.join(f).to_str().expect("UTF-8 guest path").to_string();
+    Some(
+        [
+            "-m",
+            "512M",
+            "-kernel",
+            &path("vmlinuz"),
+            "-initrd",
+            &path("initramfs-ctr.cpio.gz"),
+            "-append",
+            "console=ttyS0 panic=-1",
+            "-nographic",
+            "-no-reboot",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+}

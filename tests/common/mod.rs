@@ -89,6 +89,28 @@ pub fn vx86() -> std::process::Command {
     c
 }
 
+/// [`vx86`] set up for the test kernels that report on the debug console:
+/// port 0xE9 on stdout, no serial port or display, `isa-debug-exit` on port
+/// 0xF4 to end the run with the kernel's status, no reboot, and at most
+/// `max_insns` instructions. Add arguments after it.
+pub fn vx86_debugcon(max_insns: u64) -> std::process::Command {
+    let mut c = vx86();
+    c.args([
+        "-debugcon",
+        "stdio",
+        "-serial",
+        "none",
+        "-display",
+        "none",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-no-reboot",
+        "--max-insns",
+    ])
+    .arg(max_insns.to_string());
+    c
+}
+
 /// The vx86 binary as a user runs it (host time by default).
 ///
 /// `VX86_TEST_RUNNER` (words separated by spaces) runs it through an
