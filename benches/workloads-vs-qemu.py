@@ -175,6 +175,16 @@ def g(x):
     return f"{x:.2f}" if x is not None else "n/a"
 
 
+def vx86_stats(name, goal, seen, err):
+    """vx86's --stats figures when it reached `goal`; else prints why and its stderr tail."""
+    s = stats(err)
+    if seen is None or s is None:
+        print(f"{name}: vx86 did not reach {goal} ({'no --stats line' if s is None else 'marker missing'})")
+        print(err.strip()[-2000:])
+        return None
+    return s
+
+
 def bench_installer(a, tmp):
     kernel = os.path.join(PAYLOADS, "debian-installer-linux")
     initrd = os.path.join(PAYLOADS, "debian-installer-initrd.gz")
@@ -186,10 +196,8 @@ def bench_installer(a, tmp):
             "-nographic", "-no-reboot"]
     vt, vseen, vout, verr = best(a.runs, lambda: watched([a.vx86, "--stats"] + args, INSTALLER_SCREEN, a.limit))
     qt, qseen, _, _ = best(a.runs, lambda: watched(QEMU_ISAPC + args, INSTALLER_SCREEN, a.limit))
-    s = stats(verr)
-    if vseen is None or s is None:
-        print(f"installer: vx86 did not reach the language screen ({'no --stats line' if s is None else 'marker missing'})")
-        print(verr.strip()[-2000:])
+    s = vx86_stats("installer", "the language screen", vseen, verr)
+    if s is None:
         return
     print(f"installer: to {INSTALLER_SCREEN.decode()!r}: {s['insns']:,} instructions; "
           f"blocks decoded {s.get('decoded', 0):,}, TLB misses {s.get('tlb_misses', 0):,}, "
@@ -210,10 +218,8 @@ def bench_grub(a, tmp):
     qmenu = [watched(QEMU + ["-M", "pc", "-cpu", "qemu64,-apic"] + args, GRUB_MENU, a.limit)[1]
              for _ in range(a.runs)]
     qmenu = min((x for x in qmenu if x is not None), default=None)
-    s = stats(verr)
-    if vseen is None or s is None:
-        print(f"grub-menu: vx86 did not reach the menu ({'no --stats line' if s is None else 'marker missing'})")
-        print(verr.strip()[-2000:])
+    s = vx86_stats("grub-menu", "the menu", vseen, verr)
+    if s is None:
         return
     print(f"grub-menu: menu after {vseen:.2f} s wall (QEMU, SeaBIOS: {g(qmenu)} s"
           f"{f', {vseen / qmenu:.2f}x' if qmenu else ''}), then {a.grub_seconds:.0f} s idle: "

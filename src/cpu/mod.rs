@@ -648,7 +648,7 @@ impl Cpu {
         for op in ops.iter() {
             self.rip = base.wrapping_add(op.end as u64) & mask;
             if let Err(f) = (op.exec)(self, bus, op) {
-                self.rip = base.wrapping_add(op.end as u64 - op.len as u64) & mask;
+                self.rip = base.wrapping_add(op.end as u64).wrapping_sub(op.len as u64) & mask;
                 return self.deliver_event(bus, f.vector, exception::Source::Fault(f.error()));
             }
             self.icount += 1;
