@@ -10,7 +10,8 @@
 #            build's.
 #   windows  builds for x86_64-pc-windows-gnu (mingw-w64 links it) and runs
 #            the test ROMs, the CLI tests and the Debian container guest under
-#            Wine, with vx86.exe started by the Windows test process.
+#            Wine, with vx86.exe started by the Windows test process; then
+#            the console tests drive vx86.exe under Wine on a Unix terminal.
 #   mac      cargo check for aarch64-apple-darwin and x86_64-apple-darwin
 #            without the window (no Apple SDK here to link).
 #   all      the three (default).
@@ -100,6 +101,10 @@ run_windows() {
   # themselves. Host timing bounds are relaxed (VX86_TEST_EMULATED_HOST).
   VX86_TEST_EMULATED_HOST=1 cargo test --target $t --no-fail-fast "${tests[@]}" >>"$log" 2>&1
   local rc=$?
+  # The Windows console on a terminal: the native tests/console.rs types
+  # into vx86.exe under Wine, which gives it a console on a Unix pty.
+  VX86_TEST_RUNNER=wine VX86_TEST_BIN="$PWD/target/$t/debug/vx86.exe" \
+    cargo test --no-fail-fast --test console >>"$log" 2>&1 || rc=1
   grep -E '^test .* FAILED$|SKIPPED' "$log" | sort -u | head -40
   [ $rc -eq 0 ] || status=1
   summary+=("windows (x86_64-pc-windows-gnu under Wine): $(counts "$log") in $(( $(date +%s) - start )) s")
@@ -126,7 +131,7 @@ run_mac() {
 # wall-clock tests; those run natively in the same CI.
 arm_tests=(--lib --test bios_disk --test bios_serial --test bios_vbe --test boot --test cli
            --test conformance --test debian_guest --test default_guest_cli --test determinism
-           --test firmware --test random_bytes --test sys_roms --test test_roms)
+           --test firmware --test random_bytes --test sys_roms --test test_roms --test console)
 mkdir -p target
 case $what in
   arm) run_arm ;;

@@ -108,7 +108,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNAL_QUIT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// SIGINT and SIGTERM end the run cleanly (disks flushed, terminal restored).
+/// SIGINT and SIGTERM end the run cleanly (disks flushed, terminal restored);
+/// on Windows the console's control events do (see `on_console_ctrl`).
 /// In raw terminal mode Ctrl-C is a byte for the guest, not a signal.
 pub fn install_signal_handlers() {
     #[cfg(unix)]
@@ -118,6 +119,41 @@ pub fn install_signal_handlers() {
         libc::signal(libc::SIGINT, h);
         libc::signal(libc::SIGTERM, h);
     }
+    #[cfg(windows)]
+    // SAFETY: registers a handler routine with the signature the console
+    // calls (PHANDLER_ROUTINE); it touches only an atomic and a channel.
+    unsafe {
+        winapi::um::consoleapi::SetConsoleCtrlHandler(Some(on_console_ctrl), 1);
+    }
+}
+
+/// Where Ctrl-C goes while COM1 has a raw console: the guest, as the byte
+/// 03h. Set by the stdin reader when it runs the raw console.
+#[cfg(windows)]
+pub(crate) static RAW_CTRL_C: std::sync::OnceLock<Sender<HostInput>> = std::sync::OnceLock::new();
+
+/// The console's control events, Windows' SIGINT/SIGTERM. A console with
+/// ENABLE_PROCESSED_INPUT off reports Ctrl-C as the input byte 03h and never
+/// calls this for it; Wine on a Unix terminal still turns the key into
+/// CTRL_C_EVENT, so with a raw console the byte goes to the guest from here
+/// (tests/console.rs under Wine). Otherwise Ctrl-C, Ctrl-Break and closing
+/// the console end the run cleanly, disks flushed.
+#[cfg(windows)]
+unsafe extern "system" fn on_console_ctrl(kind: u32) -> i32 {
+    use winapi::um::wincon::{CTRL_BREAK_EVENT, CTRL_C_EVENT};
+    if kind == CTRL_C_EVENT {
+        if let Some(tx) = RAW_CTRL_C.get() {
+            let _ = tx.send(HostInput::Serial(vec![0x03]));
+            return 1;
+        }
+    }
+    SIGNAL_QUIT.store(true, std::sync::atomic::Ordering::Relaxed);
+    if kind != CTRL_C_EVENT && kind != CTRL_BREAK_EVENT {
+        // Closing the console (or logoff, shutdown) ends the process when
+        // the handler returns: give the run loop time to flush and exit.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+    }
+    1
 }
 
 #[cfg(test)]

@@ -282,6 +282,10 @@ pub fn spawn_stdin_reader(
     escapes: bool,
     monitor: Option<Sender<crate::monitor::Request>>,
 ) {
+    #[cfg(windows)]
+    if escapes {
+        let _ = super::RAW_CTRL_C.set(tx.clone());
+    }
     let _ = std::thread::Builder::new()
         .name("vx86-stdin".into())
         .spawn(move || {

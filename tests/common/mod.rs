@@ -118,8 +118,16 @@ pub fn vx86_debugcon(max_insns: u64) -> std::process::Command {
 /// itself: `qemu-aarch64 -L /usr/aarch64-linux-gnu` for the ARM build
 /// (scripts/cross-hosts.sh). Under Wine the test binary is a Windows process
 /// already and starts vx86.exe directly, so no runner is set there.
+/// `VX86_TEST_BIN` names another host's vx86 for the runner: a native test
+/// that drives vx86.exe under `wine` from a Unix terminal (tests/console.rs).
 pub fn vx86_host_time() -> std::process::Command {
-    let bin = env!("CARGO_BIN_EXE_vx86");
+    let own = env!("CARGO_BIN_EXE_vx86");
+    let other = std::env::var("VX86_TEST_BIN").unwrap_or_default();
+    let bin = if other.is_empty() {
+        own
+    } else {
+        other.as_str()
+    };
     let runner = std::env::var("VX86_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     match words.next() {
