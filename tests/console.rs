@@ -77,9 +77,14 @@ impl Terminal {
         words.extend(args.iter().map(|a| a.to_string()));
         let cmd: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
         // -q: no start/done lines; -f: flush at once; -e: vx86's exit status;
-        // the typescript goes nowhere.
+        // the typescript goes nowhere. script(1) runs the command with
+        // `$SHELL -c`; `exec` makes vx86 the terminal's foreground process
+        // itself, because a shell that waits for it (dash does) is killed by
+        // the terminal's SIGINT and script then reports 130 whatever vx86 did.
+        let line = format!("exec {}", cmd.join(" "));
         let mut child = Command::new("script")
-            .args(["-qfec", &cmd.join(" "), "/dev/null"])
+            .args(["-qfec", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
