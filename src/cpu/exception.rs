@@ -45,6 +45,7 @@ impl Cpu {
             match self.deliver(bus, vec, src) {
                 Ok(()) => return Ok(()),
                 Err(f2) => {
+                    let f2 = Self::raised_during(f2, src);
                     if vec == vector::DF {
                         return Err(Exit::TripleFault);
                     }
@@ -110,6 +111,18 @@ impl Cpu {
     /// gate is not present is #NP(IDT index | 3), test-roms/sys/dfault.asm.
     fn ext(src: Source) -> u32 {
         !matches!(src, Source::Soft) as u32
+    }
+
+    /// A fault raised while delivering `src`, with EXT set in its error code
+    /// when `src` is not INT n/INT3/INTO (SDM Vol. 3A 6.13): this covers the
+    /// faults of every step of delivery alike, the TSS stack (`tss_stack`),
+    /// the new SS (`check_new_ss`), stack limits and task switches, as
+    /// Bochs's `exception()` does. Page-fault error codes have no EXT bit.
+    fn raised_during(f: Fault, src: Source) -> Fault {
+        match f.error() {
+            Some(e) if f.vector != vector::PF => Fault::code(f.vector, e | Self::ext(src)),
+            _ => f,
+        }
     }
 
     fn idt_error(vec: u8, src: Source) -> u32 {

@@ -5,6 +5,7 @@
 ; exception (handled serially, EXT set in the error code), contributory
 ; then contributory, page fault then contributory and page fault then page
 ; fault (#DF with error code 0), contributory then page fault (serially);
+; the EXT bit of faults raised while switching to the ring-0 stack;
 ; faults in the IDT itself (limit, gate type); then a triple fault: the
 ; ROM marks RAM, the CPU resets, and the ROM, run again from the reset
 ; vector, finds the mark and reports it.
@@ -19,6 +20,11 @@
 %define TSSDF_B  0x6000
 %define TSSPF_B  0x6080
 %define CODENP   0x70             ; code32 DPL0, not present
+%define TSSTS    0x80             ; the #TS task
+%define TSSSS    0x88             ; the #SS task
+%define TSSTS_B  0x6100
+%define TSSSS_B  0x6180
+%define DATANP   0x90             ; data32 DPL0, not present
 %define E_STACK  0x7800
 %define PD       0x10000
 %define PT0      0x11000
@@ -29,6 +35,15 @@
 %macro TASK_GATE 2
         mov dword [IDT_BASE + (%1) * 8], (%2) << 16
         mov dword [IDT_BASE + (%1) * 8 + 4], 0x00008500
+%endmacro
+; RING3 target: IRET to ring 3 (flat CODE3/DATA3, stack 0x8000, IF=0)
+%macro RING3 1
+        push dword DATA3
+        push dword 0x8000
+        push dword 0x0002
+        push dword CODE3
+        push dword %1
+        iretd
 %endmacro
 ; INT_GATE vector: back to syslib's exception stub
 %macro INT_GATE 1
@@ -115,6 +130,59 @@ main16:
         jmp 0x78:0
         ENDTRY
         INT_GATE 10
+
+        ; --- EXT from the stack switch (SDM Vol. 3A 6.13): TSS0's SS0 is
+        ; bad, so delivering an event from ring 3 to a ring-0 handler faults
+        ; while loading the new stack. An exception (ud2) reports it with
+        ; EXT=1, INT n with EXT=0. #TS and #SS go to tasks of their own, which
+        ; take no stack from TSS0.
+        GDT_SET TSSTS, 0x0000_8900_0000_0067 | (TSSTS_B << 16)
+        GDT_SET TSSSS, 0x0000_8900_0000_0067 | (TSSSS_B << 16)
+        GDT_SET DATANP, 0x00CF_1200_0000_FFFF
+        mov edi, TSSTS_B
+        mov eax, 10
+        call init_etask
+        mov edi, TSSSS_B
+        mov eax, 12
+        call init_etask
+        TASK_GATE 10, TSSTS
+        TASK_GATE 12, TSSSS
+        mov word [IDT_BASE + 0x40 * 8], R(exc_stubs)
+        mov word [IDT_BASE + 0x40 * 8 + 2], CODE0
+        mov dword [IDT_BASE + 0x40 * 8 + 4], 0x000FEE00  ; int gate DPL3
+        TRY "ud2 from r3, tss ss0 null"
+        mov word [TSS_BASE + 8], 0
+        RING3 .r3_ud_null
+.r3_ud_null:
+        ud2
+        ENDTRY
+        TRY "int 40 (soft) from r3, tss ss0 null"
+        mov word [TSS_BASE + 8], 0
+        RING3 .r3_int_null
+.r3_int_null:
+        int 0x40
+        ENDTRY
+        TRY "ud2 from r3, tss ss0 with rpl 3"
+        mov word [TSS_BASE + 8], DATA3
+        RING3 .r3_ud_rpl
+.r3_ud_rpl:
+        ud2
+        ENDTRY
+        TRY "int 40 (soft) from r3, tss ss0 not present"
+        mov word [TSS_BASE + 8], DATANP
+        RING3 .r3_int_np
+.r3_int_np:
+        int 0x40
+        ENDTRY
+        TRY "ud2 from r3, tss ss0 not present"
+        mov word [TSS_BASE + 8], DATANP
+        RING3 .r3_ud_np
+.r3_ud_np:
+        ud2
+        ENDTRY
+        mov word [TSS_BASE + 8], DATA0
+        INT_GATE 10
+        INT_GATE 12
 
         ; --- with paging
         mov eax, PD
@@ -226,6 +294,8 @@ etask:
         and byte [GDT_BASE + TSS0 + 5], ~2
         and byte [GDT_BASE + TSSDF + 5], ~2
         and byte [GDT_BASE + TSSPF + 5], ~2
+        and byte [GDT_BASE + TSSTS + 5], ~2
+        and byte [GDT_BASE + TSSSS + 5], ~2
         mov ax, TSS0
         ltr ax
         pushfd
