@@ -504,6 +504,46 @@ fn multiboot_kernel_in_conventional_memory() {
     assert_multiboot_info_at("multiboot-low", 0x8000, 0xC000);
 }
 
+/// A real-mode test kernel (kvm-unit-tests' x86/realmode is one) at `base`:
+/// its own GDT, down to real mode, then it reads the multiboot information
+/// through segment:offset addresses and takes an interrupt through its own
+/// IVT. `info` is where the information must be; at 0x1000 the kernel sits
+/// on the page where the loader keeps the entry GDT for other kernels, which
+/// then goes to the end of the information page instead.
+fn assert_real_mode_kernel(variant: &str, info: u32) {
+    let kernel = rom(&format!("{variant}.bin"));
+    let r = vx86(&["-m", RAM, "-kernel", &kernel, "-append", "test=1"]);
+    assert_eq!(r.status, 1, "{}{}", r.out, r.err);
+    assert_eq!(
+        lines(&r.out),
+        vec![
+            format!("MB real eax=2BADB002 ebx={info:08X} entry cr0=00000011 real cr0=00000010"),
+            "flags=0000024D mem_lower=0000027F mmap bytes=00000078".to_string(),
+            format!("cmdline=[{kernel} test=1]"),
+            "loader=[vx86]".to_string(),
+            "int 30 through the ivt: 1234".to_string(),
+            "END".to_string(),
+        ],
+        "{}",
+        r.out
+    );
+}
+
+/// At 0x8000, where vx86 keeps the 64-bit entry's page tables and its boot
+/// data for other kernels: the information goes after the kernel (0x9000).
+/// QEMU 7.2 runs this kernel to the end too, but the information it hands
+/// over at 0x9500 reads all zeros.
+#[test]
+fn multiboot_kernel_drops_to_real_mode_at_0x8000() {
+    assert_real_mode_kernel("multiboot-real", 0x9000);
+}
+
+/// At 0x1000 (QEMU 7.2: the same report, information at 0x9500).
+#[test]
+fn multiboot_kernel_drops_to_real_mode_on_the_gdt_page() {
+    assert_real_mode_kernel("multiboot-real1000", 0x2000);
+}
+
 #[test]
 fn multiboot_aout_kludge_kernel_with_modules() {
     assert_multiboot("multiboot-aout", 0x18_0000);

@@ -242,6 +242,8 @@ fn committed_roms_match_their_sources() {
         ("multiboot-aout", "multiboot", &["-DAOUT"]),
         ("multiboot-hdrseg", "multiboot", &["-DHDRSEG"]),
         ("multiboot-low", "multiboot", &["-DLOW"]),
+        ("multiboot-real", "multiboot-real", &[]),
+        ("multiboot-real1000", "multiboot-real", &["-DGDTPAGE"]),
         ("diskwrite", "diskwrite", &[]),
         ("gdb", "gdb", &[]),
         ("cdchange", "cdchange", &[]),

@@ -13,7 +13,7 @@
 //! want 32-bit protected mode with flat segments and paging off as well; PVH
 //! also wants TR to hold a 32-bit TSS.
 
-use super::layout::{GuestWriter, PutLe, GDT_ADDR, PAGE_TABLE_ADDR, STACK_TOP};
+use super::layout::{GuestWriter, PutLe, PAGE_TABLE_ADDR, STACK_TOP};
 use super::ErrorKind;
 use crate::cpu::flags::Flags;
 use crate::cpu::state::{attr, cr0, cr4, efer, DescTable, Segment, DS, ES, FS, GS, SS};
@@ -25,6 +25,8 @@ pub const BOOT_DS: u16 = 0x18;
 /// The TSS descriptor PVH's TR points at.
 pub const BOOT_TSS: u16 = 0x20;
 const GDT_LIMIT: u32 = 5 * 8 - 1;
+/// The GDT's size in bytes.
+pub const GDT_SIZE: u64 = GDT_LIMIT as u64 + 1;
 
 /// Flat 4 GiB descriptors (SDM Vol. 3A 3.4.5): G=1, limit 0xFFFFF, P=1, DPL 0.
 const CODE32: u64 = 0x00CF_9A00_0000_FFFF;
@@ -64,6 +66,8 @@ pub struct Entry {
     pub regs: Vec<(usize, u64)>,
     /// Load TR with a busy 32-bit TSS (PVH).
     pub tss: bool,
+    /// Where the GDT goes: `GDT_ADDR`, unless a multiboot kernel is there.
+    pub gdt: u64,
 }
 
 /// Writes the GDT (and for the 64-bit entry, the page tables) and puts the
@@ -78,7 +82,7 @@ pub fn enter(cpu: &mut Cpu, e: &Entry) -> Result<(), ErrorKind> {
     gdt.put_u64(BOOT_CS as usize, code);
     gdt.put_u64(BOOT_DS as usize, DATA);
     gdt.put_u64(BOOT_TSS as usize, TSS32_BUSY);
-    w.write("GDT", GDT_ADDR, &gdt)?;
+    w.write("GDT", e.gdt, &gdt)?;
     if e.mode == EntryMode::Long64 {
         identity_page_tables(&mut w)?;
     }
@@ -86,7 +90,7 @@ pub fn enter(cpu: &mut Cpu, e: &Entry) -> Result<(), ErrorKind> {
     cpu.reset();
     cpu.cache.clear();
     cpu.gdtr = DescTable {
-        base: GDT_ADDR,
+        base: e.gdt,
         limit: GDT_LIMIT,
     };
     cpu.idtr = DescTable { base: 0, limit: 0 };
@@ -150,6 +154,7 @@ fn identity_page_tables(w: &mut GuestWriter) -> Result<(), ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boot::layout::GDT_ADDR;
     use crate::cpu::state::CS;
     use crate::memory::GuestMemory;
 
@@ -167,6 +172,7 @@ mod tests {
                 rip: 0x10_0000,
                 regs: vec![(reg::RSI, 0x7000)],
                 tss: true,
+                gdt: GDT_ADDR,
             },
         )
         .expect("enter");
@@ -195,6 +201,7 @@ mod tests {
                 rip: 0x10_0200,
                 regs: vec![(reg::RSI, 0x7000)],
                 tss: false,
+                gdt: GDT_ADDR,
             },
         )
         .expect("enter");

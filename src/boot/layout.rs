@@ -7,7 +7,7 @@
 //!
 //! | address            | contents                                              |
 //! |--------------------|-------------------------------------------------------|
-//! | `0x1000`           | GDT: null, null, `__BOOT_CS` 0x10, `__BOOT_DS` 0x18, TSS 0x20 |
+//! | `0x1000`           | GDT: null, null, `__BOOT_CS` 0x10, `__BOOT_DS` 0x18, TSS 0x20 (multiboot: see below) |
 //! | `0x2000..0x3000`   | PVH `hvm_start_info` or the multiboot information      |
 //! | `0x7000..0x8000`   | Linux `boot_params` (the zero page)                    |
 //! | `0x8000..0xE000`   | identity page tables for the 64-bit entry (4 GiB, 2 MiB pages) |
@@ -19,8 +19,10 @@
 //! protocol here puts them); a kernel segment that reaches into this area is
 //! refused rather than silently overwritten. A multiboot kernel is the
 //! exception, as under QEMU: it may lie anywhere in conventional memory
-//! above 0x500 but the GDT page, and its boot information, command line and
-//! strings then go after it and its modules instead.
+//! above the real-mode IVT and BIOS data area (0x500), and its boot
+//! information, command line and strings then go after it and its modules
+//! instead; the entry GDT goes where the kernel is not (the end of the
+//! information page when the kernel or a module is on the GDT page).
 
 use super::e820::{self, E820Entry};
 use super::ErrorKind;
@@ -39,10 +41,27 @@ pub const STRINGS_ADDR: u64 = 0x30000;
 pub const STRINGS_END: u64 = 0x90000;
 /// The whole area the loader owns.
 pub const LOADER_AREA: std::ops::Range<u64> = GDT_ADDR..STRINGS_END;
-/// What a multiboot kernel must leave alone: the GDT page (the entry's GDT).
-/// The rest of conventional memory is its to use, as under QEMU; the boot
-/// information then moves out of its way (`multiboot::load`).
-pub const GDT_AREA: std::ops::Range<u64> = GDT_ADDR..GDT_ADDR + PAGE;
+/// What a multiboot kernel must leave alone: the real-mode IVT and the
+/// BIOS data area (which `bios_data_area` fills). The rest of conventional
+/// memory is its to use, as under QEMU; the boot information and the entry
+/// GDT then move out of its way (`multiboot::load`).
+pub const IVT_BDA_AREA: Reserved = Reserved {
+    range: 0..0x500,
+    name: "the real-mode IVT and BIOS data area",
+};
+/// What other kernels must leave alone: everything the loader builds.
+pub const LOADER_RESERVED: Reserved = Reserved {
+    range: LOADER_AREA,
+    name: "the loader's boot data",
+};
+
+/// An area of guest memory kernel segments must keep clear of, and what it
+/// holds (for the error message).
+#[derive(Clone, Debug)]
+pub struct Reserved {
+    pub range: std::ops::Range<u64>,
+    pub name: &'static str,
+}
 
 pub const PAGE: u64 = 0x1000;
 
@@ -61,8 +80,8 @@ pub struct GuestWriter<'a> {
     mem: &'a mut GuestMemory,
     pub map: Vec<E820Entry>,
     /// The area kernel segments must keep clear of (`check_clear_of_loader`):
-    /// `LOADER_AREA`, or `GDT_AREA` while a multiboot kernel loads.
-    pub reserved: std::ops::Range<u64>,
+    /// `LOADER_RESERVED`, or `IVT_BDA_AREA` while a multiboot kernel loads.
+    pub reserved: Reserved,
 }
 
 impl<'a> GuestWriter<'a> {
@@ -71,7 +90,7 @@ impl<'a> GuestWriter<'a> {
         GuestWriter {
             mem,
             map,
-            reserved: LOADER_AREA,
+            reserved: LOADER_RESERVED,
         }
     }
 
@@ -107,12 +126,14 @@ impl<'a> GuestWriter<'a> {
     ) -> Result<(), ErrorKind> {
         self.check(what, addr, len)?;
         let end = addr.saturating_add(len);
-        if addr < self.reserved.end && end > self.reserved.start {
+        let area = &self.reserved.range;
+        if addr < area.end && end > area.start {
             return Err(ErrorKind::OverlapsLoader {
                 what,
                 start: addr,
                 end,
-                area: self.reserved.clone(),
+                area: area.clone(),
+                holds: self.reserved.name,
             });
         }
         Ok(())

@@ -6,7 +6,8 @@
 use super::e820::{self, E820Entry};
 use super::entry::{reg, Entry, EntryMode};
 use super::layout::{
-    align_up, le_u16, le_u32, le_u64, GuestWriter, PutLe, CMDLINE_ADDR, CMDLINE_MAX, ZERO_PAGE_ADDR,
+    align_up, le_u16, le_u32, le_u64, GuestWriter, PutLe, CMDLINE_ADDR, CMDLINE_MAX, GDT_ADDR,
+    ZERO_PAGE_ADDR,
 };
 use super::{Console, ErrorKind};
 
@@ -404,6 +405,7 @@ pub fn load_classic(
             rip: load + STARTUP_64_OFFSET,
             regs: vec![(reg::RSI, ZERO_PAGE_ADDR)],
             tss: false,
+            gdt: GDT_ADDR,
         },
         // boot.rst: %esi = boot_params; %ebp, %edi and %ebx zero (the rest are zeroed anyway).
         EntryMode::Protected32 => Entry {
@@ -411,6 +413,7 @@ pub fn load_classic(
             rip: load,
             regs: vec![(reg::RSI, ZERO_PAGE_ADDR)],
             tss: false,
+            gdt: GDT_ADDR,
         },
     };
     Ok(ClassicLoad {

@@ -79,12 +79,13 @@ pub enum ErrorKind {
         end: u64,
         ram: u64,
     },
-    #[error("{what} at {start:#x}..{end:#x} overlaps the loader's boot data at {:#x}..{:#x}", .area.start, .area.end)]
+    #[error("{what} at {start:#x}..{end:#x} overlaps {holds} at {:#x}..{:#x}", .area.start, .area.end)]
     OverlapsLoader {
         what: &'static str,
         start: u64,
         end: u64,
         area: std::ops::Range<u64>,
+        holds: &'static str,
     },
     #[error("{what} of {size} bytes does not fit in guest RAM between {bottom:#x} and {top:#x}; use a larger -m")]
     NoRoom {
@@ -650,6 +651,7 @@ fn load_vmlinux_zero_page(
         rip: elf.physical_entry(),
         regs: vec![(entry::reg::RSI, ZERO_PAGE_ADDR)],
         tss: false,
+        gdt: layout::GDT_ADDR,
     };
     Ok((entry, kernel, placed))
 }

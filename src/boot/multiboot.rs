@@ -7,8 +7,8 @@ use super::e820::{self, E820Entry};
 use super::elf::Elf;
 use super::entry::{reg, Entry, EntryMode};
 use super::layout::{
-    align_up, le_u32, GuestWriter, PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE, CMDLINE_ADDR, GDT_AREA,
-    LOADER_AREA, PAGE, STRINGS_ADDR, STRINGS_END,
+    align_up, le_u32, GuestWriter, PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE, CMDLINE_ADDR, GDT_ADDR,
+    IVT_BDA_AREA, LOADER_RESERVED, PAGE, STRINGS_ADDR, STRINGS_END,
 };
 use super::{load_segments, ErrorKind};
 
@@ -50,6 +50,9 @@ mod info {
     pub const MOD_SIZE: usize = 16;
     pub const MMAP_AT: usize = 0x800;
     pub const MMAP_ENTRY: usize = 24;
+    /// The entry GDT, when it cannot be at its usual page: the last bytes of
+    /// the information page, after room for 84 memory-map entries.
+    pub const GDT_AT: usize = 0x1000 - crate::boot::entry::GDT_SIZE as usize;
 }
 
 /// A multiboot header found in an image.
@@ -153,8 +156,9 @@ pub fn load(
         return Err(k(ErrorKind::MultibootFlags(h.flags)));
     }
     // The kernel may use conventional memory from 0x500 up, as under QEMU
-    // (a real-mode test at 0x8000), all but the entry's GDT page.
-    w.reserved = GDT_AREA;
+    // (a real-mode test at 0x8000, or at 0x1000 where other kernels find
+    // the entry GDT).
+    w.reserved = IVT_BDA_AREA;
     let loaded = if h.flags & flags::AOUT_KLUDGE != 0 {
         load_kludge(w, img, h)
     } else {
@@ -162,7 +166,7 @@ pub fn load(
             .map_err(ErrorKind::Elf)
             .and_then(|elf| Ok((elf.physical_entry(), load_segments(w, &elf)?)))
     };
-    w.reserved = LOADER_AREA;
+    w.reserved = LOADER_RESERVED;
     let (entry, kernel) = loaded.map_err(k)?;
 
     // Modules after the kernel, page-aligned (always, which also satisfies
@@ -258,10 +262,23 @@ pub fn load(
         (info_addr + info::MMAP_AT as u64) as u32,
     );
     mbi.put_u32(info::OFF_LOADER_NAME, name_addr as u32);
-    let n = mmap.len().min(mbi.len() - info::MMAP_AT);
+    let n = mmap.len().min(info::GDT_AT - info::MMAP_AT);
     mbi[info::MMAP_AT..info::MMAP_AT + n].copy_from_slice(&mmap[..n]);
     w.write("multiboot information", info_addr, &mbi)
         .map_err(k)?;
+
+    // The entry GDT (which the kernel must replace before it loads a segment
+    // register, Multiboot 3.2) at its usual page, or at the end of the
+    // information page when the kernel or a module is there.
+    let gdt_page = GDT_ADDR..GDT_ADDR + PAGE;
+    let gdt = if std::iter::once(kernel)
+        .chain(placed.iter().copied())
+        .any(|(s, e)| s < gdt_page.end && e > gdt_page.start)
+    {
+        info_addr + info::GDT_AT as u64
+    } else {
+        GDT_ADDR
+    };
 
     Ok(MultibootLoad {
         entry: Entry {
@@ -269,6 +286,7 @@ pub fn load(
             rip: entry,
             regs: vec![(reg::RAX, BOOTLOADER_MAGIC as u64), (reg::RBX, info_addr)],
             tss: false,
+            gdt,
         },
         kernel,
         modules: placed,
@@ -277,7 +295,7 @@ pub fn load(
 
 /// The memory map in multiboot form: each entry preceded by its size (20).
 fn mmap_entries(map: &[E820Entry]) -> Vec<u8> {
-    let fit = (BOOT_INFO_SIZE as usize - info::MMAP_AT) / info::MMAP_ENTRY;
+    let fit = (info::GDT_AT - info::MMAP_AT) / info::MMAP_ENTRY;
     let mut v = Vec::new();
     for e in map.iter().take(fit) {
         v.extend_from_slice(&20u32.to_le_bytes());
@@ -371,10 +389,11 @@ mod tests {
         img
     }
 
-    /// Conventional memory is the kernel's but for the GDT page; the
-    /// information moves after the kernel when the kernel is at its address.
+    /// Conventional memory above 0x500 is the kernel's: the information
+    /// moves after the kernel when the kernel is at its address, the entry
+    /// GDT to the end of the information page when the kernel is on its page.
     #[test]
-    fn low_kernels_load_clear_of_the_gdt_page() {
+    fn low_kernels_load_anywhere_above_the_bios_data_area() {
         let mut mem = crate::memory::GuestMemory::new_flat(16 << 20).expect("memory");
         let mut load_at = |base: u32, len: usize| {
             let img = kludge_image(base, len);
@@ -382,27 +401,42 @@ mod tests {
             let mut w = GuestWriter::new(&mut mem);
             load(&mut w, &img, &h, &[], "x").map(|l| {
                 let ebx = l.entry.regs.iter().find(|r| r.0 == reg::RBX).map(|r| r.1);
-                (l.kernel, ebx)
+                (l.kernel, ebx, l.entry.gdt)
             })
         };
+        let gdt_in_info = |info: u64| info + info::GDT_AT as u64;
         assert_eq!(
             load_at(0x8000, 0x800).ok(),
-            Some(((0x8000, 0x8800), Some(0x9000)))
+            Some(((0x8000, 0x8800), Some(0x9000), GDT_ADDR))
         );
         // Below the GDT page: the boot data stays where it always is.
         assert_eq!(
             load_at(0x500, 0x100).ok(),
-            Some(((0x500, 0x600), Some(BOOT_INFO_ADDR)))
+            Some(((0x500, 0x600), Some(BOOT_INFO_ADDR), GDT_ADDR))
         );
-        let err = load_at(0x800, 0x1000).err().map(|e| e.1.to_string());
+        // On the GDT page: the GDT moves, the information stays.
+        assert_eq!(
+            load_at(0x800, 0x1000).ok(),
+            Some((
+                (0x800, 0x1800),
+                Some(BOOT_INFO_ADDR),
+                gdt_in_info(BOOT_INFO_ADDR)
+            ))
+        );
+        // Over both: both move after the kernel.
+        assert_eq!(
+            load_at(0x1000, 0x2800).ok(),
+            Some(((0x1000, 0x3800), Some(0x4000), gdt_in_info(0x4000)))
+        );
+        let err = load_at(0x400, 0x200).err().map(|e| e.1.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("kernel at 0x800..0x1800 overlaps the loader's boot data at 0x1000..0x2000")
+            Some("kernel at 0x400..0x600 overlaps the real-mode IVT and BIOS data area at 0x0..0x500")
         );
         // Above the boot data: the usual addresses.
         assert_eq!(
             load_at(0x100000, 0x800).ok(),
-            Some(((0x100000, 0x100800), Some(BOOT_INFO_ADDR)))
+            Some(((0x100000, 0x100800), Some(BOOT_INFO_ADDR), GDT_ADDR))
         );
     }
 

@@ -7,7 +7,7 @@
 use super::e820::E820Entry;
 use super::elf::Elf;
 use super::entry::{reg, Entry, EntryMode};
-use super::layout::{PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE};
+use super::layout::{PutLe, BOOT_INFO_ADDR, BOOT_INFO_SIZE, GDT_ADDR};
 
 /// Note type of the 32-bit physical entry point (xen/include/public/elfnote.h).
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -81,6 +81,7 @@ pub fn entry(rip: u64) -> Entry {
         rip,
         regs: vec![(reg::RBX, BOOT_INFO_ADDR)],
         tss: true,
+        gdt: GDT_ADDR,
     }
 }
 
