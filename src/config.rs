@@ -54,6 +54,8 @@ pub enum ConfigError {
     BadQmp(String, String),
     #[error("-mon {0}: {1}")]
     BadMon(String, String),
+    #[error("--snapshot-dir {0}: not a directory")]
+    BadSnapshotDir(String),
     #[error("--boot-entry {0}")]
     BadBootEntry(String),
     #[error("--boot-fb {0}: use WIDTHxHEIGHT, e.g. 1024x768 (at most 2560x1600)")]
@@ -458,6 +460,15 @@ pub struct Cli {
     /// build the same machine; disks are checked against the snapshot).
     #[arg(long = "loadvm", value_name = "FILE", help_heading = "vx86 options")]
     pub loadvm: Option<String>,
+    /// Where the monitor's savevm and loadvm put and find snapshot files
+    /// given by a relative name, and what `info snapshots` lists (default:
+    /// the current directory).
+    #[arg(
+        long = "snapshot-dir",
+        value_name = "DIR",
+        help_heading = "vx86 options"
+    )]
+    pub snapshot_dir: Option<String>,
     /// Print a hash of the CPU's architectural state, the devices' state and
     /// RAM when the run ends (two runs that agree print the same line).
     #[arg(long = "state-hash", help_heading = "vx86 options")]
@@ -604,6 +615,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("realtime", false, Parse("--realtime")),
     opt("screenshot-on-exit", true, Parse("--screenshot-on-exit")),
     opt("save-on-exit", true, Parse("--save-on-exit")),
+    opt("snapshot-dir", true, Parse("--snapshot-dir")),
     opt("state-hash", false, Parse("--state-hash")),
     opt("host-dns", true, Parse("--host-dns")),
     // Accepted: they ask for what vx86 does anyway, or only tune the host side.

@@ -174,6 +174,11 @@ fn run(cli: Cli) -> Result<i32> {
     if let Some(v) = &cli.vga {
         config::check_vga(v)?;
     }
+    if let Some(d) = &cli.snapshot_dir {
+        if !std::path::Path::new(d).is_dir() {
+            return Err(config::ConfigError::BadSnapshotDir(d.clone()).into());
+        }
+    }
     if let Some(p) = &cli.parallel {
         if p != "none" {
             return Err(config::ConfigError::BadParallel(p.clone()).into());
@@ -441,6 +446,7 @@ fn run(cli: Cli) -> Result<i32> {
         block: vx86::monitor::block_info(&drives, cli.snapshot),
         network: vx86::monitor::network_info(&nics),
         drives: vx86::monitor::block_drives(&drives),
+        snapshot_dir: std::path::PathBuf::from(cli.snapshot_dir.as_deref().unwrap_or(".")),
     };
     let setup = Setup {
         cfg,

@@ -881,3 +881,120 @@ fn savevm_and_loadvm_round_trip() {
     assert_eq!(h.cmd("quit"), "");
     assert_eq!(vm.wait_exit(), 0);
 }
+
+/// `--snapshot-dir DIR`: relative `savevm`/`loadvm` names live there, and
+/// `info snapshots` lists the snapshot files in it in QEMU's table (tag =
+/// file name, size, date, guest clock, instructions), other files left out,
+/// files of another snapshot format named with the reason.
+#[cfg(unix)]
+#[test]
+fn info_snapshots_lists_the_snapshot_directory() {
+    let dir = common::TempDir::new("mon-infosnap");
+    let snaps = dir.join("snaps");
+    std::fs::create_dir(&snaps).unwrap();
+    let (sock, arg) = sock_args(&dir);
+    let snaps_arg = snaps.to_str().unwrap();
+    let mut vm = Vm::start(&dir, &["-monitor", &arg, "--snapshot-dir", snaps_arg]);
+    let mut h = Hmp::new(connect_unix(&sock));
+    assert_eq!(h.cmd("info snapshots"), "There is no snapshot available.\n");
+    assert_eq!(h.cmd("stop"), "");
+    let saved = h.counter();
+    assert_eq!(h.cmd("savevm first"), "");
+    assert_eq!(h.cmd("savevm second"), "");
+    std::fs::write(snaps.join("notes.txt"), b"not a snapshot").unwrap();
+    // A file as the snapshot format before this one frames it: version 1,
+    // the payload (its writer first) right after the 24-byte header.
+    let v2 = std::fs::read(snaps.join("first")).unwrap();
+    let summary_len = u32::from_le_bytes(v2[24..28].try_into().unwrap()) as usize;
+    let payload = &v2[28 + summary_len..];
+    let mut v1 = b"VX86SNAP".to_vec();
+    v1.extend_from_slice(&1u32.to_le_bytes());
+    v1.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    v1.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    v1.extend_from_slice(payload);
+    std::fs::write(snaps.join("old"), &v1).unwrap();
+
+    let table = h.cmd("info snapshots");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert_eq!(lines[0], "List of snapshots present on all disks:");
+    assert_eq!(
+        lines[1],
+        "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT"
+    );
+    for (line, tag) in lines[2..4].iter().zip(["first", "second"]) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 8, "{line}");
+        assert_eq!((f[0], f[1]), ("--", tag), "{line}");
+        let size = std::fs::metadata(snaps.join(tag)).unwrap().len();
+        assert!(
+            f[3] == "KiB" || f[3] == "MiB",
+            "{line}: size unit for {size} bytes"
+        );
+        // DATE YYYY-MM-DD HH:MM:SS, VM CLOCK HH:MM:SS.mmm, ICOUNT a number.
+        assert!(f[4].len() == 10 && f[4].starts_with("20"), "{line}");
+        assert_eq!(f[5].len(), 8, "{line}");
+        assert_eq!(f[6].len(), 12, "{line}");
+        assert!(f[7].parse::<u64>().unwrap() > 0, "{line}");
+    }
+    let old = snaps.join("old");
+    assert_eq!(
+        lines[4],
+        format!(
+            "{}: snapshot format version 1 (written by vx86 {}) is older than this vx86 \
+             reads (2); load it with the vx86 that wrote it",
+            old.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let reply = h.cmd("loadvm old");
+    assert!(reply.contains("version 1 (written by vx86"), "{reply}");
+
+    // A relative name loads from the snapshot directory.
+    assert_eq!(h.cmd("cont"), "");
+    h.wait_counter_past(saved + 1000);
+    assert_eq!(h.cmd("stop"), "");
+    assert_eq!(h.cmd("loadvm first"), "");
+    assert_eq!(h.counter(), saved, "RAM is the saved RAM");
+    assert_eq!(h.cmd("quit"), "");
+    assert_eq!(vm.wait_exit(), 0);
+}
+
+/// A CD-ROM drive emptied with `eject` before `savevm` is empty again after
+/// `-loadvm`, though the command line that restores puts the disc in.
+#[cfg(unix)]
+#[test]
+fn a_drive_ejected_before_savevm_is_empty_after_loadvm() {
+    let dir = common::TempDir::new("mon-snapcd");
+    let iso = dir.join("a.iso");
+    std::fs::write(&iso, vec![0x11u8; 2048 * 16]).unwrap();
+    let snap = dir.join("s.vx86snap");
+    let (sock, arg) = sock_args(&dir);
+    let iso_arg = iso.to_str().unwrap();
+    let mut vm = Vm::start(&dir, &["-monitor", &arg, "-cdrom", iso_arg]);
+    let mut h = Hmp::new(connect_unix(&sock));
+    let inserted = h.cmd("info block");
+    assert!(inserted.contains(iso_arg), "{inserted}");
+    assert_eq!(h.cmd("eject ide1-cd0"), "");
+    let ejected = h.cmd("info block");
+    assert!(!ejected.contains(iso_arg), "{ejected}");
+    assert_eq!(h.cmd("stop"), "");
+    assert_eq!(h.cmd(&format!("savevm {}", snap.display())), "");
+    assert_eq!(h.cmd("quit"), "");
+    assert_eq!(vm.wait_exit(), 0);
+    drop(h);
+    drop(vm);
+
+    let _ = std::fs::remove_file(&sock);
+    let snap_arg = snap.to_str().unwrap();
+    let vm = Vm::start_rom(
+        &dir,
+        ROM,
+        &["-monitor", &arg, "-cdrom", iso_arg, "-loadvm", snap_arg],
+    );
+    let mut h = Hmp::new(connect_unix(&sock));
+    assert_eq!(h.cmd("info block"), ejected, "the drive is empty as it was");
+    assert_eq!(h.cmd("quit"), "");
+    let mut vm = vm;
+    assert_eq!(vm.wait_exit(), 0);
+}

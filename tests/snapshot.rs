@@ -65,6 +65,11 @@ fn platform_rom_restored_at_any_cut_point_matches_the_straight_run() {
 /// A snapshot of the platform ROM at `cut` in `dir` (for the bad-input tests),
 /// and the arguments that built its machine.
 fn rom_snapshot(dir: &TempDir) -> (PathBuf, PathBuf, Vec<String>) {
+    rom_snapshot_with(dir, &[])
+}
+
+/// [`rom_snapshot`] with `more` arguments, which end the returned ones.
+fn rom_snapshot_with(dir: &TempDir, more: &[&str]) -> (PathBuf, PathBuf, Vec<String>) {
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
     let snap = dir.join("s.vx86snap");
@@ -77,6 +82,7 @@ fn rom_snapshot(dir: &TempDir) -> (PathBuf, PathBuf, Vec<String>) {
         "none",
     ]
     .iter()
+    .chain(more)
     .map(|s| s.to_string())
     .collect();
     let mut save: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -139,7 +145,16 @@ fn bad_snapshots_are_refused_with_one_line() {
     let mut newer = good.clone();
     newer[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&snap, &newer).unwrap();
-    assert_refused(&args, &[], &snap, &disk, "version 99 is newer");
+    assert_refused(
+        &args,
+        &[],
+        &snap,
+        &disk,
+        &format!(
+            "version 99 (written by vx86 {}) is newer",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
 
     // A different machine.
     std::fs::write(&snap, &good).unwrap();
@@ -185,4 +200,57 @@ fn debian_guest_restored_mid_boot_matches_the_straight_run() {
     let straight = assert_restore_matches(&args, n, n / 2, &snap, None);
     let log = String::from_utf8_lossy(&straight.stdout);
     assert!(log.contains("Linux version 6."), "{log}");
+}
+
+/// The disc in a CD-ROM drive is part of the machine: a snapshot records its
+/// file and fingerprint, and a load with another disc, no CD-ROM drive, or
+/// the same file changed since is refused naming it.
+#[test]
+fn the_disc_in_the_cd_drive_is_checked_on_load() {
+    let dir = TempDir::new("snap-cd");
+    let disc = |name: &str, fill: u8| {
+        let p = dir.join(name);
+        std::fs::write(&p, vec![fill; 2048 * 16]).unwrap();
+        p
+    };
+    let a = disc("a.iso", 0xA5);
+    let b = disc("b.iso", 0x5B);
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (snap, disk, args) = rom_snapshot_with(&dir, &["-cdrom", a_s]);
+    let base: Vec<String> = args[..args.len() - 2].to_vec();
+    let with = |iso: &str| {
+        let mut v = base.clone();
+        v.extend(["-cdrom".to_string(), iso.to_string()]);
+        v
+    };
+    assert_refused(
+        &with(b_s),
+        &[],
+        &snap,
+        &disk,
+        &format!("snapshot has {a_s} in CD-ROM drive ide1-0, this run has {b_s}"),
+    );
+    assert_refused(
+        &base,
+        &[],
+        &snap,
+        &disk,
+        &format!("snapshot has drive ide1-0 ({a_s}), this run has none there"),
+    );
+    let mut changed = std::fs::read(&a).unwrap();
+    changed[100] ^= 1;
+    std::fs::write(&a, &changed).unwrap();
+    assert_refused(
+        &with(a_s),
+        &[],
+        &snap,
+        &disk,
+        &format!("disc image {a_s} changed since the snapshot was taken"),
+    );
+    changed[100] ^= 1;
+    std::fs::write(&a, &changed).unwrap();
+    let mut v: Vec<&str> = args.iter().map(String::as_str).collect();
+    v.extend(["-loadvm", snap.to_str().unwrap(), "--max-insns", "200000"]);
+    let r = run(&v);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
 }

@@ -222,6 +222,19 @@ impl Cdrom {
         self.tray_open
     }
 
+    /// The host file of the disc in the drive, if any (a snapshot records
+    /// it and its fingerprint: the disc is part of the machine's state).
+    pub fn medium_path(&self) -> Option<&std::path::Path> {
+        self.medium.as_ref()?.host_path()
+    }
+
+    /// Takes the disc out without telling the guest: a restored snapshot
+    /// whose drive was empty (its tray, sense and event state come from the
+    /// snapshot, which already says so).
+    pub fn remove_medium_silently(&mut self) {
+        self.medium = None;
+    }
+
     /// Whether a medium is in the drive.
     pub fn has_medium(&self) -> bool {
         self.medium.is_some()

@@ -5,6 +5,7 @@
 use super::{keys, memory, pause, registers, resume, Command, Monitor, Reply};
 use crate::machine::{Machine, MachineType, RunExit};
 use std::fmt::Write;
+use std::path::Path;
 
 /// What `help` prints: the commands vx86 has, in QEMU's help layout.
 const HELP: &str = "\
@@ -12,6 +13,7 @@ change device [-f] filename -- change a removable medium, use -f to force the op
 cont|c  -- resume emulation
 eject [-f] device -- eject a removable medium (use -f to force it)
 help|? [cmd] -- show the help
+info snapshots -- show the vx86 snapshot files in the snapshot directory
 info status -- show the current VM status (running|paused)
 info registers -- show the cpu registers
 info cpus -- show infos for each CPU
@@ -32,17 +34,18 @@ xp /fmt addr -- physical memory dump starting at 'addr'
 ";
 
 /// `savevm FILE` / `loadvm FILE`: vx86 snapshots are files
-/// (`crate::snapshot`), not tags inside a qcow2 image as in QEMU.
-fn snapshot_file(m: &mut Machine, save: bool, args: &[&str]) -> Reply {
+/// (`crate::snapshot`), not tags inside a qcow2 image as in QEMU; a relative
+/// name is in the snapshot directory (`--snapshot-dir`).
+fn snapshot_file(m: &mut Machine, dir: &Path, save: bool, args: &[&str]) -> Reply {
     let name = if save { "savevm" } else { "loadvm" };
     let [file] = args else {
         return err(format!("{name}: usage: {name} filename"));
     };
-    let path = std::path::Path::new(file);
+    let path = dir.join(file);
     let r = if save {
-        m.save_snapshot(path)
+        m.save_snapshot(&path)
     } else {
-        m.load_snapshot(path)
+        m.load_snapshot(&path)
     };
     match r {
         Ok(()) => ok(""),
@@ -133,7 +136,10 @@ fn line(m: &mut Machine, mon: &mut Monitor, line: &str) -> (Reply, Option<RunExi
         "x" | "xp" => dump(m, mon, name == "xp", rest),
         "sendkey" => sendkey(m, &args),
         "eject" => eject(m, mon, &args),
-        "savevm" | "loadvm" => snapshot_file(m, name == "savevm", &args),
+        "savevm" | "loadvm" => {
+            let dir = mon.info.snapshot_dir.clone();
+            snapshot_file(m, &dir, name == "savevm", &args)
+        }
         "change" => change(m, mon, &args),
         _ => err(format!("unknown command: '{name}'")),
     };
@@ -143,6 +149,7 @@ fn line(m: &mut Machine, mon: &mut Monitor, line: &str) -> (Reply, Option<RunExi
 fn info(m: &mut Machine, mon: &Monitor, args: &[&str]) -> Reply {
     match args {
         ["status"] => ok(status(mon)),
+        ["snapshots"] => ok(snapshots(&mon.info.snapshot_dir)),
         ["registers"] => ok(registers::dump(&m.cpu)),
         // QEMU 7.2's line (the pc is in `info registers`).
         ["cpus"] => ok(format!("* CPU #0: thread_id={}\n", thread_id())),
@@ -151,9 +158,137 @@ fn info(m: &mut Machine, mon: &Monitor, args: &[&str]) -> Reply {
         ["network"] => ok(mon.info.network.clone()),
         ["pci"] if m.cfg.machine == MachineType::Pc => ok(pci(m)),
         ["pci"] => err("info pci: this machine (-M isapc) has no PCI bus"),
-        [] => err("info: usage: info status|registers|cpus|mtree|block|network|pci (see help)"),
+        [] => err(
+            "info: usage: info status|registers|cpus|mtree|block|snapshots|network|pci (see help)",
+        ),
         [what, ..] => err(format!("info {what}: unknown or not supported by vx86")),
     }
+}
+
+/// `info snapshots`: the vx86 snapshot files in `dir` (any name; found by
+/// their magic), in QEMU's table (hmp_info_snapshots, bdrv_snapshot_dump):
+/// the file name is the tag, VM SIZE the file's size, DATE when it was taken
+/// (UTC), VM CLOCK the guest time and ICOUNT the instructions retired. Files
+/// this vx86 cannot read are listed after the table with the reason.
+fn snapshots(dir: &Path) -> String {
+    let mut names: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(e) => return format!("info snapshots: {}: {e}\n", dir.display()),
+    };
+    names.sort();
+    let mut rows = String::new();
+    let mut unreadable = String::new();
+    for path in names {
+        let mut magic = [0u8; 8];
+        let is_snapshot = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && &magic == crate::snapshot::MAGIC;
+        if !is_snapshot {
+            continue;
+        }
+        let tag = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match crate::snapshot::read_summary(&path) {
+            Ok(s) => {
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                let _ = writeln!(
+                    rows,
+                    "{:<9} {:<17} {:>8}{:>20}{:>13}{:>11}",
+                    "--",
+                    tag,
+                    size_to_str(size),
+                    utc_date(s.taken),
+                    vm_clock(s.guest_ns),
+                    s.icount
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(unreadable, "{e}");
+            }
+        }
+    }
+    if rows.is_empty() && unreadable.is_empty() {
+        return "There is no snapshot available.\n".into();
+    }
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str("List of snapshots present on all disks:\n");
+        let _ = writeln!(
+            out,
+            "{:<10}{:<17}{:>8}{:>20}{:>13}{:>11}",
+            "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"
+        );
+        out.push_str(&rows);
+    }
+    out.push_str(&unreadable);
+    out
+}
+
+/// QEMU's `size_to_str`: three significant digits and a binary unit.
+fn size_to_str(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s} {}", UNITS[u])
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC; the
+/// proleptic Gregorian calendar, days to civil date after H. Hinnant's
+/// `civil_from_days`).
+fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let t = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Guest nanoseconds as QEMU's VM CLOCK column, `HH:MM:SS.mmm`.
+fn vm_clock(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// `info block`: the fixed drives as the command line made them, then the

@@ -66,6 +66,9 @@ pub struct Info {
     pub network: String,
     /// Every drive by its QEMU name, for `eject` and `change`.
     pub drives: Vec<BlockDrive>,
+    /// `--snapshot-dir`: where `savevm`/`loadvm` names are relative to, and
+    /// what `info snapshots` lists.
+    pub snapshot_dir: std::path::PathBuf,
 }
 
 /// A drive as the monitor names it (`ide0-hd0`, `ide1-cd0`, `virtio0`).

@@ -4,7 +4,7 @@
 
 use super::{
     fingerprint, read_file, write_file, DriveRecord, OverlayImage, RamImage, SavedConfig, Snapshot,
-    SnapshotError, StateError,
+    SnapshotError, StateError, Summary,
 };
 use crate::block::SECTOR_SIZE;
 use crate::machine::{Machine, MachineType};
@@ -13,11 +13,32 @@ use std::path::Path;
 
 impl Machine {
     /// The configuration to record in (or check against) a snapshot:
-    /// the board, the clock, and each drive's image with its fingerprint.
+    /// the board, the clock, and each drive's image (a CD-ROM drive's disc)
+    /// with its fingerprint.
     pub fn snapshot_config(&mut self) -> Result<SavedConfig, std::io::Error> {
         let mut drives = Vec::new();
+        let fingerprint_of = |path: &Path| {
+            fingerprint(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        };
         for ch in 0..2 {
             for unit in 0..2 {
+                if let Some(cd) = self.ata(ch).and_then(|a| a.cdrom(unit)) {
+                    let path = cd.medium_path().map(Path::to_path_buf);
+                    let (size, fp) = match &path {
+                        Some(p) => fingerprint_of(p)?,
+                        None => (0, 0),
+                    };
+                    drives.push(DriveRecord {
+                        slot: format!("ide{ch}-{unit}"),
+                        path: path.map(|p| p.display().to_string()).unwrap_or_default(),
+                        size,
+                        fingerprint: fp,
+                        overlay: false,
+                        cdrom: true,
+                    });
+                    continue;
+                }
                 let Some(img) = self.ata(ch).and_then(|a| a.drive_image(unit)) else {
                     continue;
                 };
@@ -25,15 +46,14 @@ impl Machine {
                     continue;
                 };
                 let overlay = img.overlay_sectors().is_some();
-                let (size, fp) = fingerprint(&path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
+                let (size, fp) = fingerprint_of(&path)?;
                 drives.push(DriveRecord {
                     slot: format!("ide{ch}-{unit}"),
                     path: path.display().to_string(),
                     size,
                     fingerprint: fp,
                     overlay,
+                    cdrom: false,
                 });
             }
         }
@@ -118,7 +138,17 @@ impl Machine {
             path: path.into(),
             err,
         })?;
-        write_file(path, &snap)
+        let summary = Summary {
+            writer: snap.writer.clone(),
+            taken: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            guest_ns: snap.guest_ns,
+            icount: snap.cpu.icount,
+            ram: snap.config.ram,
+            machine: snap.config.machine.clone(),
+        };
+        write_file(path, &summary, &snap)
     }
 
     /// Loads the snapshot at `path` into this machine, which the command line
@@ -130,14 +160,36 @@ impl Machine {
             path: path.into(),
             msg,
         };
-        let now = self
+        let mut now = self
             .snapshot_config()
             .map_err(|e| conflict(format!("disk image {e}")))?;
+        // A CD-ROM drive that was empty at the save is emptied: the disc the
+        // command line put in was taken out before (the monitor's eject).
+        let mut empty = Vec::new();
+        for d in &mut now.drives {
+            let was_empty = snap
+                .config
+                .drives
+                .iter()
+                .any(|s| s.slot == d.slot && s.cdrom && s.path.is_empty());
+            if d.cdrom && was_empty && !d.path.is_empty() {
+                empty.push(d.slot.clone());
+                (d.path, d.size, d.fingerprint) = (String::new(), 0, 0);
+            }
+        }
         if let Some(diff) = snap.config.difference(&now) {
             return Err(conflict(diff));
         }
         self.restore_snapshot(snap)
-            .map_err(|e| conflict(e.to_string()))
+            .map_err(|e| conflict(e.to_string()))?;
+        for slot in empty {
+            if let Some((ch, unit)) = parse_slot(&slot) {
+                if let Some(cd) = self.ata(ch).and_then(|a| a.cdrom(unit)) {
+                    cd.remove_medium_silently();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Puts a checked snapshot's state into the machine.

@@ -9,9 +9,16 @@
 //! |---|---|---|
 //! | 0 | 8 | magic `VX86SNAP` |
 //! | 8 | 4 | format version ([`FORMAT_VERSION`]) |
-//! | 12 | 4 | CRC-32 (IEEE) of the payload |
-//! | 16 | 8 | payload length in bytes |
-//! | 24 | n | payload: [`Snapshot`] in postcard encoding |
+//! | 12 | 4 | CRC-32 (IEEE) of everything after offset 24 |
+//! | 16 | 8 | length of everything after offset 24 |
+//! | 24 | 4 | summary length s |
+//! | 28 | s | [`Summary`] in postcard encoding, the writer first |
+//! | 28+s | n | payload: [`Snapshot`] in postcard encoding |
+//!
+//! The header and the summary's first field (the vx86 that wrote the file)
+//! keep this layout in every later version, so a vx86 that does not read a
+//! file's version can still say which vx86 wrote it; `info snapshots` lists
+//! files from their summaries without reading the rest.
 //!
 //! The payload is serde data in postcard's wire format: a published,
 //! versioned specification (postcard 1.x) that fixes byte order and integer
@@ -27,7 +34,7 @@ mod machine;
 mod ram;
 
 pub use codec::{array, boxed_bytes, bytes, decode, encode, StateError};
-pub use file::{read_file, write_file, FORMAT_VERSION, MAGIC};
+pub use file::{read_file, read_summary, write_file, FORMAT_VERSION, MAGIC};
 pub use ram::RamImage;
 
 use crate::cpu::saved::CpuState;
@@ -45,12 +52,25 @@ pub enum SnapshotError {
     #[error("{}: not a vx86 snapshot (no VX86SNAP magic)", path.display())]
     NotSnapshot { path: PathBuf },
     #[error(
-        "{}: snapshot format version {version} is newer than this vx86 reads (up to {FORMAT_VERSION})",
+        "{}: snapshot format version {version}{writer} is newer than this vx86 reads (up to {FORMAT_VERSION})",
         path.display()
     )]
-    Newer { path: PathBuf, version: u32 },
-    #[error("{}: snapshot format version {version} is not one this vx86 reads", path.display())]
-    Unknown { path: PathBuf, version: u32 },
+    Newer {
+        path: PathBuf,
+        version: u32,
+        /// " (written by vx86 X)" or empty.
+        writer: String,
+    },
+    #[error(
+        "{}: snapshot format version {version}{writer} is older than this vx86 reads \
+         ({FORMAT_VERSION}); load it with the vx86 that wrote it",
+        path.display()
+    )]
+    Older {
+        path: PathBuf,
+        version: u32,
+        writer: String,
+    },
     #[error("{}: snapshot is truncated ({have} of {want} bytes)", path.display())]
     Truncated { path: PathBuf, have: u64, want: u64 },
     #[error("{}: snapshot is corrupted (checksum mismatch)", path.display())]
@@ -63,11 +83,29 @@ pub enum SnapshotError {
     Conflict { path: PathBuf, msg: String },
 }
 
+/// What `info snapshots` shows of a snapshot file, kept in its header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The vx86 that wrote it (`vx86 0.1.0`); first, at a fixed place in
+    /// every format version (see the module doc).
+    pub writer: String,
+    /// When it was taken: seconds since the Unix epoch (UTC).
+    pub taken: u64,
+    /// Guest time at the save, in nanoseconds.
+    pub guest_ns: u64,
+    /// Instructions retired.
+    pub icount: u64,
+    /// Guest RAM in bytes, and `isapc`/`pc`.
+    pub ram: u64,
+    pub machine: String,
+}
+
 /// One drive as the snapshot saw it: where its image was and what it held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveRecord {
-    /// `ide0-cd1` style: the IDE channel and unit.
+    /// `ide0-1` style: the IDE channel and unit.
     pub slot: String,
+    /// The image file; for a CD-ROM drive, the disc in it (empty for none).
     pub path: String,
     /// The image file's size in bytes.
     pub size: u64,
@@ -75,6 +113,9 @@ pub struct DriveRecord {
     pub fingerprint: u32,
     /// Writes went to an in-memory overlay (`-snapshot`), saved in the file.
     pub overlay: bool,
+    /// A CD-ROM drive: its disc is the medium in it when the snapshot was
+    /// taken (the monitor's `change` may have swapped it since the start).
+    pub cdrom: bool,
 }
 
 /// The configuration a snapshot was taken with: a load on a machine built
@@ -141,7 +182,27 @@ impl SavedConfig {
                     a.slot, a.path
                 ));
             };
+            if a.cdrom != b.cdrom {
+                let kind = |cd: bool| if cd { "a CD-ROM drive" } else { "a disk" }.to_string();
+                return d(&format!("drive {}", a.slot), kind(a.cdrom), kind(b.cdrom));
+            }
             if a.path != b.path {
+                let disc = |p: &str| {
+                    if p.is_empty() {
+                        "no disc".to_string()
+                    } else {
+                        p.to_string()
+                    }
+                };
+                if a.cdrom {
+                    return Some(format!(
+                        "snapshot has {} in CD-ROM drive {}, this run has {}; start with that \
+                         disc (-cdrom) or restore it with the monitor's change first",
+                        disc(&a.path),
+                        a.slot,
+                        disc(&b.path)
+                    ));
+                }
                 return d(&format!("drive {}", a.slot), a.path.clone(), b.path.clone());
             }
             if a.overlay != b.overlay {
@@ -153,9 +214,14 @@ impl SavedConfig {
             }
             if a.size != b.size || a.fingerprint != b.fingerprint {
                 return Some(format!(
-                    "disk image {} changed since the snapshot was taken (size {} then, {} now; \
+                    "{} {} changed since the snapshot was taken (size {} then, {} now; \
                      fingerprint {:08x} then, {:08x} now)",
-                    a.path, a.size, b.size, a.fingerprint, b.fingerprint
+                    if a.cdrom { "disc image" } else { "disk image" },
+                    a.path,
+                    a.size,
+                    b.size,
+                    a.fingerprint,
+                    b.fingerprint
                 ));
             }
         }
