@@ -90,12 +90,16 @@ const LOST_TICK_RETRY_NS: Nanos = 100_000;
 
 use crate::devices::pic::Pic;
 
-/// The APIC bus: the CPU's local APIC and (on `-M pc`) the I/O APIC.
-#[derive(Clone, Debug, Default)]
+/// The APIC bus: the CPU's local APIC and (on `-M pc`) the I/O APIC. A
+/// snapshot saves both whole ([`PlatformState::apic`]).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Apics {
     pub lapic: LocalApic,
     pub ioapic: Option<IoApic>,
-    /// Messages in flight from the I/O APIC (a reused buffer).
+    /// Messages in flight from the I/O APIC (a reused buffer). Transient,
+    /// not saved: every access that fills it delivers it at once
+    /// ([`Apics::settle`]), so it is empty between CPU slices.
+    #[serde(skip)]
     msgs: Vec<ApicMessage>,
 }
 
@@ -147,6 +151,9 @@ pub struct PlatformState {
     /// PCI CONFIG_ADDRESS (None without a PCI bus).
     pub pci_config_address: Option<u32>,
     pub devices: Vec<SavedDevice>,
+    /// The local APIC and I/O APIC (`-cpu qemu64,+apic`), None on a machine
+    /// without them.
+    pub apic: Option<Apics>,
 }
 
 /// One device's state, with its name to check the board matches.
@@ -155,6 +162,19 @@ pub struct SavedDevice {
     pub name: String,
     #[serde(with = "crate::snapshot::bytes")]
     pub state: Vec<u8>,
+}
+
+/// Why a snapshot's APICs cannot go into this board: one has a local APIC
+/// and the other not, or one an I/O APIC and the other not (checked before
+/// anything is changed).
+fn apic_mismatch(saved: Option<&Apics>, here: Option<&Apics>) -> Option<String> {
+    let has = |a: Option<&Apics>| match a {
+        None => "no local APIC",
+        Some(a) if a.ioapic.is_some() => "a local APIC and an I/O APIC",
+        Some(_) => "a local APIC and no I/O APIC",
+    };
+    let (a, b) = (has(saved), has(here));
+    (a != b).then(|| format!("the snapshot's machine has {a}, this one has {b}"))
 }
 
 struct PciBus {
@@ -479,11 +499,9 @@ impl Platform {
     }
 
     /// The board's state for a snapshot: the PIC, the interrupt lines, the
-    /// pending requests and every device's own state, in registration order.
+    /// pending requests, every device's own state in registration order,
+    /// and the APICs.
     pub fn save_state(&self) -> Result<PlatformState, crate::snapshot::StateError> {
-        if self.apic.is_some() {
-            return Err(crate::snapshot::StateError::Unsupported("local APIC"));
-        }
         let mut devices = Vec::with_capacity(self.devices.len());
         for d in &self.devices {
             devices.push(SavedDevice {
@@ -497,6 +515,7 @@ impl Platform {
             events: self.events.clone(),
             pci_config_address: self.pci.as_ref().map(|p| p.config_address),
             devices,
+            apic: self.apic.as_deref().cloned(),
         })
     }
 
@@ -518,6 +537,9 @@ impl Platform {
                 "the snapshot's machine and this one differ in having a PCI bus".into(),
             ));
         }
+        if let Some(msg) = apic_mismatch(s.apic.as_ref(), self.apic.as_deref()) {
+            return Err(StateError::Mismatch(msg));
+        }
         for (d, sd) in self.devices.iter_mut().zip(&s.devices) {
             let name = d.name();
             d.load_state(&sd.state)
@@ -526,6 +548,9 @@ impl Platform {
         self.pic = s.pic;
         self.irqs = s.irqs;
         self.events = s.events;
+        if let (Some(a), Some(saved)) = (self.apic.as_mut(), s.apic) {
+            **a = saved;
+        }
         if let (Some(p), Some(a)) = (self.pci.as_mut(), s.pci_config_address) {
             p.config_address = a;
         }
@@ -915,6 +940,65 @@ mod tests {
         p.irqs.pulses(TIMER_IRQ, 3);
         p.apply_irqs();
         assert_eq!(p.lost_ticks(), 2);
+    }
+
+    /// The APICs go through the board's saved state: a restored board has
+    /// the same local APIC (timer armed at the same virtual time) and I/O
+    /// APIC; a board without APICs, or with only a local APIC, refuses the
+    /// state naming the difference, and so does an APIC board given a state
+    /// without one.
+    #[test]
+    fn apic_state_is_saved_and_a_board_without_it_refuses_it() {
+        use crate::devices::lapic::reg;
+        let clock = || VirtualClock::new(ClockMode::DETERMINISTIC);
+        let mut p = Platform::new(clock(), true);
+        p.enable_apic();
+        let lapic = crate::devices::lapic::DEFAULT_BASE;
+        Bus::mmio_write(&mut p, lapic + u64::from(reg::SVR), 4, 0x1FF, 0);
+        Bus::mmio_write(&mut p, lapic + u64::from(reg::LVT_TIMER), 4, 0x40, 0);
+        Bus::mmio_write(&mut p, lapic + u64::from(reg::TIMER_ICR), 4, 5000, 100);
+        // Pin 4 level triggered, vector 0x44, asserted: in Remote IRR.
+        let io = crate::devices::ioapic::DEFAULT_BASE;
+        Bus::mmio_write(&mut p, io, 4, 0x18, 100);
+        Bus::mmio_write(&mut p, io + 0x10, 4, 0x8044, 100);
+        p.irqs.set(4, 1, true);
+        p.apply_irqs();
+        assert_eq!(Bus::intr_ack(&mut p), 0x44);
+        let saved = p.save_state().expect("save");
+        let bytes = crate::snapshot::encode(&saved).expect("encode");
+
+        let mut q = Platform::new(clock(), true);
+        q.enable_apic();
+        q.load_state(crate::snapshot::decode(&bytes).expect("decode"))
+            .expect("load");
+        let again = crate::snapshot::encode(&q.save_state().expect("save")).expect("encode");
+        assert_eq!(again, bytes);
+        assert_eq!(q.next_deadline(), Some(100 + 5001 * 2));
+        let ccr = u64::from(reg::TIMER_CCR);
+        assert_eq!(Bus::mmio_read(&mut q, lapic + ccr, 4, 1100), 4500);
+        assert_eq!(
+            Bus::mmio_read(&mut q, io + 0x10, 4, 0),
+            0xC044,
+            "Remote IRR"
+        );
+
+        let mut none = Platform::new(clock(), true);
+        let e = none
+            .load_state(crate::snapshot::decode(&bytes).expect("decode"))
+            .expect_err("no APIC here");
+        assert_eq!(
+            e.to_string(),
+            "the snapshot's machine has a local APIC and an I/O APIC, this one has no local APIC"
+        );
+        let plain = crate::snapshot::encode(&none.save_state().expect("save")).expect("encode");
+        let e = q
+            .load_state(crate::snapshot::decode(&plain).expect("decode"))
+            .expect_err("APIC here");
+        assert!(
+            e.to_string()
+                .contains("has no local APIC, this one has a local APIC and an I/O APIC"),
+            "{e}"
+        );
     }
 
     /// Deterministic time keeps the 8259's behaviour: the merged tick is gone,

@@ -33,8 +33,9 @@ const SLP_EN: u16 = 1 << 13;
 /// The SLP_TYP of S5 (soft off) in vx86's `_S5` package.
 pub const SLP_TYP_S5: u16 = 0;
 
-/// The PM registers.
-#[derive(Clone, Debug, Default)]
+/// The PM registers (plain state: the PM timer is computed from virtual
+/// time, so a snapshot restores it with the clock).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AcpiPm {
     pm1_sts: u16,
     pm1_en: u16,
@@ -71,6 +72,7 @@ impl super::Device for AcpiPm {
     fn name(&self) -> &'static str {
         "acpi-pm"
     }
+    crate::devices::plain_state!();
     fn resources(&self) -> Resources {
         Resources::default()
             .ports(PM1A_EVT_BLK..=PM1A_EVT_BLK + 3)

@@ -43,8 +43,11 @@ pub const RTE_DEST_LOGICAL: u64 = 1 << 11;
 /// polarity, trigger mode, mask, destination.
 const RTE_WRITABLE: u64 = 0xFF00_0000_0001_AFFF;
 
-/// The I/O APIC's state.
-#[derive(Clone, Debug)]
+/// The I/O APIC's state (plain data, saved whole in a snapshot): IOREGSEL,
+/// the ID, the 24 redirection entries with their Remote IRR bits, and the
+/// input levels, so that a level-triggered pin still asserted at the save
+/// sends again after the EOI that follows the restore (datasheet 3.2.4).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IoApic {
     ioregsel: u8,
     /// ID, bits 27:24 of IOAPICID.
@@ -278,6 +281,30 @@ mod tests {
         io.set_pin(2, true, &mut out);
         io.set_pin(2, true, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    /// A level pin in service (Remote IRR set, input still asserted) saved
+    /// and restored: the restored I/O APIC holds it until the EOI and then
+    /// sends again, as the saved one does (datasheet 3.2.4).
+    #[test]
+    fn saved_state_keeps_remote_irr_levels_and_ioregsel() {
+        let mut io = IoApic::new();
+        let mut out = Vec::new();
+        io.set_pin(10, true, &mut out);
+        assert_eq!(program(&mut io, 10, 0x0000_A040, 0x0200_0000).len(), 1);
+        io.write(IOREGSEL, u32::from(IOREDTBL0 + 21), &mut out);
+        let bytes = crate::snapshot::encode(&io).expect("encode");
+        let mut b: IoApic = crate::snapshot::decode(&bytes).expect("decode");
+        assert_eq!(b.read(IOREGSEL), u32::from(IOREDTBL0 + 21));
+        assert_eq!(b.read(IOWIN), 0x0200_0000);
+        for pin in 0..PINS {
+            assert_eq!(b.entry(pin), io.entry(pin), "entry {pin}");
+        }
+        b.set_pin(10, true, &mut out);
+        assert!(out.is_empty(), "Remote IRR holds it");
+        b.eoi(0x40, &mut out);
+        assert_eq!(out.len(), 1, "still asserted: sent again");
+        assert!(crate::snapshot::decode::<IoApic>(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub struct ApicMessage {
 }
 
 /// An INIT or start-up IPI this CPU sent (kept for SMP: no other CPU yet).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StartupIpi {
     pub delivery: u8,
     pub vector: u8,
@@ -137,8 +137,10 @@ pub struct StartupIpi {
 /// How many sent INIT/SIPI messages are remembered.
 const STARTUP_LOG: usize = 16;
 
-/// 256 vectors, one bit each.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// 256 vectors, one bit each (the IRR, ISR and TMR, SDM 11.8.4): eight
+/// 32-bit words, bit `v & 31` of word `v >> 5`, as the register page shows
+/// them, and as they are saved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Bits256([u32; 8]);
 
 impl Bits256 {
@@ -169,8 +171,18 @@ const LVT_LINT1_IDX: usize = 4;
 const LVT_ERROR_IDX: usize = 5;
 const LVT_ENTRIES: usize = 6;
 
-/// The local APIC's registers (plain state).
-#[derive(Clone, Debug)]
+/// The local APIC's registers (plain state, saved whole in a snapshot).
+///
+/// The timer's times (`load_time`, `next_fire`, `tsc_deadline`) are absolute
+/// virtual nanoseconds since power-on, on the machine's clock, which a
+/// snapshot restores with the CPU's instruction count (and, in host time,
+/// resumes at the saved guest time): after a restore the current count reads
+/// the same and the timer fires at the same virtual time as without the cut
+/// (11.5.4). IA32_APIC_BASE (`base`, with EN and BSP) lives here and not in
+/// the CPU's MSRs, and so does IA32_TSC_DEADLINE (virtual ns; the guest's
+/// TSC offset is the CPU's, in its saved MSRs). No x2APIC state exists: vx86
+/// does not offer x2APIC mode.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LocalApic {
     /// IA32_APIC_BASE: base address, EN and BSP bits.
     base: u64,
@@ -203,7 +215,11 @@ pub struct LocalApic {
     nmi: bool,
     /// INIT/SIPI messages sent, oldest first.
     startup: Vec<StartupIpi>,
-    /// Vectors whose level-triggered EOI the I/O APIC must see.
+    /// Vectors whose level-triggered EOI the I/O APIC must see. Transient,
+    /// not saved: the platform hands them to the I/O APIC right after the
+    /// EOI write that queued them (`Apics::settle`), so it is empty between
+    /// two CPU slices, where snapshots are taken.
+    #[serde(skip)]
     eoi_broadcast: Vec<u8>,
 }
 
@@ -1038,6 +1054,81 @@ mod tests {
         a.set_tsc_deadline(900, 600);
         a.write(reg::LVT_TIMER, 4, 0x32, 600);
         assert_eq!(a.next_deadline(), None);
+    }
+
+    /// A snapshot's round trip through postcard, into a fresh APIC.
+    fn restored(a: &LocalApic) -> LocalApic {
+        let bytes = crate::snapshot::encode(a).expect("encode");
+        crate::snapshot::decode(&bytes).expect("decode")
+    }
+
+    /// Saved mid-count, a one-shot timer reads the same current count and
+    /// fires at the same virtual time as the APIC it was saved from; the
+    /// IRR/ISR/TMR, TPR, LVT and ICR come back with it (11.5.4, 11.8.4).
+    #[test]
+    fn saved_state_keeps_the_timer_deadline_and_the_vector_bits() {
+        let mut a = enabled();
+        a.write(reg::TPR, 4, 0x20, 0);
+        a.write(reg::ICR_HI, 4, 0x0300_0000, 0);
+        fixed(&mut a, 0x62, true);
+        assert_eq!(a.acknowledge(), 0x62);
+        fixed(&mut a, 0x51, false);
+        a.write(reg::TIMER_DCR, 4, 0b0001, 0); // divide by 4
+        a.write(reg::LVT_TIMER, 4, 0x30, 0);
+        a.write(reg::TIMER_ICR, 4, 1000, 500);
+        let mut b = restored(&a);
+        for off in (0..0x400).step_by(0x10) {
+            let (x, y) = (a.read(off, 4, 1700), b.read(off, 4, 1700));
+            assert_eq!(x, y, "register {off:#x}");
+        }
+        assert_eq!(b.read(reg::TIMER_CCR, 4, 1700), 700);
+        assert_eq!(b.next_deadline(), Some(500 + 1001 * 4));
+        assert_eq!(b.ppr(), 0x60);
+        b.advance(500 + 1001 * 4 - 1);
+        assert_eq!(b.read(reg::IRR0 + 0x10, 4, 0), 0, "not before its time");
+        b.advance(500 + 1001 * 4);
+        assert_eq!(b.read(reg::IRR0 + 0x10, 4, 0), 1 << 16, "vector 0x30");
+        // The EOI of the in-service level vector is still broadcast.
+        b.write(reg::EOI, 4, 0, 5000);
+        assert_eq!(b.take_eoi_broadcasts(), vec![0x62]);
+        assert_eq!(b.deliverable(), Some(0x51));
+    }
+
+    /// Periodic and TSC-deadline timers, a pending NMI, a relocated and a
+    /// globally disabled APIC base survive the round trip; the EOI broadcast
+    /// queue (transient) is not saved.
+    #[test]
+    fn saved_state_keeps_modes_nmi_and_apic_base() {
+        let mut a = enabled();
+        a.write(reg::TIMER_DCR, 4, 0b1011, 0);
+        a.write(reg::LVT_TIMER, 4, (TIMER_PERIODIC << 17) | 0x31, 0);
+        a.write(reg::TIMER_ICR, 4, 9, 0);
+        a.advance(25);
+        let b = restored(&a);
+        assert_eq!(b.next_deadline(), Some(30));
+        assert_eq!(b.current_count(27), a.current_count(27));
+        assert_eq!(b.deliverable(), Some(0x31));
+
+        a.write(reg::LVT_TIMER, 4, (TIMER_TSC_DEADLINE << 17) | 0x32, 30);
+        a.set_tsc_deadline(12_345, 30);
+        a.write(reg::ICR_LO, 4, 0x0004_0400, 30); // self NMI
+        assert!(a.set_apic_base(0xFED0_0000 | APIC_BASE_EN));
+        fixed(&mut a, 0x70, true);
+        a.acknowledge();
+        a.acknowledge();
+        a.write(reg::EOI, 4, 0, 40);
+        let mut b = restored(&a);
+        assert_eq!(b.tsc_deadline(), 12_345);
+        assert_eq!(b.next_deadline(), Some(12_345));
+        assert_eq!(b.mmio_base(), Some(0xFED0_0000));
+        assert!(b.take_nmi());
+        assert!(b.take_eoi_broadcasts().is_empty(), "transient: not saved");
+        assert_eq!(a.take_eoi_broadcasts(), vec![0x70]);
+
+        assert!(a.set_apic_base(0xFEE0_0000));
+        let b = restored(&a);
+        assert!(!b.globally_enabled());
+        assert_eq!(b.apic_base(), 0xFEE0_0000 | APIC_BASE_BSP);
     }
 
     #[test]

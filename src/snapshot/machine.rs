@@ -11,6 +11,16 @@ use crate::machine::{Machine, MachineType};
 use crate::time::ClockMode;
 use std::path::Path;
 
+impl Snapshot {
+    /// The board's state (devices, PIC, APICs) the snapshot holds, decoded
+    /// (for a restore, and for tests that check what a cut caught).
+    pub fn platform_state(&self) -> Result<crate::platform::PlatformState, StateError> {
+        let bytes = lz4_flex::block::decompress_size_prepended(&self.platform)
+            .map_err(|e| StateError::Mismatch(format!("device state: {e}")))?;
+        super::decode(&bytes)
+    }
+}
+
 impl Machine {
     /// The configuration to record in (or check against) a snapshot:
     /// the board, the clock, and each drive's image (a CD-ROM drive's disc)
@@ -78,6 +88,7 @@ impl Machine {
             .into(),
             clock,
             features_off: self.cfg.features.off.to_vec(),
+            apic: self.cfg.features.apic,
             debugcons: self.cfg.debugcons.clone(),
             debug_exit: self
                 .cfg
@@ -194,9 +205,7 @@ impl Machine {
 
     /// Puts a checked snapshot's state into the machine.
     pub fn restore_snapshot(&mut self, snap: Snapshot) -> Result<(), StateError> {
-        let platform = lz4_flex::block::decompress_size_prepended(&snap.platform)
-            .map_err(|e| StateError::Mismatch(format!("device state: {e}")))?;
-        let platform = super::decode(&platform)?;
+        let platform = snap.platform_state()?;
         snap.ram.restore(self.mem.ram_mut())?;
         // Anything devices wrote by DMA before is gone with the old RAM.
         let _ = self.mem.take_dma_writes();

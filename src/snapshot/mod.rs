@@ -129,6 +129,10 @@ pub struct SavedConfig {
     pub clock: String,
     /// CPUID feature words removed with `-cpu qemu64,-name`.
     pub features_off: Vec<u32>,
+    /// `-cpu qemu64,+apic`: the machine has a local APIC (and on `-M pc` an
+    /// I/O APIC), whose state is in the snapshot; a machine without one has
+    /// nowhere to put it, and one with it would start from its reset state.
+    pub apic: bool,
     /// `-device isa-debugcon,iobase=P` ports.
     pub debugcons: Vec<u16>,
     /// `-device isa-debug-exit` (iobase, iosize) if present.
@@ -153,6 +157,9 @@ impl SavedConfig {
         }
         if self.clock != now.clock {
             return d("clock", self.clock.clone(), now.clock.clone());
+        }
+        if self.apic != now.apic {
+            return d("-cpu", cpu_model(self.apic), cpu_model(now.apic));
         }
         if self.features_off != now.features_off {
             return d(
@@ -241,6 +248,16 @@ impl SavedConfig {
 
 fn mib(b: u64) -> String {
     format!("{}M", b >> 20)
+}
+
+/// The `-cpu` model as far as the APIC goes.
+fn cpu_model(apic: bool) -> String {
+    if apic {
+        "qemu64,+apic"
+    } else {
+        "qemu64 (no APIC)"
+    }
+    .to_string()
 }
 
 fn snapshot_mode(overlay: bool) -> String {

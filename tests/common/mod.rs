@@ -89,26 +89,38 @@ pub fn vx86() -> std::process::Command {
     c
 }
 
+/// The arguments of [`vx86_debugcon`] before `--max-insns`: port 0xE9 on
+/// stdout, no serial port or display, `isa-debug-exit` on port 0xF4, no
+/// reboot (for tests that add their own instruction limit).
+pub const DEBUGCON_ARGS: [&str; 9] = [
+    "-debugcon",
+    "stdio",
+    "-serial",
+    "none",
+    "-display",
+    "none",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    "-no-reboot",
+];
+
 /// [`vx86`] set up for the test kernels that report on the debug console:
 /// port 0xE9 on stdout, no serial port or display, `isa-debug-exit` on port
 /// 0xF4 to end the run with the kernel's status, no reboot, and at most
 /// `max_insns` instructions. Add arguments after it.
 pub fn vx86_debugcon(max_insns: u64) -> std::process::Command {
     let mut c = vx86();
-    c.args([
-        "-debugcon",
-        "stdio",
-        "-serial",
-        "none",
-        "-display",
-        "none",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-no-reboot",
-        "--max-insns",
-    ])
-    .arg(max_insns.to_string());
+    c.args(DEBUGCON_ARGS)
+        .arg("--max-insns")
+        .arg(max_insns.to_string());
     c
+}
+
+/// `test-roms/<name>` in the source tree.
+pub fn test_rom(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-roms")
+        .join(name)
 }
 
 /// The vx86 binary as a user runs it (host time by default).
