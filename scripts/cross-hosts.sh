@@ -12,6 +12,11 @@
 #            the test ROMs, the CLI tests and the Debian container guest under
 #            Wine, with vx86.exe started by the Windows test process; then
 #            the console tests drive vx86.exe under Wine on a Unix terminal.
+#
+# Both emulated hosts also prove that snapshots move between hosts: the
+# snapshot cut-point tests save here and restore on the other host, then
+# save there and restore here (same bytes and state hash as the straight
+# run; `cross_snapshots`).
 #   mac      cargo check for aarch64-apple-darwin and x86_64-apple-darwin
 #            without the window (no Apple SDK here to link).
 #   all      the three (default).
@@ -38,6 +43,17 @@ mips_of() {
   sed -n 's/.* \([0-9][0-9.]*\) MIPS.*/\1/p' "$1" | tail -1
 }
 
+# The snapshot tests that cut a run, with the other host's vx86 ($1, run by
+# the runner $2) restoring, then saving. Appends to the log $3.
+cross_snapshots() {
+  local filters=(platform_rom_restored apic_kernel_restored local_apic_without_io_apic) rc=0
+  VX86_RESTORE_BIN="$1" VX86_RESTORE_RUNNER="$2" cargo test --no-fail-fast \
+    --test snapshot --test snapshot_apic -- "${filters[@]}" >>"$3" 2>&1 || rc=1
+  VX86_SAVE_BIN="$1" VX86_SAVE_RUNNER="$2" cargo test --no-fail-fast \
+    --test snapshot --test snapshot_apic -- "${filters[@]}" >>"$3" 2>&1 || rc=1
+  return $rc
+}
+
 run_arm() {
   local t=aarch64-unknown-linux-gnu log=target/cross-arm.log
   if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null \
@@ -52,6 +68,7 @@ run_arm() {
   # --no-fail-fast: every listed binary runs, so the counts are all of theirs.
   VX86_TEST_RUNNER="$runner" cargo test --target $t --no-fail-fast "${arm_tests[@]}" >"$log" 2>&1
   local rc=$?
+  cross_snapshots "$PWD/target/$t/debug/vx86" "$runner" "$log" || rc=1
   grep -E '^test .* FAILED$|SKIPPED' "$log" | sort -u | head -40
   [ $rc -eq 0 ] || status=1
   local line="arm (aarch64-unknown-linux-gnu under qemu-aarch64): $(counts "$log") in $(( $(date +%s) - start )) s"
@@ -105,6 +122,7 @@ run_windows() {
   # into vx86.exe under Wine, which gives it a console on a Unix pty.
   VX86_TEST_RUNNER=wine VX86_TEST_BIN="$PWD/target/$t/debug/vx86.exe" \
     cargo test --no-fail-fast --test console >>"$log" 2>&1 || rc=1
+  cross_snapshots "$PWD/target/$t/debug/vx86.exe" wine "$log" || rc=1
   grep -E '^test .* FAILED$|SKIPPED' "$log" | sort -u | head -40
   [ $rc -eq 0 ] || status=1
   summary+=("windows (x86_64-pc-windows-gnu under Wine): $(counts "$log") in $(( $(date +%s) - start )) s")

@@ -26,7 +26,9 @@ fn platform_rom_restored_at_any_cut_point_matches_the_straight_run() {
     let dir = TempDir::new("snap-rom");
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
-    let con = dir.join("con.txt");
+    // Not "con.txt": CON is a device name on Windows (the restoring vx86 may
+    // be vx86.exe under Wine, scripts/cross-hosts.sh).
+    let con = dir.join("debug.txt");
     let snap = dir.join("s.vx86snap");
     let drive = format!("file={},format=raw", disk.display());
     let bios = rom("platform.bin");

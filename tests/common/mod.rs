@@ -104,6 +104,32 @@ pub const DEBUGCON_ARGS: [&str; 9] = [
     "-no-reboot",
 ];
 
+/// [`vx86`] as another host runs it, for the snapshot tests that save on
+/// one host and restore on another: `{role}_BIN` names that host's vx86
+/// (`vx86.exe` for Wine, the aarch64 build) and `{role}_RUNNER` the
+/// emulator that runs it (`wine`, `qemu-aarch64 -L /usr/aarch64-linux-gnu`);
+/// unset, this host's [`vx86`]. scripts/cross-hosts.sh sets them with
+/// `role` = `VX86_SAVE` or `VX86_RESTORE`.
+#[allow(dead_code)]
+pub fn vx86_on(role: &str) -> std::process::Command {
+    let bin = std::env::var(format!("{role}_BIN")).unwrap_or_default();
+    if bin.is_empty() {
+        return vx86();
+    }
+    let runner = std::env::var(format!("{role}_RUNNER")).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut c = match words.next() {
+        Some(first) => {
+            let mut c = std::process::Command::new(first);
+            c.args(words).arg(&bin);
+            c
+        }
+        None => std::process::Command::new(&bin),
+    };
+    c.args(["-icount", "shift=0,sleep=off"]);
+    c
+}
+
 /// [`vx86`] set up for the test kernels that report on the debug console:
 /// port 0xE9 on stdout, no serial port or display, `isa-debug-exit` on port
 /// 0xF4 to end the run with the kernel's status, no reboot, and at most

@@ -28,7 +28,12 @@ fn argv(v: &[String]) -> Vec<&str> {
 
 /// Runs deterministic vx86 (`-icount shift=0,sleep=off`) with `args` to the end.
 pub fn run(args: &[&str]) -> Run {
-    let out = super::vx86()
+    run_on(super::vx86(), args)
+}
+
+/// [`run`] with the vx86 of `cmd` (another host's, [`super::vx86_on`]).
+fn run_on(mut cmd: std::process::Command, args: &[&str]) -> Run {
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -41,7 +46,9 @@ pub fn run(args: &[&str]) -> Run {
 }
 
 /// Runs `args` straight to instruction `n`, and again to `cut` with
-/// `--save-on-exit`, then a new process from the snapshot to `n`; asserts
+/// `--save-on-exit`, then a new process from the snapshot to `n` (the
+/// saving and the restoring vx86 may be other hosts', `VX86_SAVE_BIN` and
+/// `VX86_RESTORE_BIN`, see [`super::vx86_on`]); asserts
 /// that the first part's serial bytes followed by the second's equal the
 /// straight run's and that the final state hashes agree. `extra_out` names a
 /// file each run writes (a debug console), compared the same way. Returns
@@ -65,7 +72,7 @@ pub fn assert_restore_matches(
     let straight_extra = read_extra();
 
     let b = with(&["--max-insns", &cut_s, "--save-on-exit", snap_s]);
-    let first = run(&argv(&b));
+    let first = run_on(super::vx86_on("VX86_SAVE"), &argv(&b));
     assert_eq!(
         first.status,
         Some(0),
@@ -75,7 +82,7 @@ pub fn assert_restore_matches(
     let first_extra = read_extra();
 
     let c = with(&["--max-insns", &n_s, "-loadvm", snap_s, "--state-hash"]);
-    let second = run(&argv(&c));
+    let second = run_on(super::vx86_on("VX86_RESTORE"), &argv(&c));
     let second_extra = read_extra();
 
     let mut joined = first.stdout.clone();
