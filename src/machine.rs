@@ -160,6 +160,9 @@ pub struct Machine {
     pub quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Instructions skipped while the guest idled (icount time).
     pub idle_insns: u64,
+    /// Icount time: the slice quantum (`icount / SLICE`) of the last look
+    /// for host serial input (see `input_due`); saved in snapshots.
+    pub(crate) fed_quantum: u64,
     /// Channels to the frontend (host input, frames for a window).
     pub host: HostLink,
     host_timer: HostTimer,
@@ -213,6 +216,9 @@ const FRAME_INTERVAL: Duration = Duration::from_micros(16_667);
 const REALTIME_SLACK: Duration = Duration::from_millis(2);
 
 /// Longest stretch the CPU runs without the loop looking at the outside world.
+/// With icount time the slices end at multiples of it (and at device
+/// deadlines), points of virtual time that do not depend on where the run
+/// started: a run restored from a snapshot slices as the uninterrupted run.
 const SLICE: u64 = 1_000_000;
 /// Host time: the longest slice in guest time, and the shortest in instructions.
 const HOST_SLICE_NS: u64 = 2_000_000;
@@ -256,6 +262,7 @@ impl Machine {
             serial_in: Default::default(),
             quit: Default::default(),
             idle_insns: 0,
+            fed_quantum: 0,
             host: HostLink {
                 input: None,
                 display: None,
@@ -400,6 +407,27 @@ impl Machine {
                     let _ = s.write_all(&buf);
                     let _ = s.flush();
                 }
+            }
+        }
+    }
+
+    /// Whether queued host input may enter the guest now. Host time: at
+    /// every look around. Icount time: at the first look after virtual time
+    /// crossed a multiple of `SLICE`, and whenever the CPU halts (the run
+    /// loop's Halted arm), so a guest waiting for input gets it at once:
+    /// points fixed by the guest's execution alone, so typed bytes reach the
+    /// UART at the same instruction in a run restored from a snapshot (which
+    /// may start anywhere, between two such points) as in the uninterrupted
+    /// run. (The looks at slice ends in between depend on where the run
+    /// started.)
+    fn input_due(&mut self, icount: u64) -> bool {
+        match self.cfg.clock {
+            ClockMode::Host => true,
+            ClockMode::Icount { .. } => {
+                let q = icount / SLICE;
+                let due = q != self.fed_quantum;
+                self.fed_quantum = q;
+                due
             }
         }
     }
@@ -807,7 +835,7 @@ impl Machine {
         let deadline = self.plat.next_deadline();
         let until = match self.cfg.clock {
             ClockMode::Icount { .. } => {
-                let mut until = icount + SLICE;
+                let mut until = (icount / SLICE + 1) * SLICE;
                 if let Some(d) = deadline {
                     until = until.min(self.plat.clock.insns_until(d).max(icount + 1));
                 }
@@ -850,7 +878,9 @@ impl Machine {
             let icount = self.cpu.icount;
             let now = self.plat.clock.now(icount);
             self.plat.advance(now);
-            self.feed_serial();
+            if self.input_due(icount) {
+                self.feed_serial();
+            }
             if let Some(m) = self.cfg.max_insns {
                 if icount >= m {
                     self.flush_output();
@@ -891,6 +921,8 @@ impl Machine {
                     self.reset();
                 }
                 Exit::Halted => {
+                    // Input for a guest that waits for it (see `input_due`).
+                    self.feed_serial();
                     let if_set = self.cpu.flags.bits & crate::cpu::state::rflags::IF != 0;
                     if !if_set && !self.cpu.nmi_pending {
                         self.flush_output();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::guest::ctr_guest_args;
-use common::snapshot::{assert_restore_matches, run};
+use common::snapshot::{assert_restore_matches, run, run_with_input};
 use common::TempDir;
 use std::path::{Path, PathBuf};
 
@@ -255,4 +255,134 @@ fn the_disc_in_the_cd_drive_is_checked_on_load() {
     v.extend(["-loadvm", snap.to_str().unwrap(), "--max-insns", "200000"]);
     let r = run(&v);
     assert_eq!(r.status, Some(0), "{}", r.stderr);
+}
+
+/// The busybox shell of the interactive container guest with keyboard input
+/// pending: the guest booted to its shell prompt and stopped there (S0);
+/// from S0 with a command line typed on COM1, once straight to its end, and
+/// once cut right after the load, while the typed bytes still wait in the
+/// UART and in vx86's input queue (saved with the snapshot), then restored
+/// with nothing more typed. The shell runs the command either way: the
+/// serial bytes and the final state hash are equal.
+#[test]
+fn debian_shell_with_input_pending_restored_matches_the_straight_run() {
+    let Some(mut args) = ctr_guest_args() else {
+        return;
+    };
+    if let Some(a) = args.iter_mut().find(|a| a.starts_with("console=ttyS0")) {
+        a.push_str(" vx86.interactive=1");
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tmp = TempDir::new("snap-shell");
+    let (s0, s1) = (tmp.join("shell.vx86snap"), tmp.join("cut.vx86snap"));
+    let (s0_s, s1_s) = (s0.to_str().unwrap(), s1.to_str().unwrap());
+    let input = tmp.join("typed.txt");
+    std::fs::write(&input, b"echo SNAP-$((6*7))\nreboot -f\n").unwrap();
+    fn with<'a>(args: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+        args.iter().chain(more).copied().collect()
+    }
+
+    // Booted and idle at the prompt (about 1.9 G instructions, then idle).
+    let boot = run(&with(
+        &args,
+        &["--max-insns", "3000000000", "--save-on-exit", s0_s],
+    ));
+    assert_eq!(boot.status, Some(0), "{}", boot.stderr);
+    let log = String::from_utf8_lossy(&boot.stdout);
+    assert!(log.contains("built-in shell (ash)"), "no shell:\n{log}");
+
+    let end = "6000000000";
+    let straight = run_with_input(
+        &with(
+            &args,
+            &["-loadvm", s0_s, "--max-insns", end, "--state-hash"],
+        ),
+        &input,
+    );
+    let cut = run_with_input(
+        &with(
+            &args,
+            &[
+                "-loadvm",
+                s0_s,
+                "--max-insns",
+                "3000002000",
+                "--save-on-exit",
+                s1_s,
+            ],
+        ),
+        &input,
+    );
+    assert_eq!(cut.status, Some(0), "{}", cut.stderr);
+    let restored = run(&with(
+        &args,
+        &["-loadvm", s1_s, "--max-insns", end, "--state-hash"],
+    ));
+
+    let typed = String::from_utf8_lossy(&straight.stdout);
+    assert!(
+        typed.contains("SNAP-42"),
+        "the shell did not run it:\n{typed}"
+    );
+    let mut joined = cut.stdout.clone();
+    joined.extend_from_slice(&restored.stdout);
+    assert!(
+        joined == straight.stdout,
+        "serial differs\nstraight:\n{typed}\ncut + restored:\n{}",
+        String::from_utf8_lossy(&joined)
+    );
+    assert!(
+        !String::from_utf8_lossy(&cut.stdout).contains("SNAP-42"),
+        "the command ran before the cut: the input was not pending"
+    );
+    assert_eq!(restored.state_hash(), straight.state_hash());
+    assert_eq!(restored.status, straight.status, "{}", restored.stderr);
+}
+
+/// The disk guest (ext4 root on an ATA disk, crun) under `-snapshot`, cut
+/// after its root is mounted and written, while the container runs: the
+/// overlay and the guest's unflushed page cache (it resets without a sync)
+/// go into the snapshot; the continued run equals the straight one, and the
+/// image is untouched.
+#[test]
+fn disk_guest_under_snapshot_restored_matches_the_straight_run() {
+    let Some(dir) = common::guest::need(&["vmlinuz", "initramfs-disk.cpio.gz", "disk.img"]) else {
+        return;
+    };
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let disk = dir.join("disk.img");
+    let before = common::guest::file_crc(&disk);
+    let drive = format!("file={},format=raw", path("disk.img"));
+    let (k, i) = (path("vmlinuz"), path("initramfs-disk.cpio.gz"));
+    let args = [
+        "-m",
+        "512M",
+        "-kernel",
+        &k,
+        "-initrd",
+        &i,
+        "-append",
+        "console=ttyS0 panic=-1",
+        "-drive",
+        &drive,
+        "-snapshot",
+        "-nographic",
+        "-no-reboot",
+    ];
+    let tmp = TempDir::new("snap-disk");
+    let snap = tmp.join("disk.vx86snap");
+    // The run resets at about 3.01 G; ext4 mounts at about 2.76 G.
+    let straight = assert_restore_matches(&args, 3_500_000_000, 2_850_000_000, &snap, None);
+    let log = String::from_utf8_lossy(&straight.stdout);
+    assert!(log.contains("GUEST-DONE"), "{log}");
+    let hash = straight.state_hash();
+    assert!(
+        !hash.contains("overlays 00000000"),
+        "the guest wrote nothing: {hash}"
+    );
+    assert_eq!(
+        common::guest::file_crc(&disk),
+        before,
+        "-snapshot wrote to the image"
+    );
 }

@@ -138,6 +138,7 @@ impl Machine {
             guest_ns: self.plat.clock.now(self.cpu.icount),
             idle_insns: self.idle_insns,
             serial_in: self.serial_in.iter().copied().collect(),
+            fed_quantum: self.fed_quantum,
             ram: RamImage::save(self.mem.ram()),
             overlays,
         })
@@ -247,6 +248,7 @@ impl Machine {
         self.cpu.clock = self.plat.clock;
         self.idle_insns = snap.idle_insns;
         self.serial_in = snap.serial_in.into_iter().collect();
+        self.fed_quantum = snap.fed_quantum;
         Ok(())
     }
 

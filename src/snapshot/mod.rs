@@ -297,6 +297,9 @@ pub struct Snapshot {
     /// Host bytes queued for COM1 that the guest had not taken yet.
     #[serde(with = "bytes")]
     pub serial_in: Vec<u8>,
+    /// The run loop's last input quantum (`Machine::input_due`): where the
+    /// next bytes may enter, as in the run that saved.
+    pub fed_quantum: u64,
     pub ram: RamImage,
     pub overlays: Vec<OverlayImage>,
 }

@@ -32,12 +32,21 @@ pub fn run(args: &[&str]) -> Run {
 }
 
 /// [`run`] with the vx86 of `cmd` (another host's, [`super::vx86_on`]).
-fn run_on(mut cmd: std::process::Command, args: &[&str]) -> Run {
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("start vx86");
+fn run_on(cmd: std::process::Command, args: &[&str]) -> Run {
+    run_fed(cmd, args, Stdio::null())
+}
+
+/// [`run`] with the file `input` on stdin: with `-nographic` its bytes go
+/// to COM1, read while vx86 still builds the machine, so they are queued
+/// before the guest's first instruction (at a fixed point of virtual time).
+#[allow(dead_code)]
+pub fn run_with_input(args: &[&str], input: &std::path::Path) -> Run {
+    let file = std::fs::File::open(input).expect("open the input file");
+    run_fed(super::vx86(), args, Stdio::from(file))
+}
+
+fn run_fed(mut cmd: std::process::Command, args: &[&str], stdin: Stdio) -> Run {
+    let out = cmd.args(args).stdin(stdin).output().expect("start vx86");
     Run {
         status: out.status.code(),
         stdout: out.stdout,

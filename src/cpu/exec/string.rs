@@ -90,7 +90,7 @@ where
             if done > 0 {
                 adv(cpu, 1, am, done.wrapping_neg());
                 n += done;
-                if n >= CHUNK || cpu.stop_block {
+                if n >= CHUNK || cpu.stop_request {
                     if cpu.gpr[1] & am != 0 {
                         cpu.rip = cpu.rip.wrapping_sub(op.len as u64) & cpu.ip_mask;
                         cpu.stop_block = true;
@@ -109,7 +109,14 @@ where
             }
         }
         n += 1;
-        if n >= CHUNK || cpu.stop_block {
+        // Split only where the split is a function of the guest's state: a
+        // full chunk, or a device that needs the machine now. A write that
+        // invalidated translated code (`stop_block` alone) ends the block
+        // after this instruction but does not split it: whether a page still
+        // holds translated code depends on the block cache's history, and a
+        // split counts one more instruction, so the virtual clock (and a
+        // snapshot restored with empty caches) would drift.
+        if n >= CHUNK || cpu.stop_request {
             if cpu.gpr[1] & am != 0 {
                 // Not finished: run this instruction again after a boundary.
                 cpu.rip = cpu.rip.wrapping_sub(op.len as u64) & cpu.ip_mask;
