@@ -117,17 +117,23 @@ pub fn vx86_on(role: &str) -> std::process::Command {
         return vx86();
     }
     let runner = std::env::var(format!("{role}_RUNNER")).unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut c = match words.next() {
-        Some(first) => {
-            let mut c = std::process::Command::new(first);
-            c.args(words).arg(&bin);
-            c
-        }
-        None => std::process::Command::new(&bin),
-    };
+    let mut c = run_through(&runner, &bin);
     c.args(["-icount", "shift=0,sleep=off"]);
     c
+}
+
+/// `bin` run by `runner` (an emulator command line, words separated by
+/// spaces; empty: `bin` itself).
+fn run_through(runner: &str, bin: &str) -> std::process::Command {
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut c = std::process::Command::new(first);
+            c.args(words).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    }
 }
 
 /// [`vx86`] set up for the test kernels that report on the debug console:
@@ -167,15 +173,7 @@ pub fn vx86_host_time() -> std::process::Command {
         other.as_str()
     };
     let runner = std::env::var("VX86_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(first) => {
-            let mut c = std::process::Command::new(first);
-            c.args(words).arg(bin);
-            c
-        }
-        None => std::process::Command::new(bin),
-    }
+    run_through(&runner, bin)
 }
 
 /// How much longer than natively a guest may take: `VX86_TEST_TIME_FACTOR`,
