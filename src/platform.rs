@@ -888,6 +888,24 @@ impl Bus for Platform {
             .as_ref()
             .is_some_and(|a| a.lapic.globally_enabled())
     }
+
+    fn apic_tpr(&mut self) -> Option<u8> {
+        // TPR reads do not depend on time.
+        let now = self.advanced_to;
+        let a = self.apic.as_mut()?;
+        Some(a.lapic.read(crate::devices::lapic::reg::TPR, 4, now) as u8)
+    }
+
+    fn apic_set_tpr(&mut self, tpr: u8, icount: u64) -> bool {
+        let now = self.clock.now(icount);
+        let Some(a) = self.apic.as_mut() else {
+            return false;
+        };
+        a.lapic
+            .write(crate::devices::lapic::reg::TPR, 4, u32::from(tpr), now);
+        self.after_apic_access();
+        true
+    }
 }
 
 #[cfg(test)]
@@ -1003,6 +1021,43 @@ mod tests {
 
     /// Deterministic time keeps the 8259's behaviour: the merged tick is gone,
     /// and a masked line's ticks are not counted either.
+    /// CR8 is the local APIC's TPR class in 64-bit mode (SDM Vol. 3A
+    /// 11.8.6.1): MOV to CR8 writes TPR[7:4] (TPR[3:0] cleared), MOV from
+    /// CR8 reads TPR[7:4], whichever way the TPR was written.
+    #[test]
+    fn cr8_is_the_tpr_priority_class() {
+        use crate::devices::lapic::reg;
+        let mut p = Platform::new(VirtualClock::new(ClockMode::DETERMINISTIC), true);
+        p.enable_apic();
+        let tpr = crate::devices::lapic::DEFAULT_BASE + u64::from(reg::TPR);
+        let mut cpu = crate::cpu::Cpu::new_bare(1 << 20);
+        cpu.setup_long(0, 0x10000, &[(0x1000, 0x1000, false, true)]);
+        let run = |cpu: &mut crate::cpu::Cpu, p: &mut Platform, code: &[u8]| {
+            cpu.mem.ram_mut()[0x1000..0x1000 + code.len()].copy_from_slice(code);
+            cpu.cache.clear();
+            cpu.rip = 0x1000;
+            cpu.halted = false;
+            let until = cpu.icount + 16;
+            cpu.run(p, until);
+        };
+        // mov eax, 9; mov cr8, rax; mov rbx, cr8; hlt
+        let set = [
+            0xB8, 9, 0, 0, 0, 0x44, 0x0F, 0x22, 0xC0, 0x44, 0x0F, 0x20, 0xC3, 0xF4,
+        ];
+        Bus::mmio_write(&mut p, tpr, 4, 0x0F, 0);
+        run(&mut cpu, &mut p, &set);
+        assert_eq!(Bus::mmio_read(&mut p, tpr, 4, 0), 0x90);
+        assert_eq!(cpu.gpr[3], 9);
+        // The TPR written through the register page: mov rcx, cr8; hlt
+        Bus::mmio_write(&mut p, tpr, 4, 0x35, 0);
+        run(&mut cpu, &mut p, &[0x44, 0x0F, 0x20, 0xC1, 0xF4]);
+        assert_eq!(cpu.gpr[1], 3);
+        // Without a local APIC CR8 is a register of its own.
+        let mut plain = Platform::new(VirtualClock::new(ClockMode::DETERMINISTIC), true);
+        run(&mut cpu, &mut plain, &set);
+        assert_eq!((cpu.cr8, cpu.gpr[3]), (9, 9));
+    }
+
     #[test]
     fn icount_time_and_masked_lines_merge_ticks_as_the_8259_does() {
         let mut p = Platform::new(VirtualClock::new(ClockMode::DETERMINISTIC), false);

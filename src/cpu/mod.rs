@@ -137,6 +137,15 @@ pub trait Bus {
     fn apic_present(&self) -> bool {
         false
     }
+    /// The local APIC's task-priority register, which CR8 reads as its bits
+    /// 7:4 (SDM Vol. 3A 11.8.6): None without a local APIC.
+    fn apic_tpr(&mut self) -> Option<u8> {
+        None
+    }
+    /// Writes the TPR through CR8; false without a local APIC.
+    fn apic_set_tpr(&mut self, _tpr: u8, _now: u64) -> bool {
+        false
+    }
 }
 
 /// A bus with nothing on it: ports float high, no interrupts (tests, conformance).

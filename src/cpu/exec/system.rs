@@ -515,14 +515,16 @@ fn cr_index(op: &Op, i: u32) -> usize {
     (r as usize).wrapping_sub(iced_x86::Register::CR0 as usize)
 }
 
-pub fn mov_from_cr(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
+pub fn mov_from_cr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     need_cpl0(cpu)?;
     let v = match cr_index(op, 1) {
         0 => cpu.cr0,
         2 => cpu.cr2,
         3 => cpu.cr3,
         4 => cpu.cr4,
-        8 => cpu.cr8,
+        // CR8 is the TPR's priority class when there is a local APIC (SDM
+        // Vol. 3A 11.8.6.1); a register of its own otherwise.
+        8 => bus.apic_tpr().map_or(cpu.cr8, |tpr| u64::from(tpr >> 4)),
         _ => return Err(Fault::ud()),
     };
     let sz = if cpu.long64 { 8 } else { 4 };
@@ -626,7 +628,13 @@ pub fn mov_to_cr(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
             if v > 15 {
                 return Err(Fault::gp(0));
             }
-            cpu.cr8 = v;
+            // MOV to CR8 writes TPR[7:4] and clears TPR[3:0] (SDM Vol. 3A
+            // 11.8.6.1); a lower priority may let a pending interrupt in.
+            if bus.apic_set_tpr((v as u8) << 4, cpu.icount) {
+                cpu.intr_recheck = true;
+            } else {
+                cpu.cr8 = v;
+            }
             Ok(())
         }
         _ => Err(Fault::ud()),
