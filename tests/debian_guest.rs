@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::guest::{assert_in_order, ctr_guest_args, need, run_guest};
+use common::guest::{assert_in_order, ctr_guest_args, disk_guest_args, run_guest};
 use std::time::Duration;
 
 /// Minutes a guest may take before the test gives up (debug builds are slower).
@@ -56,30 +56,11 @@ fn initramfs_guest_runs_a_container_with_cgroup_limits() {
 
 #[test]
 fn disk_guest_runs_an_oci_container_with_crun() {
-    let Some(dir) = need(&["vmlinuz", "initramfs-disk.cpio.gz", "disk.img"]) else {
+    let Some((args, _)) = disk_guest_args() else {
         return;
     };
-    let k = dir.join("vmlinuz");
-    let i = dir.join("initramfs-disk.cpio.gz");
-    let drive = format!("file={},format=raw", dir.join("disk.img").display());
-    let (status, log) = run_guest(
-        &[
-            "-m",
-            "512M",
-            "-kernel",
-            k.to_str().unwrap(),
-            "-initrd",
-            i.to_str().unwrap(),
-            "-append",
-            "console=ttyS0 panic=-1",
-            "-drive",
-            &drive,
-            "-snapshot",
-            "-nographic",
-            "-no-reboot",
-        ],
-        LIMIT,
-    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, log) = run_guest(&args, LIMIT);
     assert_in_order(
         &log,
         &[

@@ -346,29 +346,11 @@ fn debian_shell_with_input_pending_restored_matches_the_straight_run() {
 /// image is untouched.
 #[test]
 fn disk_guest_under_snapshot_restored_matches_the_straight_run() {
-    let Some(dir) = common::guest::need(&["vmlinuz", "initramfs-disk.cpio.gz", "disk.img"]) else {
+    let Some((args, disk)) = common::guest::disk_guest_args() else {
         return;
     };
-    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
-    let disk = dir.join("disk.img");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = common::guest::file_crc(&disk);
-    let drive = format!("file={},format=raw", path("disk.img"));
-    let (k, i) = (path("vmlinuz"), path("initramfs-disk.cpio.gz"));
-    let args = [
-        "-m",
-        "512M",
-        "-kernel",
-        &k,
-        "-initrd",
-        &i,
-        "-append",
-        "console=ttyS0 panic=-1",
-        "-drive",
-        &drive,
-        "-snapshot",
-        "-nographic",
-        "-no-reboot",
-    ];
     let tmp = TempDir::new("snap-disk");
     let snap = tmp.join("disk.vx86snap");
     // The run resets at about 3.01 G; ext4 mounts at about 2.76 G.

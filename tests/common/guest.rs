@@ -140,6 +140,35 @@ pub fn ctr_guest_args() -> Option<Vec<String>> {
     )
 }
 
+/// The disk guest (`initramfs-disk.cpio.gz` with its ext4 root on
+/// `disk.img` as an IDE disk under `-snapshot`, so the image never changes)
+/// as the tests boot it, and the image's path. None (after a SKIP line) when
+/// `scripts/build-guest.sh` has not made it.
+#[allow(dead_code)]
+pub fn disk_guest_args() -> Option<(Vec<String>, PathBuf)> {
+    let dir = need(&["vmlinuz", "initramfs-disk.cpio.gz", "disk.img"])?;
+    let path = |f: &str| dir.join(f).to_str().expect("UTF-8 guest path").to_string();
+    let disk = dir.join("disk.img");
+    let args = [
+        "-m",
+        "512M",
+        "-kernel",
+        &path("vmlinuz"),
+        "-initrd",
+        &path("initramfs-disk.cpio.gz"),
+        "-append",
+        "console=ttyS0 panic=-1",
+        "-drive",
+        &format!("file={},format=raw", path("disk.img")),
+        "-snapshot",
+        "-nographic",
+        "-no-reboot",
+    ]
+    .map(String::from)
+    .to_vec();
+    Some((args, disk))
+}
+
 /// CRC-32 of a whole file, read in 1 MiB pieces (a guest's disk image is
 /// unchanged when it is the same before and after a run).
 #[allow(dead_code)]
