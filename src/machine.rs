@@ -750,16 +750,21 @@ impl Machine {
             .collect()
     }
 
+    /// The `n`-th network card.
+    pub fn virtio_net(
+        &mut self,
+        n: usize,
+    ) -> Option<&mut crate::devices::virtio::pci::VirtioPci<crate::devices::virtio::net::VirtioNet>>
+    {
+        let id = *self.nics.get(n)?;
+        self.plat.get(id)
+    }
+
     /// One `--stats` line per network card.
     pub fn nic_stats(&mut self) -> Vec<String> {
-        use crate::devices::virtio::{net::VirtioNet, pci::VirtioPci, VirtioDevice};
-        let ids = self.nics.clone();
-        ids.into_iter()
-            .filter_map(|id| {
-                self.plat
-                    .get::<VirtioPci<VirtioNet>>(id)
-                    .and_then(|d| d.device().stats_line())
-            })
+        use crate::devices::virtio::VirtioDevice;
+        (0..self.nics.len())
+            .filter_map(|n| self.virtio_net(n).and_then(|d| d.device().stats_line()))
             .collect()
     }
 

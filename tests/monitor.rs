@@ -942,9 +942,10 @@ fn info_snapshots_lists_the_snapshot_directory() {
         lines[4],
         format!(
             "{}: snapshot format version 1 (written by vx86 {}) is older than this vx86 \
-             reads (2); load it with the vx86 that wrote it",
+             reads ({}); load it with the vx86 that wrote it",
             old.display(),
-            env!("CARGO_PKG_VERSION")
+            env!("CARGO_PKG_VERSION"),
+            vx86::snapshot::FORMAT_VERSION
         )
     );
     let reply = h.cmd("loadvm old");

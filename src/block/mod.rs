@@ -48,6 +48,11 @@ pub trait BlockDevice {
     fn host_path(&self) -> Option<&std::path::Path> {
         None
     }
+    /// The image format the file is read as (`raw` or `qcow2`; a snapshot
+    /// records and checks it: `format=raw` over a qcow2 file is another disk).
+    fn format(&self) -> &'static str {
+        "raw"
+    }
     /// A `-snapshot` overlay's written sectors, in sector order: the part of
     /// the disk's contents that lives only in memory (saved in a snapshot).
     /// None for images that keep nothing in memory.

@@ -42,6 +42,10 @@ impl BlockDevice for Overlay {
         self.base.host_path()
     }
 
+    fn format(&self) -> &'static str {
+        self.base.format()
+    }
+
     fn overlay_sectors(&self) -> Option<Vec<(u64, Vec<u8>)>> {
         let mut v: Vec<(u64, Vec<u8>)> = self.dirty.iter().map(|(&n, s)| (n, s.to_vec())).collect();
         v.sort_unstable_by_key(|&(n, _)| n);

@@ -678,6 +678,10 @@ impl BlockDevice for Qcow2Image {
         Some(&self.path)
     }
 
+    fn format(&self) -> &'static str {
+        "qcow2"
+    }
+
     fn sector_count(&self) -> u64 {
         self.size.div_ceil(SECTOR_SIZE as u64)
     }

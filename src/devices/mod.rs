@@ -125,15 +125,12 @@ pub trait Device: Any + Send {
     }
     /// The device's registers and internal state as plain data, for a
     /// snapshot (`crate::snapshot`); host resources (files, sockets) are not
-    /// part of it. A device without one makes the save fail naming it.
-    fn save_state(&self) -> Result<Vec<u8>, crate::snapshot::StateError> {
-        Err(crate::snapshot::StateError::Unsupported(self.name()))
-    }
+    /// part of it. Required: every device of the machine is saved, so any
+    /// machine can be snapshotted (a plain-data device uses `plain_state!`).
+    fn save_state(&self) -> Result<Vec<u8>, crate::snapshot::StateError>;
     /// Puts back what [`Device::save_state`] returned, keeping the host
     /// resources the device was built with.
-    fn load_state(&mut self, _state: &[u8]) -> Result<(), crate::snapshot::StateError> {
-        Err(crate::snapshot::StateError::Unsupported(self.name()))
-    }
+    fn load_state(&mut self, state: &[u8]) -> Result<(), crate::snapshot::StateError>;
 }
 
 /// Interrupt lines with every device's output ORed in (ISA lines are shared

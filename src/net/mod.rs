@@ -29,6 +29,7 @@ pub mod wire;
 pub use stats::{DropReason, NetStats, Traffic};
 
 use crate::devices::Nanos;
+use crate::snapshot::StateError;
 
 /// The machine thread's side of a network backend.
 pub trait NetBackend: Send {
@@ -54,4 +55,17 @@ pub trait NetBackend: Send {
     /// spurious: check `host_pending` after one.
     fn host_wakeup(&self) -> crossbeam_channel::Receiver<()>;
     fn stats(&self) -> NetStats;
+    /// The backend's configuration as QEMU's `-netdev` would spell it,
+    /// canonical (defaults written out), for a snapshot to record and a
+    /// load to check: a snapshot continues only on the network it was
+    /// taken on.
+    fn snapshot_config(&self) -> String;
+    /// The backend's guest-visible state for a snapshot, as plain data
+    /// (what the virtual network remembers about the guest, frames on
+    /// their way to it). Host connections are not state: they cannot
+    /// follow the snapshot to another process or host.
+    fn save_state(&self) -> Result<Vec<u8>, StateError>;
+    /// Puts back what [`NetBackend::save_state`] returned, dropping the
+    /// host connections this backend has now (see [`user::UserNet`]).
+    fn load_state(&mut self, state: &[u8]) -> Result<(), StateError>;
 }

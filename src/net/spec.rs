@@ -148,6 +148,34 @@ impl UserConfig {
     fn net_text(&self) -> String {
         format!("{}/{}", self.net, self.prefix_len)
     }
+
+    /// The network as `-netdev user` options, every default written out and
+    /// each `hostfwd` in one spelling (a snapshot records it; equal
+    /// configurations give equal lines). `host_dns` is left out: the host's
+    /// resolver is the host's business, not the guest's network.
+    pub fn canonical(&self) -> String {
+        let mut s = format!(
+            "user,net={},host={},dns={},dhcpstart={},restrict={}",
+            self.net_text(),
+            self.host,
+            self.dns,
+            self.dhcp_start,
+            if self.restrict { "on" } else { "off" }
+        );
+        for f in &self.forwards {
+            let proto = match f.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            };
+            s.push_str(&format!(
+                ",hostfwd={proto}:{}-{}:{}",
+                f.host,
+                f.guest_addr.unwrap_or(self.dhcp_start),
+                f.guest_port
+            ));
+        }
+        s
+    }
 }
 
 fn prefix_mask(len: u8) -> u32 {

@@ -55,6 +55,12 @@ pub fn mac_at(b: &[u8], at: usize) -> Option<Mac> {
     b.get(at..at.checked_add(6)?)?.try_into().ok()
 }
 
+/// A MAC as QEMU writes it: `52:54:00:12:34:56`.
+pub fn mac_text(m: Mac) -> String {
+    let b: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+    b.join(":")
+}
+
 /// An Ethernet II frame.
 pub struct Eth<'a> {
     pub dst: Mac,

@@ -311,6 +311,24 @@ impl ConfigSpace {
             self.put8(off + i, *b);
         }
     }
+    /// The 256 register bytes as the guest reads them (for a snapshot of a
+    /// function whose layout its constructor fixes).
+    pub fn bytes(&self) -> &[u8; 256] {
+        &self.data
+    }
+
+    /// Puts back the guest's part of [`ConfigSpace::bytes`] saved earlier:
+    /// only the bits the guest can write or clear (command, BAR addresses,
+    /// interrupt line, ...) are taken from `saved`; the IDs, the capability
+    /// list, the BAR sizes and types stay this function's, so a damaged
+    /// snapshot cannot give the function a layout it was not built with.
+    pub fn restore_writable(&mut self, saved: &[u8; 256]) {
+        for (i, (d, s)) in self.data.iter_mut().zip(saved).enumerate() {
+            let m = self.wmask[i] | self.w1cmask[i];
+            *d = (*d & !m) | (s & m);
+        }
+    }
+
     /// Makes `len` bytes at `off` guest-writable with mask `m` (device-specific registers).
     pub fn set_wmask(&mut self, off: usize, m: &[u8]) {
         for (i, &b) in m.iter().enumerate() {

@@ -9,8 +9,6 @@ use serde::Serialize;
 /// Why saved state could not be taken or put back.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("the {0} device has no saved state (snapshots do not support it yet)")]
-    Unsupported(&'static str),
     #[error("state does not decode ({0})")]
     Decode(#[from] postcard::Error),
     #[error("{0}")]

@@ -15,8 +15,10 @@ pub const MAGIC: &[u8; 8] = b"VX86SNAP";
 /// 1: magic, version, CRC, length, then the payload (its first field the
 ///    writer). 2: a summary (writer, date, guest clock) between the length
 ///    and the payload, inside the checksum; CD-ROM media in the
-///    configuration.
-pub const FORMAT_VERSION: u32 = 2;
+///    configuration. 3: virtio-blk-pci and virtio-net-pci state; drive
+///    records with the image format and read-only flag, virtio disks among
+///    them; the network cards in the configuration.
+pub const FORMAT_VERSION: u32 = 3;
 /// Magic, version, CRC-32, body length.
 const HEADER: usize = 24;
 /// Version 2 on: the summary's length (u32) follows the header.
@@ -219,30 +221,33 @@ mod tests {
     fn refusals_name_the_version_and_the_writer() {
         let p = Path::new("old.snap");
         let msg = |data: &[u8]| check_version(p, data).err().map(|e| e.to_string());
+        let v = FORMAT_VERSION;
+        for old in 1..v {
+            assert_eq!(
+                msg(&framed(old, "vx86 0.1.0")),
+                Some(format!(
+                    "old.snap: snapshot format version {old} (written by vx86 0.1.0) is older \
+                     than this vx86 reads ({v}); load it with the vx86 that wrote it"
+                ))
+            );
+        }
         assert_eq!(
-            msg(&framed(1, "vx86 0.1.0")).as_deref(),
-            Some(
-                "old.snap: snapshot format version 1 (written by vx86 0.1.0) is older than \
-                 this vx86 reads (2); load it with the vx86 that wrote it"
-            )
-        );
-        assert_eq!(
-            msg(&framed(7, "vx86 9.0.0")).as_deref(),
-            Some(
+            msg(&framed(7, "vx86 9.0.0")),
+            Some(format!(
                 "old.snap: snapshot format version 7 (written by vx86 9.0.0) is newer than \
-                 this vx86 reads (up to 2)"
-            )
+                 this vx86 reads (up to {v})"
+            ))
         );
         // A body that does not say who wrote it: the version alone.
         let mut anon = framed(1, "x");
         anon.truncate(HEADER);
         assert_eq!(
-            msg(&anon).as_deref(),
-            Some(
-                "old.snap: snapshot format version 1 is older than this vx86 reads (2); \
+            msg(&anon),
+            Some(format!(
+                "old.snap: snapshot format version 1 is older than this vx86 reads ({v}); \
                  load it with the vx86 that wrote it"
-            )
+            ))
         );
-        assert_eq!(check_version(p, &framed(2, "vx86 0.1.0")).ok(), Some(2));
+        assert_eq!(check_version(p, &framed(v, "vx86 0.1.0")).ok(), Some(v));
     }
 }

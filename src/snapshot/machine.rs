@@ -3,10 +3,10 @@
 //! tells two runs' states apart (`--state-hash`).
 
 use super::{
-    fingerprint, read_file, write_file, DriveRecord, OverlayImage, RamImage, SavedConfig, Snapshot,
-    SnapshotError, StateError, Summary,
+    fingerprint, read_file, write_file, DriveRecord, NicRecord, OverlayImage, RamImage,
+    SavedConfig, Snapshot, SnapshotError, StateError, Summary,
 };
-use crate::block::SECTOR_SIZE;
+use crate::block::{BlockDevice, SECTOR_SIZE};
 use crate::machine::{Machine, MachineType};
 use crate::time::ClockMode;
 use std::path::Path;
@@ -23,8 +23,9 @@ impl Snapshot {
 
 impl Machine {
     /// The configuration to record in (or check against) a snapshot:
-    /// the board, the clock, and each drive's image (a CD-ROM drive's disc)
-    /// with its fingerprint.
+    /// the board, the clock, each drive's image (a CD-ROM drive's disc)
+    /// with its fingerprint, IDE and virtio disks alike, and each network
+    /// card with the network behind it.
     pub fn snapshot_config(&mut self) -> Result<SavedConfig, std::io::Error> {
         let mut drives = Vec::new();
         let fingerprint_of = |path: &Path| {
@@ -44,28 +45,46 @@ impl Machine {
                         path: path.map(|p| p.display().to_string()).unwrap_or_default(),
                         size,
                         fingerprint: fp,
+                        format: "raw".into(),
+                        read_only: true,
                         overlay: false,
                         cdrom: true,
                     });
-                    continue;
                 }
-                let Some(img) = self.ata(ch).and_then(|a| a.drive_image(unit)) else {
-                    continue;
-                };
-                let Some(path) = img.host_path().map(Path::to_path_buf) else {
-                    continue;
-                };
-                let overlay = img.overlay_sectors().is_some();
-                let (size, fp) = fingerprint_of(&path)?;
-                drives.push(DriveRecord {
-                    slot: format!("ide{ch}-{unit}"),
-                    path: path.display().to_string(),
-                    size,
-                    fingerprint: fp,
-                    overlay,
-                    cdrom: false,
-                });
             }
+        }
+        for slot in self.disk_slots() {
+            let Some(img) = self.disk_image(&slot) else {
+                continue;
+            };
+            let Some(path) = img.host_path().map(Path::to_path_buf) else {
+                continue;
+            };
+            let overlay = img.overlay_sectors().is_some();
+            let (format, read_only) = (img.format().to_string(), img.read_only());
+            let (size, fp) = fingerprint_of(&path)?;
+            drives.push(DriveRecord {
+                slot,
+                path: path.display().to_string(),
+                size,
+                fingerprint: fp,
+                format,
+                read_only,
+                overlay,
+                cdrom: false,
+            });
+        }
+        let mut nics = Vec::new();
+        for n in 0.. {
+            let Some(nic) = self.virtio_net(n) else {
+                break;
+            };
+            let card = nic.device();
+            nics.push(NicRecord {
+                model: "virtio-net-pci".into(),
+                mac: crate::net::wire::mac_text(card.mac()),
+                netdev: card.backend().snapshot_config(),
+            });
         }
         let clock = match self.cfg.clock {
             ClockMode::Host => "host".to_string(),
@@ -96,7 +115,45 @@ impl Machine {
                 .as_ref()
                 .map(|d| (d.iobase(), d.iosize())),
             drives,
+            nics,
         })
+    }
+
+    /// The disks with an image, by snapshot slot: `ide{ch}-{unit}` (not the
+    /// CD-ROM drives), then `virtio{n}`.
+    fn disk_slots(&mut self) -> Vec<String> {
+        let mut slots = Vec::new();
+        for ch in 0..2 {
+            for unit in 0..2 {
+                let Some(ata) = self.ata(ch) else {
+                    continue;
+                };
+                if ata.cdrom(unit).is_none() && ata.drive_image(unit).is_some() {
+                    slots.push(format!("ide{ch}-{unit}"));
+                }
+            }
+        }
+        for n in 0.. {
+            if self.virtio_blk(n).is_none() {
+                break;
+            }
+            slots.push(format!("virtio{n}"));
+        }
+        slots
+    }
+
+    /// The image of the disk at snapshot slot `slot` ([`Machine::disk_slots`]).
+    fn disk_image(&mut self, slot: &str) -> Option<&mut (dyn BlockDevice + Send)> {
+        if let Some(n) = slot.strip_prefix("virtio") {
+            let n: usize = n.parse().ok()?;
+            return Some(self.virtio_blk(n)?.device_mut().disk_mut());
+        }
+        let (ch, unit) = parse_slot(slot)?;
+        let ata = self.ata(ch)?;
+        if ata.cdrom(unit).is_some() {
+            return None;
+        }
+        ata.drive_image(unit)
     }
 
     /// The whole machine as a [`Snapshot`], between two slices of the run.
@@ -109,23 +166,21 @@ impl Machine {
             .snapshot_config()
             .map_err(|e| StateError::Mismatch(format!("disk image {e}")))?;
         let mut overlays = Vec::new();
-        for ch in 0..2 {
-            for unit in 0..2 {
-                let Some(img) = self.ata(ch).and_then(|a| a.drive_image(unit)) else {
-                    continue;
-                };
-                if let Some(sectors) = img.overlay_sectors() {
-                    let mut data = Vec::with_capacity(sectors.len() * SECTOR_SIZE);
-                    let lbas = sectors.iter().map(|(n, _)| *n).collect();
-                    for (_, s) in &sectors {
-                        data.extend_from_slice(s);
-                    }
-                    overlays.push(OverlayImage {
-                        slot: format!("ide{ch}-{unit}"),
-                        lbas,
-                        data: lz4_flex::block::compress_prepend_size(&data),
-                    });
+        for slot in self.disk_slots() {
+            let Some(img) = self.disk_image(&slot) else {
+                continue;
+            };
+            if let Some(sectors) = img.overlay_sectors() {
+                let mut data = Vec::with_capacity(sectors.len() * SECTOR_SIZE);
+                let lbas = sectors.iter().map(|(n, _)| *n).collect();
+                for (_, s) in &sectors {
+                    data.extend_from_slice(s);
                 }
+                overlays.push(OverlayImage {
+                    slot,
+                    lbas,
+                    data: lz4_flex::block::compress_prepend_size(&data),
+                });
             }
         }
         Ok(Snapshot {
@@ -212,8 +267,6 @@ impl Machine {
         let _ = self.mem.take_dma_writes();
         self.plat.load_state(platform)?;
         for o in snap.overlays {
-            let (ch, unit) = parse_slot(&o.slot)
-                .ok_or_else(|| StateError::Mismatch(format!("bad drive slot {}", o.slot)))?;
             let data = lz4_flex::block::decompress_size_prepended(&o.data)
                 .map_err(|e| StateError::Mismatch(format!("overlay of {}: {e}", o.slot)))?;
             if data.len() != o.lbas.len() * SECTOR_SIZE {
@@ -231,8 +284,7 @@ impl Machine {
                 .map(|(&n, s)| (n, s.to_vec()))
                 .collect();
             let ok = self
-                .ata(ch)
-                .and_then(|a| a.drive_image(unit))
+                .disk_image(&o.slot)
                 .is_some_and(|img| img.restore_overlay(sectors));
             if !ok {
                 return Err(StateError::Mismatch(format!(
@@ -268,13 +320,11 @@ impl Machine {
         let ram = crc32fast::hash(self.mem.ram());
         // The -snapshot overlays: disk contents that live only in memory.
         let mut h = crc32fast::Hasher::new();
-        for ch in 0..2 {
-            for unit in 0..2 {
-                let img = self.ata(ch).and_then(|a| a.drive_image(unit));
-                for (lba, data) in img.and_then(|i| i.overlay_sectors()).unwrap_or_default() {
-                    h.update(&lba.to_le_bytes());
-                    h.update(&data);
-                }
+        for slot in self.disk_slots() {
+            let img = self.disk_image(&slot);
+            for (lba, data) in img.and_then(|i| i.overlay_sectors()).unwrap_or_default() {
+                h.update(&lba.to_le_bytes());
+                h.update(&data);
             }
         }
         format!(

@@ -103,7 +103,8 @@ pub struct Summary {
 /// One drive as the snapshot saw it: where its image was and what it held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveRecord {
-    /// `ide0-1` style: the IDE channel and unit.
+    /// `ide0-1` style (the IDE channel and unit), or `virtio0` style (the
+    /// n-th virtio-blk-pci disk, QEMU's name for `if=virtio` drives).
     pub slot: String,
     /// The image file; for a CD-ROM drive, the disc in it (empty for none).
     pub path: String,
@@ -111,6 +112,10 @@ pub struct DriveRecord {
     pub size: u64,
     /// [`fingerprint`] of the image file.
     pub fingerprint: u32,
+    /// `raw` or `qcow2`: how the file is read.
+    pub format: String,
+    /// The guest may not write the disk (`readonly=on`).
+    pub read_only: bool,
     /// Writes went to an in-memory overlay (`-snapshot`), saved in the file.
     pub overlay: bool,
     /// A CD-ROM drive: its disc is the medium in it when the snapshot was
@@ -138,6 +143,28 @@ pub struct SavedConfig {
     /// `-device isa-debug-exit` (iobase, iosize) if present.
     pub debug_exit: Option<(u16, u8)>,
     pub drives: Vec<DriveRecord>,
+    /// The network cards, in PCI order.
+    pub nics: Vec<NicRecord>,
+}
+
+/// One network card as the snapshot saw it: its MAC and the network behind
+/// it (`-netdev user` options and `hostfwd` rules, canonical; see
+/// `crate::net::spec::UserConfig::canonical`). A load needs the same: the
+/// guest's address and routes belong to that network, and the forwards the
+/// loading run listens on are those the rules open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicRecord {
+    /// `virtio-net-pci`.
+    pub model: String,
+    /// `52:54:00:12:34:56`.
+    pub mac: String,
+    pub netdev: String,
+}
+
+impl NicRecord {
+    fn describe(&self) -> String {
+        format!("{},mac={} on {}", self.model, self.mac, self.netdev)
+    }
 }
 
 impl SavedConfig {
@@ -212,6 +239,21 @@ impl SavedConfig {
                 }
                 return d(&format!("drive {}", a.slot), a.path.clone(), b.path.clone());
             }
+            if a.format != b.format {
+                return d(
+                    &format!("drive {} format", a.slot),
+                    a.format.clone(),
+                    b.format.clone(),
+                );
+            }
+            if a.read_only != b.read_only {
+                let ro = |r: bool| if r { "readonly=on" } else { "readonly=off" }.to_string();
+                return d(
+                    &format!("drive {}", a.slot),
+                    ro(a.read_only),
+                    ro(b.read_only),
+                );
+            }
             if a.overlay != b.overlay {
                 return d(
                     &format!("drive {}", a.slot),
@@ -241,6 +283,26 @@ impl SavedConfig {
                 "this run has drive {} ({}), the snapshot has none there",
                 b.slot, b.path
             ));
+        }
+        for i in 0..self.nics.len().max(now.nics.len()) {
+            match (self.nics.get(i), now.nics.get(i)) {
+                (Some(a), Some(b)) if a != b => {
+                    return d(&format!("network card {i}"), a.describe(), b.describe())
+                }
+                (Some(a), None) => {
+                    return Some(format!(
+                        "snapshot has network card {i} ({}), this run has none",
+                        a.describe()
+                    ))
+                }
+                (None, Some(b)) => {
+                    return Some(format!(
+                        "this run has network card {i} ({}), the snapshot has none",
+                        b.describe()
+                    ))
+                }
+                _ => {}
+            }
         }
         None
     }
@@ -337,4 +399,85 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, u32)> {
     }
     read_at(size - END, END as usize, &mut h)?;
     Ok((size, h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SavedConfig {
+        SavedConfig {
+            ram: 512 << 20,
+            machine: "pc".into(),
+            clock: "-icount shift=0,sleep=off,align=off".into(),
+            features_off: Vec::new(),
+            apic: false,
+            debugcons: Vec::new(),
+            debug_exit: None,
+            drives: vec![DriveRecord {
+                slot: "virtio0".into(),
+                path: "/img/disk.qcow2".into(),
+                size: 1 << 20,
+                fingerprint: 0x1234_5678,
+                format: "qcow2".into(),
+                read_only: false,
+                overlay: true,
+                cdrom: false,
+            }],
+            nics: vec![NicRecord {
+                model: "virtio-net-pci".into(),
+                mac: "52:54:00:12:34:56".into(),
+                netdev: "user,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,\
+                         restrict=off"
+                    .into(),
+            }],
+        }
+    }
+
+    /// Virtio disks and network cards are checked as IDE disks are: each
+    /// difference is one line naming the drive or card.
+    #[test]
+    fn virtio_disks_and_network_cards_are_checked() {
+        let saved = config();
+        assert_eq!(saved.difference(&config()), None);
+        let with = |f: &dyn Fn(&mut SavedConfig)| {
+            let mut now = config();
+            f(&mut now);
+            saved.difference(&now).unwrap_or_default()
+        };
+        assert_eq!(
+            with(&|c| c.drives[0].format = "raw".into()),
+            "snapshot was taken with drive virtio0 format qcow2, this run has drive virtio0 \
+             format raw"
+        );
+        assert_eq!(
+            with(&|c| c.drives[0].read_only = true),
+            "snapshot was taken with drive virtio0 readonly=off, this run has drive virtio0 \
+             readonly=on"
+        );
+        assert_eq!(
+            with(&|c| c.drives[0].overlay = false),
+            "snapshot was taken with drive virtio0 -snapshot, this run has drive virtio0 \
+             writes to the image"
+        );
+        assert!(with(&|c| c.drives[0].fingerprint = 1)
+            .starts_with("disk image /img/disk.qcow2 changed since the snapshot was taken"));
+        assert_eq!(
+            with(&|c| c.drives.clear()),
+            "snapshot has drive virtio0 (/img/disk.qcow2), this run has none there"
+        );
+        let fwd = ",hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80";
+        let e = with(&|c| c.nics[0].netdev.push_str(fwd));
+        assert!(
+            e.starts_with("snapshot was taken with network card 0 virtio-net-pci,mac=52:54:00:12:34:56 on user,")
+                && e.ends_with(&format!("restrict=off{fwd}")),
+            "{e}"
+        );
+        assert_eq!(
+            with(&|c| c.nics.clear()),
+            "snapshot has network card 0 (virtio-net-pci,mac=52:54:00:12:34:56 on user,\
+             net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,restrict=off), \
+             this run has none"
+        );
+    }
 }

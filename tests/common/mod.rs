@@ -465,4 +465,14 @@ impl vx86::net::NetBackend for NullNet {
     fn stats(&self) -> vx86::net::NetStats {
         vx86::net::NetStats::default()
     }
+    fn snapshot_config(&self) -> String {
+        "none".into()
+    }
+    /// Nothing to save: it remembers nothing.
+    fn save_state(&self) -> Result<Vec<u8>, vx86::snapshot::StateError> {
+        Ok(Vec::new())
+    }
+    fn load_state(&mut self, _state: &[u8]) -> Result<(), vx86::snapshot::StateError> {
+        Ok(())
+    }
 }

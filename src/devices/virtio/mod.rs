@@ -11,6 +11,7 @@ pub mod queue;
 
 use crate::devices::Nanos;
 use crate::memory::Dma;
+use crate::snapshot::StateError;
 use queue::{Queue, QueueError};
 
 /// VIRTIO_F_VERSION_1 (6): a 1.0 device (no legacy interface).
@@ -55,4 +56,12 @@ pub trait VirtioDevice: Send + 'static {
     fn stats_line(&self) -> Option<String> {
         None
     }
+    /// The device type's own state for a snapshot (the transport saves the
+    /// queues and registers around it), as plain data; host resources (the
+    /// disk image, the network backend's sockets) are not part of it.
+    fn save_state(&self) -> Result<Vec<u8>, StateError>;
+    /// Puts back what [`VirtioDevice::save_state`] returned, keeping the
+    /// host resources the device was built with; refuses (changing
+    /// nothing) a state that does not fit them.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), StateError>;
 }

@@ -18,6 +18,7 @@ use super::{VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::devices::{Ctx, Device, Nanos, Resources};
 use crate::memory::Dma;
 use crate::pci::{BarKind, ConfigSpace, PciFunction, CAP_ID_VENDOR};
+use crate::snapshot::StateError;
 
 pub const VIRTIO_VENDOR: u16 = 0x1AF4;
 const BAR: usize = 0;
@@ -68,6 +69,38 @@ mod cc {
     pub const QUEUE_DESC: u64 = 0x20;
     pub const QUEUE_DRIVER: u64 = 0x28;
     pub const QUEUE_DEVICE: u64 = 0x30;
+}
+
+/// The transport's saved state (a snapshot's part for a virtio device):
+/// everything the driver set up or the device moved, as plain data. The
+/// rings themselves are in guest RAM, which the snapshot holds; the device
+/// type's own state rides along in `device`. Not saved: what the device
+/// was built with (its PCI slot and INTx line, the BAR's size and the
+/// capability list, the DMA handle), which the loading machine must have
+/// the same.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransportState {
+    /// The configuration space's 256 bytes; only the guest-writable bits
+    /// (command register, BAR address, interrupt line) are put back.
+    #[serde(with = "crate::snapshot::array")]
+    pub config: [u8; 256],
+    pub device_feature_select: u32,
+    pub driver_feature_select: u32,
+    pub driver_features: u64,
+    /// Device status (2.1), NEEDS_RESET included.
+    pub status: u8,
+    pub config_generation: u8,
+    pub queue_select: u16,
+    /// ISR status (4.1.4.5): what the INTx line shows until the driver
+    /// reads it. (No MSI-X: its vectors always read NO_VECTOR.)
+    pub isr: u8,
+    /// Each queue's size, enable, ring addresses and the device's cursors
+    /// (`last_avail`, `used_idx`); requests complete within the notify that
+    /// brought them, so nothing is in flight between two CPU slices.
+    pub queues: Vec<Queue>,
+    /// [`VirtioDevice::save_state`].
+    #[serde(with = "crate::snapshot::bytes")]
+    pub device: Vec<u8>,
 }
 
 /// A virtio device on the PCI bus.
@@ -209,6 +242,61 @@ impl<D: VirtioDevice> VirtioPci<D> {
             }
         }
         self.drive_irq(cx);
+    }
+
+    /// The transport's state and the device type's, for a snapshot.
+    pub fn save(&self) -> Result<TransportState, StateError> {
+        Ok(TransportState {
+            config: *self.cfg.bytes(),
+            device_feature_select: self.device_feature_select,
+            driver_feature_select: self.driver_feature_select,
+            driver_features: self.driver_features,
+            status: self.status,
+            config_generation: self.config_generation,
+            queue_select: self.queue_select,
+            isr: self.isr,
+            queues: self.queues.clone(),
+            device: self.dev.save_state()?,
+        })
+    }
+
+    /// Puts back a [`VirtioPci::save`] (checked first: a state that does
+    /// not fit this device changes nothing). Queue addresses are taken as
+    /// they are: a ring outside guest RAM is what a driver could set up too,
+    /// and the first access to it sets NEEDS_RESET (2.1.2).
+    pub fn restore(&mut self, s: TransportState) -> Result<(), StateError> {
+        if s.queues.len() != self.queues.len() {
+            return Err(StateError::Mismatch(format!(
+                "the snapshot's device has {} queues, this one {}",
+                s.queues.len(),
+                self.queues.len()
+            )));
+        }
+        if let Some((i, q)) = s
+            .queues
+            .iter()
+            .enumerate()
+            .find(|(_, q)| !q.size.is_power_of_two() || q.size > MAX_QUEUE_SIZE)
+        {
+            return Err(StateError::Mismatch(format!(
+                "queue {i} has size {} (not a power of two up to {MAX_QUEUE_SIZE})",
+                q.size
+            )));
+        }
+        self.dev.load_state(&s.device)?;
+        self.cfg.restore_writable(&s.config);
+        self.device_feature_select = s.device_feature_select;
+        self.driver_feature_select = s.driver_feature_select;
+        self.driver_features = s.driver_features;
+        self.status = s.status;
+        self.config_generation = s.config_generation;
+        self.queue_select = s.queue_select;
+        self.isr = s.isr;
+        self.queues = s.queues;
+        // The line's level comes back with the board's lines; the status
+        // register's interrupt bit follows the ISR as in `drive_irq`.
+        self.cfg.set_interrupt_status(self.isr != 0);
+        Ok(())
     }
 
     fn live(&self) -> bool {
@@ -434,5 +522,11 @@ impl<D: VirtioDevice> Device for VirtioPci<D> {
     }
     fn pci(&mut self) -> Option<&mut dyn PciFunction> {
         Some(self)
+    }
+    fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        crate::snapshot::encode(&self.save()?)
+    }
+    fn load_state(&mut self, state: &[u8]) -> Result<(), StateError> {
+        self.restore(crate::snapshot::decode(state)?)
     }
 }

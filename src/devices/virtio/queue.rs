@@ -42,6 +42,17 @@ pub enum QueueError {
     AvailOverrun(u16),
 }
 
+/// Guest-physical `base + off` for an access of `len` bytes: an address
+/// past the end of the 64-bit space (a ring or buffer the driver, or a
+/// damaged snapshot, put at its very top) is outside guest RAM, as DMA there
+/// would be.
+pub fn at(base: u64, off: u64, len: u64) -> Result<u64, QueueError> {
+    base.checked_add(off).ok_or(QueueError::Dma(DmaError {
+        addr: base,
+        len: off.saturating_add(len),
+    }))
+}
+
 /// One buffer of a chain: guest-physical address, length, device-writable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Buf {
@@ -88,9 +99,9 @@ impl Chain {
                 continue;
             }
             let take = ((len - skip) as usize).min(max - out.len());
-            let at = out.len();
-            out.resize(at + take, 0);
-            dma.read(b.addr + skip, &mut out[at..])?;
+            let start = out.len();
+            out.resize(start + take, 0);
+            dma.read(at(b.addr, skip, take as u64)?, &mut out[start..])?;
             skip = 0;
             if out.len() == max {
                 break;
@@ -115,8 +126,10 @@ impl Chain {
     }
 }
 
-/// One split virtqueue's configuration and the device's position in it.
-#[derive(Clone, Debug, Default)]
+/// One split virtqueue's configuration and the device's position in it:
+/// plain data, saved whole in a snapshot (the rings themselves are in guest
+/// RAM, which the snapshot holds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Queue {
     /// Size chosen by the driver (a power of two, at most the maximum).
     pub size: u16,
@@ -149,7 +162,7 @@ impl Queue {
 
     /// The driver's available index.
     fn avail_idx(&self, dma: &Dma) -> Result<u16, QueueError> {
-        Ok(dma.read_u16(self.avail + 2)?)
+        Ok(dma.read_u16(at(self.avail, 2, 2)?)?)
     }
 
     /// Whether the driver asked not to be interrupted (VIRTQ_AVAIL_F_NO_INTERRUPT).
@@ -174,7 +187,7 @@ impl Queue {
 
     fn read_desc(dma: &Dma, table: u64, i: u32) -> Result<(u64, u32, u16, u16), QueueError> {
         let mut d = [0u8; 16];
-        dma.read(table + u64::from(i) * 16, &mut d)?;
+        dma.read(at(table, u64::from(i) * 16, 16)?, &mut d)?;
         let addr = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
         let len = u32::from_le_bytes([d[8], d[9], d[10], d[11]]);
         let flags = u16::from_le_bytes([d[12], d[13]]);
@@ -188,7 +201,7 @@ impl Queue {
             return Ok(None);
         }
         let slot = u64::from(self.last_avail % self.size);
-        let head = dma.read_u16(self.avail + 4 + 2 * slot)?;
+        let head = dma.read_u16(at(self.avail, 4 + 2 * slot, 2)?)?;
         self.last_avail = self.last_avail.wrapping_add(1);
         let chain = self.walk(dma, head)?;
         Ok(Some(chain))
@@ -262,13 +275,15 @@ impl Queue {
     /// Returns a chain to the driver: a used-ring entry with the bytes written.
     pub fn push_used(&mut self, dma: &mut Dma, head: u16, len: u32) -> Result<(), QueueError> {
         let slot = u64::from(self.used_idx % self.size.max(1));
-        let at = self.used + 4 + 8 * slot;
-        dma.write_u32(at, u32::from(head))?;
-        dma.write_u32(at + 4, len)?;
+        let id_at = at(self.used, 4 + 8 * slot, 4)?;
+        let len_at = at(self.used, 8 + 8 * slot, 4)?;
+        let idx = at(self.used, 2, 2)?;
+        dma.write_u32(id_at, u32::from(head))?;
+        dma.write_u32(len_at, len)?;
         self.used_idx = self.used_idx.wrapping_add(1);
         // The index is written after the entry (2.4.8.2), as the driver
         // reads the entry only once it sees the index move.
-        dma.write_u16(self.used + 2, self.used_idx)?;
+        dma.write_u16(idx, self.used_idx)?;
         Ok(())
     }
 }
@@ -345,6 +360,41 @@ mod tests {
         let (_m, mut dma, q) = setup(4);
         make_available(&mut dma, 0, 0, 9);
         assert_eq!(q.has_available(&dma), Err(QueueError::AvailOverrun(9)));
+    }
+
+    /// Rings and buffers at the very top of the 64-bit space (a driver's
+    /// choice, or a damaged snapshot's) are DMA errors, never an overflow.
+    #[test]
+    fn rings_at_the_top_of_the_address_space_are_errors() {
+        let top = u64::MAX - 1;
+        let dma_err = |r: Result<Option<Chain>, QueueError>| matches!(r, Err(QueueError::Dma(_)));
+        // The descriptor table: entry 7 lies past 2^64.
+        let (_m, mut dma, mut q) = setup(8);
+        q.desc = top;
+        make_available(&mut dma, 0, 7, 1);
+        assert!(dma_err(q.pop(&dma)));
+        // The available ring's index.
+        let (_m, dma, mut q) = setup(8);
+        q.avail = top;
+        assert!(dma_err(q.pop(&dma)));
+        // The used ring.
+        let (_m, mut dma, mut q) = setup(8);
+        q.used = top;
+        q.used_idx = 5;
+        assert!(matches!(
+            q.push_used(&mut dma, 0, 1),
+            Err(QueueError::Dma(_))
+        ));
+        // A buffer that ends past 2^64.
+        let c = Chain {
+            head: 0,
+            bufs: vec![Buf {
+                addr: u64::MAX - 4,
+                len: 64,
+                write: false,
+            }],
+        };
+        assert!(matches!(c.read_all(&dma, 8, 64), Err(QueueError::Dma(_))));
     }
 
     #[test]

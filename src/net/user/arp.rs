@@ -40,7 +40,9 @@ pub struct ArpOutcome {
     pub released: Vec<Vec<u8>>,
 }
 
-#[derive(Default)]
+/// The neighbor table: plain data, saved whole in a snapshot (the guest
+/// keeps its address and MAC across a restore).
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Neighbors {
     table: BTreeMap<Ipv4Addr, Mac>,
     order: VecDeque<Ipv4Addr>,

@@ -60,7 +60,9 @@ pub struct Reply {
     pub bound: Option<(Ipv4Addr, Mac)>,
 }
 
-#[derive(Default)]
+/// The leases: plain data, saved whole in a snapshot (a restored guest
+/// renews the address it holds).
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DhcpServer {
     leases: Vec<(Mac, Ipv4Addr)>,
 }

@@ -70,6 +70,13 @@ pub fn bind_all(cfg: &UserConfig, first_id: ConnId) -> Result<(Forwards, Vec<Lis
 }
 
 impl Forwards {
+    /// Forgets the UDP forwards' senders (host addresses of the run before a
+    /// snapshot was loaded); the listening sockets stay.
+    pub fn forget_peers(&mut self) {
+        self.ports.clear();
+        self.peers.clear();
+    }
+
     pub fn udp_forward(&self, id: ConnId) -> Option<usize> {
         self.list.iter().position(|f| f.udp == Some(id))
     }

@@ -39,6 +39,7 @@ use super::stats::{DropReason, NetStats};
 use super::wire::{self, Mac, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use super::NetBackend;
 use crate::devices::Nanos;
+use crate::snapshot::StateError;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -66,6 +67,20 @@ pub enum NetError {
 }
 
 /// The user-mode network backend.
+///
+/// Snapshots: what the virtual network remembers about the guest is saved
+/// ([`UserNetState`]: the DHCP leases, the neighbor table and the packets
+/// waiting on it, frames queued for the guest, the clock and timers), so a
+/// restored guest keeps its address and continues as the uninterrupted run
+/// while it has no host traffic. The NAT's TCP connections and UDP mappings
+/// are not saved: each is a host socket, whose peer and kernel state cannot
+/// follow the snapshot to another process or host. A load closes the ones
+/// this backend has and starts the NAT empty; the guest's next segment on
+/// an old connection is answered with a RST, as after a change of the
+/// host's network, and its next datagram opens a new mapping. The
+/// configuration (addresses, `restrict`, `hostfwd` rules) is recorded in
+/// the snapshot and checked on load, and the `hostfwd` listeners are those
+/// of the loading run, opened from the same rules: forwards listen again.
 pub struct UserNet {
     cfg: UserConfig,
     /// Where DNS queries go; `None`: answered with SERVFAIL.
@@ -373,6 +388,19 @@ impl UserNet {
     }
 }
 
+/// The part of [`UserNet`] a snapshot holds (see its doc): plain data,
+/// encoded with the snapshot's codec.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UserNetState {
+    arp: Neighbors,
+    dhcp: DhcpServer,
+    to_guest: VecDeque<Vec<u8>>,
+    now: Nanos,
+    deadline: Option<Nanos>,
+    ip_id: u16,
+    next_gc: Nanos,
+}
+
 fn is_unicast(ip: Ipv4Addr) -> bool {
     !(ip.is_broadcast() || ip.is_multicast() || ip.is_unspecified())
 }
@@ -424,5 +452,47 @@ impl NetBackend for UserNet {
         s.drops[DropReason::QueueFull as usize] +=
             self.link.signal.udp_dropped.load(Ordering::Relaxed);
         s
+    }
+
+    fn snapshot_config(&self) -> String {
+        self.cfg.canonical()
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        crate::snapshot::encode(&UserNetState {
+            arp: self.arp.clone(),
+            dhcp: self.dhcp.clone(),
+            to_guest: self.to_guest.clone(),
+            now: self.now,
+            deadline: self.deadline,
+            ip_id: self.ip_id,
+            next_gc: self.next_gc,
+        })
+    }
+
+    /// The saved network comes back; the NAT's connections and mappings of
+    /// this run are closed and not replaced (see [`UserNet`]).
+    fn load_state(&mut self, state: &[u8]) -> Result<(), StateError> {
+        let s: UserNetState = crate::snapshot::decode(state)?;
+        if s.to_guest.len() > TO_GUEST_QUEUE {
+            return Err(StateError::Mismatch(format!(
+                "user networking: {} frames queued for the guest (at most {TO_GUEST_QUEUE})",
+                s.to_guest.len()
+            )));
+        }
+        self.tcp.close_all(&mut self.link);
+        self.udp.close_all(&mut self.link);
+        self.link.flush();
+        self.fwd.forget_peers();
+        self.tcp = TcpNat::new(&self.cfg, s.now);
+        self.udp = UdpNat::default();
+        self.arp = s.arp;
+        self.dhcp = s.dhcp;
+        self.to_guest = s.to_guest;
+        self.now = s.now;
+        self.deadline = s.deadline;
+        self.ip_id = s.ip_id;
+        self.next_gc = s.next_gc;
+        Ok(())
     }
 }

@@ -166,6 +166,15 @@ impl TcpNat {
         self.conns.len()
     }
 
+    /// Closes every connection's host socket, pending connects included (a
+    /// snapshot was loaded: the connections belonged to the run before it).
+    /// The smoltcp side goes with this `TcpNat`, which the caller replaces.
+    pub fn close_all(&mut self, link: &mut HostLink) {
+        for &id in self.conns.keys() {
+            link.send(Command::Close { id });
+        }
+    }
+
     /// A guest segment (checksum already checked). `target` is where a new
     /// connection goes on the host, or why it cannot.
     #[allow(clippy::too_many_arguments)]

@@ -787,6 +787,77 @@ fn fuzz_frames() {
     );
 }
 
+/// A snapshot of the backend keeps the guest's network (lease, neighbor
+/// table) and drops its host connections: loading it closes the host side
+/// of an open connection, the guest's next segment on it is reset, the
+/// `hostfwd` rule still forwards, and a new backend that loads the state
+/// saves the same bytes.
+#[test]
+fn a_loaded_snapshot_keeps_the_lease_and_resets_connections() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 64];
+        while let Ok(n) = s.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..n]);
+        }
+        got
+    });
+    let mut h = Harness::new(&forward_cfg("tcp", false), true);
+    let dhcp = h.sockets.add(dhcpv4::Socket::new());
+    assert!(h.run_until(10, |h| matches!(
+        h.sockets.get_mut::<dhcpv4::Socket>(dhcp).poll(),
+        Some(dhcpv4::Event::Configured(_))
+    )));
+    h.sockets.remove(dhcp);
+    h.iface
+        .update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(GUEST_IP), 24)).unwrap());
+    h.iface
+        .routes_mut()
+        .add_default_ipv4_route(GATEWAY)
+        .unwrap();
+    let sock = h.add_tcp(4096);
+    h.connect(sock, SocketAddrV4::new(GATEWAY, port), 40000);
+    assert!(h.run_until(10, |h| h.tcp(sock).may_send()));
+    h.tcp(sock).send_slice(b"before").unwrap();
+    assert!(h.run_until(10, |h| h.tcp(sock).send_queue() == 0));
+    assert_eq!(h.net.flows().0, 1);
+
+    let state = h.net.save_state().unwrap();
+    h.net.load_state(&state).unwrap();
+    assert_eq!(h.net.flows(), (0, 0));
+    assert!(
+        h.run_until(10, |_| peer.is_finished()),
+        "host side not closed"
+    );
+    assert_eq!(peer.join().unwrap(), b"before");
+    h.tcp(sock).send_slice(b"after").unwrap();
+    assert!(
+        h.run_until(10, |h| h.tcp(sock).state() == tcp::State::Closed),
+        "not reset: {}",
+        h.tcp(sock).state()
+    );
+    check_tcp_forward(&mut h);
+
+    let mut other = UserNet::new(&UserConfig::default()).unwrap();
+    other.load_state(&state).unwrap();
+    assert_eq!(other.save_state().unwrap(), state);
+    assert_eq!(
+        other.snapshot_config(),
+        "user,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,restrict=off"
+    );
+    assert!(h
+        .net
+        .snapshot_config()
+        .ends_with(",hostfwd=tcp:127.0.0.1:0-10.0.2.15:8080"));
+}
+
 /// The same guest frames with no host traffic give the same frames back.
 #[test]
 fn deterministic_without_host_traffic() {

@@ -108,6 +108,15 @@ impl UdpNat {
         self.maps.len()
     }
 
+    /// Closes every mapping's host socket (a snapshot was loaded: the
+    /// mappings belonged to the run before it).
+    pub fn close_all(&mut self, link: &mut HostLink) {
+        let ids: Vec<ConnId> = self.maps.keys().copied().collect();
+        for id in ids {
+            self.close(id, link);
+        }
+    }
+
     fn close(&mut self, id: ConnId, link: &mut HostLink) {
         if let Some(m) = self.maps.remove(&id) {
             self.by_flow.remove(&(m.guest, m.remote));
