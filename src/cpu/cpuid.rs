@@ -44,7 +44,49 @@ pub mod leaf7 {
     pub const EBX_ERMS: u32 = 1 << 9;
     /// EDX bit 4: fast short REP MOVSB (Linux uses `rep movsb` for memcpy).
     pub const EDX_FSRM: u32 = 1 << 4;
+    /// EDX bit 29: the IA32_ARCH_CAPABILITIES MSR exists (see
+    /// [`super::ARCH_CAPABILITIES`]).
+    pub const EDX_ARCH_CAPABILITIES: u32 = 1 << 29;
 }
+
+/// IA32_ARCH_CAPABILITIES (MSR 10AH, SDM Vol. 4 Table 2-2): the
+/// "not susceptible" bits of every transient-execution attack the MSR
+/// enumerates. vx86 executes nothing speculatively (one instruction retires
+/// before the next begins, and there are no fill buffers, store buffers or
+/// branch predictors whose contents a guest could sample), so each statement
+/// is true of it. Without them a guest kernel assumes the worst of a family-6
+/// Intel CPU: Linux turns on page-table isolation (two CR3 writes, so two TLB
+/// flushes, on every system call and interrupt), VERW buffer clearing on every
+/// return to user space and the branch-history clearing loop on every system
+/// call; QEMU's default CPU (an AMD vendor string) never gets them.
+pub const ARCH_CAPABILITIES: u64 = {
+    const RDCL_NO: u64 = 1 << 0; // Meltdown (rogue data cache load)
+    const SSB_NO: u64 = 1 << 4; // speculative store bypass
+    const MDS_NO: u64 = 1 << 5; // microarchitectural data sampling
+    const PSCHANGE_MC_NO: u64 = 1 << 6; // page-size-change machine check
+    const TAA_NO: u64 = 1 << 8; // TSX asynchronous abort
+    const SBDR_SSDP_NO: u64 = 1 << 13; // MMIO stale data: shared buffers
+    const FBSDP_NO: u64 = 1 << 14; // MMIO stale data: fill buffers
+    const PSDP_NO: u64 = 1 << 15; // MMIO stale data: primary stale data
+    const BHI_NO: u64 = 1 << 20; // branch history injection
+    const PBRSB_NO: u64 = 1 << 24; // post-barrier return stack buffer
+    const GDS_NO: u64 = 1 << 26; // gather data sampling
+    const RFDS_NO: u64 = 1 << 27; // register file data sampling
+    const ITS_NO: u64 = 1 << 62; // indirect target selection
+    RDCL_NO
+        | SSB_NO
+        | MDS_NO
+        | PSCHANGE_MC_NO
+        | TAA_NO
+        | SBDR_SSDP_NO
+        | FBSDP_NO
+        | PSDP_NO
+        | BHI_NO
+        | PBRSB_NO
+        | GDS_NO
+        | RFDS_NO
+        | ITS_NO
+};
 
 /// The features implemented today.
 pub const LEAF1_EDX: u32 = edx1::DE
@@ -129,6 +171,7 @@ const FEATURE_NAMES: &[(&str, FeatureWord, u32)] = {
         ("popcnt", Leaf1Ecx, ecx1::POPCNT),
         ("erms", Leaf7Ebx, leaf7::EBX_ERMS),
         ("fsrm", Leaf7Edx, leaf7::EDX_FSRM),
+        ("arch-capabilities", Leaf7Edx, leaf7::EDX_ARCH_CAPABILITIES),
         ("lahf_lm", ExtEcx, 1),
         ("syscall", ExtEdx, 1 << 11),
         ("nx", ExtEdx, 1 << 20),
@@ -194,7 +237,12 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     match leaf {
         0 => (7, str4(b"Genu"), str4(b"ntel"), str4(b"ineI")),
         1 => (0x0000_0663, 0x0001_0800, LEAF1_ECX, LEAF1_EDX),
-        7 if sub == 0 => (0, leaf7::EBX_ERMS, 0, leaf7::EDX_FSRM),
+        7 if sub == 0 => (
+            0,
+            leaf7::EBX_ERMS,
+            0,
+            leaf7::EDX_FSRM | leaf7::EDX_ARCH_CAPABILITIES,
+        ),
         0x8000_0000 => (0x8000_0008, 0, 0, 0),
         0x8000_0001 => (0, 0, EXT_ECX, EXT_EDX),
         0x8000_0002..=0x8000_0004 => {

@@ -396,11 +396,11 @@ impl Cpu {
     #[inline(always)]
     pub(crate) fn fetch_block(&mut self, bus: &mut dyn Bus) -> Res<BlockOps> {
         // Fast path: the jump cache maps RIP straight to a block while no TLB
-        // flush or CS/mode change happened since it was filled and the block
-        // itself is still valid (QEMU's tb_jmp_cache idea): no segment check,
-        // page walk or hashing. Both generations only grow, so their sum
-        // never repeats an older state.
-        let gen = self.tlb.gen.wrapping_add(self.mode_gen);
+        // flush happened since it was filled, the fetch context (mode, CS
+        // base and limit) is the one it was filled in, and the block itself
+        // is still valid (QEMU's tb_jmp_cache idea): no segment check, page
+        // walk or hashing. See `Cpu::jump_gen`.
+        let gen = self.jump_gen();
         let rip = self.rip;
         let idx = ((rip ^ (rip >> 10)) as usize) & (JUMP_CACHE - 1);
         if let Some(JumpEntry {
@@ -430,7 +430,7 @@ impl Cpu {
             None => self.decode_block(bus, lin, phys, mode)?,
         };
         // Recompute: decoding may have flushed TLB entries.
-        let gen = self.tlb.gen.wrapping_add(self.mode_gen);
+        let gen = self.jump_gen();
         if let Some(e) = self.jump.get_mut(idx) {
             *e = JumpEntry {
                 rip,

@@ -524,8 +524,14 @@ impl Cpu {
     /// the current privilege's set and the access stays inside the page.
     #[inline(always)]
     fn tlb_read(&self, lin: u64, size: u8) -> Option<u64> {
+        self.tlb_read_in(self.mmu_user & 1, lin, size)
+    }
+
+    /// [`Cpu::tlb_read`] in TLB set `set` (0 supervisor, 1 user).
+    #[inline(always)]
+    fn tlb_read_in(&self, set: usize, lin: u64, size: u8) -> Option<u64> {
         let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
-        let e = &self.tlb.e[self.mmu_user & 1][idx];
+        let e = &self.tlb.e[set & 1][idx];
         if e.tag_r != lin & !0xFFF || (lin & 0xFFF) > 0x1000 - size as u64 {
             return None;
         }
@@ -760,7 +766,17 @@ impl Cpu {
     }
 
     /// Supervisor-mode ("implicit") linear read, e.g. of descriptor tables.
+    /// The supervisor TLB set answers first: descriptor loads are frequent
+    /// where software switches modes (GRUB reloads five segment registers on
+    /// every BIOS call, a 64-bit kernel's IRET to user space reads two
+    /// descriptors), and without it each read was a page walk.
     pub fn read_sys(&mut self, bus: &mut dyn Bus, lin: u64, size: u8) -> Res<u64> {
+        let lin = self.lin_wrap(lin);
+        if self.debug.is_none() {
+            if let Some(v) = self.tlb_read_in(0, lin, size) {
+                return Ok(v);
+            }
+        }
         self.read_lin_slow(bus, lin, size, false)
     }
     pub fn write_sys(&mut self, bus: &mut dyn Bus, lin: u64, size: u8, v: u64) -> Res {
@@ -824,18 +840,22 @@ impl Cpu {
         Ok((sg.base.wrapping_add(off)) & 0xFFFF_FFFF)
     }
 
-    /// The linear address of `off` in segment `s` when the segment needs no
-    /// checks beyond the ones a TLB hit implies, else None (take [`Cpu::seg_lin`]).
+    /// The linear address of `off` in segment `s` when the access passes the
+    /// segment checks a plain segment needs, else None (take [`Cpu::seg_lin`],
+    /// which raises the fault or handles the rare kinds).
     ///
-    /// A hit needs the whole access inside one page whose tag matched, so the
-    /// access cannot wrap past 4 GiB (in legacy modes `off` is at most
-    /// 0xFFFF_FFFF and the pages are aligned) nor leave the canonical range
-    /// (64-bit tags are canonical and the boundary is page aligned). What is
-    /// left to check is done here: in 64-bit mode nothing; in legacy modes a
-    /// flat segment (base 0, 4 GiB limit) that is a present, not expand-down
-    /// data segment, writable for a write (SDM Vol. 3A 5.3-5.5).
+    /// A TLB hit needs the whole access inside one page whose tag matched, so
+    /// the access cannot wrap past 4 GiB (a legacy-mode linear address is
+    /// masked to 32 bits, and one that wraps leaves its page) nor leave the
+    /// canonical range (64-bit tags are canonical and the boundary is page
+    /// aligned). What is left to check is done here: in 64-bit mode nothing;
+    /// in legacy modes the limit (of an expand-up segment), and in protected
+    /// mode a present, not expand-down data segment, writable for a write
+    /// (SDM Vol. 3A 5.3-5.5) - as `seg_lin`. Real and virtual-8086 mode take
+    /// this path too (segment bases are not zero there), and so does every
+    /// flat protected-mode segment.
     #[inline(always)]
-    fn flat_lin(&self, s: usize, off: u64, write: bool) -> Option<u64> {
+    fn fast_lin(&self, s: usize, off: u64, size: u8, write: bool) -> Option<u64> {
         use super::state::attr::*;
         let sg = &self.seg[s.min(5)];
         if self.long64 {
@@ -850,7 +870,15 @@ impl Cpu {
         } else {
             (P | TYPE_CODE | TYPE_EC, P)
         };
-        (sg.base == 0 && sg.limit == 0xFFFF_FFFF && sg.attr & mask == want).then_some(off)
+        let attr_ok = sg.attr & mask == want;
+        // Flat first: the common case, with the fewest tests.
+        if sg.base == 0 && sg.limit == 0xFFFF_FFFF && attr_ok {
+            return Some(off);
+        }
+        if (attr_ok || !self.pmode) && off.wrapping_add(size as u64 - 1) <= sg.limit as u64 {
+            return Some(sg.base.wrapping_add(off) & 0xFFFF_FFFF);
+        }
+        None
     }
 
     /// Reads `size` bytes at `off` in segment `s`: flat segment and TLB hit
@@ -858,7 +886,7 @@ impl Cpu {
     #[inline(always)]
     pub fn read(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8) -> Res<u64> {
         if let Some(v) = self
-            .flat_lin(s, off, false)
+            .fast_lin(s, off, size, false)
             .and_then(|l| self.tlb_read(l, size))
         {
             return Ok(v);
@@ -875,7 +903,7 @@ impl Cpu {
     /// Writes `size` bytes at `off` in segment `s`; fast path as for [`Cpu::read`].
     #[inline(always)]
     pub fn write(&mut self, bus: &mut dyn Bus, s: usize, off: u64, size: u8, v: u64) -> Res {
-        if let Some(lin) = self.flat_lin(s, off, true) {
+        if let Some(lin) = self.fast_lin(s, off, size, true) {
             if self.tlb_write(lin, size, v) {
                 return Ok(());
             }

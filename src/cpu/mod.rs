@@ -251,12 +251,9 @@ pub struct Cpu {
     pub mmu_user: usize,
     /// Block-cache key bits for the current mode (see `mode_key`).
     mode: u32,
-    /// Bumped by every `update_mode` (CS, SS, CR0, EFER, VM changes).
-    mode_gen: u64,
-    /// What the jump cache's RIP -> block mapping depends on besides the TLB
-    /// and the block cache: the mode key, CS base and CS limit. `mode_gen`
-    /// moves only when this changes.
-    fetch_ctx: (u32, u64, u32),
+    /// The jump cache's validity word for the current fetch context (see
+    /// [`FetchContexts`]).
+    fetch: FetchContexts,
     /// RIP-indexed cache in front of the block cache.
     jump: Vec<decode::JumpEntry>,
 
@@ -332,8 +329,7 @@ impl Cpu {
             sp_mask: 0xFFFF,
             mmu_user: 0,
             mode: 0,
-            mode_gen: 0,
-            fetch_ctx: (u32::MAX, 0, 0),
+            fetch: FetchContexts::default(),
             jump: vec![decode::JumpEntry::default(); decode::JUMP_CACHE],
             halted: false,
             shadow: false,
@@ -465,10 +461,14 @@ impl Cpu {
         self.mmu_user = (self.cpl == 3) as usize;
         self.mode = self.compute_mode_key();
         let ctx = (self.mode, self.seg[CS].base, self.seg[CS].limit);
-        if ctx != self.fetch_ctx {
-            self.fetch_ctx = ctx;
-            self.mode_gen += 1;
-        }
+        self.fetch.enter(ctx);
+    }
+
+    /// The word a jump-cache entry must carry to be valid now: the TLB's
+    /// generation, the fetch contexts' epoch and the current context's slot.
+    #[inline(always)]
+    pub(crate) fn jump_gen(&self) -> u64 {
+        (self.tlb.gen.wrapping_add(self.fetch.epoch) << FetchContexts::BITS) | self.fetch.id
     }
 
     /// The mode bits that change how bytes decode and how handlers behave; part
@@ -695,5 +695,93 @@ impl Cpu {
             return self.deliver_event(bus, vector::DB, exception::Source::Trap);
         }
         Ok(())
+    }
+}
+
+/// What the jump cache's RIP -> block mapping depends on besides the TLB and
+/// the block cache: the mode key, CS base and CS limit (a "fetch context").
+/// The last few contexts keep small ids, and a jump-cache entry records the
+/// id it was filled under, so that switching between them (GRUB and
+/// real-mode BIOS calls go protected -> real -> BIOS segment -> back on every
+/// keyboard poll; an OS goes kernel <-> user) finds the entries of each still
+/// there instead of emptying the whole jump cache on every switch. Reusing a
+/// slot for a new context moves `epoch`, which retires every entry.
+#[derive(Clone, Debug)]
+struct FetchContexts {
+    slots: [(u32, u64, u32); 1 << FetchContexts::BITS],
+    /// Slot of the current context.
+    id: u64,
+    /// Grows when a slot is reused (never repeats an older value).
+    epoch: u64,
+    /// The slot the next new context takes (round robin).
+    next: usize,
+}
+
+impl FetchContexts {
+    const BITS: u32 = 3;
+
+    /// Makes `ctx` the current context.
+    #[inline]
+    fn enter(&mut self, ctx: (u32, u64, u32)) {
+        let cur = self.id as usize & (self.slots.len() - 1);
+        if self.slots.get(cur) == Some(&ctx) {
+            return;
+        }
+        if let Some(i) = self.slots.iter().position(|c| *c == ctx) {
+            self.id = i as u64;
+            return;
+        }
+        let i = self.next & (self.slots.len() - 1);
+        self.next = i + 1;
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = ctx;
+        }
+        self.id = i as u64;
+        self.epoch += 1;
+    }
+}
+
+impl Default for FetchContexts {
+    fn default() -> Self {
+        FetchContexts {
+            // No real context has mode key u32::MAX.
+            slots: [(u32::MAX, 0, 0); 1 << FetchContexts::BITS],
+            id: 0,
+            epoch: 0,
+            next: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod fetch_context_tests {
+    use super::FetchContexts;
+
+    /// Switching among a few contexts keeps the epoch (the jump cache's
+    /// entries of each stay valid); a ninth distinct context reuses a slot
+    /// and moves the epoch (every entry retires), and a context always gets
+    /// the slot that holds it.
+    #[test]
+    fn recent_contexts_keep_their_ids() {
+        let mut f = FetchContexts::default();
+        let ctx = |i: u64| (0x420, i << 4, 0xFFFF);
+        for i in 0..8 {
+            f.enter(ctx(i));
+        }
+        let epoch = f.epoch;
+        for round in 0..3 {
+            for i in (0..8).rev() {
+                f.enter(ctx(i));
+                assert_eq!(f.id, i, "round {round}");
+            }
+        }
+        assert_eq!(f.epoch, epoch, "no slot reused among 8 contexts");
+        f.enter(ctx(8));
+        assert!(f.epoch > epoch, "a new context retires the old entries");
+        f.enter(ctx(8));
+        let (id, e) = (f.id, f.epoch);
+        f.enter(ctx(7));
+        f.enter(ctx(8));
+        assert_eq!((f.id, f.epoch), (id, e));
     }
 }

@@ -84,6 +84,7 @@ pub mod msr {
     pub const IA32_TSC_DEADLINE: u32 = 0x6E0;
     pub const IA32_BIOS_SIGN_ID: u32 = 0x8B;
     pub const IA32_PLATFORM_ID: u32 = 0x17;
+    pub const IA32_ARCH_CAPABILITIES: u32 = 0x10A;
     pub const IA32_MTRRCAP: u32 = 0xFE;
     pub const IA32_SYSENTER_CS: u32 = 0x174;
     pub const IA32_SYSENTER_ESP: u32 = 0x175;

@@ -167,8 +167,8 @@ pub fn implemented_handler(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         | M::Bndstx => data::nop,
         M::Les | M::Lds | M::Lss | M::Lfs | M::Lgs => data::lxs,
 
-        M::Rol => shift::shift::<{ shift::ROL }>,
-        M::Ror => shift::shift::<{ shift::ROR }>,
+        M::Rol => shift::pick::<{ shift::ROL }>(op),
+        M::Ror => shift::pick::<{ shift::ROR }>(op),
         M::Rcl => shift::shift::<{ shift::RCL }>,
         M::Rcr => shift::shift::<{ shift::RCR }>,
         M::Shl | M::Sal => shift::pick::<{ shift::SHL }>(op),

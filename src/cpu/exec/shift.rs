@@ -144,8 +144,9 @@ pub fn shift<const K: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     Ok(())
 }
 
-/// SHL/SHR/SAR of a general register by an immediate count: the form
-/// compiled bignum, hash and address arithmetic is made of.
+/// SHL/SHR/SAR/ROL/ROR of a general register by an immediate count: the
+/// form compiled bignum, hash and address arithmetic is made of (SHA-256's
+/// rounds are mostly ROR r32, imm). Not RCL/RCR: they read CF.
 pub fn shift_ri<const K: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res {
     let sz = op.osz;
     let cnt = (op.imm as u32) & if sz == 8 { 0x3F } else { 0x1F };
@@ -163,7 +164,10 @@ pub fn shift_ri<const K: u8>(cpu: &mut Cpu, _bus: &mut dyn Bus, op: &Op) -> Res 
 
 /// The handler for a shift or rotate form.
 pub fn pick<const K: u8>(op: &Op) -> crate::cpu::decode::Handler {
-    if matches!(K, SHL | SHR | SAR) && op.o[0] < 20 && op.o[1] == crate::cpu::decode::K_IMM {
+    if matches!(K, SHL | SHR | SAR | ROL | ROR)
+        && op.o[0] < 20
+        && op.o[1] == crate::cpu::decode::K_IMM
+    {
         shift_ri::<K>
     } else {
         shift::<K>

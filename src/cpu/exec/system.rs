@@ -214,6 +214,15 @@ impl Cpu {
             // Platform ID (bits 52:50) 0: what the microcode loader reads on
             // every family-6 Intel part (SDM Vol. 4 Table 2-2); read-only.
             IA32_PLATFORM_ID => 0,
+            // Read-only; present while CPUID.7:EDX[29] says so (a write
+            // falls to the #GP of unknown MSRs below, as on hardware).
+            IA32_ARCH_CAPABILITIES
+                if self.features.cpuid(7, 0).3
+                    & crate::cpu::cpuid::leaf7::EDX_ARCH_CAPABILITIES
+                    != 0 =>
+            {
+                crate::cpu::cpuid::ARCH_CAPABILITIES
+            }
             _ => return Err(Fault::gp(0)),
         })
     }
@@ -915,17 +924,67 @@ mod tests {
         assert_eq!((cpu.gpr[0], cpu.gpr[2]), (0, 0));
     }
 
+    /// CPUID.7:EDX[29] announces IA32_ARCH_CAPABILITIES; RDMSR 10Ah gives
+    /// the not-susceptible bits (RDCL_NO and MDS_NO among them, so Linux
+    /// runs without page-table isolation and VERW clearing).
+    #[test]
+    fn arch_capabilities_reads_the_not_susceptible_bits() {
+        let mut a = CodeAssembler::new(64).expect("assembler");
+        a.mov(eax, 7u32).ok();
+        a.xor(ecx, ecx).ok();
+        a.cpuid().ok();
+        a.mov(esi, edx).ok();
+        a.mov(ecx, 0x10Au32).ok();
+        a.rdmsr().ok();
+        let cpu = run_long_snippet(a);
+        assert_ne!(cpu.gpr[6] & (1 << 29), 0, "CPUID.7:EDX.ARCH_CAPABILITIES");
+        let v = cpu.gpr[0] | (cpu.gpr[2] << 32);
+        assert_eq!(v, crate::cpu::cpuid::ARCH_CAPABILITIES);
+        assert_eq!(v & 0b10_0001, 0b10_0001, "RDCL_NO and MDS_NO");
+    }
+
+    /// The MSR is read-only, and gone with `-cpu qemu64,-arch-capabilities`.
+    #[test]
+    fn arch_capabilities_write_or_absent_is_gp() {
+        let mut a = CodeAssembler::new(64).expect("assembler");
+        a.mov(ecx, 0x10Au32).ok();
+        a.wrmsr().ok();
+        let code = a.assemble(0x40_0000).expect("encode");
+        let mut cpu = snippet_cpu(&code);
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(out.fault.map(|f| f.vector), Some(13), "WRMSR 10Ah");
+
+        let mut a = CodeAssembler::new(64).expect("assembler");
+        a.mov(ecx, 0x10Au32).ok();
+        a.rdmsr().ok();
+        let code = a.assemble(0x40_0000).expect("encode");
+        let mut cpu = snippet_cpu(&code);
+        assert!(cpu.features.remove("arch-capabilities"));
+        let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
+        assert_eq!(
+            out.fault.map(|f| f.vector),
+            Some(13),
+            "RDMSR without the feature"
+        );
+    }
+
     /// Runs the assembled code at 0x400000 in 64-bit mode at CPL0 to its
     /// end; it must finish without a fault.
     fn run_long_snippet(mut a: CodeAssembler) -> Cpu {
         let code = a.assemble(0x40_0000).expect("encode");
-        let mut cpu = Cpu::new_bare(16 << 20);
-        cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
-        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(&code);
-        cpu.rip = 0x40_0000;
+        let mut cpu = snippet_cpu(&code);
         let out = cpu.run_snippet(0x40_0000 + code.len() as u64, 100);
         assert_eq!(out.fault, None);
         assert!(out.finished);
+        cpu
+    }
+
+    /// A 64-bit CPL0 CPU with `code` at 0x400000 and RIP there.
+    fn snippet_cpu(code: &[u8]) -> Cpu {
+        let mut cpu = Cpu::new_bare(16 << 20);
+        cpu.setup_long(0, 0x8000, &[(0x40_0000, 0x40_0000, false, false)]);
+        cpu.mem.ram_mut()[0x40_0000..0x40_0000 + code.len()].copy_from_slice(code);
+        cpu.rip = 0x40_0000;
         cpu
     }
 }
