@@ -350,6 +350,12 @@ impl LocalApic {
 
     /// A read of the register page at `offset` (0..0xFFF). Sub-dword reads
     /// return 0 (QEMU); the SDM wants aligned 32-bit accesses (11.4.1).
+    /// The task-priority register (CR8 is its bits 7:4 in 64-bit mode);
+    /// reading it has no side effects, unlike [`LocalApic::read`].
+    pub fn tpr(&self) -> u8 {
+        self.tpr
+    }
+
     pub fn read(&mut self, offset: u32, size: u8, now: Nanos) -> u32 {
         if size < 4 {
             return 0;

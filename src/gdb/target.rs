@@ -45,7 +45,9 @@ impl Machine {
             fs_base: c.seg[FS].base,
             gs_base: c.seg[GS].base,
             k_gs_base: c.msr.kernel_gs_base,
-            cr: [c.cr0, c.cr2, c.cr3, c.cr4, c.cr8],
+            // With a local APIC, CR8 is the TPR's priority class (SDM Vol.
+            // 3A 11.8.6.1); the CPU's own copy is only used without one.
+            cr: [c.cr0, c.cr2, c.cr3, c.cr4, self.cr8()],
             efer: c.efer,
             xmm: c.fpu.xmm,
             ..Default::default()
@@ -77,6 +79,15 @@ impl Machine {
         r
     }
 
+    /// CR8 as the guest reads it: the local APIC's TPR[7:4] when the
+    /// machine has one, else the CPU's register.
+    fn cr8(&self) -> u64 {
+        match &self.plat.apic {
+            Some(a) => u64::from(a.lapic.tpr() >> 4),
+            None => self.cpu.cr8,
+        }
+    }
+
     /// Writes gdb's register values back (a `G` packet).
     fn gdb_set_registers(&mut self, r: &Regs) {
         let c = &mut self.cpu;
@@ -86,7 +97,13 @@ impl Machine {
             }
             c.rip = r.rip;
             c.msr.kernel_gs_base = r.k_gs_base;
-            c.cr8 = r.cr[4];
+            let icount = c.icount;
+            if !crate::cpu::Bus::apic_set_tpr(&mut self.plat, ((r.cr[4] & 0xF) << 4) as u8, icount)
+            {
+                c.cr8 = r.cr[4];
+            }
+            // A lower TPR may unmask a pending interrupt.
+            c.intr_recheck = true;
         } else {
             for (&dst, &v) in GPR_ORDER_32.iter().zip(&r.gpr) {
                 c.gpr[dst] = v & 0xFFFF_FFFF;
@@ -371,5 +388,43 @@ impl HwWatchpoint for Machine {
             p.watchpoints.retain(|w| *w != wp);
             p.watchpoints.len() != before
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::devices::lapic::{reg, DEFAULT_BASE};
+    use crate::machine::{Machine, MachineConfig};
+
+    /// With a local APIC, gdb's cr8 is the TPR's class both ways (the CPU's
+    /// own copy goes stale there); without one it is the CPU's register.
+    #[test]
+    fn gdb_cr8_is_the_apic_tpr_class() {
+        let mut cfg = MachineConfig {
+            ram: 16 << 20,
+            ..MachineConfig::default()
+        };
+        cfg.features.apic = true;
+        let mut m = Machine::new(cfg).expect("machine");
+        let tpr = DEFAULT_BASE + u64::from(reg::TPR);
+        crate::cpu::Bus::mmio_write(&mut m.plat, tpr, 4, 0x70, 0);
+        m.cpu.cr8 = 2;
+        let mut r = m.gdb_registers(true);
+        assert_eq!(r.cr[4], 7, "read from the TPR");
+        r.cr[4] = 0xC;
+        m.gdb_set_registers(&r);
+        assert_eq!(crate::cpu::Bus::mmio_read(&mut m.plat, tpr, 4, 0), 0xC0);
+
+        let mut plain = Machine::new(MachineConfig {
+            ram: 16 << 20,
+            ..MachineConfig::default()
+        })
+        .expect("machine");
+        plain.cpu.cr8 = 5;
+        let mut r = plain.gdb_registers(true);
+        assert_eq!(r.cr[4], 5);
+        r.cr[4] = 6;
+        plain.gdb_set_registers(&r);
+        assert_eq!(plain.cpu.cr8, 6);
     }
 }
