@@ -47,6 +47,13 @@ impl BlockOps {
         self.0.first().is_some_and(|op| op.valid.get())
     }
 
+    /// The block's identity while it is alive (the address of its ops),
+    /// for telling whether an invalidation hit the block that is running.
+    #[inline(always)]
+    pub fn id(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     fn retire(&self) {
         if let Some(first) = self.0.first() {
             first.valid.set(false);
@@ -93,6 +100,16 @@ fn for_each_page_chunks(start: u64, end: u64, mut f: impl FnMut(u64, u32)) {
         f(page, chunk_mask(a & 0xFFF, page_end - (page << 12)));
         a = page_end;
     }
+}
+
+/// What [`BlockCache::invalidate`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Invalidated {
+    /// At least one block.
+    pub any: bool,
+    /// The block whose identity ([`BlockOps::id`]) was passed as running:
+    /// the write touched its bytes.
+    pub running: bool,
 }
 
 pub struct BlockCache {
@@ -185,11 +202,12 @@ impl BlockCache {
     }
 
     /// A write to physical bytes [phys, phys+len): invalidates every block that
-    /// was decoded from any of them. Returns true if a block was invalidated.
-    pub fn invalidate(&mut self, phys: u64, len: u64) -> bool {
-        let mut hit = false;
+    /// was decoded from any of them, and says whether one was and whether the
+    /// block `running` ([`BlockOps::id`]) was among them.
+    pub fn invalidate(&mut self, phys: u64, len: u64, running: usize) -> Invalidated {
+        let mut hit = Invalidated::default();
         if !self.range_has_code(phys, len) {
-            return false;
+            return hit;
         }
         let first = phys >> 12;
         let last = (phys + len - 1) >> 12;
@@ -224,7 +242,8 @@ impl BlockCache {
                 let touched = b.ranges.iter().any(|&(s, e)| phys < e && phys + len > s);
                 if touched {
                     b.ops.retire();
-                    hit = true;
+                    hit.any = true;
+                    hit.running |= b.ops.id() == running;
                     return false;
                 }
                 keep |= mask;
@@ -309,15 +328,36 @@ mod tests {
         assert!(c.page_has_code(0x5FFF));
         // Same page, another chunk: no code there.
         assert!(!c.range_has_code(0x5100, 4));
-        assert!(!c.invalidate(0x5100, 4));
+        assert!(!c.invalidate(0x5100, 4, 0).any);
         // Same chunk, outside the block's bytes: the block stays.
         assert!(c.range_has_code(0x5040, 1));
-        assert!(!c.invalidate(0x5040, 1));
+        assert!(!c.invalidate(0x5040, 1, 0).any);
         assert!(c.lookup(0x5010, 0).is_some());
         // Into the block: dropped, and the page is no code page any more.
-        assert!(c.invalidate(0x502F, 2));
+        assert!(c.invalidate(0x502F, 2, 0).any);
         assert!(c.lookup(0x5010, 0).is_none());
         assert!(!c.page_has_code(0x5000));
+    }
+
+    /// The running block is named by its identity: a write into another
+    /// block's bytes reports `any` alone (the run loop then does not end the
+    /// running block, so block boundaries do not depend on which blocks the
+    /// cache happens to hold), a write into the running one says so.
+    #[test]
+    fn an_invalidation_says_whether_it_hit_the_running_block() {
+        let mut c = BlockCache::new(0);
+        let a = block(0x6000, 0x6010);
+        let b = block(0x6020, 0x6030);
+        let (ida, idb) = (a.ops.id(), b.ops.id());
+        assert_ne!(ida, idb);
+        c.insert(a);
+        c.insert(b);
+        let hit = c.invalidate(0x6028, 1, ida);
+        assert_eq!((hit.any, hit.running), (true, false));
+        let hit = c.invalidate(0x6004, 2, ida);
+        assert_eq!((hit.any, hit.running), (true, true));
+        // Nothing cached there any more: neither.
+        assert_eq!(c.invalidate(0x6004, 2, ida), Invalidated::default());
     }
 
     #[test]
@@ -335,7 +375,7 @@ mod tests {
         assert!(c.page_blocks.get(&9).map_or(0, |l| l.len()) <= 256);
         // A write into each block still finds it.
         for i in 0..120u64 {
-            assert!(c.invalidate(0x900F + i * 0x20, 1), "block {i}");
+            assert!(c.invalidate(0x900F + i * 0x20, 1, 0).any, "block {i}");
         }
         assert!(!c.page_has_code(0x9000));
     }
@@ -346,7 +386,7 @@ mod tests {
         c.insert(block(0x3000, 0x3010));
         let held = c.lookup(0x3000, 0).expect("cached");
         // Written: the holder (a jump-cache entry) sees it.
-        assert!(c.invalidate(0x3004, 1));
+        assert!(c.invalidate(0x3004, 1, 0).any);
         assert!(!held.is_valid());
         // Replaced in its slot by another block: retired too.
         c.insert(block(0x3000, 0x3010));
@@ -364,7 +404,7 @@ mod tests {
         let mut c = BlockCache::new(0);
         c.insert(block(0x7000, 0x7010));
         c.insert(block(0x7F00, 0x8010));
-        assert!(c.invalidate(0x7008, 1));
+        assert!(c.invalidate(0x7008, 1, 0).any);
         assert!(!c.range_has_code(0x7000, 0x80));
         assert!(c.range_has_code(0x7F80, 1));
         assert!(c.range_has_code(0x8000, 1));

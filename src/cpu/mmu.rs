@@ -277,9 +277,17 @@ impl Cpu {
     }
 
     fn invalidate_code(&mut self, phys: u64, len: u64) {
-        if self.cache.invalidate(phys, len) {
+        let hit = self.cache.invalidate(phys, len, self.running_block);
+        if hit.any {
             self.stats.smc_invalidations += 1;
-            // The running block may be one of those just invalidated.
+        }
+        // The running block ends after this instruction only when the write
+        // touched its own bytes: that is a function of the block and the
+        // write. Whether other cached blocks were hit depends on the cache's
+        // history (a restored snapshot starts empty), and ending the block
+        // for them would move the block boundaries where interrupts are
+        // taken and slices end.
+        if hit.running {
             self.stop_block = true;
         }
     }

@@ -271,6 +271,9 @@ pub struct Cpu {
     /// the bus again at the next block boundary. Between such accesses the
     /// devices do not move while `run` runs, so asking once is enough.
     pub intr_recheck: bool,
+    /// [`block_cache::BlockOps::id`] of the block being run (see
+    /// `Cpu::invalidate_code`).
+    running_block: usize,
     /// A triple fault happened inside an instruction handler (INT n delivery).
     pub triple_fault: bool,
     /// Record exceptions in `captured` instead of delivering them (snippet runs).
@@ -338,6 +341,7 @@ impl Cpu {
             stop_block: false,
             stop_request: false,
             intr_recheck: false,
+            running_block: 0,
             triple_fault: false,
             capture_faults: false,
             captured: None,
@@ -647,6 +651,7 @@ impl Cpu {
             }
         };
         self.stats.blocks_run += 1;
+        self.running_block = ops.id();
         if in_shadow || self.flags.bits & rflags::TF != 0 {
             return self.step_one(bus, &ops);
         }
