@@ -74,6 +74,15 @@ struct Harness {
     record: bool,
 }
 
+/// What a lease gives the guest (and a static guest has from the start):
+/// `GUEST_IP`/24 with the gateway as default route.
+fn guest_address(iface: &mut Interface) {
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::Ipv4(GUEST_IP), 24)).unwrap();
+    });
+    iface.routes_mut().add_default_ipv4_route(GATEWAY).unwrap();
+}
+
 impl Harness {
     /// A guest with `GUEST_IP` configured statically (`dhcp`: none, to be leased).
     fn new(cfg: &UserConfig, dhcp: bool) -> Harness {
@@ -83,10 +92,7 @@ impl Harness {
         config.random_seed = 1;
         let mut iface = Interface::new(config, &mut nic, Instant::from_micros(0));
         if !dhcp {
-            iface.update_ip_addrs(|a| {
-                a.push(IpCidr::new(IpAddress::Ipv4(GUEST_IP), 24)).unwrap();
-            });
-            iface.routes_mut().add_default_ipv4_route(GATEWAY).unwrap();
+            guest_address(&mut iface);
         }
         Harness {
             net,
@@ -228,12 +234,7 @@ fn dhcp_lease_arp_and_ping() {
     assert_eq!(addr, smoltcp::wire::Ipv4Cidr::new(GUEST_IP, 24));
     assert_eq!(router, Some(GATEWAY));
     assert_eq!(dns, vec![DNS]);
-    h.iface
-        .update_ip_addrs(|a| a.push(IpCidr::Ipv4(addr)).unwrap());
-    h.iface
-        .routes_mut()
-        .add_default_ipv4_route(GATEWAY)
-        .unwrap();
+    guest_address(&mut h.iface);
 
     // Ping the gateway and the DNS address: the guest ARPs for each first.
     let buf = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]);
@@ -816,12 +817,7 @@ fn a_loaded_snapshot_keeps_the_lease_and_resets_connections() {
         Some(dhcpv4::Event::Configured(_))
     )));
     h.sockets.remove(dhcp);
-    h.iface
-        .update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(GUEST_IP), 24)).unwrap());
-    h.iface
-        .routes_mut()
-        .add_default_ipv4_route(GATEWAY)
-        .unwrap();
+    guest_address(&mut h.iface);
     let sock = h.add_tcp(4096);
     h.connect(sock, SocketAddrV4::new(GATEWAY, port), 40000);
     assert!(h.run_until(10, |h| h.tcp(sock).may_send()));
@@ -874,12 +870,7 @@ fn deterministic_without_host_traffic() {
             ok
         });
         assert!(ok);
-        h.iface
-            .update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(GUEST_IP), 24)).unwrap());
-        h.iface
-            .routes_mut()
-            .add_default_ipv4_route(GATEWAY)
-            .unwrap();
+        guest_address(&mut h.iface);
         // Refused without the host (the DNS address has no port 80), then idle time.
         let s = h.add_tcp(4096);
         h.connect(s, SocketAddrV4::new(DNS, 80), 40000);
