@@ -149,12 +149,9 @@ fn madt() -> Vec<u8> {
 /// DSDT: `Name (_S5, Package (4) { 0, 0, 0, 0 })` (SLP_TYP 0 is S5 on the
 /// PIIX4, as in QEMU's DSDT).
 fn dsdt() -> Vec<u8> {
-    const AML: [u8; 12] = [
-        0x08, b'_', b'S', b'5', b'_', // NameOp "_S5_"
-        0x12, 0x06, 0x04, // PackageOp, PkgLength 6, 4 elements
-        0x00, 0x00, 0x00, 0x00, // ZeroOp x4
-    ];
-    sdt(b"DSDT", 1, &AML)
+    use super::aml::{int, name_decl, package};
+    let aml = name_decl("_S5", &package(&[int(0), int(0), int(0), int(0)]));
+    sdt(b"DSDT", 1, &aml)
 }
 
 /// The RSDT (5.2.7) listing the FADT and the MADT.

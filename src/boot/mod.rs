@@ -22,6 +22,7 @@
 
 /// What the machine boots when the user names nothing: vx86's own firmware.
 pub mod acpi;
+pub mod aml;
 pub mod builtin;
 pub mod decompress;
 pub mod e820;
