@@ -4,14 +4,24 @@
 //!
 //! At 0xE0000, inside the BIOS area the OS searches for the RSDP (5.2.5.1):
 //! the RSDP (revision 0, pointing to the RSDT), the FACS, the RSDT, the
-//! FADT (revision 3, for the reset register), the MADT and a DSDT whose
-//! only object is `_S5` so that the kernel can power the machine off.
+//! FADT (revision 3, for the reset register), the MADT and the DSDT.
+//!
+//! The DSDT describes what QEMU's i440FX DSDT does that vx86 has: the PCI
+//! root bridge `\_SB.PCI0` (PNP0A03) with its windows in `_CRS` and a
+//! `_PRT` that routes every slot's INTA-D to the ISA IRQ the PIIX3's PIRQ
+//! routing already gives it (10, 10, 11, 11 by PIRQ, the values vx86's
+//! firmware setup writes into each function's Interrupt Line), the `\_GPE`
+//! scope for the GPE0 block at 0xAFE0 (`crate::devices::acpi_pm`), and
+//! `_S5` so that the kernel can power the machine off.
 //!
 //! The MADT is QEMU's for one CPU (hw/i386/acpi-common.c): the local APIC,
 //! the I/O APIC at GSI 0, ISA IRQ0 overridden to GSI 2, the PCI link IRQs
 //! 5, 9, 10 and 11 level triggered active high, and LINT1 as NMI.
 
-use crate::devices::acpi_pm::{PM1A_CNT_BLK, PM1A_EVT_BLK, PM_TMR_BLK, SCI_IRQ};
+use super::aml;
+use crate::devices::acpi_pm::{
+    GPE0_BLK, GPE0_BLK_LEN, PM1A_CNT_BLK, PM1A_EVT_BLK, PM_TMR_BLK, SCI_IRQ,
+};
 use crate::memory::GuestMemory;
 
 /// Where the tables go (below a 64 KiB BIOS's shadow at 0xF0000).
@@ -21,9 +31,9 @@ const FACS_AT: u64 = TABLES_BASE + 0x40;
 const RSDT_AT: u64 = TABLES_BASE + 0x80;
 const FADT_AT: u64 = TABLES_BASE + 0xC0;
 const MADT_AT: u64 = TABLES_BASE + 0x1C0;
-const DSDT_AT: u64 = TABLES_BASE + 0x280;
-/// End of the tables area.
-pub const TABLES_END: u64 = TABLES_BASE + 0x400;
+const DSDT_AT: u64 = TABLES_BASE + 0x400;
+/// End of the tables area (the DSDT's room: 7 KiB).
+pub const TABLES_END: u64 = TABLES_BASE + 0x2000;
 
 const OEM_ID: &[u8; 6] = b"VX86  ";
 const OEM_TABLE_ID: &[u8; 8] = b"VX86PC  ";
@@ -104,9 +114,11 @@ fn fadt() -> Vec<u8> {
     put32(&mut b, 56, u32::from(PM1A_EVT_BLK));
     put32(&mut b, 64, u32::from(PM1A_CNT_BLK));
     put32(&mut b, 76, u32::from(PM_TMR_BLK));
+    put32(&mut b, 80, u32::from(GPE0_BLK));
     b[88 - 36] = 4; // PM1_EVT_LEN
     b[89 - 36] = 2; // PM1_CNT_LEN
     b[91 - 36] = 4; // PM_TMR_LEN
+    b[92 - 36] = GPE0_BLK_LEN;
     b[96 - 36..98 - 36].copy_from_slice(&0x0FFFu16.to_le_bytes()); // no C2
     b[98 - 36..100 - 36].copy_from_slice(&0x0FFFu16.to_le_bytes()); // no C3
     b[108 - 36] = 0x32; // CENTURY: CMOS index
@@ -146,11 +158,69 @@ fn madt() -> Vec<u8> {
     sdt(b"APIC", 1, &b)
 }
 
-/// DSDT: `Name (_S5, Package (4) { 0, 0, 0, 0 })` (SLP_TYP 0 is S5 on the
-/// PIIX4, as in QEMU's DSDT).
+/// The PCI root bridge's `_CRS` (6.4): bus 0-FFh; I/O 0-CF7h and D00h-FFFFh
+/// (the configuration ports CF8h-CFFh are the bridge's own, as the IO
+/// descriptor says); the legacy VGA window; and the 32-bit hole from above
+/// the Bochs VBE framebuffer (which is not a PCI BAR on vx86, so no BAR
+/// must be placed over it) to the I/O APIC, where vx86's firmware setup
+/// puts the BARs (`crate::pci::firmware::MEM_WINDOW`) and where Linux
+/// places the BARs of a function added at run time.
+fn pci0_crs() -> Vec<u8> {
+    use crate::memory::{LFB_BASE, LFB_SIZE};
+    let mem_end = crate::devices::ioapic::DEFAULT_BASE as u32 - 1;
+    let r = [
+        aml::res_word_bus(0, 0xFF),
+        aml::res_io(0xCF8, 0xCF8, 1, 8),
+        aml::res_dword_io(0, 0xCF7),
+        aml::res_dword_io(0xD00, 0xFFFF),
+        aml::res_dword_memory(0xA_0000, 0xB_FFFF),
+        aml::res_dword_memory((LFB_BASE + LFB_SIZE) as u32, mem_end),
+        aml::res_end(),
+    ]
+    .concat();
+    aml::buffer(&r)
+}
+
+/// `_PRT` (6.2.13) with static GSIs: INTA-D of every slot to the ISA IRQ
+/// its PIRQ is routed to ([`crate::pci::pirq_line`] and the PIIX3's
+/// default routing), the same IRQs the Interrupt Line registers name.
+fn pci0_prt() -> Vec<u8> {
+    use crate::pci::{host::DEFAULT_PIRQ_IRQS, pirq_line, PIRQ_LINE_BASE};
+    let mut entries = Vec::new();
+    for slot in 0..32u8 {
+        for pin in 0..4u8 {
+            let pirq = usize::from(pirq_line(slot, pin + 1) - PIRQ_LINE_BASE) & 3;
+            entries.push(aml::package(&[
+                aml::dword((u32::from(slot) << 16) | 0xFFFF),
+                aml::int(u64::from(pin)),
+                aml::int(0),
+                aml::int(u64::from(DEFAULT_PIRQ_IRQS[pirq])),
+            ]));
+        }
+    }
+    aml::package(&entries)
+}
+
+/// The DSDT (5.2.11.1).
 fn dsdt() -> Vec<u8> {
-    use super::aml::{int, name_decl, package};
-    let aml = name_decl("_S5", &package(&[int(0), int(0), int(0), int(0)]));
+    use aml::{device, eisa_id, int, name_decl, package, scope, string};
+    let pci0 = [
+        name_decl("_HID", &eisa_id("PNP0A03")),
+        name_decl("_ADR", &int(0)),
+        name_decl("_UID", &int(0)),
+        name_decl("_BBN", &int(0)),
+        name_decl("_CRS", &pci0_crs()),
+        name_decl("_PRT", &pci0_prt()),
+    ]
+    .concat();
+    let gpe = name_decl("_HID", &string("ACPI0006"));
+    let aml = [
+        scope("\\_SB", &device("PCI0", &pci0)),
+        scope("\\_GPE", &gpe),
+        // SLP_TYP 0 is S5 on the PIIX4, as in QEMU's DSDT.
+        name_decl("_S5", &package(&[int(0), int(0), int(0), int(0)])),
+    ]
+    .concat();
     sdt(b"DSDT", 1, &aml)
 }
 
@@ -216,6 +286,30 @@ mod tests {
             );
         }
         assert_eq!(fadt().len(), 244);
+    }
+
+    #[test]
+    fn fadt_points_at_the_gpe0_block() {
+        let f = fadt();
+        assert_eq!(&f[80..84], &u32::from(GPE0_BLK).to_le_bytes());
+        assert_eq!(f[92], 4);
+    }
+
+    #[test]
+    fn dsdt_has_the_pci_root_its_routing_and_s5() {
+        let d = dsdt();
+        let has = |pat: &[u8]| d.windows(pat.len()).any(|w| w == pat);
+        // \_SB.PCI0 with EISAID PNP0A03.
+        assert!(has(b"PCI0\x08_HID\x0C\x41\xD0\x0A\x03"));
+        assert!(has(b"_PRT"));
+        assert!(has(b"_S5_"));
+        // Slot 3 INTA (the first card): PIRQC, IRQ 11 as the firmware
+        // setup's Interrupt Line says.
+        assert!(has(&[
+            0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x03, 0x00, 0x00, 0x00, 0x0A, 0x0B
+        ]));
+        // The 32-bit window ends below the I/O APIC.
+        assert!(has(&0xFEBF_FFFFu32.to_le_bytes()));
     }
 
     #[test]

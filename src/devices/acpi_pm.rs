@@ -11,6 +11,12 @@
 //!   with status 0, as QEMU's does.
 //! * PM_TMR_BLK (0x608): the 24-bit PM timer at 3.579545 MHz (4.8.3.3),
 //!   from virtual time.
+//! * GPE0_BLK (0xAFE0, 4 bytes as QEMU's PIIX4): GPE0_STS (write 1 to
+//!   clear) then GPE0_EN, 16 bits each (4.8.4.1).
+//!
+//! The SCI (IRQ 9, level, active high as the MADT's override says) is
+//! asserted while a status bit and its enable bit are both set, in PM1 or
+//! in GPE0 (4.8.1: the SCI is the OR of the enabled events).
 
 use super::{Ctx, Nanos, Resources};
 
@@ -21,6 +27,9 @@ pub const PM1A_CNT_BLK: u16 = PM_BASE + 4;
 pub const PM_TMR_BLK: u16 = PM_BASE + 8;
 /// The SCI's ISA interrupt (QEMU's, in the FADT and MADT).
 pub const SCI_IRQ: u8 = 9;
+/// The general-purpose event block 0 (QEMU's PIIX4 address and length).
+pub const GPE0_BLK: u16 = 0xAFE0;
+pub const GPE0_BLK_LEN: u8 = 4;
 
 /// PM timer frequency in Hz (ACPI 4.8.3.3).
 pub const PM_TIMER_HZ: u64 = 3_579_545;
@@ -40,6 +49,8 @@ pub struct AcpiPm {
     pm1_sts: u16,
     pm1_en: u16,
     pm1_cnt: u16,
+    gpe0_sts: u16,
+    gpe0_en: u16,
 }
 
 impl AcpiPm {
@@ -66,6 +77,45 @@ impl AcpiPm {
             _ => 0xFF,
         }
     }
+
+    /// GPE0 block byte `off` (0-3).
+    fn gpe_read_byte(&self, off: u16) -> u8 {
+        let w = |v: u16, hi: bool| if hi { (v >> 8) as u8 } else { v as u8 };
+        match off {
+            0 | 1 => w(self.gpe0_sts, off == 1),
+            2 | 3 => w(self.gpe0_en, off == 3),
+            _ => 0xFF,
+        }
+    }
+
+    fn gpe_write_byte(&mut self, off: u16, b: u8) {
+        let shift = if off & 1 == 1 { 8 } else { 0 };
+        match off {
+            0 | 1 => self.gpe0_sts &= !(u16::from(b) << shift),
+            2 | 3 => {
+                self.gpe0_en = (self.gpe0_en & !(0xFF << shift)) | (u16::from(b) << shift);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the SCI is asserted: an enabled status bit in GPE0.
+    pub fn sci_level(&self) -> bool {
+        self.gpe0_sts & self.gpe0_en != 0
+    }
+
+    /// Raises general-purpose event `bit` (0-15): its GPE0_STS bit is set
+    /// and the SCI follows.
+    pub fn raise_gpe(&mut self, bit: u8, cx: &mut Ctx) {
+        if let Some(m) = 1u16.checked_shl(u32::from(bit)) {
+            self.gpe0_sts |= m;
+        }
+        self.update_sci(cx);
+    }
+
+    fn update_sci(&self, cx: &mut Ctx) {
+        cx.set_irq(SCI_IRQ, self.sci_level());
+    }
 }
 
 impl super::Device for AcpiPm {
@@ -78,15 +128,29 @@ impl super::Device for AcpiPm {
             .ports(PM1A_EVT_BLK..=PM1A_EVT_BLK + 3)
             .ports(PM1A_CNT_BLK..=PM1A_CNT_BLK + 1)
             .ports(PM_TMR_BLK..=PM_TMR_BLK + 3)
+            .ports(GPE0_BLK..=GPE0_BLK + u16::from(GPE0_BLK_LEN) - 1)
+            .irq(SCI_IRQ)
     }
     fn io_read(&mut self, port: u16, size: u8, cx: &mut Ctx) -> u32 {
-        let off = port - PM_BASE;
+        if let Some(off) = port.checked_sub(GPE0_BLK) {
+            return (0..u16::from(size.min(4))).fold(0u32, |v, i| {
+                v | u32::from(self.gpe_read_byte(off.saturating_add(i))) << (8 * i)
+            });
+        }
+        let off = port.wrapping_sub(PM_BASE);
         (0..u16::from(size.min(4))).fold(0u32, |v, i| {
             v | u32::from(self.read_byte(off + i, cx.now)) << (8 * i)
         })
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32, cx: &mut Ctx) {
-        let off = port - PM_BASE;
+        if let Some(off) = port.checked_sub(GPE0_BLK) {
+            for i in 0..u16::from(size.min(4)) {
+                self.gpe_write_byte(off.saturating_add(i), (value >> (8 * i)) as u8);
+            }
+            self.update_sci(cx);
+            return;
+        }
+        let off = port.wrapping_sub(PM_BASE);
         for i in 0..u16::from(size.min(4)) {
             let b = (value >> (8 * i)) as u8;
             let (reg, hi) = match off + i {
@@ -113,6 +177,7 @@ impl super::Device for AcpiPm {
         }
         // SCI_EN stays set: there is no legacy (non-ACPI) mode to go back to.
         self.pm1_cnt |= SCI_EN;
+        self.update_sci(cx);
     }
 }
 
@@ -148,5 +213,30 @@ mod tests {
             pm.io_write(PM1A_CNT_BLK, 2, 0x2000, &mut cx);
         }
         assert!(ev.poweroff && ev.attention);
+    }
+
+    #[test]
+    fn an_enabled_gpe_status_bit_raises_the_sci_until_cleared() {
+        let mut pm = AcpiPm::new();
+        let (mut irqs, mut ev) = (IrqLines::default(), Events::default());
+        {
+            let mut cx = Ctx::new(0, 1, &mut irqs, &mut ev);
+            pm.raise_gpe(1, &mut cx);
+            assert_eq!(pm.io_read(GPE0_BLK, 2, &mut cx), 0b10);
+            assert!(!pm.sci_level(), "not enabled yet");
+            pm.io_write(GPE0_BLK + 2, 2, 0b10, &mut cx);
+            assert!(pm.sci_level());
+            assert_eq!(pm.io_read(GPE0_BLK, 4, &mut cx), 0x0002_0002);
+            // Write 1 to clear; a write of 0 leaves it.
+            pm.io_write(GPE0_BLK, 1, 0, &mut cx);
+            assert!(pm.sci_level());
+            pm.io_write(GPE0_BLK, 1, 0b10, &mut cx);
+            assert!(!pm.sci_level());
+            // Out-of-range bits and widths are harmless.
+            pm.raise_gpe(200, &mut cx);
+            pm.io_write(GPE0_BLK + 3, 4, u32::MAX, &mut cx);
+            assert_eq!(pm.io_read(GPE0_BLK + 3, 4, &mut cx), 0xFFFF_FFFF);
+        }
+        assert!(!irqs.level(SCI_IRQ));
     }
 }
