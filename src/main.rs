@@ -755,12 +755,13 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         let retired = m.cpu.icount - m.idle_insns - retired_before;
         let s = &m.cpu.stats;
         let mut line = format!(
-            "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {}; TLB misses {}; SMC invalidations {}",
+            "vx86 stats: {} instructions retired in {:.3} s = {:.1} MIPS; blocks run {}, decoded {} (revived {}); TLB misses {}; SMC invalidations {}",
             retired,
             secs,
             retired as f64 / secs / 1e6,
             s.blocks_run,
             s.blocks_decoded,
+            s.blocks_revived,
             s.tlb_misses,
             s.smc_invalidations
         );

@@ -339,6 +339,21 @@ long64: mov ax, 0x20
         cmp eax, 2
         je .s2
         FAIL 10
+        ; Back and forth (GRUB's BIOS-call thunk does this): the block cache
+        ; revives the earlier blocks when their bytes come back; each call
+        ; must see the immediate it was given.
+        mov ebx, 1
+.flip:  mov [0x40000 + 1], ebx
+        mov rax, 0x40000
+        call rax
+        cmp eax, ebx
+        je .flip_ok
+        FAIL 10
+.flip_ok:
+        xor ebx, 3                          ; 1, 2, 1, 2, ...
+        inc ecx
+        cmp ecx, 6
+        jb .flip
 .s2:    mov rax, 0x40000 + (smc_next - smc_template)
         call rax                            ; patches its own next instruction
         cmp eax, 5

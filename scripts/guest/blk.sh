@@ -7,7 +7,7 @@
 #   BLK-READ sha256=<of the first MiB>
 #   copies the first 64 KiB to offset 1 MiB and writes a marker line at
 #   offset 1 MiB + 64 KiB, both with fsync (a VIRTIO_BLK_T_FLUSH), then
-#   BLK-WRITE-DONE
+#   BLK-WRITE-DONE (BLK-WRITE-1 and a second of sleep between the two writes)
 # With vx86.blkbench=MIB it instead times, by markers the host timestamps
 # (benches/blk-vs-qemu.py): a sequential read of MIB MiB, 4 KiB reads at
 # vx86.blkrand=N pseudo-random offsets, and a sequential write of MIB MiB,
@@ -65,6 +65,11 @@ echo "BLK-SERIAL $(cat /sys/block/$dev/serial 2>/dev/null)"
 echo "BLK-READ sha256=$(dd if=/dev/$dev bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)"
 dd if=/dev/$dev of=/dev/$dev bs=65536 count=1 seek=16 conv=notrunc,fsync 2>/dev/null \
     || echo "BLK-WRITE-FAILED copy"
+# A second between the two flushed writes: tests/snapshot.rs cuts the run
+# here, and a window of 10^9 instructions (under -icount shift=0) keeps the
+# cut valid when a newer Debian kernel moves the boot by millions of them.
+echo "BLK-WRITE-1"
+sleep 1
 printf 'VX86-BLK-WRITE-OK\n' | dd of=/dev/$dev bs=512 seek=2176 conv=notrunc,fsync 2>/dev/null \
     || echo "BLK-WRITE-FAILED marker"
 echo "BLK-WRITE-DONE"

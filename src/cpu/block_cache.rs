@@ -9,6 +9,15 @@
 //! write into a code chunk invalidates exactly the blocks whose bytes it
 //! touches (each block remembers its byte range; the page keeps the list of
 //! its blocks).
+//!
+//! Code that patches itself back and forth (GRUB's real-mode BIOS-call thunk
+//! writes each call's interrupt number into its own `INT imm8`) would decode
+//! the same few blocks again on every call. A page where a write has hit a
+//! block is "SMC-hot": blocks decoded from it keep a copy of their bytes, a
+//! write that retires one keeps it as a victim, and decoding at the same
+//! place finds a victim whose bytes equal memory's again and revives it
+//! instead (the ops are a function of the bytes and the decode key, so a
+//! revived block is the block a fresh decode would make).
 
 use super::decode::Op;
 use std::collections::HashMap;
@@ -77,7 +86,24 @@ pub struct Block {
     /// instruction that crosses into a second page).
     pub ranges: [(u64, u64); 2],
     pub ops: BlockOps,
+    /// On SMC-hot pages: what else the decode depended on and the bytes it
+    /// read (see the module doc), for reviving the block after a write.
+    pub origin: Option<Box<Origin>>,
 }
+
+/// What a block's decode read besides its physical address and mode: the
+/// instruction pointer it started at, CS base and limit (the limit truncates
+/// fetch) and the bytes themselves (one page, from RAM).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Origin {
+    pub rip: u64,
+    pub cs_base: u64,
+    pub cs_limit: u32,
+    pub bytes: Box<[u8]>,
+}
+
+/// Retired blocks kept for reviving (a ring).
+const VICTIMS: usize = 32;
 
 /// Bytes per bit of a page's code-chunk mask.
 const CHUNK_SHIFT: u64 = 7;
@@ -122,6 +148,10 @@ pub struct BlockCache {
     /// the chunks of the page it covers (a write tests these masks and looks
     /// only at the blocks whose chunks it touches).
     page_blocks: HashMap<u64, Vec<(u32, u32)>>,
+    /// One bit per 4 KiB page below 4 GiB: a write has hit a block there.
+    smc_hot: Vec<u64>,
+    /// Blocks retired by writes on SMC-hot pages, newest last.
+    victims: Vec<Block>,
 }
 
 impl BlockCache {
@@ -130,7 +160,40 @@ impl BlockCache {
             slots: vec![None; CACHE_SIZE],
             code_chunks: vec![0; 1 << 20],
             page_blocks: HashMap::new(),
+            smc_hot: vec![0; (1 << 20) / 64],
+            victims: Vec::new(),
         }
+    }
+
+    /// Has a write hit a block on the page holding `phys`?
+    #[inline]
+    pub fn is_smc_hot(&self, phys: u64) -> bool {
+        let p = (phys >> 12) as usize;
+        self.smc_hot
+            .get(p / 64)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+
+    /// A retired block decoded at `phys` in `mode` from exactly `origin`'s
+    /// key whose bytes equal `mem`'s now (`mem`: the page's bytes from
+    /// `phys` on): taken out of the victims, valid again. The caller
+    /// inserts it as if just decoded.
+    pub fn revive(&mut self, phys: u64, mode: u32, key: &Origin, mem: &[u8]) -> Option<Block> {
+        let i = self.victims.iter().rposition(|v| {
+            v.phys == phys
+                && v.mode == mode
+                && v.origin.as_ref().is_some_and(|o| {
+                    o.rip == key.rip
+                        && o.cs_base == key.cs_base
+                        && o.cs_limit == key.cs_limit
+                        && mem.get(..o.bytes.len()) == Some(&o.bytes[..])
+                })
+        })?;
+        let b = self.victims.remove(i);
+        if let Some(first) = b.ops.0.first() {
+            first.valid.set(true);
+        }
+        Some(b)
     }
 
     #[inline(always)]
@@ -179,9 +242,13 @@ impl BlockCache {
         // The block goes in first: compacting a page's list looks at what
         // each slot holds now. The block it replaces leaves the cache, and
         // its page lists no longer find it: retire it for the jump cache.
+        let id = block.ops.id();
         if let Some(s) = self.slots.get_mut(slot) {
             if let Some(old) = s.replace(block) {
-                old.ops.retire();
+                // A revived block may still sit in its old slot: keep it valid.
+                if old.ops.id() != id {
+                    old.ops.retire();
+                }
             }
         }
         let mut new_pages = Vec::new();
@@ -211,7 +278,9 @@ impl BlockCache {
         }
         let first = phys >> 12;
         let last = (phys + len - 1) >> 12;
+        let mut victims = Vec::new();
         for page in first..=last {
+            let mut hot = false;
             let Some(list) = self.page_blocks.get_mut(&page) else {
                 continue;
             };
@@ -244,6 +313,10 @@ impl BlockCache {
                     b.ops.retire();
                     hit.any = true;
                     hit.running |= b.ops.id() == running;
+                    hot = true;
+                    if b.origin.is_some() {
+                        victims.push(b.clone());
+                    }
                     return false;
                 }
                 keep |= mask;
@@ -255,6 +328,15 @@ impl BlockCache {
             if let Some(c) = self.code_chunks.get_mut(page as usize) {
                 *c = keep;
             }
+            if let Some(w) = self.smc_hot.get_mut(page as usize / 64).filter(|_| hot) {
+                *w |= 1 << (page % 64);
+            }
+        }
+        for v in victims {
+            if self.victims.len() >= VICTIMS {
+                self.victims.remove(0);
+            }
+            self.victims.push(v);
         }
         hit
     }
@@ -266,6 +348,8 @@ impl BlockCache {
         }
         self.code_chunks.iter_mut().for_each(|c| *c = 0);
         self.page_blocks.clear();
+        self.smc_hot.iter_mut().for_each(|w| *w = 0);
+        self.victims.clear();
     }
 }
 
@@ -318,7 +402,60 @@ mod tests {
                 &[0x90],
                 32,
             )]),
+            origin: None,
         }
+    }
+
+    /// A block retired by a write on an SMC-hot page comes back, valid and
+    /// the same ops, when memory holds its bytes again at the same decode
+    /// key, and only then.
+    #[test]
+    fn a_block_whose_bytes_come_back_is_revived() {
+        let mut c = BlockCache::new(0);
+        // The first write into a block makes its page SMC-hot.
+        c.insert(block(0x7000, 0x7003));
+        assert!(!c.is_smc_hot(0x7000));
+        assert!(c.invalidate(0x7001, 1, 0).any);
+        assert!(c.is_smc_hot(0x7FFF) && !c.is_smc_hot(0x8000));
+        let key = |rip| Origin {
+            rip,
+            cs_base: 0,
+            cs_limit: u32::MAX,
+            bytes: Box::new([]),
+        };
+        let mut b = block(0x7000, 0x7003);
+        b.origin = Some(Box::new(Origin {
+            bytes: Box::new([0xCD, 0x16, 0x90]),
+            ..key(0x7000)
+        }));
+        let id = b.ops.id();
+        c.insert(b);
+        assert!(c.invalidate(0x7001, 1, 0).any);
+        assert!(c.lookup(0x7000, 0).is_none());
+        // Other bytes, another RIP or another mode: no.
+        assert!(c
+            .revive(0x7000, 0, &key(0x7000), &[0xCD, 0x10, 0x90, 0])
+            .is_none());
+        assert!(c
+            .revive(0x7000, 0, &key(0x1000), &[0xCD, 0x16, 0x90, 0])
+            .is_none());
+        assert!(c
+            .revive(0x7000, 1, &key(0x7000), &[0xCD, 0x16, 0x90, 0])
+            .is_none());
+        // The same bytes again: the same ops, valid, and cached once inserted.
+        let r = c.revive(0x7000, 0, &key(0x7000), &[0xCD, 0x16, 0x90, 0]);
+        let r = r.expect("revived");
+        assert_eq!(r.ops.id(), id);
+        assert!(r.ops.is_valid());
+        c.insert(r);
+        assert_eq!(c.lookup(0x7000, 0).map(|o| o.id()), Some(id));
+        // Taken out of the victims: once.
+        assert!(c
+            .revive(0x7000, 0, &key(0x7000), &[0xCD, 0x16, 0x90])
+            .is_none());
+        // And a write retires it again.
+        assert!(c.invalidate(0x7001, 1, 0).any);
+        assert!(c.lookup(0x7000, 0).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! turns each into a compact [`Op`] (handler pointer plus pre-resolved operand
 //! descriptors) and groups them into blocks for the block cache.
 
-use super::block_cache::{Block, BlockOps, MAX_BLOCK};
+use super::block_cache::{Block, BlockOps, Origin, MAX_BLOCK};
 use super::exec;
 use super::{Bus, Cpu, Fault, Res};
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
@@ -442,15 +442,22 @@ impl Cpu {
     }
 
     fn decode_block(&mut self, bus: &mut dyn Bus, lin: u64, phys: u64, mode: u32) -> Res<BlockOps> {
-        self.stats.blocks_decoded += 1;
         // Bytes from the start address to the end of its page, plus up to 15
         // bytes of the next page for an instruction that crosses it.
         let page_left = 0x1000 - (phys & 0xFFF) as usize;
         let limit = if self.no_block_cache { 1 } else { MAX_BLOCK };
         // At most 15 bytes per instruction: never read more than a full block needs.
         let want = page_left.min(limit * 15);
-        let mut buf = Vec::with_capacity(want + 15);
         let a20 = self.a20_mask;
+        let hot = !self.no_block_cache && self.cache.is_smc_hot(phys);
+        if hot {
+            if let Some(ops) = self.revive_block(phys, mode, want) {
+                return Ok(ops);
+            }
+        }
+        self.stats.blocks_decoded += 1;
+        let mut buf = Vec::with_capacity(want + 15);
+        let mut from_ram = false;
         match self
             .mem
             .ram()
@@ -461,7 +468,8 @@ impl Cpu {
                     && self.mem.is_ram((phys + want as u64 - 1) & a20)
                     && (phys & a20) + want as u64 - 1 == (phys + want as u64 - 1) & a20 =>
             {
-                buf.extend_from_slice(bytes)
+                buf.extend_from_slice(bytes);
+                from_ram = true;
             }
             _ => {
                 for i in 0..want as u64 {
@@ -548,17 +556,57 @@ impl Cpu {
         ];
         let ops = BlockOps::new(ops);
         if !self.no_block_cache {
+            // Kept for reviving (block_cache module doc): one page, from RAM.
+            let origin = match buf.get(..off) {
+                Some(bytes) if hot && from_ram && !fetched_next && off <= page_left => {
+                    Some(Box::new(Origin {
+                        rip: self.rip,
+                        cs_base: self.seg[super::state::CS].base,
+                        cs_limit: self.seg[super::state::CS].limit,
+                        bytes: bytes.into(),
+                    }))
+                }
+                _ => None,
+            };
             let new_pages = self.cache.insert(Block {
                 phys,
                 mode,
                 ranges,
                 ops: ops.clone(),
+                origin,
             });
             for p in new_pages {
                 self.tlb.protect_phys(p);
             }
         }
         Ok(ops)
+    }
+}
+
+impl Cpu {
+    /// A block retired by a write whose bytes are back (see the
+    /// block_cache module doc): valid again and back in the cache, with no
+    /// decode. `want`: the bytes a decode would read from `phys` on.
+    fn revive_block(&mut self, phys: u64, mode: u32, want: usize) -> Option<BlockOps> {
+        let key = Origin {
+            rip: self.rip,
+            cs_base: self.seg[super::state::CS].base,
+            cs_limit: self.seg[super::state::CS].limit,
+            bytes: Box::new([]),
+        };
+        let a20 = self.a20_mask;
+        let at = (phys & a20) as usize;
+        if !self.mem.is_ram(phys & a20) || !self.mem.is_ram((phys + want as u64 - 1) & a20) {
+            return None;
+        }
+        let mem = self.mem.ram().get(at..at + want)?;
+        let block = self.cache.revive(phys, mode, &key, mem)?;
+        let ops = block.ops.clone();
+        self.stats.blocks_revived += 1;
+        for p in self.cache.insert(block) {
+            self.tlb.protect_phys(p);
+        }
+        Some(ops)
     }
 }
 

@@ -45,14 +45,21 @@ const EMPTY: TlbEntry = TlbEntry {
     global: false,
 };
 
+/// Low bits of [`Tlb::jump_key`] that hold the fetch-context slot.
+pub const JUMP_CTX_BITS: u32 = 3;
+
 pub struct Tlb {
     pub e: [[TlbEntry; TLB_SIZE]; 2],
     /// Which entries of each set were filled since the last flush: a flush
     /// clears only those (a guest that switches modes on every BIOS call, as
     /// GRUB does, would otherwise clear 2 x 1024 entries each time).
     used: [[u64; TLB_SIZE / 64]; 2],
-    /// Bumped on every flush: cached linear->block lookups older than this are stale.
-    pub gen: u64,
+    /// The jump cache's validity word (see `Cpu::fetch_block`): bits 63..3
+    /// count TLB flushes and fetch-context epochs, so cached linear->block
+    /// lookups older than a flush are stale; bits 2..0 are the current fetch
+    /// context's slot (`Cpu::update_mode` keeps them). One word, so the run
+    /// loop's per-block check is one load and one compare.
+    pub jump_key: u64,
 }
 
 impl Tlb {
@@ -60,7 +67,7 @@ impl Tlb {
         Box::new(Tlb {
             e: [[EMPTY; TLB_SIZE]; 2],
             used: [[0; TLB_SIZE / 64]; 2],
-            gen: 0,
+            jump_key: 0,
         })
     }
 
@@ -77,7 +84,7 @@ impl Tlb {
 
     /// Clears the used entries for which `drop` says so.
     fn flush_where(&mut self, drop: impl Fn(&TlbEntry) -> bool) {
-        self.gen += 1;
+        self.jump_key = self.jump_key.wrapping_add(1 << JUMP_CTX_BITS);
         for (set, used) in self.e.iter_mut().zip(self.used.iter_mut()) {
             for (wi, word) in used.iter_mut().enumerate() {
                 let mut bits = *word;
@@ -103,7 +110,7 @@ impl Tlb {
         self.flush_where(|e| !e.global);
     }
     pub fn flush_page(&mut self, lin: u64) {
-        self.gen += 1;
+        self.jump_key = self.jump_key.wrapping_add(1 << JUMP_CTX_BITS);
         let idx = ((lin >> 12) as usize) & (TLB_SIZE - 1);
         for set in self.e.iter_mut() {
             if let Some(e) = set.get_mut(idx) {

@@ -205,6 +205,9 @@ pub struct Msrs {
 pub struct Stats {
     pub blocks_run: u64,
     pub blocks_decoded: u64,
+    /// Blocks retired by a write and revived when their bytes came back
+    /// (block_cache module doc) instead of decoded again.
+    pub blocks_revived: u64,
     pub tlb_misses: u64,
     pub smc_invalidations: u64,
 }
@@ -465,14 +468,17 @@ impl Cpu {
         self.mmu_user = (self.cpl == 3) as usize;
         self.mode = self.compute_mode_key();
         let ctx = (self.mode, self.seg[CS].base, self.seg[CS].limit);
-        self.fetch.enter(ctx);
+        let moved = self.fetch.enter(ctx) as u64;
+        let count = (self.tlb.jump_key >> mmu::JUMP_CTX_BITS).wrapping_add(moved);
+        self.tlb.jump_key = (count << mmu::JUMP_CTX_BITS) | self.fetch.id;
     }
 
-    /// The word a jump-cache entry must carry to be valid now: the TLB's
-    /// generation, the fetch contexts' epoch and the current context's slot.
+    /// The word a jump-cache entry must carry to be valid now: TLB flushes
+    /// and fetch-context epochs so far, and the current context's slot
+    /// ([`mmu::Tlb::jump_key`]).
     #[inline(always)]
     pub(crate) fn jump_gen(&self) -> u64 {
-        (self.tlb.gen.wrapping_add(self.fetch.epoch) << FetchContexts::BITS) | self.fetch.id
+        self.tlb.jump_key
     }
 
     /// The mode bits that change how bytes decode and how handlers behave; part
@@ -710,31 +716,31 @@ impl Cpu {
 /// real-mode BIOS calls go protected -> real -> BIOS segment -> back on every
 /// keyboard poll; an OS goes kernel <-> user) finds the entries of each still
 /// there instead of emptying the whole jump cache on every switch. Reusing a
-/// slot for a new context moves `epoch`, which retires every entry.
+/// slot for a new context moves the jump key's count ([`mmu::Tlb::jump_key`]),
+/// which retires every entry.
 #[derive(Clone, Debug)]
 struct FetchContexts {
     slots: [(u32, u64, u32); 1 << FetchContexts::BITS],
     /// Slot of the current context.
     id: u64,
-    /// Grows when a slot is reused (never repeats an older value).
-    epoch: u64,
     /// The slot the next new context takes (round robin).
     next: usize,
 }
 
 impl FetchContexts {
-    const BITS: u32 = 3;
+    const BITS: u32 = mmu::JUMP_CTX_BITS;
 
-    /// Makes `ctx` the current context.
+    /// Makes `ctx` the current context; true when that reused a slot, which
+    /// retires every jump-cache entry (the caller moves the jump key).
     #[inline]
-    fn enter(&mut self, ctx: (u32, u64, u32)) {
+    fn enter(&mut self, ctx: (u32, u64, u32)) -> bool {
         let cur = self.id as usize & (self.slots.len() - 1);
         if self.slots.get(cur) == Some(&ctx) {
-            return;
+            return false;
         }
         if let Some(i) = self.slots.iter().position(|c| *c == ctx) {
             self.id = i as u64;
-            return;
+            return false;
         }
         let i = self.next & (self.slots.len() - 1);
         self.next = i + 1;
@@ -742,7 +748,7 @@ impl FetchContexts {
             *s = ctx;
         }
         self.id = i as u64;
-        self.epoch += 1;
+        true
     }
 }
 
@@ -752,7 +758,6 @@ impl Default for FetchContexts {
             // No real context has mode key u32::MAX.
             slots: [(u32::MAX, 0, 0); 1 << FetchContexts::BITS],
             id: 0,
-            epoch: 0,
             next: 0,
         }
     }
@@ -762,31 +767,27 @@ impl Default for FetchContexts {
 mod fetch_context_tests {
     use super::FetchContexts;
 
-    /// Switching among a few contexts keeps the epoch (the jump cache's
+    /// Switching among a few contexts reuses no slot (the jump cache's
     /// entries of each stay valid); a ninth distinct context reuses a slot
-    /// and moves the epoch (every entry retires), and a context always gets
-    /// the slot that holds it.
+    /// (every entry retires), and a context always gets the slot that holds it.
     #[test]
     fn recent_contexts_keep_their_ids() {
         let mut f = FetchContexts::default();
         let ctx = |i: u64| (0x420, i << 4, 0xFFFF);
         for i in 0..8 {
-            f.enter(ctx(i));
+            assert!(f.enter(ctx(i)), "a new context takes a slot");
         }
-        let epoch = f.epoch;
         for round in 0..3 {
             for i in (0..8).rev() {
-                f.enter(ctx(i));
+                assert!(!f.enter(ctx(i)), "no slot reused among 8 contexts");
                 assert_eq!(f.id, i, "round {round}");
             }
         }
-        assert_eq!(f.epoch, epoch, "no slot reused among 8 contexts");
-        f.enter(ctx(8));
-        assert!(f.epoch > epoch, "a new context retires the old entries");
-        f.enter(ctx(8));
-        let (id, e) = (f.id, f.epoch);
-        f.enter(ctx(7));
-        f.enter(ctx(8));
-        assert_eq!((f.id, f.epoch), (id, e));
+        assert!(f.enter(ctx(8)), "a new context retires the old entries");
+        assert!(!f.enter(ctx(8)));
+        let id = f.id;
+        assert!(!f.enter(ctx(7)));
+        assert!(!f.enter(ctx(8)));
+        assert_eq!(f.id, id);
     }
 }
