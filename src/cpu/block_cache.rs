@@ -314,8 +314,13 @@ impl BlockCache {
                     hit.any = true;
                     hit.running |= b.ops.id() == running;
                     hot = true;
-                    if b.origin.is_some() {
-                        victims.push(b.clone());
+                    // The slot keeps the retired block until it is reused;
+                    // the victim takes the bytes (no copy).
+                    if let Some(origin) = b.origin.take() {
+                        victims.push(Block {
+                            origin: Some(origin),
+                            ..b.clone()
+                        });
                     }
                     return false;
                 }
