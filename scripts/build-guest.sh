@@ -111,6 +111,7 @@ build_initramfs() {
     install -m 755 "$here/guest/run-container.sh" "$t/bin/run-container"
     install -m 755 "$here/guest/blk.sh" "$t/bin/vx86-blk"
     install -m 755 "$here/guest/cdrom.sh" "$t/bin/vx86-cdrom"
+    install -m 755 "$here/guest/acpi.sh" "$t/bin/vx86-acpi"
     # Networking, loaded when the machine has a PCI bus: the virtio NIC,
     # the bridge and veth pairs the containers are joined by.
     local list=$t/lib/modules/load-order
@@ -138,6 +139,15 @@ build_initramfs() {
         basename "$p" >> "$clist"
     done
     log "container initramfs CD-ROM modules: $(tr '\n' ' ' < "$clist")"
+    # The ACPI tests (vx86.pwrbtn=1, vx86.hotplug=1): the ACPI power button
+    # driver, evdev to read its event, and the virtio disk driver.
+    local alist=$t/lib/modules/acpi-load-order
+    : > "$alist"
+    for p in $(resolve_modules button evdev virtio_pci virtio_blk); do
+        cp "$p" "$t/lib/modules/"
+        basename "$p" >> "$alist"
+    done
+    log "container initramfs ACPI modules: $(tr '\n' ' ' < "$alist")"
     # The container's root filesystem: its own busybox, nothing shared.
     busybox_tree "$t/ctr"
     for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo \

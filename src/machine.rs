@@ -182,11 +182,36 @@ pub struct Machine {
     /// The next PCI slot a card added at run setup takes (QEMU's order:
     /// the host bridge at 0, the PIIX3 at 1, VGA at 2, then the cards).
     next_slot: u8,
+    /// Drives the monitor's `drive_add` opened (`if=none`), by id, until a
+    /// `device_add` takes them.
+    pending_drives: Vec<PendingDrive>,
+    /// Devices `device_add` put on the PCI bus (ACPI hotplug).
+    hotplugged: Vec<HotplugDevice>,
+    /// Devices were added or removed at run time: a snapshot cannot record
+    /// that yet, so `savevm` and `--save-on-exit` refuse.
+    pub(crate) hotplug_changed: bool,
     /// The gdb stub (`-gdb`, `-S`), served between slices by `gdb::service`.
     pub gdb: Option<Box<crate::gdb::GdbServer>>,
     /// The monitors' command channel (`-monitor`, `-qmp`, Ctrl-a c).
     pub monitor: Option<crate::monitor::Monitor>,
 }
+
+/// A drive opened by the monitor's `drive_add`, not yet in a device.
+struct PendingDrive {
+    id: String,
+    serial: String,
+    disk: Box<dyn crate::block::BlockDevice + Send>,
+}
+
+/// A device added at run time by `device_add`.
+struct HotplugDevice {
+    /// Its `id=` (what `device_del` names).
+    id: String,
+    slot: u8,
+    dev: DevId,
+}
+
+type VirtioBlkPci = crate::devices::virtio::pci::VirtioPci<crate::devices::virtio::blk::VirtioBlk>;
 
 /// Host-time bookkeeping for frames, the MIPS display and real-time sync.
 struct HostTimer {
@@ -275,6 +300,9 @@ impl Machine {
             nics: Vec::new(),
             blks: Vec::new(),
             next_slot: FIRST_CARD_SLOT,
+            pending_drives: Vec::new(),
+            hotplugged: Vec::new(),
+            hotplug_changed: false,
             gdb: None,
             monitor: None,
         })
@@ -489,10 +517,19 @@ impl Machine {
             a.lapic.firmware_setup();
         }
         let booted = crate::boot::load(&mut self.cpu, &k)?;
-        if self.plat.apic.as_ref().is_some_and(|a| a.ioapic.is_some())
-            && !crate::boot::acpi::install(&mut self.mem)
-        {
-            eprintln!("vx86: -kernel: no room for the ACPI tables at 0xE0000 (BIOS image larger than 64 KiB)");
+        if self.plat.apic.as_ref().is_some_and(|a| a.ioapic.is_some()) {
+            // Every slot free now (past the PIIX3) is hot-pluggable.
+            let taken = self.plat.pci_functions().iter().fold(0u32, |m, (a, _)| {
+                m | 1u32.checked_shl(a.slot.into()).unwrap_or(0)
+            });
+            let hotplug = !taken & !0b11;
+            if crate::boot::acpi::install(&mut self.mem, hotplug) {
+                if let Some(pm) = self.plat.find::<crate::devices::acpi_pm::AcpiPm>() {
+                    pm.set_hotplug_slots(hotplug);
+                }
+            } else {
+                eprintln!("vx86: -kernel: no room for the ACPI tables at 0xE0000 (BIOS image larger than 64 KiB)");
+            }
         }
         let now = self.plat.clock.now(self.cpu.icount);
         if let Some(vga) = self.vga() {
@@ -606,6 +643,23 @@ impl Machine {
         }
     }
 
+    /// QEMU's `system_powerdown`: presses the ACPI power button (PWRBTN_STS,
+    /// raising the SCI when the guest enabled it). Machines without ACPI
+    /// (no `+apic`, or `-M isapc`) have no power button: an error line.
+    pub fn system_powerdown(&mut self) -> Result<(), String> {
+        let now = self.plat.clock.now(self.cpu.icount);
+        self.plat
+            .with_first::<crate::devices::acpi_pm::AcpiPm, _>(now, |pm, cx| {
+                pm.press_power_button(cx)
+            })
+            .ok_or_else(|| {
+                "not supported: this machine has no ACPI, so it has no power button for the \
+                 guest to act on (ACPI needs -M pc -cpu qemu64,+apic; use quit, or the guest's \
+                 own poweroff)"
+                    .to_string()
+            })
+    }
+
     /// Writes every disk's cached data to its file (at exit).
     pub fn flush_disks(&mut self) -> std::io::Result<()> {
         let a = self.ata(0).map_or(Ok(()), |c| c.flush_all());
@@ -616,7 +670,163 @@ impl Machine {
                 r = r.and(d.device_mut().flush());
             }
         }
+        for h in 0..self.hotplugged.len() {
+            let id = self.hotplugged[h].dev;
+            if let Some(d) = self.plat.get::<VirtioBlkPci>(id) {
+                r = r.and(d.device_mut().flush());
+            }
+        }
         r
+    }
+
+    /// The monitor's `drive_add`: opens a drive (`-drive` syntax, `if=none`
+    /// and an `id` required, raw or qcow2 as the block layer probes it) for
+    /// a later `device_add`.
+    pub fn drive_add(&mut self, opts: &str) -> Result<(), String> {
+        let spec = crate::block::drive_spec::DriveSpec::parse(opts).map_err(|e| e.to_string())?;
+        let Some(id) = spec.id.clone() else {
+            return Err("the drive needs an id (id=NAME)".into());
+        };
+        if spec.interface != crate::block::drive_spec::Interface::None || spec.cdrom {
+            return Err("only if=none drives can be added at run time (then device_add)".into());
+        }
+        if self.pending_drives.iter().any(|d| d.id == id) {
+            return Err(format!("a drive with id '{id}' already exists"));
+        }
+        let disk = crate::block::open_drive(&spec).map_err(|e| e.to_string())?;
+        self.pending_drives.push(PendingDrive {
+            id,
+            serial: spec.serial.unwrap_or_default(),
+            disk,
+        });
+        Ok(())
+    }
+
+    /// The monitor's `device_add virtio-blk-pci,drive=ID[,id=DEVID][,addr=N]`:
+    /// puts a virtio disk over drive `ID` in a free hot-pluggable slot (or
+    /// slot N) and tells the guest through ACPI (PCI_UP, GPE0 bit 1), as
+    /// QEMU's i440FX does; Linux's acpiphp then enumerates the slot.
+    pub fn device_add(&mut self, opts: &str) -> Result<(), String> {
+        let mut parts = opts.split(',');
+        let first = parts.next().unwrap_or("");
+        let mut driver = first.strip_prefix("driver=").unwrap_or(first).to_string();
+        let (mut drive, mut id, mut addr) = (None, None, None);
+        for p in parts {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match k {
+                "drive" => drive = Some(v.to_string()),
+                "id" => id = Some(v.to_string()),
+                "addr" => addr = Some(v.to_string()),
+                "driver" => driver = v.to_string(),
+                _ => return Err(format!("'{driver}' has no property '{k}'")),
+            }
+        }
+        if driver != "virtio-blk-pci" {
+            return Err(format!(
+                "'{driver}' cannot be added at run time (vx86 hot-plugs virtio-blk-pci only)"
+            ));
+        }
+        let Some(drive) = drive else {
+            return Err("virtio-blk-pci needs drive=ID (a drive_add ... if=none,id=ID)".into());
+        };
+        let hotplug = self
+            .plat
+            .find::<crate::devices::acpi_pm::AcpiPm>()
+            .map_or(0, |pm| pm.hotplug_slots());
+        if hotplug == 0 {
+            return Err("this machine has no ACPI PCI hotplug (it needs -M pc -cpu \
+                        qemu64,+apic and a -kernel boot, whose ACPI tables describe the slots)"
+                .into());
+        }
+        let id = id.unwrap_or_else(|| drive.clone());
+        if self.hotplugged.iter().any(|h| h.id == id) {
+            return Err(format!("duplicate ID '{id}' for device"));
+        }
+        let taken = self.plat.pci_functions().iter().fold(0u32, |m, (a, _)| {
+            m | 1u32.checked_shl(a.slot.into()).unwrap_or(0)
+        });
+        let free = hotplug & !taken;
+        let slot = match addr {
+            Some(a) => {
+                let a = a.split('.').next().unwrap_or("");
+                let a = a.strip_prefix("0x").unwrap_or(a);
+                let n = u8::from_str_radix(a, 16)
+                    .ok()
+                    .filter(|&n| n < PCI_SLOTS)
+                    .ok_or_else(|| format!("bad PCI address '{a}' (a slot 0-1f)"))?;
+                if free & (1 << n) == 0 {
+                    return Err(format!("PCI slot {n:#x} is not a free hot-pluggable slot"));
+                }
+                n
+            }
+            None => match (0..PCI_SLOTS).find(|&n| free & (1 << n) != 0) {
+                Some(n) => n,
+                None => return Err("no free hot-pluggable PCI slot".into()),
+            },
+        };
+        let Some(at) = self.pending_drives.iter().position(|d| d.id == drive) else {
+            return Err(format!("no drive '{drive}' (add it with drive_add first)"));
+        };
+        let d = self.pending_drives.remove(at);
+        let blk = crate::devices::virtio::blk::VirtioBlk::new(d.disk, &d.serial);
+        let dev = crate::devices::virtio::pci::VirtioPci::new(blk, self.mem.dma(), slot);
+        let dev = self.plat.add_pci(slot, 0, dev).map_err(|e| e.to_string())?;
+        self.hotplug_changed = true;
+        self.hotplugged.push(HotplugDevice { id, slot, dev });
+        let now = self.plat.clock.now(self.cpu.icount);
+        self.plat
+            .with_first::<crate::devices::acpi_pm::AcpiPm, _>(now, |pm, cx| pm.plug(slot, cx));
+        Ok(())
+    }
+
+    /// The monitor's `device_del DEVID`: asks the guest to eject a device
+    /// `device_add` added (PCI_DOWN, GPE0 bit 1: an ACPI eject request). It
+    /// goes when the guest writes B0EJ; then its drive is flushed and closed.
+    pub fn device_del(&mut self, id: &str) -> Result<(), String> {
+        let Some(slot) = self.hotplugged.iter().find(|h| h.id == id).map(|h| h.slot) else {
+            return Err(format!(
+                "Device '{id}' not found (only devices device_add added can be removed)"
+            ));
+        };
+        let now = self.plat.clock.now(self.cpu.icount);
+        self.plat
+            .with_first::<crate::devices::acpi_pm::AcpiPm, _>(now, |pm, cx| {
+                pm.request_unplug(slot, cx)
+            });
+        Ok(())
+    }
+
+    /// Takes off the bus the devices the guest ejected (B0EJ), flushing
+    /// and closing their drives.
+    fn remove_ejected(&mut self) {
+        if self.hotplugged.is_empty() {
+            return;
+        }
+        let now = self.plat.clock.now(self.cpu.icount);
+        let ejected = self
+            .plat
+            .with_first::<crate::devices::acpi_pm::AcpiPm, _>(now, |pm, _| pm.take_ejected())
+            .unwrap_or(0);
+        if ejected == 0 {
+            return;
+        }
+        let mut keep = Vec::new();
+        for h in std::mem::take(&mut self.hotplugged) {
+            if ejected & (1u32 << h.slot) == 0 {
+                keep.push(h);
+                continue;
+            }
+            let Some(dev) = self.plat.remove_pci(h.slot) else {
+                continue;
+            };
+            let any: Box<dyn std::any::Any> = dev;
+            if let Ok(mut blk) = any.downcast::<VirtioBlkPci>() {
+                if let Err(e) = blk.device_mut().flush() {
+                    eprintln!("vx86: device_del {}: flushing its drive: {e}", h.id);
+                }
+            }
+        }
+        self.hotplugged = keep;
     }
 
     /// Renders the screen as it is now (for `--screenshot-on-exit`).
@@ -956,6 +1166,7 @@ impl Machine {
         if !ev.attention {
             return None;
         }
+        self.remove_ejected();
         let a20_mask = if self.plat.a20() { !0 } else { !(1 << 20) };
         if a20_mask != self.cpu.a20_mask {
             // Cached translations and blocks were made with the old gate.

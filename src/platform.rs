@@ -26,6 +26,21 @@ use crate::time::{ClockMode, VirtualClock};
 use std::any::Any;
 use std::collections::BTreeMap;
 
+/// What is left in the registry where a device was taken away at run time
+/// ([`Platform::remove_pci`]): it decodes nothing and drives nothing.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Removed;
+
+impl Device for Removed {
+    fn name(&self) -> &'static str {
+        "removed"
+    }
+    fn resources(&self) -> Resources {
+        Resources::default()
+    }
+    crate::devices::plain_state!();
+}
+
 /// A registered device's handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DevId(usize);
@@ -345,6 +360,27 @@ impl Platform {
         Ok(id)
     }
 
+    /// Takes the PCI function at bus 0 `slot`.0 off the bus (an ACPI eject):
+    /// its configuration space reads as absent again (vendor FFFFh), its
+    /// ports and MMIO windows stop decoding and its interrupt outputs go
+    /// low. Its registry entry becomes an empty [`Removed`] device, so every
+    /// other device keeps its id and line bit. Returns the device (for the
+    /// machine to flush and close its backend).
+    pub fn remove_pci(&mut self, slot: u8) -> Option<Box<dyn Device>> {
+        let i = self
+            .pci
+            .as_mut()?
+            .functions
+            .remove(&PciAddr { slot, func: 0 })?;
+        let dev = std::mem::replace(self.devices.get_mut(i)?, Box::new(Removed));
+        for line in 0..crate::devices::IRQ_LINES as u8 {
+            self.irqs.set(line, 1 << i, false);
+        }
+        self.remap();
+        self.apply_irqs();
+        Some(dev)
+    }
+
     /// The PCI functions present, in slot order.
     pub fn pci_functions(&self) -> Vec<(PciAddr, DevId)> {
         self.pci
@@ -364,6 +400,24 @@ impl Platform {
         self.devices
             .iter_mut()
             .find_map(|d| (d.as_mut() as &mut dyn Any).downcast_mut::<T>())
+    }
+
+    /// Runs `f` on the first device of type `T` with a context at `now`
+    /// (its interrupt lines and requests take effect as after a guest
+    /// access); None when there is no such device.
+    pub fn with_first<T: Device, R>(
+        &mut self,
+        now: Nanos,
+        f: impl FnOnce(&mut T, &mut Ctx) -> R,
+    ) -> Option<R> {
+        let i = self
+            .devices
+            .iter_mut()
+            .position(|d| (d.as_mut() as &mut dyn Any).is::<T>())?;
+        self.with_dev(i, now, |d, cx| {
+            (d as &mut dyn Any).downcast_mut::<T>().map(|t| f(t, cx))
+        })
+        .flatten()
     }
 
     /// The `n`-th registered device of type `T` (registration order).

@@ -14,6 +14,10 @@
 #                       files' checksums), then a reboot
 #   vx86.blk=1          the virtio disk test (vx86-blk: /dev/vda read, written,
 #                       flushed), then a reboot
+#   vx86.pwrbtn=1, vx86.hotplug=1
+#                       the ACPI tests (vx86-acpi: the power button's event,
+#                       a virtio disk added and removed at run time), then
+#                       a power-off
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -36,6 +40,11 @@ done
 if has vx86.blk=1; then
     vx86-blk
     reboot -f
+fi
+
+if has vx86.pwrbtn=1 || has vx86.hotplug=1; then
+    vx86-acpi
+    poweroff -f
 fi
 
 if has vx86.cdrom=1; then

@@ -124,7 +124,9 @@ fn fadt() -> Vec<u8> {
     b[108 - 36] = 0x32; // CENTURY: CMOS index
                         // IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042.
     b[109 - 36..111 - 36].copy_from_slice(&0x0003u16.to_le_bytes());
-    // Flags: WBINVD, PROC_C1, SLP_BUTTON (none), RESET_REG_SUP.
+    // Flags: WBINVD, PROC_C1, SLP_BUTTON (no sleep button), RESET_REG_SUP;
+    // PWR_BUTTON (bit 4) clear: the power button is the fixed-feature one in
+    // PM1 (4.8.2.2.1), which `system_powerdown` presses.
     let flags: u32 = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 10);
     put32(&mut b, 112, flags);
     b[116 - 36..128 - 36].copy_from_slice(&gas_io(8, 1, RESET_PORT));
@@ -201,9 +203,71 @@ fn pci0_prt() -> Vec<u8> {
     aml::package(&entries)
 }
 
-/// The DSDT (5.2.11.1).
-fn dsdt() -> Vec<u8> {
-    use aml::{device, eisa_id, int, name_decl, package, scope, string};
+/// A hot-pluggable slot's device name: `S` and its devfn in hex (slot 1 is
+/// `S08`), as QEMU names them.
+fn slot_name(slot: u8) -> String {
+    format!("S{:02X}", slot << 3)
+}
+
+/// The PCI hotplug objects in `\_SB.PCI0` (QEMU's PIIX4 ACPI hotplug):
+/// the register block at 0xAE00 as fields, one device per hot-pluggable
+/// slot (`_ADR`, `_SUN`, `_EJ0` writing the slot's B0EJ bit), and `PCNT`,
+/// which `\_GPE._E01` calls: Notify (Sxx, 1) (device check: something was
+/// inserted) for each PCI_UP bit and Notify (Sxx, 3) (eject request) for
+/// each PCI_DOWN bit (ACPI 6.5 5.6.6, table 5.166).
+fn pci0_hotplug(slots: u32) -> Vec<u8> {
+    use crate::devices::acpi_pm::{PCIHP_BASE, PCIHP_LEN};
+    use aml::{
+        and, arg, call, device, field, if_, int, local, method, name, name_decl, notify, op_region,
+        shift_left, store,
+    };
+    let mut v = [
+        op_region(
+            "PCST",
+            aml::REGION_SYSTEM_IO,
+            u64::from(PCIHP_BASE),
+            u64::from(PCIHP_LEN),
+        ),
+        field(
+            "PCST",
+            aml::FIELD_DWORD_ACC,
+            &[("PCIU", 32), ("PCID", 32), ("B0EJ", 32), ("PRMV", 32)],
+        ),
+        // PCEJ (slot): the OS is done with the slot's device.
+        method(
+            "PCEJ",
+            1,
+            &store(&shift_left(&int(1), &arg(0)), &name("B0EJ")),
+        ),
+    ]
+    .concat();
+    let mut pcnt = [
+        store(&name("PCIU"), &local(0)),
+        store(&name("PCID"), &local(1)),
+    ]
+    .concat();
+    for slot in (0..32u8).filter(|s| slots & (1 << s) != 0) {
+        let n = slot_name(slot);
+        let bit = int(1u64 << slot);
+        v.extend(device(
+            &n,
+            &[
+                name_decl("_ADR", &int(u64::from(slot) << 16)),
+                name_decl("_SUN", &int(u64::from(slot))),
+                method("_EJ0", 1, &call("PCEJ", &[int(u64::from(slot))])),
+            ]
+            .concat(),
+        ));
+        pcnt.extend(if_(&and(&local(0), &bit), &notify(&n, 1)));
+        pcnt.extend(if_(&and(&local(1), &bit), &notify(&n, 3)));
+    }
+    v.extend(method("PCNT", 0, &pcnt));
+    v
+}
+
+/// The DSDT (5.2.11.1); `hotplug` has a bit for each hot-pluggable slot.
+fn dsdt(hotplug: u32) -> Vec<u8> {
+    use aml::{call, device, eisa_id, int, method, name_decl, package, scope, string};
     let pci0 = [
         name_decl("_HID", &eisa_id("PNP0A03")),
         name_decl("_ADR", &int(0)),
@@ -211,9 +275,15 @@ fn dsdt() -> Vec<u8> {
         name_decl("_BBN", &int(0)),
         name_decl("_CRS", &pci0_crs()),
         name_decl("_PRT", &pci0_prt()),
+        pci0_hotplug(hotplug),
     ]
     .concat();
-    let gpe = name_decl("_HID", &string("ACPI0006"));
+    let gpe = [
+        name_decl("_HID", &string("ACPI0006")),
+        // GPE0 bit 1, edge: a PCI hotplug event.
+        method("_E01", 0, &call("\\_SB.PCI0.PCNT", &[])),
+    ]
+    .concat();
     let aml = [
         scope("\\_SB", &device("PCI0", &pci0)),
         scope("\\_GPE", &gpe),
@@ -232,26 +302,28 @@ fn rsdt() -> Vec<u8> {
     sdt(b"RSDT", 1, &b)
 }
 
-/// Every table and where it goes.
-pub fn tables() -> Vec<(u64, Vec<u8>)> {
+/// Every table and where it goes; `hotplug` has a bit for each
+/// hot-pluggable PCI slot.
+pub fn tables(hotplug: u32) -> Vec<(u64, Vec<u8>)> {
     vec![
         (RSDP_AT, rsdp()),
         (FACS_AT, facs()),
         (RSDT_AT, rsdt()),
         (FADT_AT, fadt()),
         (MADT_AT, madt()),
-        (DSDT_AT, dsdt()),
+        (DSDT_AT, dsdt(hotplug)),
     ]
 }
 
 /// Writes the tables into guest RAM at 0xE0000; false when that area is not
-/// free RAM (a BIOS image larger than 64 KiB is shadowed there).
-pub fn install(mem: &mut GuestMemory) -> bool {
+/// free RAM (a BIOS image larger than 64 KiB is shadowed there). `hotplug`
+/// has a bit for each hot-pluggable PCI slot.
+pub fn install(mem: &mut GuestMemory, hotplug: u32) -> bool {
     if 0x10_0000 - mem.bios_shadow_len() < TABLES_END {
         return false;
     }
     let ram = mem.ram_mut();
-    for (at, t) in tables() {
+    for (at, t) in tables(hotplug) {
         let a = at as usize;
         match ram.get_mut(a..a + t.len()) {
             Some(dst) => dst.copy_from_slice(&t),
@@ -271,7 +343,7 @@ mod tests {
 
     #[test]
     fn tables_fit_their_slots_and_check_sum_to_zero() {
-        let t = tables();
+        let t = tables(0xFFFF_FFFC);
         for w in t.windows(2) {
             assert!(w[0].0 + w[0].1.len() as u64 <= w[1].0, "{:x}", w[0].0);
         }
@@ -297,8 +369,16 @@ mod tests {
 
     #[test]
     fn dsdt_has_the_pci_root_its_routing_and_s5() {
-        let d = dsdt();
+        let d = dsdt(1 << 5);
         let has = |pat: &[u8]| d.windows(pat.len()).any(|w| w == pat);
+        // Slot 5: Device (S28) with _ADR 0x00050000, and PCNT's notifies.
+        assert!(has(b"S28_\x08_ADR\x0C\x00\x00\x05\x00\x08_SUN\x0A\x05"));
+        assert!(has(&[
+            0xA0, 0x0C, 0x7B, 0x60, 0x0A, 0x20, 0x00, 0x86, b'S', b'2', b'8', b'_', 0x01
+        ]));
+        assert!(has(&[
+            0xA0, 0x0D, 0x7B, 0x61, 0x0A, 0x20, 0x00, 0x86, b'S', b'2', b'8', b'_', 0x0A, 0x03
+        ]));
         // \_SB.PCI0 with EISAID PNP0A03.
         assert!(has(b"PCI0\x08_HID\x0C\x41\xD0\x0A\x03"));
         assert!(has(b"_PRT"));

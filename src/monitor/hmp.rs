@@ -11,6 +11,9 @@ use std::path::Path;
 const HELP: &str = "\
 change device [-f] filename -- change a removable medium, use -f to force the operation
 cont|c  -- resume emulation
+device_add driver[,prop=value][,...] -- add device, like -device on the command line (virtio-blk-pci,drive=ID[,id=DEVID][,addr=N]; ACPI hotplug)
+device_del device -- remove device (an ACPI eject request; it goes when the guest ejects it)
+drive_add [0] file=PATH[,format=raw|qcow2],if=none,id=ID -- add a drive for a later device_add
 eject [-f] device -- eject a removable medium (use -f to force it)
 help|? [cmd] -- show the help
 info snapshots -- show the vx86 snapshot files in the snapshot directory
@@ -94,6 +97,18 @@ pub fn execute(m: &mut Machine, mon: &mut Monitor, cmd: Command) -> (Reply, Opti
             (ok(""), None)
         }
         Command::Screendump(file, format) => (screendump(m, &file, format.as_deref()), None),
+        Command::DeviceAdd(opts) => match m.device_add(&opts) {
+            Ok(()) => (ok(""), None),
+            Err(e) => (err(format!("device_add: {e}")), None),
+        },
+        Command::DeviceDel(id) => match m.device_del(&id) {
+            Ok(()) => (ok(""), None),
+            Err(e) => (err(format!("device_del: {e}")), None),
+        },
+        Command::SystemPowerdown => match m.system_powerdown() {
+            Ok(()) => (ok(""), None),
+            Err(e) => (err(format!("system_powerdown: {e}")), None),
+        },
     }
 }
 
@@ -124,10 +139,24 @@ fn line(m: &mut Machine, mon: &mut Monitor, line: &str) -> (Reply, Option<RunExi
         "cont" | "c" => return execute(m, mon, Command::Cont),
         "quit" | "q" => return execute(m, mon, Command::Quit),
         "system_reset" => return execute(m, mon, Command::SystemReset),
-        "system_powerdown" => err(
-            "system_powerdown: not supported: this machine has no ACPI, so it has no power \
-             button for the guest to act on (use quit, or the guest's own poweroff)",
-        ),
+        "system_powerdown" => return execute(m, mon, Command::SystemPowerdown),
+        "drive_add" => match args.as_slice() {
+            // QEMU's first argument is a PCI address ("0" or "auto") that
+            // if=none drives ignore.
+            [_, opts] | [opts] if opts.contains('=') => match m.drive_add(opts) {
+                Ok(()) => ok("OK\n"),
+                Err(e) => err(format!("drive_add: {e}")),
+            },
+            _ => err("drive_add: usage: drive_add [0] file=PATH[,format=raw|qcow2],if=none,id=ID"),
+        },
+        "device_add" => match args.as_slice() {
+            [opts] => return execute(m, mon, Command::DeviceAdd(opts.to_string())),
+            _ => err("device_add: usage: device_add virtio-blk-pci,drive=ID[,id=DEVID][,addr=N]"),
+        },
+        "device_del" => match args.as_slice() {
+            [id] => return execute(m, mon, Command::DeviceDel(id.to_string())),
+            _ => err("device_del: usage: device_del DEVID"),
+        },
         "screendump" => match args.as_slice() {
             [file] => screendump(m, file, None),
             ["-f", f, file] => screendump(m, file, Some(f)),

@@ -32,6 +32,12 @@ pub enum Command {
     Cont,
     Quit,
     SystemReset,
+    /// `system_powerdown`: the ACPI power button.
+    SystemPowerdown,
+    /// `device_add` with its option string (`virtio-blk-pci,drive=ID,...`).
+    DeviceAdd(String),
+    /// `device_del` of a device id.
+    DeviceDel(String),
     /// QMP `screendump`: file name and format (`png` or `ppm`).
     Screendump(String, Option<String>),
 }

@@ -25,6 +25,9 @@ const COMMANDS: &[&str] = &[
     "cont",
     "quit",
     "system_reset",
+    "system_powerdown",
+    "device_add",
+    "device_del",
     "screendump",
     "human-monitor-command",
 ];
@@ -215,6 +218,32 @@ fn handle(s: &mut Session, v: &Value, tx: &Sender<Request>) -> Option<(Value, Op
         "cont" => Command::Cont,
         "quit" => Command::Quit,
         "system_reset" => Command::SystemReset,
+        "system_powerdown" => Command::SystemPowerdown,
+        // QEMU's device_add arguments: driver and the properties, as
+        // strings or numbers; vx86 builds the -device option string.
+        "device_add" => {
+            let Some(driver) = args.get("driver").and_then(Value::as_str) else {
+                return Some((
+                    error("GenericError", "Parameter 'driver' is missing", id),
+                    None,
+                ));
+            };
+            let mut opts = driver.to_string();
+            for (k, v) in args.iter().filter(|(k, _)| k.as_str() != "driver") {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                opts.push_str(&format!(",{k}={v}"));
+            }
+            Command::DeviceAdd(opts)
+        }
+        "device_del" => {
+            let Some(dev) = args.get("id").and_then(Value::as_str) else {
+                return Some((error("GenericError", "Parameter 'id' is missing", id), None));
+            };
+            Command::DeviceDel(dev.to_string())
+        }
         "screendump" => {
             let Some(file) = args.get("filename").and_then(Value::as_str) else {
                 return Some((

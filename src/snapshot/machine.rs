@@ -158,6 +158,13 @@ impl Machine {
 
     /// The whole machine as a [`Snapshot`], between two slices of the run.
     pub fn take_snapshot(&mut self) -> Result<Snapshot, StateError> {
+        if self.hotplug_changed {
+            return Err(StateError::Mismatch(
+                "devices were added or removed at run time (device_add/device_del), which \
+                 vx86 snapshots cannot record yet"
+                    .into(),
+            ));
+        }
         self.flush_output();
         self.sync_dma();
         self.flush_disks()
@@ -227,6 +234,13 @@ impl Machine {
             path: path.into(),
             msg,
         };
+        if self.hotplug_changed {
+            return Err(conflict(
+                "devices were added or removed at run time (device_add/device_del): this \
+                 machine is no longer the one the command line built"
+                    .into(),
+            ));
+        }
         let mut now = self
             .snapshot_config()
             .map_err(|e| conflict(format!("disk image {e}")))?;

@@ -186,3 +186,59 @@ pub fn file_crc(path: &std::path::Path) -> u32 {
     }
     h.finalize()
 }
+
+/// A human-monitor client on a unix socket (`-monitor unix:PATH,server,nowait`),
+/// for tests that drive a running guest.
+#[cfg(unix)]
+#[allow(dead_code)]
+pub struct Hmp(std::os::unix::net::UnixStream);
+
+#[cfg(unix)]
+#[allow(dead_code)]
+impl Hmp {
+    /// Connects once vx86 listens on `path` (waiting up to a minute), and
+    /// reads the banner.
+    pub fn connect(path: &std::path::Path) -> Hmp {
+        let start = Instant::now();
+        let s = loop {
+            if let Ok(s) = std::os::unix::net::UnixStream::connect(path) {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{}: nobody listens",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        s.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let mut h = Hmp(s);
+        h.until_prompt();
+        h
+    }
+
+    fn until_prompt(&mut self) -> String {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let mut b = [0u8; 4096];
+        while !buf.ends_with(b"(qemu) ") {
+            let n = self.0.read(&mut b).expect("monitor answer in time");
+            assert!(n > 0, "monitor closed: {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&b[..n]);
+        }
+        buf.truncate(buf.len() - 7);
+        String::from_utf8_lossy(&buf).replace("\r\n", "\n")
+    }
+
+    /// Sends one command line; the answer's text (before the next prompt).
+    pub fn cmd(&mut self, line: &str) -> String {
+        use std::io::Write;
+        self.0
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("monitor write");
+        let out = self.until_prompt();
+        eprintln!("(qemu) {line}\n{out}");
+        out
+    }
+}

@@ -393,6 +393,21 @@ impl Watched {
         g.1.iter().find(|(end, _)| *end >= at).map(|(_, t)| *t)
     }
 
+    /// Waits up to `timeout` for the process to exit; its status (None when
+    /// it is still running or was killed by a signal).
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Waits up to `timeout` for `marker`; prints when it came (seconds since
     /// the process started).
     pub fn wait_for(
