@@ -361,6 +361,22 @@ fn garbage_and_abrupt_disconnects_leave_the_guest_running() {
     assert!(h.cmd("info").contains("usage"));
     assert!(h.cmd("info bogus").contains("info bogus"));
     assert!(h.cmd("system_powerdown").contains("not supported"));
+    // ACPI hotplug: usage and refusals are one line each on a machine
+    // without it (tests/acpi_guest.rs drives the real thing).
+    for bad in [
+        "drive_add",
+        "drive_add 0 file=/nonexistent.img,if=none,id=d",
+        "drive_add 0 file=/nonexistent.img,if=ide,id=d",
+        "device_add",
+        "device_add virtio-blk-pci",
+        "device_add virtio-blk-pci,drive=d,bogus=1",
+        "device_add virtio-blk-pci,drive=d",
+        "device_del",
+        "device_del nosuch",
+    ] {
+        let out = h.cmd(bad);
+        assert_eq!(out.lines().count(), 1, "{bad}: {out:?}");
+    }
     assert!(h.cmd("\u{1}\u{ff}\u{7}}{][").contains("unknown command"));
     let long = "x".repeat(10_000);
     assert!(h.cmd(&long).contains("longer than"));
@@ -464,6 +480,13 @@ fn qmp_greets_negotiates_and_answers() {
         q.send(r#"{"arguments": {}}"#)["error"]["class"],
         "GenericError"
     );
+    // No ACPI on this machine: QMP's error objects.
+    let v = q.send(r#"{"execute": "system_powerdown"}"#);
+    assert_eq!(v["error"]["class"], "GenericError", "{v}");
+    let v = q.send(r#"{"execute": "device_add", "arguments": {"driver": "virtio-blk-pci", "drive": "d", "id": "x"}}"#);
+    assert_eq!(v["error"]["class"], "GenericError", "{v}");
+    let v = q.send(r#"{"execute": "device_del", "arguments": {"id": "x"}}"#);
+    assert_eq!(v["error"]["class"], "GenericError", "{v}");
     let shot = dir.join("q.png");
     let v = q.send(&json!({"execute": "screendump", "arguments": {"filename": shot}}).to_string());
     assert_eq!(v, json!({"return": {}}));
