@@ -17,8 +17,9 @@ pub const MAGIC: &[u8; 8] = b"VX86SNAP";
 ///    and the payload, inside the checksum; CD-ROM media in the
 ///    configuration. 3: virtio-blk-pci and virtio-net-pci state; drive
 ///    records with the image format and read-only flag, virtio disks among
-///    them; the network cards in the configuration.
-pub const FORMAT_VERSION: u32 = 3;
+///    them; the network cards in the configuration. 4: the ACPI PM device's
+///    GPE0 block and PCI hotplug registers.
+pub const FORMAT_VERSION: u32 = 4;
 /// Magic, version, CRC-32, body length.
 const HEADER: usize = 24;
 /// Version 2 on: the summary's length (u32) follows the header.
