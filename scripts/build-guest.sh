@@ -101,6 +101,20 @@ busybox_tree() {
     ln -sf busybox "$1/bin/sh"
 }
 
+# module_list FILE WHAT MODULE...: copies MODULE... and their dependencies
+# (in load order) into the initramfs tree $t and lists them in
+# $t/lib/modules/FILE, which the guest script for that test loads.
+module_list() {
+    local list=$t/lib/modules/$1 what=$2
+    shift 2
+    : > "$list"
+    for p in $(resolve_modules "$@"); do
+        cp "$p" "$t/lib/modules/"
+        basename "$p" >> "$list"
+    done
+    log "container initramfs ${what}modules: $(tr '\n' ' ' < "$list")"
+}
+
 build_initramfs() {
     local t=$cache/initramfs-ctr
     rm -rf "$t" && mkdir -p "$t/lib/modules"
@@ -114,40 +128,16 @@ build_initramfs() {
     install -m 755 "$here/guest/acpi.sh" "$t/bin/vx86-acpi"
     # Networking, loaded when the machine has a PCI bus: the virtio NIC,
     # the bridge and veth pairs the containers are joined by.
-    local list=$t/lib/modules/load-order
-    : > "$list"
-    for p in $(resolve_modules virtio_pci virtio_net bridge veth); do
-        cp "$p" "$t/lib/modules/"
-        basename "$p" >> "$list"
-    done
-    log "container initramfs modules: $(tr '\n' ' ' < "$list")"
+    module_list load-order "" virtio_pci virtio_net bridge veth
     # A disk test (vx86.blk=1): the virtio-blk driver over the same transport,
-    local blist=$t/lib/modules/blk-load-order
-    : > "$blist"
     # and, for benches/blk-vs-qemu.py's comparison, the ISA ATA disk driver.
-    for p in $(resolve_modules virtio_pci virtio_blk pata_legacy sd_mod); do
-        cp "$p" "$t/lib/modules/"
-        basename "$p" >> "$blist"
-    done
-    log "container initramfs disk modules: $(tr '\n' ' ' < "$blist")"
+    module_list blk-load-order "disk " virtio_pci virtio_blk pata_legacy sd_mod
     # The CD-ROM test (vx86.cdrom=1): the ISA ATA driver, the SCSI CD-ROM
     # driver and iso9660.
-    local clist=$t/lib/modules/cdrom-load-order
-    : > "$clist"
-    for p in $(resolve_modules pata_legacy sr_mod isofs); do
-        cp "$p" "$t/lib/modules/"
-        basename "$p" >> "$clist"
-    done
-    log "container initramfs CD-ROM modules: $(tr '\n' ' ' < "$clist")"
+    module_list cdrom-load-order "CD-ROM " pata_legacy sr_mod isofs
     # The ACPI tests (vx86.pwrbtn=1, vx86.hotplug=1): the ACPI power button
     # driver, evdev to read its event, and the virtio disk driver.
-    local alist=$t/lib/modules/acpi-load-order
-    : > "$alist"
-    for p in $(resolve_modules button evdev virtio_pci virtio_blk); do
-        cp "$p" "$t/lib/modules/"
-        basename "$p" >> "$alist"
-    done
-    log "container initramfs ACPI modules: $(tr '\n' ' ' < "$alist")"
+    module_list acpi-load-order "ACPI " button evdev virtio_pci virtio_blk
     # The container's root filesystem: its own busybox, nothing shared.
     busybox_tree "$t/ctr"
     for a in sh mount mknod hostname ps ls wc grep head sleep killall cat echo \
