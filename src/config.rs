@@ -437,6 +437,13 @@ pub struct Cli {
     /// Run one instruction per block with no caching (for bisecting).
     #[arg(long = "no-block-cache", help_heading = "vx86 options")]
     pub no_block_cache: bool,
+    /// JIT tier: compile hot blocks to host code (the interpreter stays the
+    /// reference; counts and interrupt points are the same).
+    #[arg(long, help_heading = "vx86 options")]
+    pub jit: bool,
+    /// Runs of a block before the JIT compiles it.
+    #[arg(long = "jit-threshold", value_name = "N", default_value_t = crate::cpu::jit::DEFAULT_THRESHOLD, help_heading = "vx86 options")]
+    pub jit_threshold: u32,
     /// Instruction time (-icount shift=N, default 0) with sleep=on,align=on:
     /// deterministic, and never ahead of the host's clock.
     #[arg(long, help_heading = "vx86 options")]
@@ -612,6 +619,8 @@ const OPTIONS: &[OptSpec] = &[
     opt("max-insns", true, Parse("--max-insns")),
     opt("stats", false, Parse("--stats")),
     opt("no-block-cache", false, Parse("--no-block-cache")),
+    opt("jit", false, Parse("--jit")),
+    opt("jit-threshold", true, Parse("--jit-threshold")),
     opt("realtime", false, Parse("--realtime")),
     opt("screenshot-on-exit", true, Parse("--screenshot-on-exit")),
     opt("save-on-exit", true, Parse("--save-on-exit")),

@@ -101,6 +101,9 @@ pub struct MachineConfig {
     pub max_insns: Option<u64>,
     pub debug_exit: Option<DebugExit>,
     pub no_block_cache: bool,
+    /// The JIT tier: compile a block after this many runs (`--jit`); None
+    /// interprets every block.
+    pub jit: Option<u32>,
     /// CPUID features removed with `-cpu qemu64,-name`.
     pub features: crate::cpu::cpuid::FeatureMask,
     /// How guest time is kept (host clock, or `-icount`).
@@ -126,6 +129,7 @@ impl Default for MachineConfig {
             max_insns: None,
             debug_exit: None,
             no_block_cache: false,
+            jit: None,
             features: Default::default(),
             clock: ClockMode::DETERMINISTIC,
             debugcons: Vec::new(),
@@ -263,6 +267,8 @@ pub enum MachineError {
     Memory(#[from] crate::memory::MemoryError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error("--jit: {0}")]
+    Jit(String),
 }
 
 impl Machine {
@@ -271,6 +277,9 @@ impl Machine {
         let clock = VirtualClock::new(cfg.clock);
         let mut cpu = Cpu::new(mem.clone());
         cpu.no_block_cache = cfg.no_block_cache;
+        if cfg.jit.is_some() {
+            cpu.set_jit(cfg.jit).map_err(MachineError::Jit)?;
+        }
         cpu.features = cfg.features;
         cpu.clock = clock;
         let mut plat = Platform::new(clock, cfg.machine == MachineType::Pc);

@@ -283,6 +283,7 @@ fn run(cli: Cli) -> Result<i32> {
     cfg.no_reboot = cli.no_reboot;
     cfg.max_insns = cli.max_insns;
     cfg.no_block_cache = cli.no_block_cache;
+    cfg.jit = cli.jit.then_some(cli.jit_threshold);
     // Time: the host's clock unless -icount asks for instruction time.
     cfg.clock = vx86::time::ClockMode::Host;
     if let Some(ic) = &cli.icount {
@@ -765,6 +766,12 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
             s.tlb_misses,
             s.smc_invalidations
         );
+        if let Some(j) = &m.cpu.jit {
+            line.push_str(&format!(
+                "\nvx86 stats: JIT compiled {} blocks (code buffer freed {} times)",
+                j.compiled, j.flushes
+            ));
+        }
         for l in &nic_lines {
             line.push_str("\nvx86 stats: ");
             line.push_str(l);

@@ -176,6 +176,32 @@ fn modes_rom_passes_every_check() {
     }
 }
 
+/// The JIT tier compiling every block on its first run: modes.bin (every
+/// mode, faults from compiled blocks, self-modifying code, task switches)
+/// and loop.bin (the ALU benchmark) print the same bytes and retire the same
+/// instructions as in the interpreter.
+#[test]
+fn jit_tier_matches_the_interpreter_on_modes_and_loop_roms() {
+    for (rom, max) in [("modes.bin", 50_000_000u64), ("loop.bin", 400_000_000)] {
+        let (exit, out, m) = run_rom_with(rom, max, false, |_| {});
+        let (jexit, jout, jm) = run_rom_with(rom, max, false, |m| {
+            m.cpu.set_jit(Some(1)).expect("this host has a JIT");
+        });
+        assert_eq!(exit, RunExit::DebugExit(1), "{rom}: {out}");
+        assert_eq!((jexit, &jout), (exit, &out), "{rom}");
+        assert_eq!(jm.cpu.icount, m.cpu.icount, "{rom}: instruction count");
+        assert_eq!(
+            jm.cpu.stats.blocks_run, m.cpu.stats.blocks_run,
+            "{rom}: block boundaries"
+        );
+        let compiled = jm.cpu.jit.as_ref().map_or(0, |j| j.compiled);
+        assert!(
+            compiled >= 10,
+            "{rom}: the JIT compiled only {compiled} blocks"
+        );
+    }
+}
+
 #[test]
 fn x87_rom_passes_every_check() {
     for no_cache in [false, true] {

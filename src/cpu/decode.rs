@@ -52,6 +52,9 @@ pub struct Op {
     /// In a block's first op: the block is still valid (see
     /// [`BlockOps`]); meaningless in the other ops.
     pub valid: std::cell::Cell<bool>,
+    /// In a block's first op: the JIT tier's word for the block (how often it
+    /// ran, or which compiled function runs it; see `jit::Jit::lookup`).
+    pub jit: std::cell::Cell<u32>,
     /// Offset from the block's first byte to the end of this op's (first)
     /// instruction: the run loop sets RIP from the block's start instead of
     /// from the previous op's RIP.
@@ -153,6 +156,7 @@ pub fn make_op(ins: &Instruction, bytes: &[u8], bitness: u32) -> Op {
         o: [K_NONE; 3],
         len: ins.len() as u8,
         valid: std::cell::Cell::new(false),
+        jit: std::cell::Cell::new(0),
         end: ins.len() as u16,
         osz: 0,
         asz,
@@ -634,6 +638,6 @@ fn _assert_code_size() {
     let _ = Fault::ud();
 }
 
-/// Ops are read on every dispatch: keep them within 56 bytes (the rare data
+/// Ops are read on every dispatch: keep them within one 64-byte line (the rare data
 /// lives behind `ins`).
-const _: () = assert!(std::mem::size_of::<Op>() <= 56);
+const _: () = assert!(std::mem::size_of::<Op>() <= 64);

@@ -14,6 +14,7 @@ pub mod exception;
 pub mod exec;
 pub mod flags;
 pub mod fpu;
+pub mod jit;
 pub mod mmu;
 pub mod saved;
 pub mod seg;
@@ -303,6 +304,10 @@ pub struct Cpu {
     /// Breakpoints, watchpoints and stepping armed by a debugger (`debug`);
     /// None whenever nothing is armed, so the normal path runs.
     pub debug: Option<Box<debug::DebugState>>,
+    /// The JIT tier (`--jit`); None runs every block in the interpreter.
+    pub jit: Option<Box<jit::Jit>>,
+    /// The fault of an op a compiled block called (see `jit::call_op`).
+    pub(crate) jit_fault: Option<Fault>,
 }
 
 impl Cpu {
@@ -360,6 +365,8 @@ impl Cpu {
             features: Default::default(),
             logged_ud: Default::default(),
             debug: None,
+            jit: None,
+            jit_fault: None,
         };
         cpu.reset();
         cpu
@@ -660,6 +667,11 @@ impl Cpu {
         self.running_block = ops.id();
         if in_shadow || self.flags.bits & rflags::TF != 0 {
             return self.step_one(bus, &ops);
+        }
+        if let Some(jit) = self.jit.as_mut() {
+            if let Some(f) = jit.lookup(ops.id(), &ops) {
+                return self.run_compiled(bus, f, ops.as_ptr());
+            }
         }
         // The hot loop: per op the handler, RIP from the block's start (no
         // chain through the previous op's RIP), the count and the stop flag.

@@ -351,18 +351,29 @@ mod tests {
     use crate::cpu::state::{rflags, CS};
     use crate::cpu::{Cpu, Exit, Fault, NullBus};
 
-    /// Runs 16-bit `code` at 0100:0000 until HLT or a (captured) exception,
-    /// with the block cache (fused compare-and-branch ops) or one instruction
-    /// per block (no fusion).
+    /// How a snippet runs: one instruction per block, the block cache
+    /// (fused compare-and-branch ops), or the JIT tier compiling every block
+    /// on its first run.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tier {
+        NoCache,
+        Cache,
+        Jit,
+    }
+
+    /// Runs 16-bit `code` at 0100:0000 until HLT or a (captured) exception.
     fn run(
         code: &[u8],
-        cache: bool,
+        tier: Tier,
         setup: impl Fn(&mut Cpu),
     ) -> (u64, u64, [u64; 16], u64, Option<Fault>) {
         let mut cpu = Cpu::new_bare(1 << 20);
         cpu.setup_real(0x100, 0);
         cpu.mem.ram_mut()[0x1000..0x1000 + code.len()].copy_from_slice(code);
-        cpu.no_block_cache = !cache;
+        cpu.no_block_cache = tier == Tier::NoCache;
+        if tier == Tier::Jit {
+            cpu.set_jit(Some(1)).expect("this host has a JIT");
+        }
         cpu.capture_faults = true;
         setup(&mut cpu);
         let mut bus = NullBus;
@@ -372,16 +383,85 @@ mod tests {
                 break;
             }
         }
+        if tier == Tier::Jit && cpu.flags.bits & rflags::TF == 0 {
+            let compiled = cpu.jit.as_ref().map_or(0, |j| j.compiled);
+            assert!(
+                compiled > 0,
+                "the JIT compiled none of the snippet's blocks"
+            );
+        }
         (cpu.icount, cpu.rip, cpu.gpr, cpu.flags.get(), cpu.captured)
     }
 
+    /// The snippet's outcome, the same in every tier.
     fn same_both_ways(
         code: &[u8],
         setup: impl Fn(&mut Cpu) + Copy,
     ) -> (u64, u64, [u64; 16], u64, Option<Fault>) {
-        let fused = run(code, true, setup);
-        assert_eq!(fused, run(code, false, setup));
+        let fused = run(code, Tier::Cache, setup);
+        assert_eq!(
+            fused,
+            run(code, Tier::NoCache, setup),
+            "block cache vs one per block"
+        );
+        assert_eq!(fused, run(code, Tier::Jit, setup), "interpreter vs JIT");
         fused
+    }
+
+    /// Inline ALU ops' lazy flags as the handlers after them read them
+    /// (PUSHF), INC/DEC keeping CF, byte and word merges.
+    #[test]
+    fn flags_reach_the_handlers_after_inline_ops() {
+        let code = [
+            0xB8, 0xFF, 0x7F, // mov ax, 0x7fff
+            0x05, 0x01, 0x00, // add ax, 1: OF, SF
+            0x9C, 0x5B, // pushf; pop bx
+            0x2D, 0x02, 0x00, // sub ax, 2
+            0x9C, 0x59, // pushf; pop cx
+            0x40, // inc ax
+            0xB2, 0xFF, // mov dl, 0xff
+            0x80, 0xC2, 0x01, // add dl, 1: CF, ZF
+            0xFE, 0xC6, // inc dh: CF stays
+            0x9C, 0x5E, // pushf; pop si
+            0x31, 0xFF, // xor di, di
+            0x4F, // dec di
+            0x9C, 0x5D, // pushf; pop bp
+            0xF4, // hlt
+        ];
+        let (_, _, gpr, _, fault) = same_both_ways(&code, |_| {});
+        assert_eq!(fault, None);
+        let (bx, si, bp) = (gpr[3], gpr[6], gpr[5]);
+        assert_ne!(bx & rflags::OF, 0, "0x7fff + 1 overflows");
+        assert_ne!(si & rflags::CF, 0, "INC kept ADD's carry");
+        assert_eq!(bp & rflags::CF, 0, "XOR cleared CF, DEC kept it clear");
+        // DX starts with the reset signature (DH = 6).
+        assert_eq!(gpr[2] & 0xFFFF, 0x0700, "DL wrapped to 0, DH incremented");
+    }
+
+    /// Every condition code on flags another block left (the JIT reads them
+    /// from the CPU state, not from an op it generated).
+    #[test]
+    fn conditions_on_flags_from_another_block() {
+        let mut code = vec![
+            0x31, 0xC9, // xor cx, cx
+            0xB8, 0x05, 0x80, // mov ax, 0x8005
+            0xBB, 0x07, 0x00, // mov bx, 7
+        ];
+        for cc in 0..16u8 {
+            code.extend_from_slice(&[0x39, 0xD8, 0xEB, 0x00]); // cmp ax, bx; jmp $+2
+            code.extend_from_slice(&[0x70 + cc, 0x02]); // jcc +2
+            code.extend_from_slice(&[0xEB, 0x02]); // jmp +2 (not taken: skip the OR)
+            code.extend_from_slice(&[0x0B, 0xCA]); // or cx, dx (dx = 1 << cc)
+            code.extend_from_slice(&[0xD1, 0xE2]); // shl dx, 1
+        }
+        code.push(0xF4);
+        let (_, _, gpr, _, fault) = same_both_ways(&code, |cpu| cpu.gpr[2] = 1);
+        assert_eq!(fault, None);
+        // 0x8005 - 7 = 0x7ffe: no borrow, signed overflow, not zero, not
+        // negative, odd parity. Taken: O(0) AE(3) NE(5) A(7) NS(9) NP(11)
+        // L(12) LE(14).
+        let want: u64 = [0, 3, 5, 7, 9, 11, 12, 14].iter().map(|c| 1u64 << c).sum();
+        assert_eq!(gpr[1], want);
     }
 
     #[test]

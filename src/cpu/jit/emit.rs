@@ -1,0 +1,743 @@
+//! Cranelift IR for one block (see the module doc of `jit`).
+//!
+//! The generated function keeps a compile-time picture of what lives in host
+//! registers: each general register's value once read or written (written
+//! ones are "dirty"), and the lazy flag state of the last inline flag-writing
+//! op (`Flags::{op, msb, a, b, res, lazy, bits}`, the interpreter's own
+//! representation). Before an interpreter handler runs, and at every exit,
+//! dirty registers and flags are stored, RIP and `icount` are set as the
+//! interpreter loop sets them; after a handler nothing is assumed and values
+//! are loaded again.
+
+use crate::cpu::decode::{Handler, Op};
+use crate::cpu::exec::{alu, control, data};
+use crate::cpu::flags::{size_mask, Flags, LazyOp};
+use crate::cpu::state::rflags::{CF, OF, PF, SF, STATUS, ZF};
+use crate::cpu::state::{Segment, CS};
+use crate::cpu::Cpu;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+
+/// The ops the emitter generates inline, by interpreter handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    MovRR64,
+    MovRR32,
+    MovRI,
+    /// ALU kind (`alu::ADD`...), operand size.
+    AluRR(u8, u8),
+    AluRI(u8, u8),
+    /// DEC?, operand size.
+    IncDec(bool, u8),
+    AluRRJcc(u8, u8),
+    AluRIJcc(u8, u8),
+    IncDecJcc(bool, u8),
+    /// Condition code.
+    Jcc(u8),
+    JmpRel,
+}
+
+/// Handler address -> inline kind. A handler address that two handlers
+/// share (identical code folded by the compiler) has one behaviour, so the
+/// mapping is exact either way.
+pub struct Kinds(HashMap<usize, Kind>);
+
+macro_rules! sizes {
+    ($m:ident, $f:ident, $k:expr, $v:ident) => {
+        $m.insert($f::<{ $k }, 1> as Handler as usize, Kind::$v($k, 1));
+        $m.insert($f::<{ $k }, 2> as Handler as usize, Kind::$v($k, 2));
+        $m.insert($f::<{ $k }, 4> as Handler as usize, Kind::$v($k, 4));
+        $m.insert($f::<{ $k }, 8> as Handler as usize, Kind::$v($k, 8));
+    };
+}
+
+macro_rules! alu_kinds {
+    ($m:ident, $($k:ident),*) => {
+        $(
+            sizes!($m, alu_rr_s, alu::$k, AluRR);
+            sizes!($m, alu_ri_s, alu::$k, AluRI);
+            sizes!($m, alu_rr_jcc, alu::$k, AluRRJcc);
+            sizes!($m, alu_ri_jcc, alu::$k, AluRIJcc);
+        )*
+    };
+}
+
+impl Kinds {
+    pub fn new() -> Kinds {
+        use alu::{alu_ri_jcc, alu_ri_s, alu_rr_jcc, alu_rr_s, incdec_jcc, incdec_rs};
+        let mut m = HashMap::new();
+        alu_kinds!(m, ADD, OR, AND, SUB, XOR, CMP, TEST);
+        sizes!(m, incdec_rs, false, IncDec);
+        sizes!(m, incdec_rs, true, IncDec);
+        sizes!(m, incdec_jcc, false, IncDecJcc);
+        sizes!(m, incdec_jcc, true, IncDecJcc);
+        m.insert(data::mov_rr64 as Handler as usize, Kind::MovRR64);
+        m.insert(data::mov_rr32 as Handler as usize, Kind::MovRR32);
+        m.insert(data::mov_ri as Handler as usize, Kind::MovRI);
+        m.insert(control::jmp_rel as Handler as usize, Kind::JmpRel);
+        macro_rules! jccs {
+            ($($c:literal),*) => { $( m.insert(control::jcc::<$c> as Handler as usize, Kind::Jcc($c)); )* };
+        }
+        jccs!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        Kinds(m)
+    }
+
+    /// The inline kind of `ops[i]` in a block of `n` ops, if it has one here:
+    /// branches only as the block's last op (fused ones as the one before
+    /// the Jcc they absorbed, which is last).
+    fn of(&self, op: &Op, i: usize, n: usize) -> Option<Kind> {
+        let k = *self.0.get(&(op.exec as usize))?;
+        let ok = match k {
+            Kind::MovRR64 | Kind::MovRR32 => op.o[0] < 16 && op.o[1] < 16,
+            Kind::MovRI => op.o[0] < 16 && matches!(op.osz, 1 | 2 | 4 | 8),
+            Kind::AluRR(..) | Kind::AluRI(..) | Kind::IncDec(..) => op.o[0] < 16,
+            Kind::AluRRJcc(..) | Kind::AluRIJcc(..) | Kind::IncDecJcc(..) => {
+                op.o[0] < 16 && i + 2 == n
+            }
+            Kind::Jcc(_) | Kind::JmpRel => i + 1 == n,
+        };
+        ok.then_some(k)
+    }
+}
+
+const fn gpr_off(r: usize) -> i32 {
+    (offset_of!(Cpu, gpr) + 8 * r) as i32
+}
+const RIP: i32 = offset_of!(Cpu, rip) as i32;
+const ICOUNT: i32 = offset_of!(Cpu, icount) as i32;
+const IP_MASK: i32 = offset_of!(Cpu, ip_mask) as i32;
+const STOP_BLOCK: i32 = offset_of!(Cpu, stop_block) as i32;
+const LONG64: i32 = offset_of!(Cpu, long64) as i32;
+const CS_LIMIT: i32 =
+    (offset_of!(Cpu, seg) + CS * size_of::<Segment>() + offset_of!(Segment, limit)) as i32;
+const FL: usize = offset_of!(Cpu, flags);
+const FL_BITS: i32 = (FL + offset_of!(Flags, bits)) as i32;
+const FL_LAZY: i32 = (FL + offset_of!(Flags, lazy)) as i32;
+const FL_OP: i32 = (FL + offset_of!(Flags, op)) as i32;
+const FL_MSB: i32 = (FL + offset_of!(Flags, msb)) as i32;
+const FL_A: i32 = (FL + offset_of!(Flags, a)) as i32;
+const FL_B: i32 = (FL + offset_of!(Flags, b)) as i32;
+const FL_RES: i32 = (FL + offset_of!(Flags, res)) as i32;
+
+/// The lazy flag state in host values (`kop`/`klazy`: known at compile time).
+#[derive(Clone, Copy)]
+struct FlagVals {
+    op: Value,
+    kop: Option<LazyOp>,
+    msb: Value,
+    a: Value,
+    b: Value,
+    res: Value,
+    lazy: Value,
+    klazy: Option<u64>,
+    /// RFLAGS' stored bits, when known (else in memory).
+    bits: Option<Value>,
+}
+
+struct Em<'a> {
+    b: FunctionBuilder<'a>,
+    cpu: Value,
+    bus: Value,
+    ops: Value,
+    base: Value,
+    mask: Value,
+    /// icount = ic + k.
+    ic: Value,
+    k: i64,
+    regs: [Option<Value>; 16],
+    dirty: u16,
+    flags: Option<FlagVals>,
+    flags_dirty: bool,
+    bits_dirty: bool,
+    call_sig: cranelift_codegen::ir::SigRef,
+    ptr: types::Type,
+}
+
+fn mf() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl Em<'_> {
+    fn c(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+    fn ld(&mut self, off: i32) -> Value {
+        self.b.ins().load(types::I64, mf(), self.cpu, off)
+    }
+    fn st(&mut self, v: Value, off: i32) {
+        self.b.ins().store(mf(), v, self.cpu, off);
+    }
+    fn gpr(&mut self, r: u8) -> Value {
+        let r = (r & 15) as usize;
+        if let Some(v) = self.regs[r] {
+            return v;
+        }
+        let v = self.ld(gpr_off(r));
+        self.regs[r] = Some(v);
+        v
+    }
+    /// Writes register `r` with the merge rules of `Cpu::gpr_set`.
+    fn set_gpr(&mut self, r: u8, sz: u8, v: Value) {
+        let nv = match sz {
+            1 | 2 => {
+                let m = size_mask(sz) as i64;
+                let old = self.gpr(r);
+                let keep = self.b.ins().band_imm_s(old, !m);
+                let low = self.b.ins().band_imm_s(v, m);
+                self.b.ins().bor(keep, low)
+            }
+            4 => self.b.ins().band_imm_s(v, 0xFFFF_FFFF),
+            _ => v,
+        };
+        let r = (r & 15) as usize;
+        self.regs[r] = Some(nv);
+        self.dirty |= 1 << r;
+    }
+
+    fn flags(&mut self) -> FlagVals {
+        if let Some(f) = self.flags {
+            return f;
+        }
+        let op = self.b.ins().uload8(types::I64, mf(), self.cpu, FL_OP);
+        let msb = self.b.ins().uload8(types::I64, mf(), self.cpu, FL_MSB);
+        let a = self.ld(FL_A);
+        let b = self.ld(FL_B);
+        let res = self.ld(FL_RES);
+        let lazy = self.ld(FL_LAZY);
+        let f = FlagVals {
+            op,
+            kop: None,
+            msb,
+            a,
+            b,
+            res,
+            lazy,
+            klazy: None,
+            bits: None,
+        };
+        self.flags = Some(f);
+        f
+    }
+    fn bits(&mut self) -> Value {
+        let f = self.flags();
+        if let Some(b) = f.bits {
+            return b;
+        }
+        let b = self.ld(FL_BITS);
+        if let Some(f) = self.flags.as_mut() {
+            f.bits = Some(b);
+        }
+        b
+    }
+
+    /// Records an inline op's flags (`Flags::set_lazy`).
+    fn set_flags(&mut self, op: LazyOp, sz: u8, a: Value, b: Value, res: Value, lazy: u64) {
+        let bits = self.flags.and_then(|f| f.bits);
+        let opv = self.c(op as u8 as i64);
+        let msb = self.c((sz * 8 - 1) as i64);
+        let lz = self.c(lazy as i64);
+        self.flags = Some(FlagVals {
+            op: opv,
+            kop: Some(op),
+            msb,
+            a,
+            b,
+            res,
+            lazy: lz,
+            klazy: Some(lazy),
+            bits,
+        });
+        self.flags_dirty = true;
+    }
+
+    /// Bit `msb` of `v` as 0/1.
+    fn bit_at_msb(&mut self, v: Value, f: &FlagVals) -> Value {
+        let s = self.b.ins().ushr(v, f.msb);
+        self.b.ins().band_imm_s(s, 1)
+    }
+
+    /// One status flag (0/1): from the lazy state when `lazy` has it, else
+    /// from the stored bits.
+    fn flag(&mut self, which: u64) -> Value {
+        let f = self.flags();
+        let lazy_val = match which {
+            CF | OF => {
+                let (a, b, r) = (f.a, f.b, f.res);
+                let word = |em: &mut Self, op: LazyOp| -> Value {
+                    let ins = &mut em.b;
+                    match (op, which) {
+                        (LazyOp::Add, CF) => {
+                            let ab = ins.ins().band(a, b);
+                            let o = ins.ins().bor(a, b);
+                            let nr = ins.ins().bnot(r);
+                            let t = ins.ins().band(o, nr);
+                            ins.ins().bor(ab, t)
+                        }
+                        (LazyOp::Sub, CF) => {
+                            let na = ins.ins().bnot(a);
+                            let nab = ins.ins().band(na, b);
+                            let o = ins.ins().bor(na, b);
+                            let t = ins.ins().band(o, r);
+                            ins.ins().bor(nab, t)
+                        }
+                        (LazyOp::Add, _) => {
+                            let x = ins.ins().bxor(a, r);
+                            let y = ins.ins().bxor(b, r);
+                            ins.ins().band(x, y)
+                        }
+                        (LazyOp::Sub, _) => {
+                            let x = ins.ins().bxor(a, b);
+                            let y = ins.ins().bxor(a, r);
+                            ins.ins().band(x, y)
+                        }
+                        (LazyOp::Logic, _) => ins.ins().iconst(types::I64, 0),
+                        (LazyOp::Given, CF) => a,
+                        (LazyOp::Given, _) => b,
+                    }
+                };
+                let w = match f.kop {
+                    Some(op) => word(self, op),
+                    None => {
+                        let wa = word(self, LazyOp::Add);
+                        let ws = word(self, LazyOp::Sub);
+                        let wl = word(self, LazyOp::Logic);
+                        let wg = word(self, LazyOp::Given);
+                        let is_add =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::Equal, f.op, LazyOp::Add as i64);
+                        let is_sub =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::Equal, f.op, LazyOp::Sub as i64);
+                        let is_logic =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::Equal, f.op, LazyOp::Logic as i64);
+                        let x = self.b.ins().select(is_logic, wl, wg);
+                        let x = self.b.ins().select(is_sub, ws, x);
+                        self.b.ins().select(is_add, wa, x)
+                    }
+                };
+                self.bit_at_msb(w, &f)
+            }
+            ZF => {
+                // (res << (63 - msb)) == 0
+                let c63 = self.c(63);
+                let sh = self.b.ins().isub(c63, f.msb);
+                let m = self.b.ins().ishl(f.res, sh);
+                let z = self.b.ins().icmp_imm_s(IntCC::Equal, m, 0);
+                self.b.ins().uextend(types::I64, z)
+            }
+            SF => self.bit_at_msb(f.res, &f),
+            _ => {
+                // PF: even number of ones in the low byte.
+                let lo = self.b.ins().band_imm_s(f.res, 0xFF);
+                let n = self.b.ins().popcnt(lo);
+                let odd = self.b.ins().band_imm_s(n, 1);
+                self.b.ins().bxor_imm_s(odd, 1)
+            }
+        };
+        match f.klazy {
+            Some(l) if l & which != 0 => lazy_val,
+            Some(_) => {
+                let bits = self.bits();
+                let s = self.b.ins().ushr_imm_s(bits, which.trailing_zeros() as i64);
+                self.b.ins().band_imm_s(s, 1)
+            }
+            None => {
+                let bits = self.bits();
+                let s = self.b.ins().ushr_imm_s(bits, which.trailing_zeros() as i64);
+                let stored = self.b.ins().band_imm_s(s, 1);
+                let l = self.b.ins().band_imm_s(f.lazy, which as i64);
+                self.b.ins().select(l, lazy_val, stored)
+            }
+        }
+    }
+
+    /// Condition code `cc` (0..15) as 0/1, as `Flags::cond`.
+    fn cond(&mut self, cc: u8) -> Value {
+        let r = match cc >> 1 {
+            0 => self.flag(OF),
+            1 => self.flag(CF),
+            2 => self.flag(ZF),
+            3 => {
+                let c = self.flag(CF);
+                let z = self.flag(ZF);
+                self.b.ins().bor(c, z)
+            }
+            4 => self.flag(SF),
+            5 => self.flag(PF),
+            6 => {
+                let s = self.flag(SF);
+                let o = self.flag(OF);
+                self.b.ins().bxor(s, o)
+            }
+            _ => {
+                let z = self.flag(ZF);
+                let s = self.flag(SF);
+                let o = self.flag(OF);
+                let l = self.b.ins().bxor(s, o);
+                self.b.ins().bor(z, l)
+            }
+        };
+        if cc & 1 != 0 {
+            self.b.ins().bxor_imm_s(r, 1)
+        } else {
+            r
+        }
+    }
+
+    /// Stores dirty registers and flags.
+    fn flush(&mut self) {
+        for r in 0..16 {
+            if self.dirty & (1 << r) != 0 {
+                if let Some(v) = self.regs[r] {
+                    self.st(v, gpr_off(r));
+                }
+            }
+        }
+        self.dirty = 0;
+        if let Some(f) = self.flags {
+            if self.flags_dirty {
+                self.b.ins().istore8(mf(), f.op, self.cpu, FL_OP);
+                self.b.ins().istore8(mf(), f.msb, self.cpu, FL_MSB);
+                self.st(f.a, FL_A);
+                self.st(f.b, FL_B);
+                self.st(f.res, FL_RES);
+                self.st(f.lazy, FL_LAZY);
+            }
+            if self.bits_dirty {
+                if let Some(b) = f.bits {
+                    self.st(b, FL_BITS);
+                }
+            }
+        }
+        self.flags_dirty = false;
+        self.bits_dirty = false;
+    }
+
+    /// `(base + off) & ip_mask`: the interpreter's RIP after an op ending
+    /// `off` bytes into the block.
+    fn rip_at(&mut self, off: i64) -> Value {
+        let v = self.b.ins().iadd_imm_s(self.base, off);
+        self.b.ins().band(v, self.mask)
+    }
+    fn store_ic(&mut self) {
+        let v = self.b.ins().iadd_imm_s(self.ic, self.k);
+        self.st(v, ICOUNT);
+    }
+
+    /// Whether a near branch to `t` passes `control::branch`'s checks.
+    fn branch_ok(&mut self, t: Value) -> Value {
+        let l64 = self.b.ins().uload8(types::I64, mf(), self.cpu, LONG64);
+        let sh = self.b.ins().ishl_imm_s(t, 16);
+        let sx = self.b.ins().sshr_imm_s(sh, 16);
+        let canon = self.b.ins().icmp(IntCC::Equal, sx, t);
+        let lim = self.b.ins().uload32(mf(), self.cpu, CS_LIMIT);
+        let in_lim = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, t, lim);
+        self.b.ins().select(l64, canon, in_lim)
+    }
+
+    /// Calls op `i`'s interpreter handler with the machine state written
+    /// back; returns with the fault and stop exits emitted and the builder
+    /// on the path where the block goes on.
+    fn call(&mut self, ops: &[Op], i: usize) {
+        let op = &ops[i];
+        self.flush();
+        let rip = self.rip_at(op.end as i64);
+        self.st(rip, RIP);
+        self.store_ic();
+        let fp = self
+            .b
+            .ins()
+            .iconst(self.ptr, super::call_op as *const () as usize as i64);
+        let opp = self
+            .b
+            .ins()
+            .iadd_imm_s(self.ops, (i * size_of::<Op>()) as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.call_sig, fp, &[self.cpu, self.bus, opp]);
+        let r = self.b.inst_results(call)[0];
+        self.regs = [None; 16];
+        self.flags = None;
+        let fault = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(r, fault, &[], ok, &[]);
+        // Fault: RIP back at the instruction, the count as it was.
+        self.b.switch_to_block(fault);
+        let start = self.rip_at(op.end as i64 - op.len as i64);
+        self.st(start, RIP);
+        let one = self.b.ins().iconst(types::I32, 1);
+        self.b.ins().return_(&[one]);
+        self.b.switch_to_block(ok);
+        // The handler may have counted (a fused op the emitter left to it).
+        self.ic = self.ld(ICOUNT);
+        self.k = 1;
+        let sb = self.b.ins().uload8(types::I32, mf(), self.cpu, STOP_BLOCK);
+        let stop = self.b.create_block();
+        let go = self.b.create_block();
+        self.b.ins().brif(sb, stop, &[], go, &[]);
+        self.b.switch_to_block(stop);
+        self.store_ic();
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(go);
+    }
+
+    fn exit(&mut self) {
+        self.flush();
+        self.store_ic();
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    fn alu(&mut self, op: &Op, k: u8, sz: u8, imm: bool) {
+        let m = size_mask(sz) as i64;
+        let a0 = self.gpr(op.o[0]);
+        let a = self.b.ins().band_imm_s(a0, m);
+        let b = if imm {
+            self.c((op.imm & size_mask(sz)) as i64)
+        } else {
+            let b0 = self.gpr(op.o[1]);
+            self.b.ins().band_imm_s(b0, m)
+        };
+        let (r, kind) = match k {
+            alu::ADD => (self.b.ins().iadd(a, b), LazyOp::Add),
+            alu::SUB | alu::CMP => (self.b.ins().isub(a, b), LazyOp::Sub),
+            alu::AND | alu::TEST => (self.b.ins().band(a, b), LazyOp::Logic),
+            alu::OR => (self.b.ins().bor(a, b), LazyOp::Logic),
+            _ => (self.b.ins().bxor(a, b), LazyOp::Logic),
+        };
+        if kind == LazyOp::Logic {
+            let z = self.c(0);
+            self.set_flags(kind, sz, z, z, r, STATUS);
+        } else {
+            self.set_flags(kind, sz, a, b, r, STATUS);
+        }
+        if k != alu::CMP && k != alu::TEST {
+            self.set_gpr(op.o[0], sz, r);
+        }
+    }
+
+    fn incdec(&mut self, op: &Op, dec: bool, sz: u8) {
+        let m = size_mask(sz) as i64;
+        let a0 = self.gpr(op.o[0]);
+        let a = self.b.ins().band_imm_s(a0, m);
+        let r = if dec {
+            self.b.ins().iadd_imm_s(a, -1)
+        } else {
+            self.b.ins().iadd_imm_s(a, 1)
+        };
+        self.set_gpr(op.o[0], sz, r);
+        // CF survives: into the stored bits, then the other five are lazy.
+        let cf = self.flag(CF);
+        let bits = self.bits();
+        let keep = self.b.ins().band_imm_s(bits, !(CF as i64));
+        let nb = self.b.ins().bor(keep, cf);
+        let one = self.c(1);
+        let kind = if dec { LazyOp::Sub } else { LazyOp::Add };
+        self.set_flags(kind, sz, a, one, r, STATUS & !CF);
+        if let Some(f) = self.flags.as_mut() {
+            f.bits = Some(nb);
+        }
+        self.bits_dirty = true;
+    }
+
+    /// The branch that ends the block: `next` is RIP after the branch
+    /// instruction, `t` its target when `take` (0/1; None: always).
+    /// `retire` instructions are counted when it completes. When the taken
+    /// target fails the checks, op `fail_op`'s handler runs (it raises the
+    /// fault) with `k` instructions counted.
+    fn end_branch(
+        &mut self,
+        ops: &[Op],
+        take: Option<Value>,
+        next: Value,
+        t: Value,
+        retire: i64,
+        fail_op: usize,
+    ) {
+        self.flush();
+        let ok = self.branch_ok(t);
+        let bad = match take {
+            Some(c) => {
+                let nok = self.b.ins().bxor_imm_s(ok, 1);
+                let nok = self.b.ins().uextend(types::I64, nok);
+                self.b.ins().band(c, nok)
+            }
+            None => {
+                let nok = self.b.ins().bxor_imm_s(ok, 1);
+                self.b.ins().uextend(types::I64, nok)
+            }
+        };
+        let fail = self.b.create_block();
+        let good = self.b.create_block();
+        self.b.ins().brif(bad, fail, &[], good, &[]);
+        // The interpreter's handler raises the fault.
+        self.b.switch_to_block(fail);
+        let saved = (self.regs, self.flags, self.ic, self.k);
+        self.call(ops, fail_op);
+        self.exit();
+        (self.regs, self.flags, self.ic, self.k) = saved;
+        self.b.switch_to_block(good);
+        let rip = match take {
+            Some(c) => self.b.ins().select(c, t, next),
+            None => t,
+        };
+        self.st(rip, RIP);
+        self.k += retire;
+        self.exit();
+    }
+}
+
+/// Builds the function for block `ops` into `func`; None when the block
+/// has little to gain (mostly handler calls) unless `every_block`.
+pub fn build(
+    func: &mut Function,
+    fctx: &mut FunctionBuilderContext,
+    sig: Signature,
+    ops: &[Op],
+    kinds: &Kinds,
+    cfg: cranelift_codegen::isa::TargetFrontendConfig,
+    every_block: bool,
+) -> Option<()> {
+    let ptr = cfg.pointer_type();
+    let n = ops.len();
+    let kinds_of: Vec<Option<Kind>> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| kinds.of(op, i, n))
+        .collect();
+    // A block that is mostly handler calls runs as fast in the interpreter
+    // (each call costs what a dispatch does) and would only cost the compile.
+    let inline = kinds_of.iter().filter(|k| k.is_some()).count();
+    if inline * 2 < n && !every_block {
+        return None;
+    }
+    func.name = UserFuncName::user(0, 0);
+    let mut csig = Signature::new(sig.call_conv);
+    for _ in 0..3 {
+        csig.params.push(AbiParam::new(ptr));
+    }
+    csig.returns.push(AbiParam::new(types::I32));
+    let mut b = FunctionBuilder::new(func, fctx);
+    let call_sig = b.import_signature(csig);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let p = b.block_params(entry).to_vec();
+    let (cpu, bus, opsv) = (p[0], p[1], p[2]);
+    let base = b.ins().load(types::I64, mf(), cpu, RIP);
+    let mask = b.ins().load(types::I64, mf(), cpu, IP_MASK);
+    let ic = b.ins().load(types::I64, mf(), cpu, ICOUNT);
+    let mut em = Em {
+        b,
+        cpu,
+        bus,
+        ops: opsv,
+        base,
+        mask,
+        ic,
+        k: 0,
+        regs: [None; 16],
+        dirty: 0,
+        flags: None,
+        flags_dirty: false,
+        bits_dirty: false,
+        call_sig,
+        ptr,
+    };
+    let mut i = 0;
+    let mut ended = false;
+    while i < n {
+        let op = &ops[i];
+        match kinds_of[i] {
+            None => {
+                em.call(ops, i);
+                // The handler set RIP; the next op's comes from `end`.
+            }
+            Some(Kind::MovRR64) => {
+                let v = em.gpr(op.o[1]);
+                em.set_gpr(op.o[0], 8, v);
+                em.k += 1;
+            }
+            Some(Kind::MovRR32) => {
+                let v = em.gpr(op.o[1]);
+                em.set_gpr(op.o[0], 4, v);
+                em.k += 1;
+            }
+            Some(Kind::MovRI) => {
+                let v = em.c((op.imm & size_mask(op.osz)) as i64);
+                em.set_gpr(op.o[0], op.osz, v);
+                em.k += 1;
+            }
+            Some(Kind::AluRR(k, sz)) | Some(Kind::AluRI(k, sz)) => {
+                em.alu(op, k, sz, matches!(kinds_of[i], Some(Kind::AluRI(..))));
+                em.k += 1;
+            }
+            Some(Kind::IncDec(dec, sz)) => {
+                em.incdec(op, dec, sz);
+                em.k += 1;
+            }
+            Some(Kind::AluRRJcc(..)) | Some(Kind::AluRIJcc(..)) | Some(Kind::IncDecJcc(..)) => {
+                match kinds_of[i] {
+                    Some(Kind::IncDecJcc(dec, sz)) => em.incdec(op, dec, sz),
+                    Some(Kind::AluRIJcc(k, sz)) => em.alu(op, k, sz, true),
+                    Some(Kind::AluRRJcc(k, sz)) => em.alu(op, k, sz, false),
+                    _ => {}
+                }
+                // The Jcc half (`alu::jcc_half`): the fused op's `base` is
+                // the Jcc's length, `index` its operand size, `disp` its
+                // displacement, `aux` its condition.
+                let c = em.cond(op.aux & 15);
+                let next = em.rip_at(op.end as i64 + op.base as i64);
+                let t0 = em.b.ins().iadd_imm_s(next, op.disp as i64);
+                let t = em.b.ins().band_imm_s(t0, size_mask(op.index) as i64);
+                // The ALU half counts even when the branch faults.
+                em.k += 1;
+                em.end_branch(ops, Some(c), next, t, 1, i + 1);
+                ended = true;
+                break;
+            }
+            Some(Kind::Jcc(cc)) => {
+                let c = em.cond(cc);
+                let next = em.rip_at(op.end as i64);
+                let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
+                let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
+                em.end_branch(ops, Some(c), next, t, 1, i);
+                ended = true;
+                break;
+            }
+            Some(Kind::JmpRel) => {
+                let next = em.rip_at(op.end as i64);
+                let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
+                let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
+                em.end_branch(ops, None, next, t, 1, i);
+                ended = true;
+                break;
+            }
+        }
+        i += 1;
+    }
+    if !ended {
+        // Fell off the end: RIP after the last op, unless its handler set it.
+        if let Some(last) = ops.last() {
+            if kinds_of[n - 1].is_some() {
+                let rip = em.rip_at(last.end as i64);
+                em.st(rip, RIP);
+            }
+        }
+        em.exit();
+    }
+    em.b.seal_all_blocks();
+    em.b.finalize(cfg);
+    Some(())
+}
