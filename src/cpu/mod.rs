@@ -308,6 +308,10 @@ pub struct Cpu {
     pub jit: Option<Box<jit::Jit>>,
     /// The fault of an op a compiled block called (see `jit::call_op`).
     pub(crate) jit_fault: Option<Fault>,
+    /// `run_blocks`' budget and INTR sample, for a compiled block that runs
+    /// itself again (a loop) instead of returning to the run loop.
+    pub(crate) jit_until: u64,
+    pub(crate) jit_intr: bool,
 }
 
 impl Cpu {
@@ -367,6 +371,8 @@ impl Cpu {
             debug: None,
             jit: None,
             jit_fault: None,
+            jit_until: 0,
+            jit_intr: false,
         };
         cpu.reset();
         cpu
@@ -633,6 +639,8 @@ impl Cpu {
     /// halted or touched the bus, or INTR is asserted and IF is set.
     #[inline(always)]
     fn run_blocks(&mut self, bus: &mut dyn Bus, until: u64, intr: bool) -> Result<(), Exit> {
+        self.jit_until = until;
+        self.jit_intr = intr;
         loop {
             self.step_block(bus)?;
             if self.icount >= until

@@ -12,6 +12,7 @@
 use crate::cpu::decode::{Handler, Op};
 use crate::cpu::exec::{alu, control, data};
 use crate::cpu::flags::{size_mask, Flags, LazyOp};
+use crate::cpu::mmu::{Tlb, TlbEntry, TLB_SIZE};
 use crate::cpu::state::rflags::{CF, OF, PF, SF, STATUS, ZF};
 use crate::cpu::state::{Segment, CS};
 use crate::cpu::Cpu;
@@ -19,6 +20,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
 };
+use cranelift_frontend::Variable;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
@@ -40,6 +42,12 @@ pub enum Kind {
     /// Condition code.
     Jcc(u8),
     JmpRel,
+    /// MOV r, m / MOV m, r / MOV m, imm: operand size.
+    MovRM(u8),
+    MovMR(u8),
+    MovMI(u8),
+    /// MOVZX/MOVSX r, m: signed, source size, destination size.
+    MovX(bool, u8, u8),
 }
 
 /// Handler address -> inline kind. A handler address that two handlers
@@ -76,6 +84,24 @@ impl Kinds {
         sizes!(m, incdec_rs, true, IncDec);
         sizes!(m, incdec_jcc, false, IncDecJcc);
         sizes!(m, incdec_jcc, true, IncDecJcc);
+        macro_rules! mem {
+            ($f:ident, $v:ident) => {
+                m.insert(data::$f::<1> as Handler as usize, Kind::$v(1));
+                m.insert(data::$f::<2> as Handler as usize, Kind::$v(2));
+                m.insert(data::$f::<4> as Handler as usize, Kind::$v(4));
+                m.insert(data::$f::<8> as Handler as usize, Kind::$v(8));
+            };
+        }
+        mem!(mov_rm_s, MovRM);
+        mem!(mov_mr_s, MovMR);
+        mem!(mov_mi_s, MovMI);
+        macro_rules! movx {
+            ($($sg:literal, $a:literal, $b:literal);*) => {
+                $( m.insert(data::movx_rm_s::<$sg, $a, $b> as Handler as usize, Kind::MovX($sg, $a, $b)); )*
+            };
+        }
+        movx!(false, 1, 2; false, 1, 4; false, 1, 8; false, 2, 4; false, 2, 8;
+              true, 1, 2; true, 1, 4; true, 1, 8; true, 2, 4; true, 2, 8; true, 4, 8);
         m.insert(data::mov_rr64 as Handler as usize, Kind::MovRR64);
         m.insert(data::mov_rr32 as Handler as usize, Kind::MovRR32);
         m.insert(data::mov_ri as Handler as usize, Kind::MovRI);
@@ -100,6 +126,10 @@ impl Kinds {
                 op.o[0] < 16 && i + 2 == n
             }
             Kind::Jcc(_) | Kind::JmpRel => i + 1 == n,
+            // FS/GS have bases in every mode: the handler's path.
+            Kind::MovRM(_) | Kind::MovX(..) => op.o[0] < 16 && op.seg < 4,
+            Kind::MovMR(_) => op.o[1] < 16 && op.seg < 4,
+            Kind::MovMI(_) => op.seg < 4,
         };
         ok.then_some(k)
     }
@@ -115,6 +145,18 @@ const STOP_BLOCK: i32 = offset_of!(Cpu, stop_block) as i32;
 const LONG64: i32 = offset_of!(Cpu, long64) as i32;
 const CS_LIMIT: i32 =
     (offset_of!(Cpu, seg) + CS * size_of::<Segment>() + offset_of!(Segment, limit)) as i32;
+const TLB: i32 = offset_of!(Cpu, tlb) as i32;
+const MMU_USER: i32 = offset_of!(Cpu, mmu_user) as i32;
+const TLB_E: usize = offset_of!(Tlb, e);
+const TE_SIZE: i64 = size_of::<TlbEntry>() as i64;
+const JIT_UNTIL: i32 = offset_of!(Cpu, jit_until) as i32;
+const JIT_INTR: i32 = offset_of!(Cpu, jit_intr) as i32;
+const HALTED: i32 = offset_of!(Cpu, halted) as i32;
+const SHADOW: i32 = offset_of!(Cpu, shadow) as i32;
+const NMI_PENDING: i32 = offset_of!(Cpu, nmi_pending) as i32;
+const STOP_REQUEST: i32 = offset_of!(Cpu, stop_request) as i32;
+const INTR_RECHECK: i32 = offset_of!(Cpu, intr_recheck) as i32;
+const BLOCKS_RUN: i32 = (offset_of!(Cpu, stats) + offset_of!(crate::cpu::Stats, blocks_run)) as i32;
 const FL: usize = offset_of!(Cpu, flags);
 const FL_BITS: i32 = (FL + offset_of!(Flags, bits)) as i32;
 const FL_LAZY: i32 = (FL + offset_of!(Flags, lazy)) as i32;
@@ -147,15 +189,25 @@ struct Em<'a> {
     base: Value,
     mask: Value,
     /// icount = ic + k.
-    ic: Value,
+    ic: Variable,
     k: i64,
-    regs: [Option<Value>; 16],
+    /// The general registers; `loaded` says which hold the register's value
+    /// here, `dirty` which of those memory does not have yet.
+    vars: [Variable; 16],
+    loaded: u16,
     dirty: u16,
     flags: Option<FlagVals>,
     flags_dirty: bool,
     bits_dirty: bool,
     call_sig: cranelift_codegen::ir::SigRef,
     ptr: types::Type,
+    /// The top of the block (after the entry's loads), for running it again.
+    header: cranelift_codegen::ir::Block,
+    /// The jump-cache key at entry (`Tlb::jump_key`).
+    jump_key: Value,
+    /// Registers the inline ops use: held from the entry on, so a block
+    /// that runs itself again keeps them in host registers.
+    used: u16,
 }
 
 fn mf() -> MemFlagsData {
@@ -174,12 +226,25 @@ impl Em<'_> {
     }
     fn gpr(&mut self, r: u8) -> Value {
         let r = (r & 15) as usize;
-        if let Some(v) = self.regs[r] {
-            return v;
+        if self.loaded & (1 << r) != 0 {
+            return self.b.use_var(self.vars[r]);
         }
         let v = self.ld(gpr_off(r));
-        self.regs[r] = Some(v);
+        self.b.def_var(self.vars[r], v);
+        self.loaded |= 1 << r;
         v
+    }
+    /// Loads every register this path holds again (after a handler ran).
+    fn reload(&mut self, which: u16) {
+        for r in 0..16 {
+            if which & (1 << r) != 0 {
+                let v = self.ld(gpr_off(r));
+                self.b.def_var(self.vars[r], v);
+            }
+        }
+    }
+    fn ic(&mut self) -> Value {
+        self.b.use_var(self.ic)
     }
     /// Writes register `r` with the merge rules of `Cpu::gpr_set`.
     fn set_gpr(&mut self, r: u8, sz: u8, v: Value) {
@@ -195,7 +260,8 @@ impl Em<'_> {
             _ => v,
         };
         let r = (r & 15) as usize;
-        self.regs[r] = Some(nv);
+        self.b.def_var(self.vars[r], nv);
+        self.loaded |= 1 << r;
         self.dirty |= 1 << r;
     }
 
@@ -397,12 +463,16 @@ impl Em<'_> {
     fn flush(&mut self) {
         for r in 0..16 {
             if self.dirty & (1 << r) != 0 {
-                if let Some(v) = self.regs[r] {
-                    self.st(v, gpr_off(r));
-                }
+                let v = self.b.use_var(self.vars[r]);
+                self.st(v, gpr_off(r));
             }
         }
         self.dirty = 0;
+        self.flush_flags();
+    }
+
+    /// Stores the flags if an inline op changed them.
+    fn flush_flags(&mut self) {
         if let Some(f) = self.flags {
             if self.flags_dirty {
                 self.b.ins().istore8(mf(), f.op, self.cpu, FL_OP);
@@ -429,7 +499,8 @@ impl Em<'_> {
         self.b.ins().band(v, self.mask)
     }
     fn store_ic(&mut self) {
-        let v = self.b.ins().iadd_imm_s(self.ic, self.k);
+        let ic = self.ic();
+        let v = self.b.ins().iadd_imm_s(ic, self.k);
         self.st(v, ICOUNT);
     }
 
@@ -466,7 +537,7 @@ impl Em<'_> {
             .ins()
             .call_indirect(self.call_sig, fp, &[self.cpu, self.bus, opp]);
         let r = self.b.inst_results(call)[0];
-        self.regs = [None; 16];
+        self.loaded = 0;
         self.flags = None;
         let fault = self.b.create_block();
         let ok = self.b.create_block();
@@ -479,7 +550,8 @@ impl Em<'_> {
         self.b.ins().return_(&[one]);
         self.b.switch_to_block(ok);
         // The handler may have counted (a fused op the emitter left to it).
-        self.ic = self.ld(ICOUNT);
+        let ic = self.ld(ICOUNT);
+        self.b.def_var(self.ic, ic);
         self.k = 1;
         let sb = self.b.ins().uload8(types::I32, mf(), self.cpu, STOP_BLOCK);
         let stop = self.b.create_block();
@@ -497,6 +569,184 @@ impl Em<'_> {
         self.store_ic();
         let zero = self.b.ins().iconst(types::I32, 0);
         self.b.ins().return_(&[zero]);
+    }
+
+    /// The effective address of op's memory operand (`Op::ea`).
+    fn ea(&mut self, op: &Op) -> Value {
+        let mut a = self.c(op.disp as i64);
+        if (op.base as usize) < 16 {
+            let r = self.gpr(op.base);
+            a = self.b.ins().iadd(a, r);
+        } else if op.base == crate::cpu::decode::BASE_RIP {
+            let rip = self.rip_at(op.end as i64);
+            a = self.b.ins().iadd(a, rip);
+        }
+        if (op.index as usize) < 16 {
+            let x = self.gpr(op.index);
+            let x = self.b.ins().ishl_imm_s(x, op.scale as i64);
+            a = self.b.ins().iadd(a, x);
+        }
+        if op.asz == 8 {
+            a
+        } else {
+            self.b.ins().band_imm_s(a, size_mask(op.asz) as i64)
+        }
+    }
+
+    /// The host address of `size` bytes at `off` in segment `seg` (0..3)
+    /// when `Cpu::read`/`Cpu::write` would take their fast path (a flat or
+    /// 64-bit segment, a TLB hit of the access kind, inside one page), and
+    /// whether they would (i8).
+    fn host_addr(&mut self, seg: u8, off: Value, size: u8, write: bool) -> (Value, Value) {
+        use crate::cpu::state::attr::{P, TYPE_CODE, TYPE_EC, TYPE_RW};
+        let sb = offset_of!(Cpu, seg) + seg as usize * size_of::<Segment>();
+        let base = self.ld((sb + offset_of!(Segment, base)) as i32);
+        let lim = self
+            .b
+            .ins()
+            .uload32(mf(), self.cpu, (sb + offset_of!(Segment, limit)) as i32);
+        let attr = self.b.ins().uload16(
+            types::I64,
+            mf(),
+            self.cpu,
+            (sb + offset_of!(Segment, attr)) as i32,
+        );
+        let (mask, want) = if write {
+            (P | TYPE_CODE | TYPE_EC | TYPE_RW, P | TYPE_RW)
+        } else {
+            (P | TYPE_CODE | TYPE_EC, P)
+        };
+        let am = self.b.ins().band_imm_s(attr, mask as i64);
+        let attr_ok = self.b.ins().icmp_imm_s(IntCC::Equal, am, want as i64);
+        let base0 = self.b.ins().icmp_imm_s(IntCC::Equal, base, 0);
+        let lim4g = self.b.ins().icmp_imm_s(IntCC::Equal, lim, 0xFFFF_FFFF);
+        let flat = self.b.ins().band(attr_ok, base0);
+        let flat = self.b.ins().band(flat, lim4g);
+        let l64 = self.b.ins().load(types::I8, mf(), self.cpu, LONG64);
+        let seg_ok = self.b.ins().bor(flat, l64);
+        // The TLB entry of the current privilege's set.
+        let tlb = self.b.ins().load(self.ptr, mf(), self.cpu, TLB);
+        let user = self.ld(MMU_USER);
+        let set = self.b.ins().band_imm_s(user, 1);
+        let page = self.b.ins().ushr_imm_s(off, 12);
+        let idx = self.b.ins().band_imm_s(page, (TLB_SIZE - 1) as i64);
+        let si = self.b.ins().imul_imm_s(set, TLB_SIZE as i64);
+        let slot = self.b.ins().iadd(si, idx);
+        let eoff = self.b.ins().imul_imm_s(slot, TE_SIZE);
+        let e = self.b.ins().iadd(tlb, eoff);
+        let tag_off = if write {
+            offset_of!(TlbEntry, tag_w)
+        } else {
+            offset_of!(TlbEntry, tag_r)
+        };
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, mf(), e, (TLB_E + tag_off) as i32);
+        let addend = self.b.ins().load(
+            types::I64,
+            mf(),
+            e,
+            (TLB_E + offset_of!(TlbEntry, addend)) as i32,
+        );
+        let pg = self.b.ins().band_imm_s(off, !0xFFF);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, pg);
+        let in_page = self.b.ins().band_imm_s(off, 0xFFF);
+        let fits = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            in_page,
+            0x1000 - size as i64,
+        );
+        let ok = self.b.ins().band(hit, fits);
+        let ok = self.b.ins().band(ok, seg_ok);
+        let host = self.b.ins().iadd(addend, off);
+        (host, ok)
+    }
+
+    /// A MOV-family memory op: the fast path inline, the handler otherwise.
+    fn mem(&mut self, ops: &[Op], i: usize, kind: Kind) {
+        let op = &ops[i];
+        // Memory has the interpreter's state before the split, so the
+        // handler's path sees it; registers this path holds stay held.
+        self.flush();
+        let (size, write) = match kind {
+            Kind::MovRM(sz) => (sz, false),
+            Kind::MovX(_, src, _) => (src, false),
+            Kind::MovMR(sz) | Kind::MovMI(sz) => (sz, true),
+            _ => return self.call(ops, i),
+        };
+        let dest = match kind {
+            Kind::MovRM(_) | Kind::MovX(..) => Some(op.o[0]),
+            _ => None,
+        };
+        if let Some(d) = dest {
+            self.gpr(d);
+        }
+        let val = match kind {
+            Kind::MovMR(sz) => {
+                let v = self.gpr(op.o[1]);
+                Some((v, sz))
+            }
+            Kind::MovMI(sz) => Some((self.c((op.imm & size_mask(sz)) as i64), sz)),
+            _ => None,
+        };
+        let off = self.ea(op);
+        let (host, ok) = self.host_addr(op.seg, off, size, write);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        let ty = match size {
+            1 => types::I8,
+            2 => types::I16,
+            4 => types::I32,
+            _ => types::I64,
+        };
+        // Guest data need not be aligned; the TLB hit says the page is mapped.
+        let flags = MemFlagsData::new().with_notrap();
+        if let Some((v, _)) = val {
+            let v = if ty == types::I64 {
+                v
+            } else {
+                self.b.ins().ireduce(ty, v)
+            };
+            self.b.ins().store(flags, v, host, 0);
+        } else {
+            let v = self.b.ins().load(ty, flags, host, 0);
+            let signed = matches!(kind, Kind::MovX(true, ..));
+            let v = match (ty == types::I64, signed) {
+                (true, _) => v,
+                (false, true) => self.b.ins().sextend(types::I64, v),
+                (false, false) => self.b.ins().uextend(types::I64, v),
+            };
+            let dsz = match kind {
+                Kind::MovX(_, _, d) => d,
+                _ => size,
+            };
+            if let Some(d) = dest {
+                self.set_gpr(d, dsz, v);
+            }
+        }
+        self.b.ins().jump(join, &[]);
+        let fast_dirty = self.dirty;
+
+        self.b.switch_to_block(slow);
+        let state = (self.loaded, self.flags, self.k);
+        self.call(ops, i);
+        // The handler wrote only the destination register (if any) and not
+        // the flags: what this path knew still holds.
+        (self.loaded, self.flags, self.k) = state;
+        self.dirty = fast_dirty;
+        if let Some(d) = dest {
+            self.reload(1 << (d & 15));
+        }
+        let ic = self.ld(ICOUNT);
+        let ic = self.b.ins().iadd_imm_s(ic, -self.k);
+        self.b.def_var(self.ic, ic);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
     }
 
     fn alu(&mut self, op: &Op, k: u8, sz: u8, imm: bool) {
@@ -565,7 +815,6 @@ impl Em<'_> {
         retire: i64,
         fail_op: usize,
     ) {
-        self.flush();
         let ok = self.branch_ok(t);
         let bad = match take {
             Some(c) => {
@@ -583,10 +832,12 @@ impl Em<'_> {
         self.b.ins().brif(bad, fail, &[], good, &[]);
         // The interpreter's handler raises the fault.
         self.b.switch_to_block(fail);
-        let saved = (self.regs, self.flags, self.ic, self.k);
+        let saved = (self.loaded, self.dirty, self.flags, self.k);
+        let saved_flags = (self.flags_dirty, self.bits_dirty);
         self.call(ops, fail_op);
         self.exit();
-        (self.regs, self.flags, self.ic, self.k) = saved;
+        (self.loaded, self.dirty, self.flags, self.k) = saved;
+        (self.flags_dirty, self.bits_dirty) = saved_flags;
         self.b.switch_to_block(good);
         let rip = match take {
             Some(c) => self.b.ins().select(c, t, next),
@@ -594,7 +845,70 @@ impl Em<'_> {
         };
         self.st(rip, RIP);
         self.k += retire;
+        self.flush_flags();
+        self.again_or_exit(rip);
+    }
+
+    /// At the end of the block with everything stored: when the next block
+    /// is this one again and the run loop would run it straight away (the
+    /// checks of `Cpu::run_blocks` and `Cpu::step_block`: budget left, no
+    /// stop, shadow, halt, NMI or interrupt to take, no TF, the jump cache
+    /// still valid, the block not invalidated), count the block and run it
+    /// again here; else return to the run loop.
+    fn again_or_exit(&mut self, rip: Value) {
+        use crate::cpu::state::rflags::{IF, TF};
+        let ic = self.ic();
+        let ic = self.b.ins().iadd_imm_s(ic, self.k);
+        let same = self.b.ins().icmp(IntCC::Equal, rip, self.base);
+        let until = self.ld(JIT_UNTIL);
+        let budget = self.b.ins().icmp(IntCC::UnsignedLessThan, ic, until);
+        let mut ok = self.b.ins().band(same, budget);
+        for off in [
+            HALTED,
+            SHADOW,
+            NMI_PENDING,
+            STOP_REQUEST,
+            INTR_RECHECK,
+            STOP_BLOCK,
+        ] {
+            let f = self.b.ins().load(types::I8, mf(), self.cpu, off);
+            let z = self.b.ins().icmp_imm_s(IntCC::Equal, f, 0);
+            ok = self.b.ins().band(ok, z);
+        }
+        let bits = self.ld(FL_BITS);
+        let intr = self.b.ins().uload8(types::I64, mf(), self.cpu, JIT_INTR);
+        let intr_if = self.b.ins().ishl_imm_s(intr, IF.trailing_zeros() as i64);
+        let stop_bits = self.b.ins().bor_imm_s(intr_if, TF as i64);
+        let hit = self.b.ins().band(bits, stop_bits);
+        let none = self.b.ins().icmp_imm_s(IntCC::Equal, hit, 0);
+        ok = self.b.ins().band(ok, none);
+        let tlb = self.b.ins().load(self.ptr, mf(), self.cpu, TLB);
+        let key = self
+            .b
+            .ins()
+            .load(types::I64, mf(), tlb, offset_of!(Tlb, jump_key) as i32);
+        let key_ok = self.b.ins().icmp(IntCC::Equal, key, self.jump_key);
+        ok = self.b.ins().band(ok, key_ok);
+        let valid = self
+            .b
+            .ins()
+            .load(types::I8, mf(), self.ops, offset_of!(Op, valid) as i32);
+        let valid = self.b.ins().icmp_imm_s(IntCC::NotEqual, valid, 0);
+        ok = self.b.ins().band(ok, valid);
+        let again = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.ins().brif(ok, again, &[], out, &[]);
+        self.b.switch_to_block(out);
         self.exit();
+        self.b.switch_to_block(again);
+        // The header holds the used registers (see `build`).
+        let missing = self.used & !self.loaded;
+        self.reload(missing);
+        let n = self.ld(BLOCKS_RUN);
+        let n = self.b.ins().iadd_imm_s(n, 1);
+        self.st(n, BLOCKS_RUN);
+        self.b.def_var(self.ic, ic);
+        self.b.ins().jump(self.header, &[]);
     }
 }
 
@@ -637,7 +951,33 @@ pub fn build(
     let (cpu, bus, opsv) = (p[0], p[1], p[2]);
     let base = b.ins().load(types::I64, mf(), cpu, RIP);
     let mask = b.ins().load(types::I64, mf(), cpu, IP_MASK);
-    let ic = b.ins().load(types::I64, mf(), cpu, ICOUNT);
+    let ic0 = b.ins().load(types::I64, mf(), cpu, ICOUNT);
+    let ic = b.declare_var(types::I64);
+    b.def_var(ic, ic0);
+    let vars: [Variable; 16] = std::array::from_fn(|_| b.declare_var(types::I64));
+    let tlb = b.ins().load(ptr, mf(), cpu, TLB);
+    let jump_key = b
+        .ins()
+        .load(types::I64, mf(), tlb, offset_of!(Tlb, jump_key) as i32);
+    let mut used = 0u16;
+    for (op, k) in ops.iter().zip(&kinds_of) {
+        if k.is_some() {
+            for r in [op.o[0], op.o[1], op.base, op.index] {
+                if r < 16 {
+                    used |= 1 << r;
+                }
+            }
+        }
+    }
+    for (r, var) in vars.iter().enumerate() {
+        if used & (1 << r) != 0 {
+            let v = b.ins().load(types::I64, mf(), cpu, gpr_off(r));
+            b.def_var(*var, v);
+        }
+    }
+    let header = b.create_block();
+    b.ins().jump(header, &[]);
+    b.switch_to_block(header);
     let mut em = Em {
         b,
         cpu,
@@ -647,13 +987,19 @@ pub fn build(
         mask,
         ic,
         k: 0,
-        regs: [None; 16],
-        dirty: 0,
+        vars,
+        // Dirty for the header's sake: a run that comes back around may
+        // have written any of them (storing an unchanged value is harmless).
+        loaded: used,
+        dirty: used,
         flags: None,
         flags_dirty: false,
         bits_dirty: false,
         call_sig,
         ptr,
+        header,
+        jump_key,
+        used,
     };
     let mut i = 0;
     let mut ended = false;
@@ -715,6 +1061,10 @@ pub fn build(
                 em.end_branch(ops, Some(c), next, t, 1, i);
                 ended = true;
                 break;
+            }
+            Some(k @ (Kind::MovRM(_) | Kind::MovMR(_) | Kind::MovMI(_) | Kind::MovX(..))) => {
+                em.mem(ops, i, k);
+                em.k += 1;
             }
             Some(Kind::JmpRel) => {
                 let next = em.rip_at(op.end as i64);
