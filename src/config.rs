@@ -521,6 +521,9 @@ pub enum ConformCmd {
         /// Only mnemonics in this comma-separated list (lower case, e.g. addps,cvtsd2si).
         #[arg(long)]
         filter: Option<String>,
+        /// Run vx86's side through the JIT tier (every instruction compiled).
+        #[arg(long)]
+        jit: bool,
     },
     /// Run SingleStepTests MOO files (80286 real mode) from DIR.
     Singlestep {
@@ -531,6 +534,9 @@ pub enum ConformCmd {
         /// How many mismatches to print in detail.
         #[arg(long, default_value_t = 20)]
         details: u64,
+        /// Run vx86's side through the JIT tier (every instruction compiled).
+        #[arg(long)]
+        jit: bool,
     },
 }
 

@@ -797,6 +797,7 @@ fn conform(which: &ConformCmd) -> Result<i32> {
             fp,
             x87,
             filter,
+            jit,
         } => {
             if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
                 bail!("conform host needs a Linux x86-64 host to run instructions natively");
@@ -805,6 +806,9 @@ fn conform(which: &ConformCmd) -> Result<i32> {
                 bail!("--bits {bits}: use 64 or 32");
             }
             let mut cpu = Vx86User::default();
+            if *jit {
+                cpu = cpu.with_jit().map_err(|e| anyhow::anyhow!("--jit: {e}"))?;
+            }
             let cfg = vx86::conformance::gen::GenConfig::default();
             let mut gen = if *x87 {
                 vx86::conformance::gen::Generator::new_x87(*seed, *bits)
@@ -825,12 +829,16 @@ fn conform(which: &ConformCmd) -> Result<i32> {
             dir,
             filter,
             details,
+            jit,
         } => {
             let p = std::path::Path::new(dir);
             if !p.is_dir() {
                 bail!("{dir}: not a directory of SingleStepTests MOO files");
             }
             let mut cpu = Vx86Real::default();
+            if *jit {
+                cpu = cpu.with_jit().map_err(|e| anyhow::anyhow!("--jit: {e}"))?;
+            }
             vx86::conformance::singlestep::run_singlestep_dir_with(
                 &mut cpu,
                 p,

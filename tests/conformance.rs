@@ -37,6 +37,55 @@ fn host_differential_compat32_20k_has_no_failures() {
     assert_eq!(s.passed, 20_000);
 }
 
+/// The same harnesses through the JIT tier (issue: conformance through every
+/// execution tier): every instruction is compiled into host code on its first
+/// run. CI-sized; `vx86 conform host --jit --count 1000000` and
+/// `vx86 conform singlestep --jit DIR` run the full sets.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn host_differential_through_the_jit_has_no_failures() {
+    let mut cpu = Vx86User::default().with_jit().expect("this host has a JIT");
+    let mut out = Vec::new();
+    let s = vx86::conformance::host::run_host_differential(&mut cpu, 20_000, 0x1177, &mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(s.failed, 0, "{text}");
+    assert_eq!(s.passed, 20_000);
+}
+
+/// SingleStepTests files of forms the JIT generates inline code for (ADD,
+/// SUB, XOR, CMP, INC, DEC, JE/JNE, MOV) through the JIT tier: none may fail.
+/// About 20 s in the test profile (each test compiles its instruction).
+#[test]
+fn singlestep_80286_through_the_jit_has_no_failures() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/singlestep/80286/v1_real_mode");
+    let dir = std::env::var_os("VX86_SINGLESTEP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(dir);
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: SingleStepTests data not found at {}",
+            dir.display()
+        );
+        return;
+    }
+    let rows = [
+        "00", "01", "03", "29", "31", "39", "3B", "40", "48", "74", "75", "89",
+    ];
+    let mut cpu = Vx86Real::default().with_jit().expect("this host has a JIT");
+    let mut out = Vec::new();
+    let s = vx86::conformance::singlestep::run_singlestep_dir(
+        &mut cpu,
+        &dir,
+        Some(&rows.join(",")),
+        &mut out,
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(s.failed, 0, "{text}");
+    assert_eq!(s.skipped, 0, "{text}");
+    assert!(s.passed > 15_000, "{text}");
+}
+
 /// Every SingleStepTests 80286 real-mode file, every test: none may fail. Tests
 /// that differ only by a documented 286-vs-386 difference are counted per rule
 /// (`conformance::diff286`); x87 tests run too, so nothing may be skipped.

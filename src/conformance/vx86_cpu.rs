@@ -26,6 +26,15 @@ impl Default for Vx86User {
     }
 }
 
+impl Vx86User {
+    /// Runs every test instruction through the JIT tier (each one-instruction
+    /// block compiled on its first run) instead of the interpreter.
+    pub fn with_jit(mut self) -> Result<Self, String> {
+        self.cpu.set_jit(Some(1))?;
+        Ok(self)
+    }
+}
+
 impl UserModeCpu for Vx86User {
     fn run_user64(&mut self, code: &[u8], state: &UserState) -> NativeOutcome {
         self.run_user(code, state, false)
@@ -91,6 +100,15 @@ impl Default for Vx86Real {
             cpu: Cpu::new_bare(16 << 20),
             touched: Vec::new(),
         }
+    }
+}
+
+impl Vx86Real {
+    /// Runs every test instruction through the JIT tier (see
+    /// [`Vx86User::with_jit`]).
+    pub fn with_jit(mut self) -> Result<Self, String> {
+        self.cpu.set_jit(Some(1))?;
+        Ok(self)
     }
 }
 
