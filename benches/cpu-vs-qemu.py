@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPU-bound guest code: vx86 against QEMU TCG, side by side, in one run.
 
-    benches/cpu-vs-qemu.py [--vx86 PATH] [--runs N] [--only loop|callret]
+    benches/cpu-vs-qemu.py [--vx86 PATH] [--runs N] [--only loop|callret] [--jit]
 
 Runs the benchmark ROMs in test-roms/ (loop.bin: a sieve and a bitwise CRC-32,
 ALU/load/store; callret.bin: nested CALL/PUSH/POP/RET) under vx86 with
@@ -12,6 +12,8 @@ with `isa-debug-exit` on port 0xF4. The instruction count comes from vx86's
 instructions); time is the child's CPU time (user + system), minus the CPU
 time of a ROM that exits at once (process start-up, machine creation).
 Prints guest MIPS for each and the vx86/QEMU speed ratio; the best of N runs.
+With --jit, each ROM also runs with vx86's JIT tier (`--jit`), whose output
+and instruction count must equal the interpreter's.
 
 QEMU is only a reference to compare against; vx86 never needs it.
 """
@@ -70,6 +72,7 @@ def main():
     ap.add_argument("--vx86", default=os.path.join(ROOT, "target", "release", "vx86"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", choices=sorted(ROMS))
+    ap.add_argument("--jit", action="store_true", help="also run each ROM with --jit")
     args = ap.parse_args()
     names = [args.only] if args.only else list(ROMS)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +96,14 @@ def main():
             qt = max(qt - q_base, 1e-6)
             vm, qm = insns / vt / 1e6, insns / qt / 1e6
             print(f"{name:<10} {insns:>14,} {vt:>8.3f} {vm:>10.1f} {qt:>8.3f} {qm:>10.1f} {vm / qm:>9.3f}x")
+            if args.jit:
+                jt, jout, jerr = best(vx86_cmd(args.vx86, rom) + ["--jit"], args.runs)
+                jm = re.search(r"vx86 stats: (\d+) instructions retired", jerr)
+                if jout.strip() != vout.strip() or not jm or int(jm.group(1)) != insns:
+                    sys.exit(f"{name}: --jit differs from the interpreter:\n{jout}\n{jerr}")
+                jt = max(jt - vx_base, 1e-6)
+                jmips = insns / jt / 1e6
+                print(f"{name + ' jit':<10} {insns:>14,} {jt:>8.3f} {jmips:>10.1f} {qt:>8.3f} {qm:>10.1f} {jmips / qm:>9.3f}x")
 
 
 if __name__ == "__main__":
