@@ -178,11 +178,15 @@ fn modes_rom_passes_every_check() {
 
 /// The JIT tier compiling every block on its first run: modes.bin (every
 /// mode, faults from compiled blocks, self-modifying code, task switches)
-/// and loop.bin (the ALU benchmark) print the same bytes and retire the same
-/// instructions as in the interpreter.
+/// loop.bin (the ALU benchmark) and callret.bin (CALL/PUSH/POP/RET) print
+/// the same bytes and retire the same instructions as in the interpreter.
 #[test]
 fn jit_tier_matches_the_interpreter_on_modes_and_loop_roms() {
-    for (rom, max) in [("modes.bin", 50_000_000u64), ("loop.bin", 400_000_000)] {
+    for (rom, max) in [
+        ("modes.bin", 50_000_000u64),
+        ("loop.bin", 400_000_000),
+        ("callret.bin", 400_000_000),
+    ] {
         let (exit, out, m) = run_rom_with(rom, max, false, |_| {});
         let (jexit, jout, jm) = run_rom_with(rom, max, false, |m| {
             m.cpu.set_jit(Some(1)).expect("this host has a JIT");

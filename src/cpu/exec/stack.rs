@@ -100,13 +100,13 @@ pub fn pick_pop(ins: &Instruction, op: &mut Op) -> Handler {
 }
 
 /// PUSH r (a general register, not AH..BH) at a compile-time stack size.
-fn push_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+pub fn push_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let v = cpu.gpr_get::<SZ>(op.o[0]);
     cpu.push_s::<SZ>(bus, v)
 }
 
 /// POP r at a compile-time stack size; POP rSP loads the popped value.
-fn pop_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
+pub fn pop_rs<const SZ: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Res {
     let v = cpu.pop_s::<SZ>(bus)?;
     cpu.gpr_set::<SZ>(op.o[0], v);
     Ok(())

@@ -10,7 +10,7 @@
 //! are loaded again.
 
 use crate::cpu::decode::{Handler, Op};
-use crate::cpu::exec::{alu, control, data};
+use crate::cpu::exec::{alu, control, data, stack};
 use crate::cpu::flags::{size_mask, Flags, LazyOp};
 use crate::cpu::mmu::{Tlb, TlbEntry, TLB_SIZE};
 use crate::cpu::state::rflags::{CF, OF, PF, SF, STATUS, ZF};
@@ -48,6 +48,9 @@ pub enum Kind {
     MovMI(u8),
     /// MOVZX/MOVSX r, m: signed, source size, destination size.
     MovX(bool, u8, u8),
+    /// PUSH r / POP r: stack operand size.
+    Push(u8),
+    Pop(u8),
 }
 
 /// Handler address -> inline kind. A handler address that two handlers
@@ -92,6 +95,12 @@ impl Kinds {
                 m.insert(data::$f::<8> as Handler as usize, Kind::$v(8));
             };
         }
+        m.insert(stack::push_rs::<2> as Handler as usize, Kind::Push(2));
+        m.insert(stack::push_rs::<4> as Handler as usize, Kind::Push(4));
+        m.insert(stack::push_rs::<8> as Handler as usize, Kind::Push(8));
+        m.insert(stack::pop_rs::<2> as Handler as usize, Kind::Pop(2));
+        m.insert(stack::pop_rs::<4> as Handler as usize, Kind::Pop(4));
+        m.insert(stack::pop_rs::<8> as Handler as usize, Kind::Pop(8));
         mem!(mov_rm_s, MovRM);
         mem!(mov_mr_s, MovMR);
         mem!(mov_mi_s, MovMI);
@@ -130,6 +139,7 @@ impl Kinds {
             Kind::MovRM(_) | Kind::MovX(..) => op.o[0] < 16 && op.seg < 4,
             Kind::MovMR(_) => op.o[1] < 16 && op.seg < 4,
             Kind::MovMI(_) => op.seg < 4,
+            Kind::Push(_) | Kind::Pop(_) => op.o[0] < 16,
         };
         ok.then_some(k)
     }
@@ -146,6 +156,7 @@ const LONG64: i32 = offset_of!(Cpu, long64) as i32;
 const CS_LIMIT: i32 =
     (offset_of!(Cpu, seg) + CS * size_of::<Segment>() + offset_of!(Segment, limit)) as i32;
 const TLB: i32 = offset_of!(Cpu, tlb) as i32;
+const SP_MASK: i32 = offset_of!(Cpu, sp_mask) as i32;
 const MMU_USER: i32 = offset_of!(Cpu, mmu_user) as i32;
 const TLB_E: usize = offset_of!(Tlb, e);
 const TE_SIZE: i64 = size_of::<TlbEntry>() as i64;
@@ -663,35 +674,63 @@ impl Em<'_> {
         (host, ok)
     }
 
-    /// A MOV-family memory op: the fast path inline, the handler otherwise.
+    /// A MOV-family or PUSH/POP memory op: the fast path inline, the
+    /// handler otherwise.
     fn mem(&mut self, ops: &[Op], i: usize, kind: Kind) {
+        const RSP: u8 = 4;
         let op = &ops[i];
         // Memory has the interpreter's state before the split, so the
         // handler's path sees it; registers this path holds stay held.
         self.flush();
         let (size, write) = match kind {
-            Kind::MovRM(sz) => (sz, false),
+            Kind::MovRM(sz) | Kind::Pop(sz) => (sz, false),
             Kind::MovX(_, src, _) => (src, false),
-            Kind::MovMR(sz) | Kind::MovMI(sz) => (sz, true),
+            Kind::MovMR(sz) | Kind::MovMI(sz) | Kind::Push(sz) => (sz, true),
             _ => return self.call(ops, i),
         };
-        let dest = match kind {
-            Kind::MovRM(_) | Kind::MovX(..) => Some(op.o[0]),
-            _ => None,
+        // The registers the handler may write (held on both paths).
+        let writes: u16 = match kind {
+            Kind::MovRM(_) | Kind::MovX(..) => 1 << (op.o[0] & 15),
+            Kind::Push(_) => 1 << RSP,
+            Kind::Pop(_) => (1 << RSP) | (1 << (op.o[0] & 15)),
+            _ => 0,
         };
-        if let Some(d) = dest {
-            self.gpr(d);
+        for r in 0..16u8 {
+            if writes & (1 << r) != 0 {
+                self.gpr(r);
+            }
         }
         let val = match kind {
-            Kind::MovMR(sz) => {
-                let v = self.gpr(op.o[1]);
-                Some((v, sz))
+            Kind::MovMR(_) => Some(self.gpr(op.o[1])),
+            Kind::Push(sz) => {
+                let v = self.gpr(op.o[0]);
+                Some(self.b.ins().band_imm_s(v, size_mask(sz) as i64))
             }
-            Kind::MovMI(sz) => Some((self.c((op.imm & size_mask(sz)) as i64), sz)),
+            Kind::MovMI(sz) => Some(self.c((op.imm & size_mask(sz)) as i64)),
             _ => None,
         };
-        let off = self.ea(op);
-        let (host, ok) = self.host_addr(op.seg, off, size, write);
+        // The stack pointer after the op (PUSH, POP) and the offset accessed.
+        let (off, seg, new_sp) = match kind {
+            Kind::Push(sz) | Kind::Pop(sz) => {
+                let m = self.ld(SP_MASK);
+                let rsp = self.gpr(RSP);
+                let keep = self.b.ins().bnot(m);
+                let keep = self.b.ins().band(rsp, keep);
+                let (sp, nsp) = if matches!(kind, Kind::Push(_)) {
+                    let d = self.b.ins().iadd_imm_s(rsp, -(sz as i64));
+                    let sp = self.b.ins().band(d, m);
+                    (sp, sp)
+                } else {
+                    let sp = self.b.ins().band(rsp, m);
+                    let u = self.b.ins().iadd_imm_s(sp, sz as i64);
+                    (sp, self.b.ins().band(u, m))
+                };
+                let new_sp = self.b.ins().bor(keep, nsp);
+                (sp, crate::cpu::state::SS as u8, Some(new_sp))
+            }
+            _ => (self.ea(op), op.seg, None),
+        };
+        let (host, ok) = self.host_addr(seg, off, size, write);
         let fast = self.b.create_block();
         let slow = self.b.create_block();
         let join = self.b.create_block();
@@ -706,13 +745,16 @@ impl Em<'_> {
         };
         // Guest data need not be aligned; the TLB hit says the page is mapped.
         let flags = MemFlagsData::new().with_notrap();
-        if let Some((v, _)) = val {
+        if let Some(v) = val {
             let v = if ty == types::I64 {
                 v
             } else {
                 self.b.ins().ireduce(ty, v)
             };
             self.b.ins().store(flags, v, host, 0);
+            if let Some(nsp) = new_sp {
+                self.set_gpr(RSP, 8, nsp);
+            }
         } else {
             let v = self.b.ins().load(ty, flags, host, 0);
             let signed = matches!(kind, Kind::MovX(true, ..));
@@ -725,9 +767,11 @@ impl Em<'_> {
                 Kind::MovX(_, _, d) => d,
                 _ => size,
             };
-            if let Some(d) = dest {
-                self.set_gpr(d, dsz, v);
+            // POP: RSP first, then the destination (POP rSP loads the value).
+            if let Some(nsp) = new_sp {
+                self.set_gpr(RSP, 8, nsp);
             }
+            self.set_gpr(op.o[0], dsz, v);
         }
         self.b.ins().jump(join, &[]);
         let fast_dirty = self.dirty;
@@ -735,13 +779,11 @@ impl Em<'_> {
         self.b.switch_to_block(slow);
         let state = (self.loaded, self.flags, self.k);
         self.call(ops, i);
-        // The handler wrote only the destination register (if any) and not
-        // the flags: what this path knew still holds.
+        // The handler wrote only `writes` and not the flags: what this path
+        // knew still holds.
         (self.loaded, self.flags, self.k) = state;
         self.dirty = fast_dirty;
-        if let Some(d) = dest {
-            self.reload(1 << (d & 15));
-        }
+        self.reload(writes);
         let ic = self.ld(ICOUNT);
         let ic = self.b.ins().iadd_imm_s(ic, -self.k);
         self.b.def_var(self.ic, ic);
@@ -1062,7 +1104,14 @@ pub fn build(
                 ended = true;
                 break;
             }
-            Some(k @ (Kind::MovRM(_) | Kind::MovMR(_) | Kind::MovMI(_) | Kind::MovX(..))) => {
+            Some(
+                k @ (Kind::MovRM(_)
+                | Kind::MovMR(_)
+                | Kind::MovMI(_)
+                | Kind::MovX(..)
+                | Kind::Push(_)
+                | Kind::Pop(_)),
+            ) => {
                 em.mem(ops, i, k);
                 em.k += 1;
             }
