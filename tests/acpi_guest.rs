@@ -65,9 +65,11 @@ fn system_powerdown_presses_the_acpi_power_button() {
     }
     assert!(pressed.is_some(), "no power button event:\n{}", vm.text());
     // The guest read EV_KEY KEY_POWER from the button's input device, then
-    // powered off through _S5: vx86 exits 0.
+    // powered off through _S5: vx86 exits 0. (Wait for the whole line: the
+    // marker above can arrive before the rest of it.)
     assert!(
-        vm.text().contains("PWRBTN-EVENT type=0001 code=0074"),
+        vm.wait_for("PWRBTN-EVENT type=0001 code=0074", Duration::from_secs(30))
+            .is_some(),
         "{}",
         vm.text()
     );
