@@ -2,6 +2,24 @@
 
 use vx86::conformance::vx86_cpu::{Vx86Real, Vx86User};
 
+/// The SingleStepTests 80286 real-mode files (`../shared`, or
+/// `VX86_SINGLESTEP_DIR`); None, after a SKIPPED line, when they are absent.
+fn singlestep_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/singlestep/80286/v1_real_mode");
+    let dir = std::env::var_os("VX86_SINGLESTEP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(dir);
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: SingleStepTests data not found at {} (set VX86_SINGLESTEP_DIR)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(dir)
+}
+
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[test]
 fn host_differential_50k_has_no_failures() {
@@ -57,18 +75,9 @@ fn host_differential_through_the_jit_has_no_failures() {
 /// About 20 s in the test profile (each test compiles its instruction).
 #[test]
 fn singlestep_80286_through_the_jit_has_no_failures() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/singlestep/80286/v1_real_mode");
-    let dir = std::env::var_os("VX86_SINGLESTEP_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or(dir);
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: SingleStepTests data not found at {}",
-            dir.display()
-        );
+    let Some(dir) = singlestep_dir() else {
         return;
-    }
+    };
     let rows = [
         "00", "01", "03", "29", "31", "39", "3B", "40", "48", "74", "75", "89",
     ];
@@ -92,18 +101,9 @@ fn singlestep_80286_through_the_jit_has_no_failures() {
 /// Measured: about 10 s in the test profile on the 2-core development machine.
 #[test]
 fn singlestep_80286_all_files_have_no_failures() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/singlestep/80286/v1_real_mode");
-    let dir = std::env::var_os("VX86_SINGLESTEP_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or(dir);
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: SingleStepTests data not found at {} (set VX86_SINGLESTEP_DIR)",
-            dir.display()
-        );
+    let Some(dir) = singlestep_dir() else {
         return;
-    }
+    };
     let mut cpu = Vx86Real::default();
     let mut out = Vec::new();
     let s = vx86::conformance::singlestep::run_singlestep_dir(&mut cpu, &dir, None, &mut out);
