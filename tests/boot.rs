@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 
 const RAM: &str = "64M";
 
@@ -19,11 +18,10 @@ fn read_rom(name: &str) -> Vec<u8> {
     std::fs::read(rom(name)).expect("test kernel present")
 }
 
-/// A file in the temp directory, unique to this test process and tag.
-fn tmp(tag: &str, data: &[u8]) -> String {
-    let p: PathBuf = std::env::temp_dir().join(format!("vx86-boot-{}-{tag}", std::process::id()));
-    std::fs::write(&p, data).expect("write temp file");
-    p.to_string_lossy().into_owned()
+/// A file in the temp directory, unique to this test process and tag,
+/// removed when the test drops it.
+fn tmp(tag: &str, data: &[u8]) -> common::TempFile {
+    common::TempFile::new(&format!("boot-{tag}"), data)
 }
 
 struct Run {

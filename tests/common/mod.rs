@@ -80,6 +80,37 @@ impl Drop for TempDir {
     }
 }
 
+/// A file under the system temp dir, unique to this test process and tag,
+/// removed on drop (the tests leave no temp files behind, pass or fail).
+pub struct TempFile(String);
+
+impl TempFile {
+    pub fn new(tag: &str, data: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("vx86-{tag}-{}", std::process::id()));
+        std::fs::write(&p, data).expect("write temp file");
+        TempFile(p.to_string_lossy().into_owned())
+    }
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TempFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The vx86 binary with deterministic time (`-icount shift=0,sleep=off`:
 /// one nanosecond per instruction, idle time skipped, a fixed RTC), as every
 /// test that compares bytes runs it. Add arguments after it.
