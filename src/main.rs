@@ -768,8 +768,11 @@ fn run_machine(mut m: Machine, setup: &Setup) -> Outcome {
         );
         if let Some(j) = &m.cpu.jit {
             line.push_str(&format!(
-                "\nvx86 stats: JIT compiled {} blocks (code buffer freed {} times)",
-                j.compiled, j.flushes
+                "\nvx86 stats: JIT compiled {} blocks ({} with the blocks they branch to) in {:.3} s (code buffer freed {} times)",
+                j.compiled,
+                j.region_blocks,
+                j.compile_time.as_secs_f64(),
+                j.flushes
             ));
         }
         for l in &nic_lines {

@@ -677,8 +677,14 @@ impl Cpu {
             return self.step_one(bus, &ops);
         }
         if let Some(jit) = self.jit.as_mut() {
-            if let Some(f) = jit.lookup(ops.id(), &ops) {
-                return self.run_compiled(bus, f, ops.as_ptr());
+            match jit.lookup(ops.id(), &ops) {
+                jit::Lookup::Run(f) => return self.run_compiled(bus, f, ops.as_ptr()),
+                jit::Lookup::Compile => {
+                    if let Some(f) = self.jit_compile(bus, &ops) {
+                        return self.run_compiled(bus, f, ops.as_ptr());
+                    }
+                }
+                jit::Lookup::Interpret => {}
             }
         }
         // The hot loop: per op the handler, RIP from the block's start (no

@@ -359,6 +359,9 @@ mod tests {
         NoCache,
         Cache,
         Jit,
+        /// The JIT compiling a block on its third run, with the blocks it
+        /// branches to that ran before (one function for several blocks).
+        JitRegions,
     }
 
     /// Runs 16-bit `code` at 0100:0000 until HLT or a (captured) exception.
@@ -367,12 +370,21 @@ mod tests {
         tier: Tier,
         setup: impl Fn(&mut Cpu),
     ) -> (u64, u64, [u64; 16], u64, Option<Fault>) {
+        let cpu = run_cpu(code, tier, setup);
+        (cpu.icount, cpu.rip, cpu.gpr, cpu.flags.get(), cpu.captured)
+    }
+
+    /// `run`, returning the whole CPU.
+    fn run_cpu(code: &[u8], tier: Tier, setup: impl Fn(&mut Cpu)) -> Cpu {
         let mut cpu = Cpu::new_bare(1 << 20);
         cpu.setup_real(0x100, 0);
         cpu.mem.ram_mut()[0x1000..0x1000 + code.len()].copy_from_slice(code);
         cpu.no_block_cache = tier == Tier::NoCache;
         if tier == Tier::Jit {
             cpu.set_jit(Some(1)).expect("this host has a JIT");
+        }
+        if tier == Tier::JitRegions {
+            cpu.set_jit(Some(3)).expect("this host has a JIT");
         }
         cpu.capture_faults = true;
         setup(&mut cpu);
@@ -390,7 +402,7 @@ mod tests {
                 "the JIT compiled none of the snippet's blocks"
             );
         }
-        (cpu.icount, cpu.rip, cpu.gpr, cpu.flags.get(), cpu.captured)
+        cpu
     }
 
     /// The snippet's outcome, the same in every tier.
@@ -405,7 +417,59 @@ mod tests {
             "block cache vs one per block"
         );
         assert_eq!(fused, run(code, Tier::Jit, setup), "interpreter vs JIT");
+        assert_eq!(
+            fused,
+            run(code, Tier::JitRegions, setup),
+            "interpreter vs JIT regions"
+        );
         fused
+    }
+
+    /// Branches between the blocks of one compiled function: a loop over a
+    /// CALL, the RET back to the return site, and a block of the function
+    /// that a store rewrites on every pass (the branch to it must see it
+    /// invalidated and leave for the interpreter, which decodes it again).
+    /// Same registers, flags, count and block boundaries as the interpreter.
+    #[test]
+    fn compiled_regions_follow_branches_and_see_rewritten_blocks() {
+        let code = [
+            0xB9, 0x28, 0x00, // 0000 mov cx, 40
+            0xE8, 0x0F, 0x00, // 0003 call 0015
+            0x2E, 0x88, 0x0E, 0x0E, 0x00, // 0006 mov [cs:000E], cl
+            0xEB, 0x00, // 000B jmp 000D
+            0xB0, 0x00, // 000D mov al, 0 (its immediate rewritten)
+            0x00, 0xC3, // 000F add bl, al
+            0x49, // 0011 dec cx
+            0x75, 0xEF, // 0012 jnz 0003
+            0xF4, // 0014 hlt
+            0x40, // 0015 inc ax
+            0x50, // 0016 push ax
+            0x5A, // 0017 pop dx
+            0x01, 0xC6, // 0018 add si, ax
+            0xC3, // 001A ret
+        ];
+        let want = same_both_ways(&code, |_| {});
+        let interp = run_cpu(&code, Tier::Cache, |_| {});
+        let jit = run_cpu(&code, Tier::JitRegions, |_| {});
+        assert_eq!(
+            (jit.icount, jit.rip, jit.gpr, jit.flags.get(), jit.captured),
+            want,
+            "interpreter vs JIT regions"
+        );
+        assert_eq!(jit.stats.blocks_run, interp.stats.blocks_run, "blocks run");
+        // BL: 40 + 39 + ... + 1 = 820, the low byte. AX: 1 after the first
+        // call, then the rewritten AL (41 - pass) plus one on each call, so
+        // SI = 1 + (41 + 40 + ... + 3) = 859 and DX (the last push) = 3.
+        assert_eq!(want.2[3] & 0xFF, 820 & 0xFF, "BL");
+        assert_eq!(want.2[6] & 0xFFFF, 859, "SI");
+        assert_eq!(want.2[2] & 0xFFFF, 3, "DX");
+        let j = jit.jit.as_ref().expect("JIT on");
+        assert!(
+            j.region_blocks > j.compiled,
+            "no function held more than one block: {} functions, {} blocks",
+            j.compiled,
+            j.region_blocks
+        );
     }
 
     /// Inline ALU ops' lazy flags as the handlers after them read them

@@ -51,6 +51,11 @@ pub enum Kind {
     /// PUSH r / POP r: stack operand size.
     Push(u8),
     Pop(u8),
+    /// LEA r, m.
+    Lea,
+    /// CALL rel / RET (imm16) as the block's last op: operand size.
+    CallRel(u8),
+    Ret(u8),
 }
 
 /// Handler address -> inline kind. A handler address that two handlers
@@ -111,6 +116,16 @@ impl Kinds {
         }
         movx!(false, 1, 2; false, 1, 4; false, 1, 8; false, 2, 4; false, 2, 8;
               true, 1, 2; true, 1, 4; true, 1, 8; true, 2, 4; true, 2, 8; true, 4, 8);
+        m.insert(data::lea as Handler as usize, Kind::Lea);
+        for sz in [2u8, 4, 8] {
+            let (c, r): (Handler, Handler) = match sz {
+                2 => (control::call_rel_s::<2>, control::ret_near_s::<2>),
+                4 => (control::call_rel_s::<4>, control::ret_near_s::<4>),
+                _ => (control::call_rel_s::<8>, control::ret_near_s::<8>),
+            };
+            m.insert(c as usize, Kind::CallRel(sz));
+            m.insert(r as usize, Kind::Ret(sz));
+        }
         m.insert(data::mov_rr64 as Handler as usize, Kind::MovRR64);
         m.insert(data::mov_rr32 as Handler as usize, Kind::MovRR32);
         m.insert(data::mov_ri as Handler as usize, Kind::MovRI);
@@ -120,6 +135,11 @@ impl Kinds {
         }
         jccs!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         Kinds(m)
+    }
+
+    /// Whether the emitter generates `ops[i]` (of `n`) inline.
+    pub fn is_inline(&self, op: &Op, i: usize, n: usize) -> bool {
+        self.of(op, i, n).is_some()
     }
 
     /// The inline kind of `ops[i]` in a block of `n` ops, if it has one here:
@@ -140,6 +160,8 @@ impl Kinds {
             Kind::MovMR(_) => op.o[1] < 16 && op.seg < 4,
             Kind::MovMI(_) => op.seg < 4,
             Kind::Push(_) | Kind::Pop(_) => op.o[0] < 16,
+            Kind::Lea => op.o[0] < 16 && matches!(op.osz, 2 | 4 | 8),
+            Kind::CallRel(_) | Kind::Ret(_) => i + 1 == n,
         };
         ok.then_some(k)
     }
@@ -167,6 +189,7 @@ const SHADOW: i32 = offset_of!(Cpu, shadow) as i32;
 const NMI_PENDING: i32 = offset_of!(Cpu, nmi_pending) as i32;
 const STOP_REQUEST: i32 = offset_of!(Cpu, stop_request) as i32;
 const INTR_RECHECK: i32 = offset_of!(Cpu, intr_recheck) as i32;
+const RUNNING_BLOCK: i32 = offset_of!(Cpu, running_block) as i32;
 const BLOCKS_RUN: i32 = (offset_of!(Cpu, stats) + offset_of!(crate::cpu::Stats, blocks_run)) as i32;
 const FL: usize = offset_of!(Cpu, flags);
 const FL_BITS: i32 = (FL + offset_of!(Flags, bits)) as i32;
@@ -176,6 +199,19 @@ const FL_MSB: i32 = (FL + offset_of!(Flags, msb)) as i32;
 const FL_A: i32 = (FL + offset_of!(Flags, a)) as i32;
 const FL_B: i32 = (FL + offset_of!(Flags, b)) as i32;
 const FL_RES: i32 = (FL + offset_of!(Flags, res)) as i32;
+
+/// What `Em` knows at a split (see `Em::rejoin_slow`).
+type SplitState = (
+    (
+        u16,
+        Option<FlagVals>,
+        i64,
+        [Option<Value>; 8],
+        Option<Value>,
+    ),
+    (bool, bool),
+    u16,
+);
 
 /// The lazy flag state in host values (`kop`/`klazy`: known at compile time).
 #[derive(Clone, Copy)]
@@ -196,6 +232,7 @@ struct Em<'a> {
     b: FunctionBuilder<'a>,
     cpu: Value,
     bus: Value,
+    /// The current block's ops and start (RIP).
     ops: Value,
     base: Value,
     mask: Value,
@@ -212,13 +249,43 @@ struct Em<'a> {
     bits_dirty: bool,
     call_sig: cranelift_codegen::ir::SigRef,
     ptr: types::Type,
-    /// The top of the block (after the entry's loads), for running it again.
-    header: cranelift_codegen::ir::Block,
     /// The jump-cache key at entry (`Tlb::jump_key`).
     jump_key: Value,
     /// Registers the inline ops use: held from the entry on, so a block
     /// that runs itself again keeps them in host registers.
     used: u16,
+    /// RIP at entry: the first block's start; `base` is the current block's.
+    base0: Value,
+    /// Offset of the block being emitted from the first block's start.
+    cur_d: i64,
+    /// The function's blocks: offset from the first, IR block of its top,
+    /// address of its ops, identity.
+    region: Vec<(i64, cranelift_codegen::ir::Block, usize, usize)>,
+    /// `Cpu::jit_until` (the run's budget end), loaded at entry.
+    until: Value,
+    /// The shared exits after a handler call: a fault (param: RIP of the
+    /// instruction) and a stop (param: `icount` as the handler left it).
+    fault_exit: cranelift_codegen::ir::Block,
+    stop_exit: cranelift_codegen::ir::Block,
+    /// What `host_addr` computed that only a handler can change: per
+    /// segment and access kind whether the segment is flat (or 64-bit),
+    /// and the TLB set of the current privilege. Forgotten at every handler
+    /// call and block top.
+    seg_ok: [Option<Value>; 8],
+    tlb_set: Option<Value>,
+    /// The same facts carried to the top of every block: set at entry and
+    /// again by a transition's full check (after a handler ran), for the
+    /// slots the region's inline memory ops use.
+    seg_vars: [Option<Variable>; 8],
+    tlb_var: Variable,
+    cond_sig: cranelift_codegen::ir::SigRef,
+    /// Where the region's CALLs return to (offsets from the first block):
+    /// the places a RET most likely goes.
+    ret_sites: Vec<i64>,
+    /// Nonzero once a handler ran since the last full boundary check: only
+    /// a handler changes what those checks read (inline ops write registers,
+    /// flags and data pages, never code pages: `TlbEntry::tag_w`).
+    called: Variable,
 }
 
 fn mf() -> MemFlagsData {
@@ -437,8 +504,28 @@ impl Em<'_> {
         }
     }
 
+    /// Condition code `cc` from the flags in memory (`Flags::cond`, called):
+    /// when no inline op set them, the lazy op is known only at run time, and
+    /// a call is less code than every case inline.
+    fn cond_call(&mut self, cc: u8) -> Value {
+        let fp = self
+            .b
+            .ins()
+            .iconst(self.ptr, super::cond_of as *const () as usize as i64);
+        let ccv = self.b.ins().iconst(types::I32, cc as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.cond_sig, fp, &[self.cpu, ccv]);
+        let r = self.b.inst_results(call)[0];
+        self.b.ins().uextend(types::I64, r)
+    }
+
     /// Condition code `cc` (0..15) as 0/1, as `Flags::cond`.
     fn cond(&mut self, cc: u8) -> Value {
+        if self.flags.is_none_or(|f| f.kop.is_none()) {
+            return self.cond_call(cc);
+        }
         let r = match cc >> 1 {
             0 => self.flag(OF),
             1 => self.flag(CF),
@@ -548,30 +635,26 @@ impl Em<'_> {
             .ins()
             .call_indirect(self.call_sig, fp, &[self.cpu, self.bus, opp]);
         let r = self.b.inst_results(call)[0];
+        let one = self.b.ins().iconst(types::I8, 1);
+        self.b.def_var(self.called, one);
         self.loaded = 0;
         self.flags = None;
-        let fault = self.b.create_block();
+        self.seg_ok = [None; 8];
+        self.tlb_set = None;
         let ok = self.b.create_block();
-        self.b.ins().brif(r, fault, &[], ok, &[]);
         // Fault: RIP back at the instruction, the count as it was.
-        self.b.switch_to_block(fault);
         let start = self.rip_at(op.end as i64 - op.len as i64);
-        self.st(start, RIP);
-        let one = self.b.ins().iconst(types::I32, 1);
-        self.b.ins().return_(&[one]);
+        self.b
+            .ins()
+            .brif(r, self.fault_exit, &[start.into()], ok, &[]);
         self.b.switch_to_block(ok);
         // The handler may have counted (a fused op the emitter left to it).
         let ic = self.ld(ICOUNT);
         self.b.def_var(self.ic, ic);
         self.k = 1;
         let sb = self.b.ins().uload8(types::I32, mf(), self.cpu, STOP_BLOCK);
-        let stop = self.b.create_block();
         let go = self.b.create_block();
-        self.b.ins().brif(sb, stop, &[], go, &[]);
-        self.b.switch_to_block(stop);
-        self.store_ic();
-        let zero = self.b.ins().iconst(types::I32, 0);
-        self.b.ins().return_(&[zero]);
+        self.b.ins().brif(sb, self.stop_exit, &[ic.into()], go, &[]);
         self.b.switch_to_block(go);
     }
 
@@ -604,11 +687,30 @@ impl Em<'_> {
         }
     }
 
-    /// The host address of `size` bytes at `off` in segment `seg` (0..3)
-    /// when `Cpu::read`/`Cpu::write` would take their fast path (a flat or
-    /// 64-bit segment, a TLB hit of the access kind, inside one page), and
-    /// whether they would (i8).
-    fn host_addr(&mut self, seg: u8, off: Value, size: u8, write: bool) -> (Value, Value) {
+    /// The TLB entries of the current privilege (`Cpu::mmu_user`).
+    fn tlb_set_addr(&mut self) -> Value {
+        let tlb = self.b.ins().load(self.ptr, mf(), self.cpu, TLB);
+        let user = self.ld(MMU_USER);
+        let set = self.b.ins().band_imm_s(user, 1);
+        let so = self.b.ins().imul_imm_s(set, TLB_SIZE as i64 * TE_SIZE);
+        self.b.ins().iadd(tlb, so)
+    }
+
+    /// Sets the carried segment and TLB facts (`seg_vars`, `tlb_var`).
+    fn define_carried(&mut self) {
+        for slot in 0..8 {
+            if let Some(var) = self.seg_vars[slot] {
+                let v = self.seg_flat((slot / 2) as u8, slot % 2 == 1);
+                self.b.def_var(var, v);
+            }
+        }
+        let t = self.tlb_set_addr();
+        self.b.def_var(self.tlb_var, t);
+    }
+
+    /// Whether `Cpu::fast_lin` takes an offset in segment `seg` as the
+    /// linear address (a flat segment, or 64-bit mode), as i8.
+    fn seg_flat(&mut self, seg: u8, write: bool) -> Value {
         use crate::cpu::state::attr::{P, TYPE_CODE, TYPE_EC, TYPE_RW};
         let sb = offset_of!(Cpu, seg) + seg as usize * size_of::<Segment>();
         let base = self.ld((sb + offset_of!(Segment, base)) as i32);
@@ -634,17 +736,38 @@ impl Em<'_> {
         let flat = self.b.ins().band(attr_ok, base0);
         let flat = self.b.ins().band(flat, lim4g);
         let l64 = self.b.ins().load(types::I8, mf(), self.cpu, LONG64);
-        let seg_ok = self.b.ins().bor(flat, l64);
+        self.b.ins().bor(flat, l64)
+    }
+
+    /// The host address of `size` bytes at `off` in segment `seg` (0..3)
+    /// when `Cpu::read`/`Cpu::write` would take their fast path (a flat or
+    /// 64-bit segment, a TLB hit of the access kind, inside one page), and
+    /// whether they would (i8).
+    fn host_addr(&mut self, seg: u8, off: Value, size: u8, write: bool) -> (Value, Value) {
+        let slot = seg as usize * 2 + write as usize;
+        let seg_ok = match self.seg_ok.get(slot).copied().flatten() {
+            Some(v) => v,
+            None => {
+                let v = self.seg_flat(seg, write);
+                if let Some(c) = self.seg_ok.get_mut(slot) {
+                    *c = Some(v);
+                }
+                v
+            }
+        };
         // The TLB entry of the current privilege's set.
-        let tlb = self.b.ins().load(self.ptr, mf(), self.cpu, TLB);
-        let user = self.ld(MMU_USER);
-        let set = self.b.ins().band_imm_s(user, 1);
+        let set = match self.tlb_set {
+            Some(v) => v,
+            None => {
+                let v = self.tlb_set_addr();
+                self.tlb_set = Some(v);
+                v
+            }
+        };
         let page = self.b.ins().ushr_imm_s(off, 12);
         let idx = self.b.ins().band_imm_s(page, (TLB_SIZE - 1) as i64);
-        let si = self.b.ins().imul_imm_s(set, TLB_SIZE as i64);
-        let slot = self.b.ins().iadd(si, idx);
-        let eoff = self.b.ins().imul_imm_s(slot, TE_SIZE);
-        let e = self.b.ins().iadd(tlb, eoff);
+        let eoff = self.b.ins().imul_imm_s(idx, TE_SIZE);
+        let e = self.b.ins().iadd(set, eoff);
         let tag_off = if write {
             offset_of!(TlbEntry, tag_w)
         } else {
@@ -679,9 +802,6 @@ impl Em<'_> {
     fn mem(&mut self, ops: &[Op], i: usize, kind: Kind) {
         const RSP: u8 = 4;
         let op = &ops[i];
-        // Memory has the interpreter's state before the split, so the
-        // handler's path sees it; registers this path holds stay held.
-        self.flush();
         let (size, write) = match kind {
             Kind::MovRM(sz) | Kind::Pop(sz) => (sz, false),
             Kind::MovX(_, src, _) => (src, false),
@@ -777,11 +897,16 @@ impl Em<'_> {
         let fast_dirty = self.dirty;
 
         self.b.switch_to_block(slow);
-        let state = (self.loaded, self.flags, self.k);
+        let state = (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set);
+        let fdirty = (self.flags_dirty, self.bits_dirty);
+        // The handler's path stores what this path holds (`call`); the
+        // fast path still holds it unstored, so after the join it counts as
+        // dirty again (storing it twice is harmless).
         self.call(ops, i);
-        // The handler wrote only `writes` and not the flags: what this path
-        // knew still holds.
-        (self.loaded, self.flags, self.k) = state;
+        // The handler wrote only `writes` and not the flags, segments or
+        // privilege: what this path knew still holds.
+        (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set) = state;
+        (self.flags_dirty, self.bits_dirty) = fdirty;
         self.dirty = fast_dirty;
         self.reload(writes);
         let ic = self.ld(ICOUNT);
@@ -789,6 +914,131 @@ impl Em<'_> {
         self.b.def_var(self.ic, ic);
         self.b.ins().jump(join, &[]);
         self.b.switch_to_block(join);
+    }
+
+    /// The stack slot a push of `sz` bytes writes, and RSP after it.
+    fn push_slot(&mut self, sz: u8) -> (Value, Value) {
+        let m = self.ld(SP_MASK);
+        let rsp = self.gpr(4);
+        let keep = self.b.ins().bnot(m);
+        let keep = self.b.ins().band(rsp, keep);
+        let d = self.b.ins().iadd_imm_s(rsp, -(sz as i64));
+        let sp = self.b.ins().band(d, m);
+        let new_sp = self.b.ins().bor(keep, sp);
+        (sp, new_sp)
+    }
+
+    /// After a handler ran on the slow side of a split (`mem`, `call_rel`,
+    /// `ret`): the state the fast side had, with the handler's register
+    /// writes (`writes`) and count taken from memory.
+    fn rejoin_slow(&mut self, state: SplitState, writes: u16) {
+        (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set) = state.0;
+        (self.flags_dirty, self.bits_dirty) = state.1;
+        self.dirty = state.2;
+        self.reload(writes);
+        let ic = self.ld(ICOUNT);
+        let ic = self.b.ins().iadd_imm_s(ic, -self.k);
+        self.b.def_var(self.ic, ic);
+    }
+
+    fn split_state(&self) -> SplitState {
+        (
+            (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set),
+            (self.flags_dirty, self.bits_dirty),
+            self.dirty,
+        )
+    }
+
+    /// CALL rel (the block's last op) inline: the push through the TLB when
+    /// the target passes `control::branch`'s checks, the handler otherwise
+    /// (it raises the fault). Returns the target, RIP after the call.
+    fn call_rel(&mut self, ops: &[Op], i: usize, sz: u8) -> Value {
+        let op = &ops[i];
+        let next = self.rip_at(op.end as i64);
+        let t0 = self.b.ins().iadd_imm_s(next, op.imm as i64);
+        let t = self.b.ins().band_imm_s(t0, size_mask(sz) as i64);
+        let bok = self.branch_ok(t);
+        let (sp, new_sp) = self.push_slot(sz);
+        let (host, ok) = self.host_addr(crate::cpu::state::SS as u8, sp, sz, true);
+        let ok = self.b.ins().band(ok, bok);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let v = self.b.ins().band_imm_s(next, size_mask(sz) as i64);
+        let v = match sz {
+            2 => self.b.ins().ireduce(types::I16, v),
+            4 => self.b.ins().ireduce(types::I32, v),
+            _ => v,
+        };
+        self.b
+            .ins()
+            .store(MemFlagsData::new().with_notrap(), v, host, 0);
+        self.set_gpr(4, 8, new_sp);
+        self.b.ins().jump(join, &[]);
+        let mut state = self.split_state();
+        state.2 = self.dirty;
+        self.b.switch_to_block(slow);
+        self.call(ops, i);
+        self.rejoin_slow(state, 1 << 4);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
+        t
+    }
+
+    /// RET / RET imm16 (the block's last op) inline: the pop through the
+    /// TLB and the target checked as `control::ret_near_s` does, the handler
+    /// when either fails. Returns the new RIP.
+    fn ret(&mut self, ops: &[Op], i: usize, sz: u8) -> Value {
+        let op = &ops[i];
+        let m = self.ld(SP_MASK);
+        let rsp = self.gpr(4);
+        let sp = self.b.ins().band(rsp, m);
+        let (host, ok) = self.host_addr(crate::cpu::state::SS as u8, sp, sz, false);
+        let fast = self.b.create_block();
+        let fast2 = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let target = self.b.append_block_param(join, types::I64);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let ty = match sz {
+            2 => types::I16,
+            4 => types::I32,
+            _ => types::I64,
+        };
+        let v = self
+            .b
+            .ins()
+            .load(ty, MemFlagsData::new().with_notrap(), host, 0);
+        let v = if ty == types::I64 {
+            v
+        } else {
+            self.b.ins().uextend(types::I64, v)
+        };
+        let bok = self.branch_ok(v);
+        self.b.ins().brif(bok, fast2, &[], slow, &[]);
+        self.b.switch_to_block(fast2);
+        let mut add = sz as i64;
+        if op.o[0] == crate::cpu::decode::K_IMM {
+            add += (op.imm & 0xFFFF) as i64;
+        }
+        let u = self.b.ins().iadd_imm_s(sp, add);
+        let nsp = self.b.ins().band(u, m);
+        let keep = self.b.ins().bnot(m);
+        let keep = self.b.ins().band(rsp, keep);
+        let new_sp = self.b.ins().bor(keep, nsp);
+        self.set_gpr(4, 8, new_sp);
+        self.b.ins().jump(join, &[v.into()]);
+        let state = self.split_state();
+        self.b.switch_to_block(slow);
+        self.call(ops, i);
+        self.rejoin_slow(state, 1 << 4);
+        let t = self.ld(RIP);
+        self.b.ins().jump(join, &[t.into()]);
+        self.b.switch_to_block(join);
+        target
     }
 
     fn alu(&mut self, op: &Op, k: u8, sz: u8, imm: bool) {
@@ -830,7 +1080,11 @@ impl Em<'_> {
         };
         self.set_gpr(op.o[0], sz, r);
         // CF survives: into the stored bits, then the other five are lazy.
-        let cf = self.flag(CF);
+        let cf = if self.flags.is_some_and(|f| f.kop.is_some()) {
+            self.flag(CF)
+        } else {
+            self.cond_call(2)
+        };
         let bits = self.bits();
         let keep = self.b.ins().band_imm_s(bits, !(CF as i64));
         let nb = self.b.ins().bor(keep, cf);
@@ -845,7 +1099,7 @@ impl Em<'_> {
 
     /// The branch that ends the block: `next` is RIP after the branch
     /// instruction, `t` its target when `take` (0/1; None: always).
-    /// `retire` instructions are counted when it completes. When the taken
+    /// The branch counts one instruction when it completes. When the taken
     /// target fails the checks, op `fail_op`'s handler runs (it raises the
     /// fault) with `k` instructions counted.
     fn end_branch(
@@ -854,8 +1108,8 @@ impl Em<'_> {
         take: Option<Value>,
         next: Value,
         t: Value,
-        retire: i64,
         fail_op: usize,
+        cands: &[i64],
     ) {
         let ok = self.branch_ok(t);
         let bad = match take {
@@ -886,25 +1140,49 @@ impl Em<'_> {
             None => t,
         };
         self.st(rip, RIP);
-        self.k += retire;
+        self.k += 1;
         self.flush_flags();
-        self.again_or_exit(rip);
+        self.transition(rip, cands);
     }
 
-    /// At the end of the block with everything stored: when the next block
-    /// is this one again and the run loop would run it straight away (the
-    /// checks of `Cpu::run_blocks` and `Cpu::step_block`: budget left, no
-    /// stop, shadow, halt, NMI or interrupt to take, no TF, the jump cache
-    /// still valid, the block not invalidated), count the block and run it
-    /// again here; else return to the run loop.
-    fn again_or_exit(&mut self, rip: Value) {
+    /// At the end of a block with RIP stored (`rip`): when the next block is
+    /// one of this function's (`cands`: where the block's branches lead,
+    /// as offsets from its start) and the run loop would run it straight
+    /// away (the checks of `Cpu::run_blocks` and `Cpu::step_block`: budget
+    /// left, no stop, shadow, halt, NMI or interrupt to take, no TF, the
+    /// jump cache still valid, the block not invalidated), count the block
+    /// and go on there; else return to the run loop. The checks that only a
+    /// handler can change run only after one ran (`called`).
+    fn transition(&mut self, rip: Value, cands: &[i64]) {
         use crate::cpu::state::rflags::{IF, TF};
+        let mut targets: Vec<usize> = Vec::new();
+        for c in cands {
+            let d = self.cur_d + c;
+            if let Some(t) = self.region.iter().position(|r| r.0 == d) {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        if targets.is_empty() {
+            self.exit();
+            return;
+        }
+        self.flush_flags();
         let ic = self.ic();
         let ic = self.b.ins().iadd_imm_s(ic, self.k);
-        let same = self.b.ins().icmp(IntCC::Equal, rip, self.base);
-        let until = self.ld(JIT_UNTIL);
-        let budget = self.b.ins().icmp(IntCC::UnsignedLessThan, ic, until);
-        let mut ok = self.b.ins().band(same, budget);
+        let out = self.b.create_block();
+        let chk = self.b.create_block();
+        let full = self.b.create_block();
+        let pick = self.b.create_block();
+        let budget = self.b.ins().icmp(IntCC::UnsignedLessThan, ic, self.until);
+        self.b.ins().brif(budget, chk, &[], out, &[]);
+        self.b.switch_to_block(chk);
+        let called = self.b.use_var(self.called);
+        self.b.ins().brif(called, full, &[], pick, &[]);
+
+        self.b.switch_to_block(full);
+        let mut ok = self.b.ins().iconst(types::I8, 1);
         for off in [
             HALTED,
             SHADOW,
@@ -931,51 +1209,132 @@ impl Em<'_> {
             .load(types::I64, mf(), tlb, offset_of!(Tlb, jump_key) as i32);
         let key_ok = self.b.ins().icmp(IntCC::Equal, key, self.jump_key);
         ok = self.b.ins().band(ok, key_ok);
-        let valid = self
-            .b
-            .ins()
-            .load(types::I8, mf(), self.ops, offset_of!(Op, valid) as i32);
-        let valid = self.b.ins().icmp_imm_s(IntCC::NotEqual, valid, 0);
-        ok = self.b.ins().band(ok, valid);
-        let again = self.b.create_block();
-        let out = self.b.create_block();
-        self.b.ins().brif(ok, again, &[], out, &[]);
+        self.define_carried();
+        self.b.ins().brif(ok, pick, &[], out, &[]);
+
+        self.b.switch_to_block(pick);
+        for (n, &t) in targets.iter().enumerate() {
+            let (d, header, ops_addr, id) = self.region[t];
+            let next = if n + 1 == targets.len() {
+                out
+            } else {
+                self.b.create_block()
+            };
+            // The target's RIP without wrapping (its bytes are the ones
+            // compiled) and the block not invalidated since.
+            let want = self.b.ins().iadd_imm_s(self.base0, d);
+            let same = self.b.ins().icmp(IntCC::Equal, rip, want);
+            let opsv = self.b.ins().iconst(self.ptr, ops_addr as i64);
+            let valid = self
+                .b
+                .ins()
+                .load(types::I8, mf(), opsv, offset_of!(Op, valid) as i32);
+            let valid = self.b.ins().icmp_imm_s(IntCC::NotEqual, valid, 0);
+            let go_ok = self.b.ins().band(same, valid);
+            let go = self.b.create_block();
+            self.b.ins().brif(go_ok, go, &[], next, &[]);
+            self.b.switch_to_block(go);
+            let loaded = self.loaded;
+            // The top of every block holds the used registers (see `build`)
+            // with memory up to date.
+            for r in 0..16 {
+                if self.dirty & (1 << r) != 0 {
+                    let v = self.b.use_var(self.vars[r]);
+                    self.st(v, gpr_off(r));
+                }
+            }
+            let missing = self.used & !self.loaded;
+            self.reload(missing);
+            self.loaded = loaded;
+            let n = self.ld(BLOCKS_RUN);
+            let n = self.b.ins().iadd_imm_s(n, 1);
+            self.st(n, BLOCKS_RUN);
+            let idv = self.b.ins().iconst(types::I64, id as i64);
+            self.st(idv, RUNNING_BLOCK);
+            self.b.def_var(self.ic, ic);
+            let zero = self.b.ins().iconst(types::I8, 0);
+            self.b.def_var(self.called, zero);
+            self.b.ins().jump(header, &[]);
+            if next != out {
+                self.b.switch_to_block(next);
+            }
+        }
         self.b.switch_to_block(out);
         self.exit();
-        self.b.switch_to_block(again);
-        // The header holds the used registers (see `build`).
-        let missing = self.used & !self.loaded;
-        self.reload(missing);
-        let n = self.ld(BLOCKS_RUN);
-        let n = self.b.ins().iadd_imm_s(n, 1);
-        self.st(n, BLOCKS_RUN);
-        self.b.def_var(self.ic, ic);
-        self.b.ins().jump(self.header, &[]);
     }
 }
 
-/// Builds the function for block `ops` into `func`; None when the block
-/// has little to gain (mostly handler calls) unless `every_block`.
+/// One block of a compiled function: its ops, its start as an offset from
+/// the first block's start (in the same page), its identity.
+pub struct RegionBlock<'a> {
+    pub ops: &'a [Op],
+    pub d: i64,
+    pub id: usize,
+}
+
+impl Kinds {
+    /// Where block `ops` can go next, as offsets from its start: the targets
+    /// of the direct branch that ends it, or the byte after it.
+    pub fn successors(&self, ops: &[Op]) -> Vec<i64> {
+        let n = ops.len();
+        let Some(last) = ops.last() else {
+            return Vec::new();
+        };
+        if n >= 2 {
+            let op = &ops[n - 2];
+            if let Some(Kind::AluRRJcc(..) | Kind::AluRIJcc(..) | Kind::IncDecJcc(..)) =
+                self.of(op, n - 2, n)
+            {
+                let next = op.end as i64 + op.base as i64;
+                return vec![next + op.disp as i64, next];
+            }
+        }
+        let end = last.end as i64;
+        match self.of(last, n - 1, n) {
+            Some(Kind::Jcc(_)) => vec![end + op_imm(last), end],
+            Some(Kind::JmpRel) => vec![end + op_imm(last)],
+            // The callee, and where it returns to (see `Em::ret_sites`).
+            Some(Kind::CallRel(_)) => vec![end + op_imm(last), end],
+            Some(Kind::Ret(_)) => Vec::new(),
+            _ => vec![end],
+        }
+    }
+}
+
+/// A relative branch's displacement.
+fn op_imm(op: &Op) -> i64 {
+    op.imm as i64
+}
+
+/// Builds the function for the blocks `region` (the first is where it is
+/// entered) into `func`; None when they have little to gain (mostly handler
+/// calls) unless `every_block`.
 pub fn build(
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
     sig: Signature,
-    ops: &[Op],
+    region: &[RegionBlock<'_>],
     kinds: &Kinds,
     cfg: cranelift_codegen::isa::TargetFrontendConfig,
     every_block: bool,
 ) -> Option<()> {
     let ptr = cfg.pointer_type();
-    let n = ops.len();
-    let kinds_of: Vec<Option<Kind>> = ops
+    let kinds_of: Vec<Vec<Option<Kind>>> = region
         .iter()
-        .enumerate()
-        .map(|(i, op)| kinds.of(op, i, n))
+        .map(|rb| {
+            let n = rb.ops.len();
+            rb.ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| kinds.of(op, i, n))
+                .collect()
+        })
         .collect();
     // A block that is mostly handler calls runs as fast in the interpreter
     // (each call costs what a dispatch does) and would only cost the compile.
-    let inline = kinds_of.iter().filter(|k| k.is_some()).count();
-    if inline * 2 < n && !every_block {
+    let head = kinds_of.first()?;
+    let inline = head.iter().filter(|k| k.is_some()).count();
+    if inline * 2 < head.len() && !every_block {
         return None;
     }
     func.name = UserFuncName::user(0, 0);
@@ -986,6 +1345,11 @@ pub fn build(
     csig.returns.push(AbiParam::new(types::I32));
     let mut b = FunctionBuilder::new(func, fctx);
     let call_sig = b.import_signature(csig);
+    let mut cond_sig = Signature::new(sig.call_conv);
+    cond_sig.params.push(AbiParam::new(ptr));
+    cond_sig.params.push(AbiParam::new(types::I32));
+    cond_sig.returns.push(AbiParam::new(types::I32));
+    let cond_sig = b.import_signature(cond_sig);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
@@ -994,19 +1358,30 @@ pub fn build(
     let base = b.ins().load(types::I64, mf(), cpu, RIP);
     let mask = b.ins().load(types::I64, mf(), cpu, IP_MASK);
     let ic0 = b.ins().load(types::I64, mf(), cpu, ICOUNT);
+    let until = b.ins().load(types::I64, mf(), cpu, JIT_UNTIL);
     let ic = b.declare_var(types::I64);
     b.def_var(ic, ic0);
+    let called = b.declare_var(types::I8);
+    let zero = b.ins().iconst(types::I8, 0);
+    b.def_var(called, zero);
     let vars: [Variable; 16] = std::array::from_fn(|_| b.declare_var(types::I64));
     let tlb = b.ins().load(ptr, mf(), cpu, TLB);
     let jump_key = b
         .ins()
         .load(types::I64, mf(), tlb, offset_of!(Tlb, jump_key) as i32);
     let mut used = 0u16;
-    for (op, k) in ops.iter().zip(&kinds_of) {
-        if k.is_some() {
-            for r in [op.o[0], op.o[1], op.base, op.index] {
-                if r < 16 {
-                    used |= 1 << r;
+    for (rb, ks) in region.iter().zip(&kinds_of) {
+        for (op, k) in rb.ops.iter().zip(ks) {
+            match k {
+                None => {}
+                Some(Kind::Push(_) | Kind::Pop(_)) => used |= 1 << 4 | 1 << (op.o[0] & 15),
+                Some(Kind::CallRel(_) | Kind::Ret(_)) => used |= 1 << 4,
+                Some(_) => {
+                    for r in [op.o[0], op.o[1], op.base, op.index] {
+                        if r < 16 {
+                            used |= 1 << r;
+                        }
+                    }
                 }
             }
         }
@@ -1017,9 +1392,39 @@ pub fn build(
             b.def_var(*var, v);
         }
     }
-    let header = b.create_block();
-    b.ins().jump(header, &[]);
-    b.switch_to_block(header);
+    let ret_sites: Vec<i64> = region
+        .iter()
+        .zip(&kinds_of)
+        .filter_map(|(rb, ks)| match (rb.ops.last(), ks.last()) {
+            (Some(last), Some(Some(Kind::CallRel(_)))) => Some(rb.d + last.end as i64),
+            _ => None,
+        })
+        .collect();
+    let headers: Vec<_> = region
+        .iter()
+        .map(|rb| (rb.d, b.create_block(), rb.ops.as_ptr() as usize, rb.id))
+        .collect();
+    // The exits every handler call shares (see `Em::call`).
+    let fault_exit = b.create_block();
+    let stop_exit = b.create_block();
+    let mut seg_vars = [None; 8];
+    for (rb, ks) in region.iter().zip(&kinds_of) {
+        for (op, k) in rb.ops.iter().zip(ks) {
+            let slot = match k {
+                Some(Kind::MovRM(_) | Kind::MovX(..)) => op.seg as usize * 2,
+                Some(Kind::MovMR(_) | Kind::MovMI(_)) => op.seg as usize * 2 + 1,
+                Some(Kind::Push(_) | Kind::CallRel(_)) => crate::cpu::state::SS * 2 + 1,
+                Some(Kind::Pop(_) | Kind::Ret(_)) => crate::cpu::state::SS * 2,
+                _ => continue,
+            };
+            if let Some(v) = seg_vars.get_mut(slot) {
+                if v.is_none() {
+                    *v = Some(b.declare_var(types::I8));
+                }
+            }
+        }
+    }
+    let tlb_var = b.declare_var(ptr);
     let mut em = Em {
         b,
         cpu,
@@ -1030,113 +1435,200 @@ pub fn build(
         ic,
         k: 0,
         vars,
-        // Dirty for the header's sake: a run that comes back around may
-        // have written any of them (storing an unchanged value is harmless).
         loaded: used,
-        dirty: used,
+        dirty: 0,
         flags: None,
         flags_dirty: false,
         bits_dirty: false,
         call_sig,
         ptr,
-        header,
         jump_key,
         used,
+        base0: base,
+        cur_d: 0,
+        region: headers.clone(),
+        until,
+        called,
+        fault_exit,
+        stop_exit,
+        seg_ok: [None; 8],
+        tlb_set: None,
+        seg_vars,
+        tlb_var,
+        cond_sig,
+        ret_sites,
     };
-    let mut i = 0;
-    let mut ended = false;
-    while i < n {
-        let op = &ops[i];
-        match kinds_of[i] {
-            None => {
-                em.call(ops, i);
-                // The handler set RIP; the next op's comes from `end`.
-            }
-            Some(Kind::MovRR64) => {
-                let v = em.gpr(op.o[1]);
-                em.set_gpr(op.o[0], 8, v);
-                em.k += 1;
-            }
-            Some(Kind::MovRR32) => {
-                let v = em.gpr(op.o[1]);
-                em.set_gpr(op.o[0], 4, v);
-                em.k += 1;
-            }
-            Some(Kind::MovRI) => {
-                let v = em.c((op.imm & size_mask(op.osz)) as i64);
-                em.set_gpr(op.o[0], op.osz, v);
-                em.k += 1;
-            }
-            Some(Kind::AluRR(k, sz)) | Some(Kind::AluRI(k, sz)) => {
-                em.alu(op, k, sz, matches!(kinds_of[i], Some(Kind::AluRI(..))));
-                em.k += 1;
-            }
-            Some(Kind::IncDec(dec, sz)) => {
-                em.incdec(op, dec, sz);
-                em.k += 1;
-            }
-            Some(Kind::AluRRJcc(..)) | Some(Kind::AluRIJcc(..)) | Some(Kind::IncDecJcc(..)) => {
-                match kinds_of[i] {
-                    Some(Kind::IncDecJcc(dec, sz)) => em.incdec(op, dec, sz),
-                    Some(Kind::AluRIJcc(k, sz)) => em.alu(op, k, sz, true),
-                    Some(Kind::AluRRJcc(k, sz)) => em.alu(op, k, sz, false),
-                    _ => {}
-                }
-                // The Jcc half (`alu::jcc_half`): the fused op's `base` is
-                // the Jcc's length, `index` its operand size, `disp` its
-                // displacement, `aux` its condition.
-                let c = em.cond(op.aux & 15);
-                let next = em.rip_at(op.end as i64 + op.base as i64);
-                let t0 = em.b.ins().iadd_imm_s(next, op.disp as i64);
-                let t = em.b.ins().band_imm_s(t0, size_mask(op.index) as i64);
-                // The ALU half counts even when the branch faults.
-                em.k += 1;
-                em.end_branch(ops, Some(c), next, t, 1, i + 1);
-                ended = true;
-                break;
-            }
-            Some(Kind::Jcc(cc)) => {
-                let c = em.cond(cc);
-                let next = em.rip_at(op.end as i64);
-                let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
-                let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
-                em.end_branch(ops, Some(c), next, t, 1, i);
-                ended = true;
-                break;
-            }
-            Some(
-                k @ (Kind::MovRM(_)
-                | Kind::MovMR(_)
-                | Kind::MovMI(_)
-                | Kind::MovX(..)
-                | Kind::Push(_)
-                | Kind::Pop(_)),
-            ) => {
-                em.mem(ops, i, k);
-                em.k += 1;
-            }
-            Some(Kind::JmpRel) => {
-                let next = em.rip_at(op.end as i64);
-                let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
-                let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
-                em.end_branch(ops, None, next, t, 1, i);
-                ended = true;
-                break;
-            }
+    em.define_carried();
+    em.b.ins().jump(headers[0].1, &[]);
+    em.b.switch_to_block(fault_exit);
+    let fault_rip = em.b.append_block_param(fault_exit, types::I64);
+    em.b.ins().store(mf(), fault_rip, cpu, RIP);
+    let one = em.b.ins().iconst(types::I32, 1);
+    em.b.ins().return_(&[one]);
+    em.b.switch_to_block(stop_exit);
+    let stop_ic = em.b.append_block_param(stop_exit, types::I64);
+    // Registers and flags are in memory (the call stored them), RIP is the
+    // handler's: only the count of the op that stopped is left.
+    let n = em.b.ins().iadd_imm_s(stop_ic, 1);
+    em.b.ins().store(mf(), n, cpu, ICOUNT);
+    let zero = em.b.ins().iconst(types::I32, 0);
+    em.b.ins().return_(&[zero]);
+    for (bi, (rb, kinds_of)) in region.iter().zip(&kinds_of).enumerate() {
+        em.b.switch_to_block(headers[bi].1);
+        em.cur_d = rb.d;
+        if bi > 0 {
+            em.base = em.b.ins().iadd_imm_s(base, rb.d);
+            em.ops = em.b.ins().iconst(ptr, rb.ops.as_ptr() as usize as i64);
         }
-        i += 1;
-    }
-    if !ended {
-        // Fell off the end: RIP after the last op, unless its handler set it.
-        if let Some(last) = ops.last() {
-            if kinds_of[n - 1].is_some() {
-                let rip = em.rip_at(last.end as i64);
-                em.st(rip, RIP);
-            }
+        // Every way in stores what it wrote (see `transition`).
+        em.loaded = used;
+        em.dirty = 0;
+        for slot in 0..8 {
+            em.seg_ok[slot] = em.seg_vars[slot].map(|v| em.b.use_var(v));
         }
-        em.exit();
+        em.tlb_set = Some(em.b.use_var(em.tlb_var));
+        em.flags = None;
+        em.flags_dirty = false;
+        em.bits_dirty = false;
+        em.k = 0;
+        em.block(rb.ops, kinds_of);
     }
     em.b.seal_all_blocks();
     em.b.finalize(cfg);
     Some(())
+}
+
+impl Em<'_> {
+    /// The body of one block, from its top to its exits.
+    fn block(&mut self, ops: &[Op], kinds_of: &[Option<Kind>]) {
+        let n = ops.len();
+        let em = self;
+        let mut i = 0;
+        let mut ended = false;
+        while i < n {
+            let op = &ops[i];
+            match kinds_of[i] {
+                None => {
+                    em.call(ops, i);
+                    // The handler set RIP; the next op's comes from `end`.
+                }
+                Some(Kind::MovRR64) => {
+                    let v = em.gpr(op.o[1]);
+                    em.set_gpr(op.o[0], 8, v);
+                    em.k += 1;
+                }
+                Some(Kind::MovRR32) => {
+                    let v = em.gpr(op.o[1]);
+                    em.set_gpr(op.o[0], 4, v);
+                    em.k += 1;
+                }
+                Some(Kind::MovRI) => {
+                    let v = em.c((op.imm & size_mask(op.osz)) as i64);
+                    em.set_gpr(op.o[0], op.osz, v);
+                    em.k += 1;
+                }
+                Some(Kind::AluRR(k, sz)) | Some(Kind::AluRI(k, sz)) => {
+                    em.alu(op, k, sz, matches!(kinds_of[i], Some(Kind::AluRI(..))));
+                    em.k += 1;
+                }
+                Some(Kind::IncDec(dec, sz)) => {
+                    em.incdec(op, dec, sz);
+                    em.k += 1;
+                }
+                Some(Kind::AluRRJcc(..)) | Some(Kind::AluRIJcc(..)) | Some(Kind::IncDecJcc(..)) => {
+                    match kinds_of[i] {
+                        Some(Kind::IncDecJcc(dec, sz)) => em.incdec(op, dec, sz),
+                        Some(Kind::AluRIJcc(k, sz)) => em.alu(op, k, sz, true),
+                        Some(Kind::AluRRJcc(k, sz)) => em.alu(op, k, sz, false),
+                        _ => {}
+                    }
+                    // The Jcc half (`alu::jcc_half`): the fused op's `base` is
+                    // the Jcc's length, `index` its operand size, `disp` its
+                    // displacement, `aux` its condition.
+                    let c = em.cond(op.aux & 15);
+                    let next_d = op.end as i64 + op.base as i64;
+                    let next = em.rip_at(next_d);
+                    let t0 = em.b.ins().iadd_imm_s(next, op.disp as i64);
+                    let t = em.b.ins().band_imm_s(t0, size_mask(op.index) as i64);
+                    // The ALU half counts even when the branch faults.
+                    em.k += 1;
+                    let cands = [next_d + op.disp as i64, next_d];
+                    em.end_branch(ops, Some(c), next, t, i + 1, &cands);
+                    ended = true;
+                    break;
+                }
+                Some(Kind::Jcc(cc)) => {
+                    let c = em.cond(cc);
+                    let next = em.rip_at(op.end as i64);
+                    let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
+                    let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
+                    let cands = [op.end as i64 + op_imm(op), op.end as i64];
+                    em.end_branch(ops, Some(c), next, t, i, &cands);
+                    ended = true;
+                    break;
+                }
+                Some(
+                    k @ (Kind::MovRM(_)
+                    | Kind::MovMR(_)
+                    | Kind::MovMI(_)
+                    | Kind::MovX(..)
+                    | Kind::Push(_)
+                    | Kind::Pop(_)),
+                ) => {
+                    em.mem(ops, i, k);
+                    em.k += 1;
+                }
+                Some(Kind::Lea) => {
+                    let a = em.ea(op);
+                    em.set_gpr(op.o[0], op.osz, a);
+                    em.k += 1;
+                }
+                Some(Kind::CallRel(sz)) => {
+                    let t = em.call_rel(ops, i, sz);
+                    em.st(t, RIP);
+                    em.k += 1;
+                    em.flush_flags();
+                    let cands = [op.end as i64 + op_imm(op), op.end as i64];
+                    em.transition(t, &cands);
+                    ended = true;
+                    break;
+                }
+                Some(Kind::Ret(sz)) => {
+                    let t = em.ret(ops, i, sz);
+                    em.st(t, RIP);
+                    em.k += 1;
+                    em.flush_flags();
+                    let cands: Vec<i64> = em.ret_sites.iter().map(|d| d - em.cur_d).collect();
+                    em.transition(t, &cands);
+                    ended = true;
+                    break;
+                }
+                Some(Kind::JmpRel) => {
+                    let next = em.rip_at(op.end as i64);
+                    let t0 = em.b.ins().iadd_imm_s(next, op.imm as i64);
+                    let t = em.b.ins().band_imm_s(t0, size_mask(op.osz) as i64);
+                    let cands = [op.end as i64 + op_imm(op)];
+                    em.end_branch(ops, None, next, t, i, &cands);
+                    ended = true;
+                    break;
+                }
+            }
+            i += 1;
+        }
+        if !ended {
+            // Fell off the end: RIP after the last op, unless its handler set it.
+            if let Some(last) = ops.last() {
+                let rip = if kinds_of[n - 1].is_some() {
+                    let rip = em.rip_at(last.end as i64);
+                    em.st(rip, RIP);
+                    rip
+                } else {
+                    em.ld(RIP)
+                };
+                em.transition(rip, &[last.end as i64]);
+            } else {
+                em.exit();
+            }
+        }
+    }
 }
