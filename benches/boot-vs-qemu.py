@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Boot-to-container time: vx86 against QEMU TCG, side by side, in one run.
 
-    benches/boot-vs-qemu.py [--vx86 PATH] [--guest-dir DIR] [--runs N] [--only initramfs|disk]
+    benches/boot-vs-qemu.py [--vx86 PATH] [--guest-dir DIR] [--runs N] [--only initramfs|disk] [--jit]
 
 Boots the guests that scripts/build-guest.sh made (in $VX86_GUEST_CACHE/out,
 default ./guest-cache/out) under `qemu-system-x86_64 -M isapc -cpu qemu64,-apic
@@ -13,6 +13,8 @@ from process start to each marker and the vx86/QEMU ratio. Two comparisons:
 * "same work": both enter through the PVH note (vx86 with the bzImage, QEMU
   with the ELF vmlinux extracted from it), when an uncompressed vmlinux
   (out/vmlinux) exists.
+
+With --jit, vx86 also runs with its JIT tier (`--jit`), as a third row.
 
 QEMU is only a reference to compare against; vx86 never needs it.
 """
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--only", choices=["initramfs", "disk"])
     ap.add_argument("--limit", type=float, default=1800.0)
+    ap.add_argument("--jit", action="store_true", help="also run vx86 with --jit")
     a = ap.parse_args()
     g = a.guest_dir
     kernel = os.path.join(g, "vmlinuz")
@@ -90,6 +93,8 @@ def main():
             ("qemu  bzImage", base_q + ["-kernel", kernel] + args),
             ("vx86  bzImage", [a.vx86, "-kernel", kernel] + args),
         ]
+        if a.jit:
+            configs.append(("vx86  bzImage --jit", [a.vx86, "--jit", "-kernel", kernel] + args))
         if os.path.exists(vmlinux):
             configs.append(("qemu  PVH vmlinux", base_q + ["-kernel", vmlinux] + args))
         for label, cmd in configs:
@@ -102,10 +107,12 @@ def main():
         q = times.get((name, "qemu  bzImage"), {}).get(last)
         v = times.get((name, "vx86  bzImage"), {}).get(last)
         qp = times.get((name, "qemu  PVH vmlinux"), {}).get(last)
-        if q and v:
-            print(f"{name:9} ratio vx86/QEMU to {last}, same command line: {v / q:.2f}x")
-        if qp and v:
-            print(f"{name:9} ratio vx86/QEMU to {last}, same work (PVH): {v / qp:.2f}x")
+        vj = times.get((name, "vx86  bzImage --jit"), {}).get(last)
+        for tag, vt in (("", v), (" (--jit)", vj)):
+            if q and vt:
+                print(f"{name:9} ratio vx86{tag}/QEMU to {last}, same command line: {vt / q:.2f}x")
+            if qp and vt:
+                print(f"{name:9} ratio vx86{tag}/QEMU to {last}, same work (PVH): {vt / qp:.2f}x")
 
 
 if __name__ == "__main__":
