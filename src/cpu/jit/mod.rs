@@ -29,7 +29,9 @@
 //! it goes when the block goes: a write that invalidates the block (self-
 //! modifying code, in any of the interpreter's cases) retires the compiled
 //! code with it. The code memory is bounded: after [`MAX_COMPILED`]
-//! functions the whole code buffer is freed and hot blocks compile again.
+//! functions, or when the functions hold [`MAX_HELD_OPS`] ops (64 bytes
+//! each: 64 MiB), the whole code buffer is freed and hot blocks compile
+//! again.
 
 mod emit;
 
@@ -46,6 +48,10 @@ pub type JitFn = unsafe extern "C" fn(*mut Cpu, *mut &mut dyn Bus, *const Op) ->
 
 /// Compiled functions kept before the code buffer is freed and refilled.
 pub const MAX_COMPILED: usize = 16384;
+
+/// Ops the compiled functions' blocks may hold alive (blocks evicted from
+/// the block cache stay allocated while a function holds them).
+pub const MAX_HELD_OPS: usize = 1 << 20;
 
 /// Runs a block this many times in the interpreter before compiling it.
 /// Compiling costs about 0.5 ms a block (Cranelift, measured on the Debian
@@ -83,6 +89,8 @@ pub struct Jit {
     /// invalidated is no longer valid, and the code checks that before it
     /// runs one.
     table: Vec<(usize, JitFn, Vec<BlockOps>)>,
+    /// Ops of the blocks `table` holds.
+    held_ops: usize,
     /// Runs of a block before it compiles.
     pub threshold: u32,
     /// Compile every block, even one of handler calls only (threshold 1:
@@ -145,6 +153,7 @@ impl Jit {
             ctx,
             fctx: cranelift_frontend::FunctionBuilderContext::new(),
             table: Vec::new(),
+            held_ops: 0,
             threshold: threshold.clamp(1, COMPILED - 1),
             every_block: threshold <= 1,
             compiled: 0,
@@ -190,7 +199,8 @@ impl Jit {
     fn compile_region(&mut self, region: &[(i64, BlockOps)]) -> Option<JitFn> {
         let (_, head) = region.first()?;
         let first = head.first()?;
-        if self.table.len() >= MAX_COMPILED {
+        let ops: usize = region.iter().map(|(_, b)| b.len()).sum();
+        if self.table.len() >= MAX_COMPILED || self.held_ops + ops > MAX_HELD_OPS {
             self.flush();
         }
         let t0 = std::time::Instant::now();
@@ -201,6 +211,7 @@ impl Jit {
             return None;
         };
         self.region_blocks += region.len() as u64;
+        self.held_ops += ops;
         first.jit.set(COMPILED | self.table.len() as u32);
         self.table.push((
             head.id(),
@@ -227,6 +238,7 @@ impl Jit {
     /// Frees every compiled function (blocks compile again when hot).
     pub fn flush(&mut self) {
         self.table.clear();
+        self.held_ops = 0;
         if let Some(old) = self.module.take() {
             // SAFETY: no compiled function is running (this runs between
             // blocks) and the table that held their addresses is empty, so
