@@ -831,21 +831,12 @@ impl Em<'_> {
         };
         // The stack pointer after the op (PUSH, POP) and the offset accessed.
         let (off, seg, new_sp) = match kind {
-            Kind::Push(sz) | Kind::Pop(sz) => {
-                let m = self.ld(SP_MASK);
-                let rsp = self.gpr(RSP);
-                let keep = self.b.ins().bnot(m);
-                let keep = self.b.ins().band(rsp, keep);
-                let (sp, nsp) = if matches!(kind, Kind::Push(_)) {
-                    let d = self.b.ins().iadd_imm_s(rsp, -(sz as i64));
-                    let sp = self.b.ins().band(d, m);
-                    (sp, sp)
-                } else {
-                    let sp = self.b.ins().band(rsp, m);
-                    let u = self.b.ins().iadd_imm_s(sp, sz as i64);
-                    (sp, self.b.ins().band(u, m))
-                };
-                let new_sp = self.b.ins().bor(keep, nsp);
+            Kind::Push(sz) => {
+                let (sp, new_sp) = self.push_slot(sz);
+                (sp, crate::cpu::state::SS as u8, Some(new_sp))
+            }
+            Kind::Pop(sz) => {
+                let (sp, new_sp) = self.pop_slot(sz as i64);
                 (sp, crate::cpu::state::SS as u8, Some(new_sp))
             }
             _ => (self.ea(op), op.seg, None),
@@ -894,24 +885,10 @@ impl Em<'_> {
             self.set_gpr(op.o[0], dsz, v);
         }
         self.b.ins().jump(join, &[]);
-        let fast_dirty = self.dirty;
-
+        let state = self.split_state();
         self.b.switch_to_block(slow);
-        let state = (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set);
-        let fdirty = (self.flags_dirty, self.bits_dirty);
-        // The handler's path stores what this path holds (`call`); the
-        // fast path still holds it unstored, so after the join it counts as
-        // dirty again (storing it twice is harmless).
         self.call(ops, i);
-        // The handler wrote only `writes` and not the flags, segments or
-        // privilege: what this path knew still holds.
-        (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set) = state;
-        (self.flags_dirty, self.bits_dirty) = fdirty;
-        self.dirty = fast_dirty;
-        self.reload(writes);
-        let ic = self.ld(ICOUNT);
-        let ic = self.b.ins().iadd_imm_s(ic, -self.k);
-        self.b.def_var(self.ic, ic);
+        self.rejoin_slow(state, writes);
         self.b.ins().jump(join, &[]);
         self.b.switch_to_block(join);
     }
@@ -928,9 +905,25 @@ impl Em<'_> {
         (sp, new_sp)
     }
 
+    /// The stack slot a pop reads, and RSP after it moves `by` bytes.
+    fn pop_slot(&mut self, by: i64) -> (Value, Value) {
+        let m = self.ld(SP_MASK);
+        let rsp = self.gpr(4);
+        let keep = self.b.ins().bnot(m);
+        let keep = self.b.ins().band(rsp, keep);
+        let sp = self.b.ins().band(rsp, m);
+        let u = self.b.ins().iadd_imm_s(sp, by);
+        let nsp = self.b.ins().band(u, m);
+        let new_sp = self.b.ins().bor(keep, nsp);
+        (sp, new_sp)
+    }
+
     /// After a handler ran on the slow side of a split (`mem`, `call_rel`,
     /// `ret`): the state the fast side had, with the handler's register
-    /// writes (`writes`) and count taken from memory.
+    /// writes (`writes`) and count taken from memory. The handler wrote only
+    /// `writes`, never the flags, segments or privilege, so what the fast
+    /// side knew still holds; what it holds unstored stays dirty (the slow
+    /// side stored it already: storing twice is harmless).
     fn rejoin_slow(&mut self, state: SplitState, writes: u16) {
         (self.loaded, self.flags, self.k, self.seg_ok, self.tlb_set) = state.0;
         (self.flags_dirty, self.bits_dirty) = state.1;
@@ -977,8 +970,7 @@ impl Em<'_> {
             .store(MemFlagsData::new().with_notrap(), v, host, 0);
         self.set_gpr(4, 8, new_sp);
         self.b.ins().jump(join, &[]);
-        let mut state = self.split_state();
-        state.2 = self.dirty;
+        let state = self.split_state();
         self.b.switch_to_block(slow);
         self.call(ops, i);
         self.rejoin_slow(state, 1 << 4);
@@ -992,9 +984,11 @@ impl Em<'_> {
     /// when either fails. Returns the new RIP.
     fn ret(&mut self, ops: &[Op], i: usize, sz: u8) -> Value {
         let op = &ops[i];
-        let m = self.ld(SP_MASK);
-        let rsp = self.gpr(4);
-        let sp = self.b.ins().band(rsp, m);
+        let mut by = sz as i64;
+        if op.o[0] == crate::cpu::decode::K_IMM {
+            by += (op.imm & 0xFFFF) as i64;
+        }
+        let (sp, new_sp) = self.pop_slot(by);
         let (host, ok) = self.host_addr(crate::cpu::state::SS as u8, sp, sz, false);
         let fast = self.b.create_block();
         let fast2 = self.b.create_block();
@@ -1020,15 +1014,6 @@ impl Em<'_> {
         let bok = self.branch_ok(v);
         self.b.ins().brif(bok, fast2, &[], slow, &[]);
         self.b.switch_to_block(fast2);
-        let mut add = sz as i64;
-        if op.o[0] == crate::cpu::decode::K_IMM {
-            add += (op.imm & 0xFFFF) as i64;
-        }
-        let u = self.b.ins().iadd_imm_s(sp, add);
-        let nsp = self.b.ins().band(u, m);
-        let keep = self.b.ins().bnot(m);
-        let keep = self.b.ins().band(rsp, keep);
-        let new_sp = self.b.ins().bor(keep, nsp);
         self.set_gpr(4, 8, new_sp);
         self.b.ins().jump(join, &[v.into()]);
         let state = self.split_state();
